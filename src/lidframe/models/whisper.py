@@ -56,6 +56,9 @@ class WhisperLid(LidModel):
 
         location = resolve_whisper_source(spec.source)
         dtype = getattr(torch, spec.dtype)
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # a bar per worker per model is noise in job logs
         try:
             model = WhisperForConditionalGeneration.from_pretrained(location, dtype=dtype)
         except OSError as exc:

@@ -1,0 +1,33 @@
+"""lidframe: spoken language identification over very large audio collections, on Dask.
+
+Importing lidframe has no side effects: no Dask configuration, environment variable or model is
+touched until a function is called.
+"""
+
+from lidframe.audio import AudioConfig, decode_window
+from lidframe.errors import AudioError, ConfigError, LidframeError, ManifestError, ModelError
+from lidframe.manifest import read_manifest
+from lidframe.models import LidModel, ModelSpec, available_models, load_model, parse_model
+from lidframe.pipeline import RunSummary, identify, run
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AudioConfig",
+    "AudioError",
+    "ConfigError",
+    "LidModel",
+    "LidframeError",
+    "ManifestError",
+    "ModelError",
+    "ModelSpec",
+    "RunSummary",
+    "__version__",
+    "available_models",
+    "decode_window",
+    "identify",
+    "load_model",
+    "parse_model",
+    "read_manifest",
+    "run",
+]

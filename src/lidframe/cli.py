@@ -1,0 +1,90 @@
+"""Command line: flags become a library call. No logic lives here."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from lidframe.errors import LidframeError
+
+__all__ = ["main"]
+
+
+def _storage_options(pairs: Sequence[str]) -> dict[str, object]:
+    """``KEY=VALUE`` pairs; VALUE is parsed as JSON when it can be (numbers, booleans, objects)."""
+    options: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise LidframeError(f"--storage-option expects KEY=VALUE, got {pair!r}")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lidframe", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="identify the language of every clip of a manifest")
+    run.add_argument("manifest", help="CSV, Parquet or JSONL manifest (local path or URL, e.g. s3://)")
+    run.add_argument("--out", required=True, help="output folder for part-NNNNN.parquet files")
+    run.add_argument("--models", nargs="+", default=["whisper-base"],
+                     help="model names (see `lidframe models`); default: whisper-base")
+    run.add_argument("--workers", type=int, default=None, help="local worker processes")
+    run.add_argument("--scheduler", default=None, help="address of a running Dask scheduler")
+    run.add_argument("--batch-size", type=int, default=8, help="clips per forward pass")
+    run.add_argument("--partition-rows", type=int, default=128, help="manifest rows per partition")
+    run.add_argument("--top-k", type=int, default=5, help="languages kept in each *_topk column")
+    run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    run.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    run.add_argument("--max-window", type=float, default=30.0,
+                     help="longest stretch of a file decoded per row, in seconds")
+    run.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE",
+                     help="fsspec option for the manifest, audio and output (repeatable)")
+    run.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+
+    sub.add_parser("models", help="list the model names")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``lidframe`` command; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "models":
+            from lidframe.models import available_models
+
+            print("\n".join(available_models()))
+            return 0
+        from lidframe.audio import AudioConfig
+        from lidframe.pipeline import run
+
+        summary = run(
+            args.manifest,
+            args.out,
+            args.models,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            batch_size=args.batch_size,
+            partition_rows=args.partition_rows,
+            top_k=args.top_k,
+            device=args.device,
+            dtype=args.dtype,
+            audio=AudioConfig(max_window=args.max_window),
+            storage_options=_storage_options(args.storage_option),
+            progress=not args.no_progress,
+        )
+        print(summary)
+        return 0
+    except LidframeError as exc:
+        print(f"lidframe: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
