@@ -110,6 +110,10 @@ def run(
     (default: the same).
     """
     started = time.perf_counter()
+    if isinstance(models, str):
+        models = [models]
+    for name in models:  # fail on a bad model name before starting anything
+        parse_model(name, device=device, dtype=dtype)
     out = os.fspath(out)
     out_options = dict(storage_options or {}) if out_storage_options is None else dict(out_storage_options)
     with connect(scheduler=scheduler, workers=workers) as client:

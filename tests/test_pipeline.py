@@ -1,0 +1,141 @@
+"""The whole job on real worker processes with real whisper-base weights."""
+
+from __future__ import annotations
+
+import os
+
+import dask
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from distributed import Client, LocalCluster
+
+import lidframe
+from lidframe.models import load_count
+from lidframe.sinks import part_name
+from lidframe.testing import TEXTS, synthesize
+
+pytestmark = pytest.mark.slow
+
+LANGS = ("en", "de", "es", "it", "fr", "pl")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """Six spoken clips, plus a missing, an empty, a non-audio and a truncated file."""
+    root = tmp_path_factory.mktemp("corpus")
+    rows = []
+    for i, lang in enumerate(LANGS):
+        name = f"clips/{lang}.{'wav' if i % 2 else 'opus'}"
+        (root / "clips").mkdir(exist_ok=True)
+        synthesize(TEXTS[lang][0], lang, root / name)
+        rows.append({"audio": name, "label": lang})
+    (root / "clips" / "empty.wav").write_bytes(b"")
+    (root / "clips" / "notes.wav").write_text("this is not audio at all\n" * 50)
+    whole = (root / "clips" / "en.opus").read_bytes()
+    (root / "clips" / "cut.opus").write_bytes(whole[: len(whole) // 40])
+    rows += [
+        {"audio": "clips/missing.wav", "label": "en"},
+        {"audio": "clips/empty.wav", "label": "en"},
+        {"audio": "clips/notes.wav", "label": "en"},
+        {"audio": "clips/cut.opus", "label": "en"},
+    ]
+    manifest = root / "manifest.csv"
+    pd.DataFrame(rows).to_csv(manifest, index=False)
+    return manifest
+
+
+def test_run_writes_one_part_per_partition_and_marks_bad_rows(corpus, tmp_path):
+    out = tmp_path / "results"
+    summary = lidframe.run(corpus, out, ["whisper-base"], workers=2, partition_rows=3,
+                           batch_size=4, progress=False)
+    assert summary.rows == 10 and summary.partitions == 4
+    assert sorted(os.listdir(out)) == [part_name(i) for i in range(4)]
+
+    df = pd.read_parquet(out).sort_values("audio").reset_index(drop=True)
+    assert list(df.columns) == ["id", "audio", "label", "offset", "duration", "error",
+                                "whisper_base_lang", "whisper_base_prob", "whisper_base_topk"]
+    bad = df[df["error"].notna()]
+    bad = bad.set_index(bad["audio"].str.rsplit("/", n=1).str[-1])
+    assert set(bad.index) >= {"missing.wav", "empty.wav", "notes.wav"}
+    assert bad.loc["missing.wav", "error"].startswith("not_found: ")
+    assert bad.loc["empty.wav", "error"].startswith("empty: ")
+    assert bad.loc["notes.wav", "error"].startswith("decode_failed: ")
+    assert "notes.wav" in bad.loc["notes.wav", "error"]
+    assert bad["whisper_base_lang"].isna().all() and bad["whisper_base_prob"].isna().all()
+    assert summary.errors == len(bad)
+
+    good = df[df["error"].isna()]
+    assert len(good) >= 6
+    assert good["whisper_base_lang"].notna().all()
+    assert good["whisper_base_prob"].between(0, 1).all()
+    for topk, lang, prob in zip(good["whisper_base_topk"], good["whisper_base_lang"],
+                                good["whisper_base_prob"], strict=True):
+        assert len(topk) == 5 and topk[0]["lang"] == lang
+        assert topk[0]["prob"] == pytest.approx(prob, rel=1e-6)
+        assert [t["prob"] for t in topk] == sorted((t["prob"] for t in topk), reverse=True)
+    # whisper-base knows these espeak voices well: most must come out right
+    speech = good[good["audio"].str.contains("|".join(f"/{lang}\\." for lang in LANGS))]
+    assert (speech["whisper_base_lang"] == speech["label"]).mean() >= 0.5
+
+    table = pq.read_table(out)
+    topk_type = table.schema.field("whisper_base_topk").type
+    assert pa.types.is_list(topk_type)
+    assert topk_type.value_type == pa.struct([("lang", pa.string()), ("prob", pa.float32())])
+    counts = duckdb.sql(f"select count(*), count(distinct id) from '{out}/*.parquet'").fetchall()[0]
+    assert counts == (10, 10)
+    assert "10 rows in 4 partitions" in str(summary)
+
+
+def test_rerun_replaces_parts_and_removes_stale_ones(corpus, tmp_path):
+    out = tmp_path / "results"
+    lidframe.run(corpus, out, workers=1, partition_rows=2, progress=False)
+    assert len(os.listdir(out)) == 5
+    first = pd.read_parquet(out).sort_values("id").reset_index(drop=True)
+    lidframe.run(corpus, out, workers=1, partition_rows=4, progress=False)
+    assert sorted(os.listdir(out)) == [part_name(i) for i in range(3)]
+    again = pd.read_parquet(out).sort_values("id").reset_index(drop=True)
+    assert again["id"].tolist() == first["id"].tolist()  # no row lost, none duplicated
+    pd.testing.assert_series_equal(again["whisper_base_lang"], first["whisper_base_lang"])
+
+
+def test_each_worker_loads_each_model_once(corpus, tmp_path):
+    # Two different models (the packaged weights, and the same weights named by directory) on two
+    # worker processes over many partitions: one load per model per worker, never one per partition.
+    from lidframe.models.whisper_weights import packaged_whisper_dir
+
+    models = ["whisper-base", f"whisper:{packaged_whisper_dir()}"]
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        ddf = lidframe.read_manifest(corpus, partition_rows=1)
+        assert ddf.npartitions == 10
+        out = lidframe.identify(ddf, models, batch_size=2).compute()
+        loads = client.run(load_count)
+    assert len(loads) == 2
+    for per_worker in loads.values():
+        assert all(n == 1 for n in per_worker.values()), per_worker
+    assert sum(len(v) for v in loads.values()) >= 2
+    names = {k.split("@")[0] for v in loads.values() for k in v}
+    assert names == set(models)
+    ok = out["error"].isna()
+    alias = lidframe.models.column_alias(models[1])
+    assert (out.loc[ok, "whisper_base_lang"] == out.loc[ok, f"{alias}_lang"]).all()
+
+
+def test_identify_is_lazy_and_meta_matches(corpus):
+    with dask.config.set(scheduler="synchronous"):
+        ddf = lidframe.read_manifest(corpus, partition_rows=5)
+        result = lidframe.identify(ddf, ["whisper-base"], top_k=3)
+        assert list(result.columns)[-3:] == ["whisper_base_lang", "whisper_base_prob", "whisper_base_topk"]
+        part = result.get_partition(0).compute()
+    assert dict(part.dtypes) == dict(result._meta.dtypes)
+    assert part["whisper_base_topk"].dropna().map(len).eq(3).all()
+
+
+def test_bad_settings_fail_before_work(corpus, tmp_path):
+    with pytest.raises(lidframe.ConfigError, match="unknown model 'whisper-huge'.*whisper-base"):
+        lidframe.run(corpus, tmp_path, ["whisper-huge"], progress=False)
+    with pytest.raises(lidframe.ConfigError, match="batch_size"):
+        lidframe.identify(lidframe.read_manifest(corpus), batch_size=0)
