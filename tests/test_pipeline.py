@@ -139,3 +139,14 @@ def test_bad_settings_fail_before_work(corpus, tmp_path):
         lidframe.run(corpus, tmp_path, ["whisper-huge"], progress=False)
     with pytest.raises(lidframe.ConfigError, match="batch_size"):
         lidframe.identify(lidframe.read_manifest(corpus), batch_size=0)
+
+
+def test_run_attaches_to_a_running_scheduler(corpus, tmp_path):
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        summary = lidframe.run(corpus, tmp_path / "out", scheduler=cluster.scheduler_address,
+                               partition_rows=5, progress=False)
+        with Client(cluster) as client:
+            loads = client.run(load_count)
+    assert summary.rows == 10
+    assert [v for v in loads.values()] == [{"whisper-base@cpu/float32": 1}]
