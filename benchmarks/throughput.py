@@ -37,7 +37,9 @@ def _machine() -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--manifest", default=str(ROOT / "examples/demo/manifest.csv"))
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
@@ -58,7 +60,9 @@ def main() -> None:
     n = len(manifest)
     results: dict[str, float] = {}
 
-    config = KernelConfig(models=(lidframe.parse_model("whisper-base"),), batch_size=args.batch_size)
+    config = KernelConfig(
+        models=(lidframe.parse_model("whisper-base"),), batch_size=args.batch_size
+    )
     identify_partition(manifest.head(args.batch_size), config)  # load the model, warm up
     start = time.perf_counter()
     ours = identify_partition(manifest, config)
@@ -67,14 +71,23 @@ def main() -> None:
     if not args.skip_run:
         with tempfile.TemporaryDirectory() as out:
             start = time.perf_counter()
-            lidframe.run(args.manifest, out, ["whisper-base"], workers=1, batch_size=args.batch_size,
-                         partition_rows=max(1, n // 4), progress=False)
+            lidframe.run(
+                args.manifest,
+                out,
+                ["whisper-base"],
+                workers=1,
+                batch_size=args.batch_size,
+                partition_rows=max(1, n // 4),
+                progress=False,
+            )
             results["lidframe run (end to end)"] = n / (time.perf_counter() - start)
 
     model_dir = str(packaged_whisper_dir())
     peer_langs = {}
     for compute_type in ("int8", "float32"):
-        peer = WhisperModel(model_dir, device="cpu", compute_type=compute_type, cpu_threads=args.threads)
+        peer = WhisperModel(
+            model_dir, device="cpu", compute_type=compute_type, cpu_threads=args.threads
+        )
         peer.detect_language(decode_audio(manifest["audio"].iloc[0]))  # warm up
         start = time.perf_counter()
         langs = []
@@ -86,8 +99,12 @@ def main() -> None:
 
     ok = ours["error"].isna()
     agree = {
-        k: float((ours.loc[ok, "whisper_base_lang"].to_numpy() == pd.Series(v)[ok.to_numpy()].map(
-            canonical).to_numpy()).mean())
+        k: float(
+            (
+                ours.loc[ok, "whisper_base_lang"].to_numpy()
+                == pd.Series(v)[ok.to_numpy()].map(canonical).to_numpy()
+            ).mean()
+        )
         for k, v in peer_langs.items()
     }
     base = results["faster-whisper int8"]

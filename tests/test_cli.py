@@ -12,8 +12,13 @@ from lidframe.testing import TEXTS, synthesize
 
 
 def _lidframe(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "lidframe.cli", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "lidframe.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=600,
+    )
 
 
 def test_models_lists_names():
@@ -26,9 +31,17 @@ def test_models_lists_names():
 def test_run_prints_summary_and_writes_parquet(tmp_path):
     synthesize(TEXTS["de"][1], "de", tmp_path / "de.wav")
     pd.DataFrame({"audio": ["de.wav", "gone.wav"], "label": ["de", "de"]}).to_csv(
-        tmp_path / "m.csv", index=False)
-    proc = _lidframe("run", str(tmp_path / "m.csv"), "--out", str(tmp_path / "out"),
-                     "--workers", "1", "--no-progress")
+        tmp_path / "m.csv", index=False
+    )
+    proc = _lidframe(
+        "run",
+        str(tmp_path / "m.csv"),
+        "--out",
+        str(tmp_path / "out"),
+        "--workers",
+        "1",
+        "--no-progress",
+    )
     assert proc.returncode == 0, proc.stderr
     assert "2 rows in 1 partitions, 1 errors" in proc.stdout
     assert "not_found 1" in proc.stdout
@@ -42,6 +55,7 @@ def test_bad_input_exits_2_with_clear_message(tmp_path):
     assert proc.returncode == 2
     assert "lidframe: error:" in proc.stderr and "'audio' is missing" in proc.stderr
     (tmp_path / "ok.csv").write_text("audio\nx.wav\n")
-    proc = _lidframe("run", str(tmp_path / "ok.csv"), "--out", str(tmp_path / "o"),
-                     "--models", "nope")
+    proc = _lidframe(
+        "run", str(tmp_path / "ok.csv"), "--out", str(tmp_path / "o"), "--models", "nope"
+    )
     assert proc.returncode == 2 and "unknown model 'nope'" in proc.stderr

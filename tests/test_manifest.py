@@ -42,7 +42,9 @@ def test_formats_resolve_relative_paths_and_normalise(tmp_path, fmt):
     df = read_manifest(path).compute()
     assert list(df.columns) == ["id", "audio", "label", "offset", "duration"]
     assert df["audio"].tolist() == [
-        os.path.join(str(tmp_path), "clips", "a.wav"), "/data/b.flac", "s3://bucket/c.opus",
+        os.path.join(str(tmp_path), "clips", "a.wav"),
+        "/data/b.flac",
+        "s3://bucket/c.opus",
     ]
     assert df["label"].tolist() == ["de", "jv", "en"]  # canonical codes: Whisper's jw is jv
     assert df["offset"].iloc[0] == 1.5 and pd.isna(df["offset"].iloc[1])
@@ -50,8 +52,10 @@ def test_formats_resolve_relative_paths_and_normalise(tmp_path, fmt):
 
 
 def test_derived_ids_are_stable_and_depend_on_window(tmp_path):
-    rows = [{"audio": "a.wav", "offset": 0.0, "duration": 5.0},
-            {"audio": "a.wav", "offset": 5.0, "duration": 5.0}]
+    rows = [
+        {"audio": "a.wav", "offset": 0.0, "duration": 5.0},
+        {"audio": "a.wav", "offset": 5.0, "duration": 5.0},
+    ]
     first = read_manifest(_write(tmp_path, rows, "csv")).compute()["id"].tolist()
     other = tmp_path / "elsewhere"
     other.mkdir()
@@ -73,7 +77,9 @@ def test_partitions_hold_exact_row_ranges(tmp_path, size):
     parts = [p.compute() for p in ddf.to_delayed()]
     assert [len(p) for p in parts] == [min(size, 23 - k) for k in range(0, 23, size)]
     flat = pd.concat(parts)
-    assert flat["audio"].str.rsplit("/", n=1).str[-1].tolist() == [f"clip-{i}.wav" for i in range(23)]
+    assert flat["audio"].str.rsplit("/", n=1).str[-1].tolist() == [
+        f"clip-{i}.wav" for i in range(23)
+    ]
     assert flat.index.tolist() == list(range(23))
 
 
@@ -83,7 +89,8 @@ def test_partitions_cross_input_blocks(tmp_path):
     folder.mkdir()
     for k in range(3):
         pd.DataFrame({"audio": [f"f{k}-{i}.wav" for i in range(5)]}).to_parquet(
-            folder / f"part{k}.parquet", index=False)
+            folder / f"part{k}.parquet", index=False
+        )
     ddf = read_manifest(folder, partition_rows=4)
     parts = [p.compute() for p in ddf.to_delayed()]
     assert [len(p) for p in parts] == [4, 4, 4, 3]
@@ -95,13 +102,18 @@ def test_partitions_cross_input_blocks(tmp_path):
     ("rows", "message"),
     [
         ([{"path": "a.wav"}], "required column 'audio' is missing"),
-        ([{"audio": "a.wav", "offset": "1"}, {"audio": "b.wav", "offset": "abc"}],
-         "row 1: column 'offset': 'abc' is not a number"),
+        (
+            [{"audio": "a.wav", "offset": "1"}, {"audio": "b.wav", "offset": "abc"}],
+            "row 1: column 'offset': 'abc' is not a number",
+        ),
         ([{"audio": "a.wav", "duration": "-2"}], "row 0: column 'duration': -2.0 is not positive"),
         ([{"audio": "a.wav", "offset": "-1"}], "row 0: column 'offset': -1.0 is negative"),
         ([{"audio": "a.wav"}, {"audio": ""}], "row 1: column 'audio' is empty"),
         ([{"audio": "a.wav", "label": "klingonish"}], "row 0: column 'label': 'klingonish'"),
-        ([{"id": "same", "audio": "a.wav"}, {"id": "same", "audio": "b.wav"}], "duplicate ids: 'same'"),
+        (
+            [{"id": "same", "audio": "a.wav"}, {"id": "same", "audio": "b.wav"}],
+            "duplicate ids: 'same'",
+        ),
     ],
 )
 def test_bad_manifests_name_column_or_row(tmp_path, rows, message):
@@ -114,8 +126,12 @@ def test_bad_manifests_name_column_or_row(tmp_path, rows, message):
 def test_row_numbers_are_global_across_blocks(tmp_path):
     folder = tmp_path / "m"
     folder.mkdir()
-    pd.DataFrame({"audio": ["a", "b", "c"], "offset": ["0", "1", None]}).to_parquet(folder / "p0.parquet", index=False)
-    pd.DataFrame({"audio": ["d", "e"], "offset": ["1", "zz"]}).to_parquet(folder / "p1.parquet", index=False)
+    pd.DataFrame({"audio": ["a", "b", "c"], "offset": ["0", "1", None]}).to_parquet(
+        folder / "p0.parquet", index=False
+    )
+    pd.DataFrame({"audio": ["d", "e"], "offset": ["1", "zz"]}).to_parquet(
+        folder / "p1.parquet", index=False
+    )
     with pytest.raises(ManifestError, match="row 4: column 'offset'"):
         read_manifest(folder)
 

@@ -11,7 +11,9 @@ import lidframe
 def test_public_api_is_explicit():
     for name in lidframe.__all__:
         assert hasattr(lidframe, name), name
-    assert callable(lidframe.run) and callable(lidframe.identify) and callable(lidframe.read_manifest)
+    assert (
+        callable(lidframe.run) and callable(lidframe.identify) and callable(lidframe.read_manifest)
+    )
 
 
 def test_import_has_no_heavy_or_gpu_side_effects():

@@ -49,14 +49,24 @@ def corpus(tmp_path_factory):
 
 def test_run_writes_one_part_per_partition_and_marks_bad_rows(corpus, tmp_path):
     out = tmp_path / "results"
-    summary = lidframe.run(corpus, out, ["whisper-base"], workers=2, partition_rows=3,
-                           batch_size=4, progress=False)
+    summary = lidframe.run(
+        corpus, out, ["whisper-base"], workers=2, partition_rows=3, batch_size=4, progress=False
+    )
     assert summary.rows == 10 and summary.partitions == 4
     assert sorted(os.listdir(out)) == [part_name(i) for i in range(4)]
 
     df = pd.read_parquet(out).sort_values("audio").reset_index(drop=True)
-    assert list(df.columns) == ["id", "audio", "label", "offset", "duration", "error",
-                                "whisper_base_lang", "whisper_base_prob", "whisper_base_topk"]
+    assert list(df.columns) == [
+        "id",
+        "audio",
+        "label",
+        "offset",
+        "duration",
+        "error",
+        "whisper_base_lang",
+        "whisper_base_prob",
+        "whisper_base_topk",
+    ]
     bad = df[df["error"].notna()]
     bad = bad.set_index(bad["audio"].str.rsplit("/", n=1).str[-1])
     assert set(bad.index) >= {"missing.wav", "empty.wav", "notes.wav"}
@@ -71,8 +81,9 @@ def test_run_writes_one_part_per_partition_and_marks_bad_rows(corpus, tmp_path):
     assert len(good) >= 6
     assert good["whisper_base_lang"].notna().all()
     assert good["whisper_base_prob"].between(0, 1).all()
-    for topk, lang, prob in zip(good["whisper_base_topk"], good["whisper_base_lang"],
-                                good["whisper_base_prob"], strict=True):
+    for topk, lang, prob in zip(
+        good["whisper_base_topk"], good["whisper_base_lang"], good["whisper_base_prob"], strict=True
+    ):
         assert len(topk) == 5 and topk[0]["lang"] == lang
         assert topk[0]["prob"] == pytest.approx(prob, rel=1e-6)
         assert [t["prob"] for t in topk] == sorted((t["prob"] for t in topk), reverse=True)
@@ -107,8 +118,16 @@ def test_each_worker_loads_each_model_once(corpus, tmp_path):
     from lidframe.models.whisper_weights import packaged_whisper_dir
 
     models = ["whisper-base", f"whisper:{packaged_whisper_dir()}"]
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         ddf = lidframe.read_manifest(corpus, partition_rows=1)
         assert ddf.npartitions == 10
         out = lidframe.identify(ddf, models, batch_size=2).compute()
@@ -128,7 +147,11 @@ def test_identify_is_lazy_and_meta_matches(corpus):
     with dask.config.set(scheduler="synchronous"):
         ddf = lidframe.read_manifest(corpus, partition_rows=5)
         result = lidframe.identify(ddf, ["whisper-base"], top_k=3)
-        assert list(result.columns)[-3:] == ["whisper_base_lang", "whisper_base_prob", "whisper_base_topk"]
+        assert list(result.columns)[-3:] == [
+            "whisper_base_lang",
+            "whisper_base_prob",
+            "whisper_base_topk",
+        ]
         part = result.get_partition(0).compute()
     assert dict(part.dtypes) == dict(result._meta.dtypes)
     assert part["whisper_base_topk"].dropna().map(len).eq(3).all()
@@ -142,10 +165,16 @@ def test_bad_settings_fail_before_work(corpus, tmp_path):
 
 
 def test_run_attaches_to_a_running_scheduler(corpus, tmp_path):
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster:
-        summary = lidframe.run(corpus, tmp_path / "out", scheduler=cluster.scheduler_address,
-                               partition_rows=5, progress=False)
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster:
+        summary = lidframe.run(
+            corpus,
+            tmp_path / "out",
+            scheduler=cluster.scheduler_address,
+            partition_rows=5,
+            progress=False,
+        )
         with Client(cluster) as client:
             loads = client.run(load_count)
     assert summary.rows == 10

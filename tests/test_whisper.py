@@ -19,7 +19,11 @@ def whisper():
 
 def test_registry_names_and_errors():
     spec = parse_model("whisper-base")
-    assert (spec.family, spec.source, spec.alias) == ("whisper", "packaged:whisper-base", "whisper_base")
+    assert (spec.family, spec.source, spec.alias) == (
+        "whisper",
+        "packaged:whisper-base",
+        "whisper_base",
+    )
     assert parse_model("whisper:openai/whisper-small").source == "openai/whisper-small"
     with pytest.raises(ConfigError, match="valid models: .*whisper-base.*whisper:SOURCE"):
         parse_model("wisper-base")
@@ -88,12 +92,15 @@ def test_agrees_with_faster_whisper_on_generated_speech(whisper, tmp_path):
     assert len(corpus) >= 100
     waves = [decode_window(str(tmp_path / a)) for a in corpus["audio"]]
 
-    ours = np.concatenate([whisper.predict_batch(waves[i:i + 8]) for i in range(0, len(waves), 8)])
+    ours = np.concatenate(
+        [whisper.predict_batch(waves[i : i + 8]) for i in range(0, len(waves), 8)]
+    )
     our_lang = [whisper.whisper_codes[j] for j in ours.argmax(axis=1)]
     our_prob = ours.max(axis=1)
 
-    peer = WhisperModel(str(packaged_whisper_dir()), device="cpu", compute_type="float32",
-                        cpu_threads=2)
+    peer = WhisperModel(
+        str(packaged_whisper_dir()), device="cpu", compute_type="float32", cpu_threads=2
+    )
     peer_lang, peer_prob = [], []
     for wave in waves:
         lang, prob, _ = peer.detect_language(wave)

@@ -8,10 +8,12 @@ Why this shape:
   both fail, the error names the file and both reasons.
 * **Only the window.** A clip is ``[offset, offset + duration)`` of its file, and never more than
   :attr:`AudioConfig.max_window` seconds of it (what the models look at). Files are opened through
-  fsspec as seekable file objects, so a 2-hour file on S3 costs a few range requests, not a download.
-* **Limits before decoding.** Size, channel count and duration come from the store and the header and
-  are checked before any sample is decoded.
-* **Resampling with soxr**, the resampler that sox and many speech toolkits use: high quality and fast.
+  fsspec as seekable file objects, so a 2-hour file on S3 costs a few range requests, not a
+  download.
+* **Limits before decoding.** Size, channel count and duration come from the store and the header
+  and are checked before any sample is decoded.
+* **Resampling with soxr**, the resampler that sox and many speech toolkits use: high quality and
+  fast.
 
 Every failure is an :class:`~lidframe.errors.AudioError` with a short category; the kernel turns it
 into the row's ``error`` value. Nothing here knows about dataframes or models.
@@ -20,6 +22,7 @@ into the row's ``error`` value. Nothing here knows about dataframes or models.
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -54,7 +57,9 @@ class AudioConfig:
     def __post_init__(self) -> None:
         for name in ("sample_rate", "max_bytes", "max_channels", "block_size"):
             if getattr(self, name) <= 0:
-                raise ConfigError(f"AudioConfig.{name} must be positive, got {getattr(self, name)!r}")
+                raise ConfigError(
+                    f"AudioConfig.{name} must be positive, got {getattr(self, name)!r}"
+                )
         for name in ("max_window", "max_duration"):
             value = getattr(self, name)
             if not (value > 0 and math.isfinite(value)):
@@ -68,7 +73,7 @@ def decode_window(
     config: AudioConfig | None = None,
     storage_options: Mapping[str, Any] | None = None,
 ) -> np.ndarray:
-    """Decode ``[offset, offset + duration)`` seconds of ``uri`` as mono float32 at ``config.sample_rate``.
+    """Decode ``[offset, offset + duration)`` s of ``uri``: mono float32 at ``config.sample_rate``.
 
     ``offset`` defaults to 0 and ``duration`` to the rest of the file; at most ``config.max_window``
     seconds are returned. Raises :class:`AudioError` whose category says what went wrong.
@@ -91,7 +96,7 @@ def decode_window(
         size = fs.size(path)
     except FileNotFoundError as exc:
         raise AudioError("not_found", f"{uri}: no such file") from exc
-    except Exception as exc:  # noqa: BLE001 - any store error is this row's error, not the job's
+    except Exception as exc:  # any store error is this row's error, not the job's
         raise AudioError("read_failed", f"{uri}: cannot stat: {type(exc).__name__}: {exc}") from exc
     if size is None:
         size = -1
@@ -145,22 +150,36 @@ def _read_soundfile(
     uri: str, fobj: BinaryIO, start: float, want: float, config: AudioConfig, reasons: list[str]
 ) -> tuple[np.ndarray | None, int]:
     """Read the window with libsndfile; ``(None, 0)`` when libsndfile cannot open the file."""
+    # libsndfile clamps a WAV's frame count to what the file holds, so a file cut short would read
+    # as a shorter, valid one: take the count the header promises from the header itself.
+    head = fobj.read(_HEADER_PROBE)
+    promised = _wav_promised_frames(head)
+    if len(head) == _HEADER_PROBE and head[:4] in _WAV_MAGICS and b"data" not in head:
+        promised = _wav_promised_frames(head + fobj.read(_HEADER_PROBE_MAX - _HEADER_PROBE))
+    fobj.seek(0)
     try:
         snd = sf.SoundFile(fobj)
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
-        reasons.append(f"soundfile: {exc}")
+        reasons.append(f"soundfile: {getattr(exc, 'error_string', None) or exc}")
         return None, 0
     with snd:
         rate = snd.samplerate
-        frames = snd.frames
+        frames = available = snd.frames
+        if promised is not None and promised > frames:
+            frames = promised
         known = 0 < frames < 2**62
         _check_header(uri, snd.channels, frames / rate if known else None, config)
-        first = int(round(start * rate))
+        first = round(start * rate)
         if known and first >= frames:
             raise AudioError(
                 "bad_window", f"{uri}: offset {start} s is past the end ({frames / rate:.3f} s)"
             )
-        count = int(round(want * rate))
+        if first >= available and frames > available:
+            raise AudioError(
+                "truncated",
+                f"{uri}: header promises {frames} frames but only {available} are in the file",
+            )
+        count = round(want * rate)
         expected = min(count, frames - first) if known else count
         try:
             if first:
@@ -175,6 +194,45 @@ def _read_soundfile(
             f"{first + data.shape[0]} could be read",
         )
     return _to_mono(data), rate
+
+
+# Bytes read from the start of a file to find a WAV's ``fmt `` and ``data`` chunks (what libsndfile
+# reads anyway), and how far to look when ``bext``/``LIST``/``JUNK`` chunks push ``data`` further.
+_HEADER_PROBE = 4 * 1024
+_HEADER_PROBE_MAX = 256 * 1024
+_WAV_MAGICS = (b"RIFF", b"RIFX", b"RF64")
+# WAVE_FORMAT_PCM, _IEEE_FLOAT, _ALAW, _MULAW, _EXTENSIBLE: one frame is ``block_align`` bytes.
+_FRAMED_WAV_TAGS = frozenset({0x0001, 0x0003, 0x0006, 0x0007, 0xFFFE})
+# Writers that stream to a pipe cannot go back to fill in the data size: they leave 0, 0xFFFFFFFF
+# or a large placeholder just under 2 GiB. Such sizes say nothing about truncation.
+_UNKNOWN_DATA_SIZE = 0x7FFF0000
+
+
+def _wav_promised_frames(head: bytes) -> int | None:
+    """Frames a RIFF/RIFX/RF64 WAV header promises, or ``None`` if unknown or not such a file."""
+    if len(head) < 12 or head[8:12] != b"WAVE" or head[:4] not in _WAV_MAGICS:
+        return None
+    end = ">" if head[:4] == b"RIFX" else "<"
+    block_align = tag = data_size = None
+    pos = 12
+    while pos + 8 <= len(head):
+        chunk, size = head[pos : pos + 4], struct.unpack(end + "I", head[pos + 4 : pos + 8])[0]
+        body = head[pos + 8 : pos + 8 + size]
+        if chunk == b"ds64" and len(body) >= 16:  # RF64: the real data size is 64-bit, here
+            data_size = struct.unpack("<Q", body[8:16])[0]
+        elif chunk == b"fmt " and len(body) >= 14:
+            tag = struct.unpack(end + "H", body[0:2])[0]
+            block_align = struct.unpack(end + "H", body[12:14])[0]
+        elif chunk == b"data":
+            if data_size is None:  # not already given by RF64's ds64
+                data_size = None if size >= _UNKNOWN_DATA_SIZE else size
+            break
+        pos += 8 + size + (size & 1)
+    else:
+        return None
+    if not block_align or tag not in _FRAMED_WAV_TAGS or not data_size:
+        return None
+    return data_size // block_align
 
 
 def _read_pyav(
@@ -208,8 +266,8 @@ def _read_pyav(
             raise AudioError(
                 "bad_window", f"{uri}: offset {start} s is past the end ({seconds:.3f} s)"
             )
-        first = int(round(start * rate))
-        count = int(round(want * rate))
+        first = round(start * rate)
+        count = round(want * rate)
         if start > 0 and stream.time_base is not None:
             try:
                 container.seek(int(start / stream.time_base), stream=stream, backward=True)
@@ -224,7 +282,7 @@ def _read_pyav(
                     block = block.reshape(-1, len(frame.layout.channels)).T
                 block = _as_float(block).mean(axis=0)
                 pos = (
-                    int(round(float(frame.pts * frame.time_base) * rate))
+                    round(float(frame.pts * frame.time_base) * rate)
                     if frame.pts is not None and frame.time_base is not None
                     else first + have
                 )

@@ -31,10 +31,16 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="identify the language of every clip of a manifest")
-    run.add_argument("manifest", help="CSV, Parquet or JSONL manifest (local path or URL, e.g. s3://)")
+    run.add_argument(
+        "manifest", help="CSV, Parquet or JSONL manifest (local path or URL, e.g. s3://)"
+    )
     run.add_argument("--out", required=True, help="output folder for part-NNNNN.parquet files")
-    run.add_argument("--models", nargs="+", default=["whisper-base"],
-                     help="model names (see `lidframe models`); default: whisper-base")
+    run.add_argument(
+        "--models",
+        nargs="+",
+        default=["whisper-base"],
+        help="model names (see `lidframe models`); default: whisper-base",
+    )
     run.add_argument("--workers", type=int, default=None, help="local worker processes")
     run.add_argument("--scheduler", default=None, help="address of a running Dask scheduler")
     run.add_argument("--batch-size", type=int, default=8, help="clips per forward pass")
@@ -42,10 +48,19 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--top-k", type=int, default=5, help="languages kept in each *_topk column")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     run.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
-    run.add_argument("--max-window", type=float, default=30.0,
-                     help="longest stretch of a file decoded per row, in seconds")
-    run.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE",
-                     help="fsspec option for the manifest, audio and output (repeatable)")
+    run.add_argument(
+        "--max-window",
+        type=float,
+        default=30.0,
+        help="longest stretch of a file decoded per row, in seconds",
+    )
+    run.add_argument(
+        "--storage-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="fsspec option for the manifest, audio and output (repeatable)",
+    )
     run.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
 
     sub.add_parser("models", help="list the model names")

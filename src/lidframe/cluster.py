@@ -56,14 +56,19 @@ def connect(
                 "GPUs are present but dask-cuda is not installed: pip install 'lidframe[gpu]'"
             ) from exc
         cluster = LocalCUDACluster(
-            n_workers=workers or gpus, threads_per_worker=1, ip="127.0.0.1",
+            n_workers=workers or gpus,
+            threads_per_worker=1,
+            ip="127.0.0.1",
             dashboard_address=address,
         )
     else:
         n = workers or 1
         threads = str(max(1, (os.cpu_count() or 1) // n))
         cluster = LocalCluster(
-            n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+            n_workers=n,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
             dashboard_address=address,
             env={"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads},
         )

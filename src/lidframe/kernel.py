@@ -96,7 +96,9 @@ def _decoded_batches(
     """Yield ``(row positions, waveforms)`` batches; decode errors are written into ``errors``."""
     uris: Sequence[str] = df["audio"].tolist()
     offsets = df["offset"].to_numpy(dtype="float64") if "offset" in df else np.full(len(df), np.nan)
-    durations = df["duration"].to_numpy(dtype="float64") if "duration" in df else np.full(len(df), np.nan)
+    durations = (
+        df["duration"].to_numpy(dtype="float64") if "duration" in df else np.full(len(df), np.nan)
+    )
     ahead = config.batch_size * 2
     rows: list[int] = []
     waves: list[np.ndarray] = []
@@ -107,9 +109,14 @@ def _decoded_batches(
             while nxt < len(uris) and len(pending) < ahead:
                 off = None if np.isnan(offsets[nxt]) else float(offsets[nxt])
                 dur = None if np.isnan(durations[nxt]) else float(durations[nxt])
-                pending.append((nxt, pool.submit(
-                    decode_window, uris[nxt], off, dur, config.audio, config.storage_options
-                )))
+                pending.append(
+                    (
+                        nxt,
+                        pool.submit(
+                            decode_window, uris[nxt], off, dur, config.audio, config.storage_options
+                        ),
+                    )
+                )
                 nxt += 1
             row, future = pending.popleft()
             try:

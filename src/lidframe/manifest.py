@@ -44,12 +44,20 @@ from lidframe.languages import canonical
 __all__ = ["MANIFEST_COLUMNS", "derive_id", "manifest_meta", "read_manifest"]
 
 MANIFEST_COLUMNS = ("id", "audio", "label", "offset", "duration")
-_FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet",
-            ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
+_FORMATS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+}
 
 
 def derive_id(audio: str, offset: float | None, duration: float | None) -> str:
     """Stable row id from the audio reference as written, the offset and the duration."""
+
     def num(x: float | None) -> str:
         return "" if x is None or (isinstance(x, float) and math.isnan(x)) else repr(float(x))
 
@@ -133,7 +141,9 @@ def read_manifest(
 def _detect_format(url: str, format: str | None) -> str:
     if format is not None:
         if format not in set(_FORMATS.values()):
-            raise ConfigError(f"manifest format must be one of {sorted(set(_FORMATS.values()))}, got {format!r}")
+            raise ConfigError(
+                f"manifest format must be one of {sorted(set(_FORMATS.values()))}, got {format!r}"
+            )
         return format
     name = url.rstrip("/").lower()
     for suffix in (".gz", ".bz2", ".xz", ".zst"):
@@ -152,13 +162,25 @@ def _detect_format(url: str, format: str | None) -> str:
 def _read_raw(url: str, fmt: str, options: dict[str, Any]) -> dd.DataFrame:
     try:
         if fmt in ("csv", "tsv"):
-            return dd.read_csv(url, sep="\t" if fmt == "tsv" else ",", dtype=str,
-                               keep_default_na=False, na_values=[""], storage_options=options,
-                               blocksize="16MiB")
+            return dd.read_csv(
+                url,
+                sep="\t" if fmt == "tsv" else ",",
+                dtype=str,
+                keep_default_na=False,
+                na_values=[""],
+                storage_options=options,
+                blocksize="16MiB",
+            )
         if fmt == "parquet":
             return dd.read_parquet(url, storage_options=options)
-        return dd.read_json(url, lines=True, orient="records", storage_options=options,
-                            blocksize=16 * 2**20, dtype=False)
+        return dd.read_json(
+            url,
+            lines=True,
+            orient="records",
+            storage_options=options,
+            blocksize=16 * 2**20,
+            dtype=False,
+        )
     except FileNotFoundError as exc:
         raise ManifestError(f"{url}: manifest not found") from exc
     except (OSError, ValueError, TypeError) as exc:
@@ -247,10 +269,14 @@ def _check(df: pd.DataFrame, with_label: bool) -> tuple[pd.DataFrame, tuple[int,
     out["id"] = ids.astype("string").to_numpy()
     out["audio"] = raw_audio.to_numpy()
     if with_label:
-        labels = []
+        labels: list[str | None] = []
         for i, value in enumerate(df["label"]):
-            if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA \
-                    or str(value).strip() == "":
+            if (
+                value is None
+                or (isinstance(value, float) and math.isnan(value))
+                or value is pd.NA
+                or str(value).strip() == ""
+            ):
                 labels.append(None)
                 continue
             try:
@@ -265,7 +291,9 @@ def _check(df: pd.DataFrame, with_label: bool) -> tuple[pd.DataFrame, tuple[int,
     return out, None
 
 
-def _inspect_block(df: pd.DataFrame, base: str, with_label: bool) -> tuple[int, tuple[int, str] | None]:
+def _inspect_block(
+    df: pd.DataFrame, base: str, with_label: bool
+) -> tuple[int, tuple[int, str] | None]:
     _, problem = _check(df, with_label)
     return len(df), problem
 
@@ -278,8 +306,14 @@ def _normalise_block(df: pd.DataFrame, base: str, with_label: bool) -> pd.DataFr
     return out
 
 
-def _assemble(blocks: Sequence[pd.DataFrame], bounds: Sequence[tuple[int, int]], first: int) -> pd.DataFrame:
+def _assemble(
+    blocks: Sequence[pd.DataFrame], bounds: Sequence[tuple[int, int]], first: int
+) -> pd.DataFrame:
     frames = [b.iloc[lo:hi] for b, (lo, hi) in zip(blocks, bounds, strict=True)]
-    out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
+    out = (
+        pd.concat(frames, ignore_index=True)
+        if len(frames) > 1
+        else frames[0].reset_index(drop=True)
+    )
     out.index = pd.RangeIndex(first, first + len(out))
     return out

@@ -78,7 +78,9 @@ class RunSummary:
             f"{self.seconds:.1f} s ({rate:.2f} rows/s) -> {self.out}",
         ]
         if self.error_categories:
-            lines.append("  errors: " + ", ".join(f"{k} {v}" for k, v in self.error_categories.most_common()))
+            lines.append(
+                "  errors: " + ", ".join(f"{k} {v}" for k, v in self.error_categories.most_common())
+            )
         for alias, counts in self.languages.items():
             top = ", ".join(f"{k} {v}" for k, v in counts.most_common(12))
             more = f" (+{len(counts) - 12} more)" if len(counts) > 12 else ""
@@ -115,11 +117,23 @@ def run(
     for name in models:  # fail on a bad model name before starting anything
         parse_model(name, device=device, dtype=dtype)
     out = os.fspath(out)
-    out_options = dict(storage_options or {}) if out_storage_options is None else dict(out_storage_options)
+    out_options = (
+        dict(storage_options or {}) if out_storage_options is None else dict(out_storage_options)
+    )
     with connect(scheduler=scheduler, workers=workers) as client:
-        ddf = read_manifest(manifest, partition_rows=partition_rows, storage_options=storage_options)
-        result = identify(ddf, models, batch_size=batch_size, top_k=top_k, device=device,
-                          dtype=dtype, audio=audio, storage_options=storage_options)
+        ddf = read_manifest(
+            manifest, partition_rows=partition_rows, storage_options=storage_options
+        )
+        result = identify(
+            ddf,
+            models,
+            batch_size=batch_size,
+            top_k=top_k,
+            device=device,
+            dtype=dtype,
+            audio=audio,
+            storage_options=storage_options,
+        )
         aliases = [c.removesuffix("_lang") for c in result.columns if c.endswith("_lang")]
         schema = result_schema(result._meta, aliases)
         tasks = [
@@ -132,8 +146,13 @@ def run(
         from distributed import as_completed
         from tqdm.auto import tqdm
 
-        with tqdm(total=ddf.npartitions, unit="part", disable=not progress, file=sys.stderr,
-                  desc="lidframe") as bar:
+        with tqdm(
+            total=ddf.npartitions,
+            unit="part",
+            disable=not progress,
+            file=sys.stderr,
+            desc="lidframe",
+        ) as bar:
             for future in as_completed(futures):
                 counts = future.result()
                 summary.rows += counts["rows"]
@@ -164,4 +183,3 @@ def _write_and_count(
         "error_categories": Counter(e.split(":", 1)[0] for e in errors),
         "languages": {a: Counter(df[model_columns(a)[0]].dropna().tolist()) for a in aliases},
     }
-

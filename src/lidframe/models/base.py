@@ -53,7 +53,9 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         if self.device not in _DEVICES and not re.fullmatch(r"cuda:\d+", self.device):
-            raise ConfigError(f"model device must be one of {_DEVICES} or cuda:N, got {self.device!r}")
+            raise ConfigError(
+                f"model device must be one of {_DEVICES} or cuda:N, got {self.device!r}"
+            )
         if self.dtype not in _DTYPES:
             raise ConfigError(f"model dtype must be one of {_DTYPES}, got {self.dtype!r}")
 

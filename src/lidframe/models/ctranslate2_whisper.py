@@ -113,7 +113,9 @@ def to_transformers(model_dir: Path) -> tuple[dict[str, Any], dict[str, np.ndarr
     def self_attention(dst: str, src: str) -> None:
         q, k, vv = _split(v[f"{src}/linear_0/weight"], 3)
         qb, _kb, vb = _split(v[f"{src}/linear_0/bias"], 3)
-        sd.update({f"{dst}.q_proj.weight": q, f"{dst}.k_proj.weight": k, f"{dst}.v_proj.weight": vv})
+        sd.update(
+            {f"{dst}.q_proj.weight": q, f"{dst}.k_proj.weight": k, f"{dst}.v_proj.weight": vv}
+        )
         sd.update({f"{dst}.q_proj.bias": qb, f"{dst}.v_proj.bias": vb})
         linear(f"{dst}.out_proj", f"{src}/linear_1")
 

@@ -18,6 +18,7 @@ import json
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,6 +26,9 @@ from lidframe.errors import ModelError
 from lidframe.languages import whisper_to_canonical
 from lidframe.models.base import LidModel, ModelSpec, register_family, register_name
 from lidframe.models.whisper_weights import resolve_whisper_source
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["WhisperLid", "register"]
 
@@ -68,14 +72,18 @@ class WhisperLid(LidModel):
                 "--models whisper:/path/to/dir (a transformers or faster-whisper directory)."
             ) from exc
         self.device = torch.device(spec.device)
-        self._model = model.to(self.device).eval()
+        self._model = model.to(self.device).eval()  # type: ignore[arg-type]
         codes, token_ids = _language_tokens(location)
         if not codes:
-            raise ModelError(f"{spec.source}: this Whisper model has no language tokens (English-only?)")
+            raise ModelError(
+                f"{spec.source}: this Whisper model has no language tokens (English-only?)"
+            )
         self._codes = tuple(whisper_to_canonical(c) for c in codes)
         self._whisper_codes = tuple(codes)
         self._lang_ids = torch.tensor(token_ids, device=self.device)
-        self._sot = torch.tensor([[_token_id(location, "<|startoftranscript|>")]], device=self.device)
+        self._sot = torch.tensor(
+            [[_token_id(location, "<|startoftranscript|>")]], device=self.device
+        )
         self._lang_proj = self._model.proj_out.weight[self._lang_ids].detach()
         self._mel = _LogMel(self._model.config.num_mel_bins, self.device)
         self._lock = threading.Lock()
@@ -110,7 +118,7 @@ class WhisperLid(LidModel):
 class _LogMel:
     """Whisper's log-mel spectrogram, batched on ``device`` (numbers as in faster-whisper)."""
 
-    def __init__(self, n_mels: int, device: object) -> None:
+    def __init__(self, n_mels: int, device: torch.device) -> None:
         import torch
         from transformers.audio_utils import mel_filter_bank
 
@@ -127,12 +135,14 @@ class _LogMel:
         self.window = torch.hann_window(N_FFT, device=device)
         self.device = device
 
-    def __call__(self, waveforms: Sequence[np.ndarray]) -> "torch.Tensor":  # noqa: F821
+    def __call__(self, waveforms: Sequence[np.ndarray]) -> torch.Tensor:  # noqa: F821
         import torch
 
         out = torch.zeros(len(waveforms), self.filters.shape[0], N_FRAMES, device=self.device)
         for i, wave in enumerate(waveforms):
-            audio = torch.as_tensor(np.asarray(wave[:CHUNK_SAMPLES], dtype=np.float32), device=self.device)
+            audio = torch.as_tensor(
+                np.asarray(wave[:CHUNK_SAMPLES], dtype=np.float32), device=self.device
+            )
             audio = torch.nn.functional.pad(audio, (0, HOP))
             spec = torch.stft(audio, N_FFT, HOP, window=self.window, return_complex=True)
             power = spec[:, :-1].abs() ** 2
@@ -143,7 +153,7 @@ class _LogMel:
         return out
 
 
-def _tokenizer(location: str):  # noqa: ANN202 - tokenizers.Tokenizer
+def _tokenizer(location: str):
     from tokenizers import Tokenizer
 
     path = Path(location) / "tokenizer.json"
@@ -152,7 +162,7 @@ def _tokenizer(location: str):  # noqa: ANN202 - tokenizers.Tokenizer
 
         try:
             path = Path(hf_hub_download(location, "tokenizer.json"))
-        except Exception as exc:  # noqa: BLE001 - any hub failure means: no tokenizer here
+        except Exception as exc:
             raise ModelError(f"{location}: cannot find tokenizer.json ({exc})") from exc
     return Tokenizer.from_file(str(path))
 

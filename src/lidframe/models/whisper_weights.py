@@ -75,9 +75,12 @@ def resolve_whisper_source(source: str) -> str:
     path = Path(source).expanduser()
     if path.exists():
         if not path.is_dir():
-            raise ModelError(f"Whisper weights {source!r} is a file; expected a directory. {_INSTALL_HINT}")
+            raise ModelError(
+                f"Whisper weights {source!r} is a file; expected a directory. {_INSTALL_HINT}"
+            )
         if (path / "config.json").is_file() and any(
-            (path / f).is_file() for f in ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
+            (path / f).is_file()
+            for f in ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
         ):
             return str(path)
         if is_ctranslate2_whisper_dir(path):
@@ -102,9 +105,16 @@ def packaged_whisper_dir(name: str = "whisper-base") -> Path:
     try:
         roots = [resources.files(p) / "data" for p in pack.packages]
     except ModuleNotFoundError as exc:
-        raise ModelError(f"the packaged {name} weights are not installed ({exc}). {_INSTALL_HINT}") from exc
+        raise ModelError(
+            f"the packaged {name} weights are not installed ({exc}). {_INSTALL_HINT}"
+        ) from exc
     parts = sorted(
-        (entry for root in roots for entry in root.iterdir() if entry.name.startswith("model.bin.part")),
+        (
+            entry
+            for root in roots
+            for entry in root.iterdir()
+            if entry.name.startswith("model.bin.part")
+        ),
         key=lambda entry: entry.name,
     )
     if not parts:
@@ -163,10 +173,14 @@ def _converted(ct2_dir: Path) -> Path:
     try:
         config = WhisperConfig(**config_kwargs, tie_word_embeddings=True)
         config.save_pretrained(tmp)
-        save_file({k: np.ascontiguousarray(v) for k, v in state.items()}, str(tmp / "model.safetensors"))
+        save_file(
+            {k: np.ascontiguousarray(v) for k, v in state.items()}, str(tmp / "model.safetensors")
+        )
         shutil.copyfile(ct2_dir / "tokenizer.json", tmp / "tokenizer.json")
         (tmp / "lidframe.json").write_text(
-            json.dumps({"converted_from": "ctranslate2", "model_bin_sha256": key, "lang_ids": lang_ids})
+            json.dumps(
+                {"converted_from": "ctranslate2", "model_bin_sha256": key, "lang_ids": lang_ids}
+            )
         )
         _publish(tmp, target)
     finally:

@@ -51,7 +51,9 @@ def write_part(
     return final
 
 
-def remove_stale_parts(out: str, count: int, storage_options: Mapping[str, Any] | None = None) -> list[str]:
+def remove_stale_parts(
+    out: str, count: int, storage_options: Mapping[str, Any] | None = None
+) -> list[str]:
     """Delete ``part-N.parquet`` files with ``N >= count`` (left by an earlier, larger partitioning)."""
     fs, root = fsspec.core.url_to_fs(out, **dict(storage_options or {}))
     if not fs.exists(root):

@@ -1,0 +1,163 @@
+"""Shared fixtures: a real S3 API server (moto) on loopback, and small audio writers.
+
+The S3 server is moto's ``ThreadedMotoServer``: a real HTTP server speaking the S3 REST API, so
+s3fs/aiobotocore go through their whole network stack (signing, range requests, retries) exactly as
+against AWS. Nothing is mocked in-process. Credentials are dummies passed explicitly in
+``storage_options``; nothing is read from ``~/.aws`` or the environment.
+
+The server's WSGI application is wrapped in :class:`TrafficLog`, which records every request and
+counts the body bytes the server actually sent back, so a test can assert how much of an object a
+reader really downloaded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+
+@dataclass
+class Request:
+    """One request the S3 server answered."""
+
+    method: str
+    path: str
+    range: str | None
+    status: str = ""
+    sent: int = 0  # body bytes sent back
+
+
+class TrafficLog:
+    """WSGI middleware recording each request and the response body bytes sent back."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+        self._lock = threading.Lock()
+        self.requests: list[Request] = []
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        req = Request(
+            method=environ.get("REQUEST_METHOD", ""),
+            path=environ.get("PATH_INFO", ""),
+            range=environ.get("HTTP_RANGE"),
+        )
+        with self._lock:
+            self.requests.append(req)
+
+        def counting_start_response(status: str, headers: Any, *args: Any) -> Any:
+            req.status = status
+            return start_response(status, headers, *args)
+
+        body = self.app(environ, counting_start_response)
+        return self._count(req, body)
+
+    @staticmethod
+    def _count(req: Request, body: Iterable[bytes]) -> Iterator[bytes]:
+        try:
+            for chunk in body:
+                req.sent += len(chunk)
+                yield chunk
+        finally:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+
+    def clear(self) -> None:
+        with self._lock:
+            self.requests.clear()
+
+    def matching(self, path_suffix: str, method: str = "GET") -> list[Request]:
+        with self._lock:
+            return [r for r in self.requests if r.method == method and r.path.endswith(path_suffix)]
+
+    def bytes_sent(self, path_suffix: str, method: str = "GET") -> int:
+        """Body bytes sent back for ``method`` requests whose path ends with ``path_suffix``."""
+        return sum(r.sent for r in self.matching(path_suffix, method))
+
+
+@dataclass
+class S3Server:
+    endpoint_url: str
+    storage_options: dict[str, Any]
+    traffic: TrafficLog
+    _server: Any = field(repr=False, default=None)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """A real S3 API server (moto) on 127.0.0.1, on a port the OS picks, for the whole session."""
+    pytest.importorskip("s3fs")
+    server_mod = pytest.importorskip("moto.server")
+    # Port 0: the OS binds a free ephemeral port (no race between picking and binding it).
+    srv = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    srv.start()
+    # werkzeug's request handler calls ``self.server.app`` per request: wrap it to log traffic.
+    wsgi = srv._server
+    traffic = TrafficLog(wsgi.app)
+    wsgi.app = traffic
+    host, port = srv.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    options = {
+        "key": "testing",
+        "secret": "testing",
+        "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+    }
+    try:
+        yield S3Server(endpoint, options, traffic, srv)
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server: S3Server) -> Iterator[tuple[Any, str]]:
+    """A fresh, uniquely named bucket: yields ``(s3fs filesystem, bucket name)``."""
+    import s3fs
+
+    fs = s3fs.S3FileSystem(**s3_server.storage_options)
+    bucket = f"lidframe-test-{uuid.uuid4().hex[:16]}"
+    # Not fs.mkdir: with region us-east-1 s3fs sends LocationConstraint=us-east-1, which S3 (and
+    # moto) reject; us-east-1 buckets are created with no CreateBucketConfiguration at all.
+    fs.call_s3("create_bucket", Bucket=bucket)
+    fs.invalidate_cache()
+    try:
+        yield fs, bucket
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            fs.rm(bucket, recursive=True)
+        fs.invalidate_cache()
+
+
+def write_wav(
+    path: Path,
+    samples: np.ndarray,
+    sample_rate: int = 16_000,
+    subtype: str = "FLOAT",
+    format: str | None = None,
+) -> Path:
+    """Write ``samples`` (frames or frames x channels) with libsndfile; return ``path``."""
+    sf.write(str(path), samples, sample_rate, subtype=subtype, format=format)
+    return path
+
+
+@pytest.fixture
+def wav_file(tmp_path: Path) -> Callable[..., Path]:
+    """Factory: ``wav_file(samples, sample_rate=16000, subtype="FLOAT", name="x.wav")``."""
+
+    def make(
+        samples: np.ndarray,
+        sample_rate: int = 16_000,
+        subtype: str = "FLOAT",
+        name: str = "clip.wav",
+    ) -> Path:
+        return write_wav(tmp_path / name, samples, sample_rate, subtype)
+
+    return make

@@ -1,0 +1,52 @@
+"""The whole job against a real S3 API server (moto, loopback): manifest, audio and results on S3."""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+import pytest
+
+import lidframe
+from lidframe.testing import TEXTS, synthesize
+
+pytestmark = [pytest.mark.s3, pytest.mark.slow]
+
+
+def test_run_reads_manifest_and_audio_from_s3_and_writes_results_there(
+    s3_server, s3_bucket, tmp_path
+):
+    fs, bucket = s3_bucket
+    rows = []
+    for lang, ext in (("de", "wav"), ("es", "m4a"), ("en", "opus")):
+        local = tmp_path / f"{lang}.{ext}"
+        synthesize(TEXTS[lang][1], lang, local)
+        fs.put(str(local), f"{bucket}/corpus/clips/{lang}.{ext}")
+        rows.append({"audio": f"clips/{lang}.{ext}", "label": lang})
+    rows.append({"audio": "clips/absent.wav", "label": "en"})
+    rows.append({"audio": f"s3://{bucket}/corpus/clips/de.wav", "label": "de", "offset": 0.5,
+                 "duration": 2.0})
+    buf = io.BytesIO()
+    pd.DataFrame(rows).to_parquet(buf, index=False)
+    fs.pipe(f"{bucket}/corpus/manifest.parquet", buf.getvalue())
+
+    summary = lidframe.run(
+        f"s3://{bucket}/corpus/manifest.parquet",
+        f"s3://{bucket}/results",
+        workers=1,
+        partition_rows=2,
+        storage_options=s3_server.storage_options,
+        progress=False,
+    )
+    assert summary.rows == 5 and summary.partitions == 3
+    assert sorted(fs.ls(f"{bucket}/results", detail=False)) == [
+        f"{bucket}/results/part-0000{i}.parquet" for i in range(3)
+    ]
+    df = pd.read_parquet(f"s3://{bucket}/results", storage_options=s3_server.storage_options)
+    df = df.set_index(df["audio"].str.rsplit("/", n=1).str[-1] + df["offset"].fillna(0).astype(str))
+    # relative paths resolved against the manifest's S3 folder
+    assert df.loc["de.wav0.0", "audio"] == f"s3://{bucket}/corpus/clips/de.wav"
+    assert df.loc["absent.wav0.0", "error"].startswith("not_found: ")
+    ok = df[df["error"].isna()]
+    assert len(ok) == 4 and ok["whisper_base_lang"].notna().all()
+    assert df.loc["de.wav0.0", "whisper_base_lang"] == "de"
