@@ -536,3 +536,13 @@ def test_s3_window_reads_only_the_window(s3_server, s3_bucket) -> None:
     assert gets and all(r.range for r in gets), "every GET must be a range request"
     assert window <= fetched <= window + 4 * block
     assert fetched < size / 50
+
+
+def test_non_finite_samples_are_a_row_error(tmp_path):
+    samples = np.zeros(16000, dtype=np.float32)
+    samples[100] = np.nan
+    path = tmp_path / "nan.wav"
+    sf.write(path, samples, 16000, subtype="FLOAT")
+    with pytest.raises(AudioError) as info:
+        decode_window(str(path))
+    assert info.value.category == "decode_failed" and "NaN" in str(info.value)

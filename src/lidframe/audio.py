@@ -124,6 +124,9 @@ def decode_window(
         raise AudioError("decode_failed", f"{uri}: not decodable audio ({'; '.join(reasons)})")
     if samples.size == 0:
         raise AudioError("bad_window", f"{uri}: no samples in window offset={start} s")
+    if not np.isfinite(samples).all():
+        # Float WAVs can hold NaN/inf; one such clip would poison a whole batch's features.
+        raise AudioError("decode_failed", f"{uri}: the audio holds NaN or infinite samples")
     if rate != config.sample_rate:
         samples = soxr.resample(samples, rate, config.sample_rate, quality="HQ")
     return np.ascontiguousarray(samples, dtype=np.float32)
