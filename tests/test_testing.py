@@ -53,13 +53,24 @@ def test_missing_espeak_says_what_to_install(tmp_path, monkeypatch):
 
 @needs_espeak
 def test_make_corpus_rows_labels_files_and_determinism(tmp_path):
-    df = make_corpus(tmp_path / "a", languages=["fi", "no"], per_language=3, seed=3,
-                     formats=(".wav", ".opus"), start_index=2)
+    df = make_corpus(
+        tmp_path / "a",
+        languages=["fi", "no"],
+        per_language=3,
+        seed=3,
+        formats=(".wav", ".opus"),
+        start_index=2,
+    )
     assert list(df.columns) == ["id", "audio", "label"]
     assert df["id"].tolist() == ["fi-002", "fi-003", "fi-004", "no-002", "no-003", "no-004"]
     assert df["label"].tolist() == ["fi"] * 3 + ["no"] * 3
     assert df["audio"].tolist() == [
-        "fi-002.wav", "fi-003.opus", "fi-004.wav", "no-002.opus", "no-003.wav", "no-004.opus",
+        "fi-002.wav",
+        "fi-003.opus",
+        "fi-004.wav",
+        "no-002.opus",
+        "no-003.wav",
+        "no-004.opus",
     ]
     for name in df["audio"]:
         assert (tmp_path / "a" / name).stat().st_size > 1000
@@ -116,3 +127,14 @@ def test_same_input_gives_same_bytes(tmp_path, suffix):
     for name in ("a", "b"):
         synthesize(TEXTS["sv"][2], "sv", tmp_path / f"{name}{suffix}", variant="m2")
     assert (tmp_path / f"a{suffix}").read_bytes() == (tmp_path / f"b{suffix}").read_bytes()
+
+
+@needs_espeak
+def test_noise_floor_is_seeded(tmp_path):
+    text = TEXTS["it"][0]
+    synthesize(text, "it", tmp_path / "clean.wav")
+    synthesize(text, "it", tmp_path / "a.wav", noise_db=-40, noise_seed=5)
+    synthesize(text, "it", tmp_path / "b.wav", noise_db=-40, noise_seed=5)
+    clean, a, b = (sf.read(str(tmp_path / f"{n}.wav"))[0] for n in ("clean", "a", "b"))
+    np.testing.assert_array_equal(a, b)
+    assert 0.005 < _rms(a - clean) < 0.02  # -40 dBFS is an RMS of 0.01

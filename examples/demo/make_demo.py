@@ -26,6 +26,8 @@ PER_LANGUAGE = 4
 FORMATS = (".opus", ".opus", ".opus", ".opus", ".m4a")
 # Brisker than make_corpus's default range, so that every clip lasts 3 to 8 seconds.
 SPEED_RANGE = (160, 185)
+# A quiet noise floor, as in a real recording (espeak-ng leaves digital silence between words).
+NOISE_DB = -40.0
 MIN_SECONDS, MAX_SECONDS = 3.0, 8.0
 SEED = 2024
 
@@ -53,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=SEED,
         formats=FORMATS,
         speed_range=SPEED_RANGE,
+        noise_db=NOISE_DB,
         sample_rate=16_000,
     )
 
