@@ -24,8 +24,14 @@ def test_run_reads_manifest_and_audio_from_s3_and_writes_results_there(
         fs.put(str(local), f"{bucket}/corpus/clips/{lang}.{ext}")
         rows.append({"audio": f"clips/{lang}.{ext}", "label": lang})
     rows.append({"audio": "clips/absent.wav", "label": "en"})
-    rows.append({"audio": f"s3://{bucket}/corpus/clips/de.wav", "label": "de", "offset": 0.5,
-                 "duration": 2.0})
+    rows.append(
+        {
+            "audio": f"s3://{bucket}/corpus/clips/de.wav",
+            "label": "de",
+            "offset": 0.5,
+            "duration": 2.0,
+        }
+    )
     buf = io.BytesIO()
     pd.DataFrame(rows).to_parquet(buf, index=False)
     fs.pipe(f"{bucket}/corpus/manifest.parquet", buf.getvalue())

@@ -135,7 +135,7 @@ class _LogMel:
         self.window = torch.hann_window(N_FFT, device=device)
         self.device = device
 
-    def __call__(self, waveforms: Sequence[np.ndarray]) -> torch.Tensor:  # noqa: F821
+    def __call__(self, waveforms: Sequence[np.ndarray]) -> torch.Tensor:
         import torch
 
         out = torch.zeros(len(waveforms), self.filters.shape[0], N_FRAMES, device=self.device)
