@@ -112,3 +112,16 @@ def test_agrees_with_faster_whisper_on_generated_speech(whisper, tmp_path):
     print(f"agreement {agreement:.3f} over {len(waves)} clips, median |dp| {diff:.5f}")
     assert agreement >= 0.98
     assert diff < 0.02
+
+
+def test_transformers_directory_loads_as_is(whisper, tmp_path):
+    # A plain transformers directory (here: the converted cache copied elsewhere) is used in place.
+    hf_dir = tmp_path / "hf-whisper-base"
+    shutil.copytree(resolve_whisper_source("packaged:whisper-base"), hf_dir)
+    assert resolve_whisper_source(str(hf_dir)) == str(hf_dir)
+    other = load_model(parse_model(f"whisper:{hf_dir}", device="cpu"))
+    assert other is not whisper and other.labels == whisper.labels
+    wave = np.sin(np.linspace(0, 2000, 32000)).astype(np.float32) * 0.1
+    np.testing.assert_allclose(
+        other.predict_batch([wave]), whisper.predict_batch([wave]), atol=1e-6
+    )
