@@ -61,6 +61,18 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="fsspec option for the manifest, audio and output (repeatable)",
     )
+    run.add_argument(
+        "--consensus",
+        default="majority",
+        choices=["unanimous", "majority", "weighted", "product"],
+        help="how several models' answers are combined (default: majority)",
+    )
+    run.add_argument(
+        "--min-prob",
+        type=float,
+        default=0.0,
+        help="consensus support below which the answer is 'und'",
+    )
     run.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
 
     sub.add_parser("models", help="list the model names")
@@ -92,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             dtype=args.dtype,
             audio=AudioConfig(max_window=args.max_window),
             storage_options=_storage_options(args.storage_option),
+            consensus_policy=args.consensus,
+            min_prob=args.min_prob,
             progress=not args.no_progress,
         )
         print(summary)

@@ -24,6 +24,7 @@ from dask.delayed import delayed
 from lidframe.audio import AudioConfig
 from lidframe.cluster import connect
 from lidframe.columns import model_columns, result_meta, result_schema
+from lidframe.consensus import consensus
 from lidframe.kernel import KernelConfig, identify_partition
 from lidframe.manifest import read_manifest
 from lidframe.models.base import parse_model
@@ -103,13 +104,16 @@ def run(
     audio: AudioConfig | None = None,
     storage_options: Mapping[str, Any] | None = None,
     out_storage_options: Mapping[str, Any] | None = None,
+    consensus_policy: str = "majority",
+    min_prob: float = 0.0,
     progress: bool = True,
 ) -> RunSummary:
     """Identify the language of every row of ``manifest`` and write Parquet parts under ``out``.
 
     Starts a local cluster (or attaches to ``scheduler``), and returns a :class:`RunSummary`.
     ``storage_options`` apply to the manifest and the audio, ``out_storage_options`` to ``out``
-    (default: the same).
+    (default: the same). With more than one model, consensus columns are added
+    (:func:`lidframe.consensus.consensus` with ``consensus_policy`` and ``min_prob``).
     """
     started = time.perf_counter()
     if isinstance(models, str):
@@ -135,14 +139,19 @@ def run(
             storage_options=storage_options,
         )
         aliases = [c.removesuffix("_lang") for c in result.columns if c.endswith("_lang")]
+        if len(aliases) > 1:
+            result = consensus(result, aliases, policy=consensus_policy, min_prob=min_prob)
         schema = result_schema(result._meta, aliases)
+        language_columns = {a: model_columns(a)[0] for a in aliases}
+        if len(aliases) > 1:
+            language_columns["lang"] = "lang"
         tasks = [
-            delayed(_write_and_count)(part, out, i, schema, out_options, aliases)
+            delayed(_write_and_count)(part, out, i, schema, out_options, language_columns)
             for i, part in enumerate(result.to_delayed())
         ]
         futures = client.compute(tasks)
         summary = RunSummary(out=out, partitions=len(tasks))
-        summary.languages = {a: Counter() for a in aliases}
+        summary.languages = {key: Counter() for key in language_columns}
         from distributed import as_completed
         from tqdm.auto import tqdm
 
@@ -158,8 +167,8 @@ def run(
                 summary.rows += counts["rows"]
                 summary.errors += counts["errors"]
                 summary.error_categories.update(counts["error_categories"])
-                for alias in aliases:
-                    summary.languages[alias].update(counts["languages"][alias])
+                for key in language_columns:
+                    summary.languages[key].update(counts["languages"][key])
                 bar.update(1)
                 bar.set_postfix(rows=summary.rows, errors=summary.errors, refresh=False)
         remove_stale_parts(out, len(tasks), out_options)
@@ -173,7 +182,7 @@ def _write_and_count(
     index: int,
     schema: pa.Schema,
     storage_options: Mapping[str, Any],
-    aliases: Sequence[str],
+    language_columns: Mapping[str, str],
 ) -> dict[str, Any]:
     write_part(df, out, index, schema, storage_options)
     errors = df["error"].dropna()
@@ -181,5 +190,5 @@ def _write_and_count(
         "rows": len(df),
         "errors": len(errors),
         "error_categories": Counter(e.split(":", 1)[0] for e in errors),
-        "languages": {a: Counter(df[model_columns(a)[0]].dropna().tolist()) for a in aliases},
+        "languages": {k: Counter(df[c].dropna().tolist()) for k, c in language_columns.items()},
     }

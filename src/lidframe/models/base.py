@@ -171,6 +171,7 @@ def resolve_device(device: str) -> str:
 def _ensure_builtin() -> None:
     # Built-in families register on first use rather than at import time (no import side effects).
     if "whisper" not in _FAMILIES:
-        from lidframe.models import whisper
+        from lidframe.models import speechbrain, whisper
 
         whisper.register()
+        speechbrain.register()

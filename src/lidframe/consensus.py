@@ -1,0 +1,274 @@
+"""Reduce per-model language columns to consensus columns. Pure functions over dataframes.
+
+Agreement between models is the confidence proxy: single models are often confidently wrong, and
+differently so. Each model contributes its ``{alias}_topk`` list (a truncated distribution); codes are
+compared through a :class:`~lidframe.languages.LanguageEquivalence` (Norwegian ``no``/``nb``/``nn``
+count as one language by default), and the answer is written in the group's representative code.
+
+Policies (``policy=``):
+
+``unanimous``  every model that answered has the same top-1 language, else ``und``
+``majority``   more than half of the models that answered have the same top-1, else ``und``
+``weighted``   the weighted sum of the models' distributions (the "sum rule"); weights default to 1
+``product``    the weighted product of the distributions, renormalised over the candidates
+               (a naive-Bayes combination; ``weights`` act as exponents)
+
+Top-k lists leave out the tail of each distribution; a language missing from a model's list gets an
+even share of that model's left-over mass, never more than the model's k-th probability, so a
+language every model ranks first is never outscored by one they rank lower (unanimity is never
+overruled). Ties break deterministically: more top-1 votes, then the higher single-model
+probability, then the code in alphabetical order. The model order never matters.
+
+Columns added: ``lang`` (consensus code or ``und``), ``agree`` (all answering models' top-1 are the
+same language), ``n_agree`` (models whose top-1 is ``lang``), ``consensus_prob`` (the policy's
+support for the best candidate, in [0, 1], also when ``lang`` is ``und``) and ``consensus_method``
+(``policy[answered/total]``: a row where a model errored says so).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+
+from lidframe.columns import model_columns
+from lidframe.errors import ConfigError
+from lidframe.languages import DEFAULT_EQUIVALENCE, LanguageEquivalence
+
+__all__ = [
+    "CONSENSUS_COLUMNS",
+    "POLICIES",
+    "UNDETERMINED",
+    "ConsensusConfig",
+    "consensus",
+    "consensus_frame",
+    "consensus_meta",
+    "decide",
+]
+
+POLICIES = ("unanimous", "majority", "weighted", "product")
+UNDETERMINED = "und"
+CONSENSUS_COLUMNS = ("lang", "agree", "n_agree", "consensus_prob", "consensus_method")
+# Labels a model has when the caller does not say (Whisper has 99, VoxLingua107 has 107).
+_DEFAULT_LABEL_COUNT = 100
+_EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class ConsensusConfig:
+    """How per-model answers are combined."""
+
+    # One of POLICIES.
+    policy: str = "majority"
+    # Below this support the answer is ``und`` (0 keeps every answer).
+    min_prob: float = 0.0
+    # Per-model weight by column alias (vote weight or product exponent); missing aliases weigh 1.
+    weights: Mapping[str, float] = field(default_factory=dict)
+    # Per-model temperature by alias (from calibration): p ** (1 / T), renormalised. Default 1.
+    temperatures: Mapping[str, float] = field(default_factory=dict)
+    # Number of labels of each model, to spread the mass its top-k leaves out (default 100).
+    label_counts: Mapping[str, int] = field(default_factory=dict)
+    # Which codes count as the same language.
+    equivalence: LanguageEquivalence = DEFAULT_EQUIVALENCE
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            raise ConfigError(f"consensus policy must be one of {POLICIES}, got {self.policy!r}")
+        if not (0.0 <= self.min_prob <= 1.0):
+            raise ConfigError(f"consensus min_prob must be in [0, 1], got {self.min_prob!r}")
+        for name, table in (("weights", self.weights), ("temperatures", self.temperatures)):
+            for alias, value in table.items():
+                if not (value > 0 and math.isfinite(value)):
+                    raise ConfigError(
+                        f"consensus {name}[{alias!r}] must be positive, got {value!r}"
+                    )
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The consensus of one row."""
+
+    lang: str
+    agree: bool
+    n_agree: int
+    prob: float
+    method: str
+
+
+def decide(
+    answers: Mapping[str, Sequence[tuple[str, float]] | None], config: ConsensusConfig
+) -> Decision:
+    """Combine one row's answers: alias -> top-k ``(lang, prob)`` list, or ``None`` if it errored."""
+    total = len(answers)
+    aliases = sorted(a for a, topk in answers.items() if topk)
+    method = f"{config.policy}[{len(aliases)}/{total}]"
+    if not aliases:
+        return Decision(UNDETERMINED, False, 0, math.nan, method)
+    dists = {a: _distribution(a, answers[a] or (), config) for a in aliases}
+    # A model's answer is the first entry of its list (its own tie-breaking), in its group's code.
+    top1 = {a: config.equivalence.key(_first(answers[a] or ())) for a in aliases}
+    candidates = sorted({lang for d in dists.values() for lang in d})
+    votes = {c: sum(1 for a in aliases if top1[a] == c) for c in candidates}
+    best_single = {c: max(dists[a].get(c, 0.0) for a in aliases) for c in candidates}
+    floors = {a: _floor(a, answers[a] or (), dists[a], config) for a in aliases}
+
+    def p(alias: str, lang: str) -> float:
+        return dists[alias].get(lang, floors[alias])
+
+    weight = {a: float(config.weights.get(a, 1.0)) for a in aliases}
+    if config.policy == "product":
+        logs = {
+            c: sum(weight[a] * math.log(max(p(a, c), _EPS)) for a in aliases) for c in candidates
+        }
+        top = max(logs.values())
+        norm = sum(math.exp(v - top) for v in logs.values())
+        support = {c: math.exp(v - top) / norm for c, v in logs.items()}
+    else:
+        wsum = sum(weight.values())
+        support = {c: sum(weight[a] * p(a, c) for a in aliases) / wsum for c in candidates}
+
+    best = max(candidates, key=lambda c: (round(support[c], 12), votes[c], best_single[c], _neg(c)))
+    agree = len(set(top1.values())) == 1
+    lang = best
+    if config.policy == "unanimous" and not agree:
+        lang = UNDETERMINED
+    if config.policy == "majority":
+        best = max(candidates, key=lambda c: (votes[c], support[c], best_single[c], _neg(c)))
+        lang = best if votes[best] * 2 > len(aliases) else UNDETERMINED
+    prob = float(min(1.0, max(0.0, support[best])))
+    if prob < config.min_prob:
+        lang = UNDETERMINED
+    n_agree = votes.get(lang, 0) if lang != UNDETERMINED else 0
+    return Decision(lang, agree, n_agree, prob, method)
+
+
+def _first(topk: Sequence[tuple[str, float]]) -> str:
+    return next(lang for lang, prob in topk if lang is not None and prob is not None)
+
+
+def _neg(code: str) -> tuple[int, ...]:
+    """Sort key that makes ``max`` prefer the alphabetically first code."""
+    return tuple(-ord(ch) for ch in code)
+
+
+def _distribution(
+    alias: str, topk: Sequence[tuple[str, float]], config: ConsensusConfig
+) -> dict[str, float]:
+    """A model's top-k as ``{group code: prob}``, temperature applied.
+
+    A group's probability within one model is that of its most probable member (not the sum), so a
+    model's top-1 stays its own answer and unanimity can be checked on the answers themselves.
+    """
+    raw = [
+        (lang, max(float(prob), 0.0))
+        for lang, prob in topk
+        if lang is not None and prob is not None and math.isfinite(prob)
+    ]
+    temperature = float(config.temperatures.get(alias, 1.0))
+    if temperature != 1.0 and raw:
+        rest = max(0.0, 1.0 - sum(p for _, p in raw))
+        scaled = [(lang, p ** (1.0 / temperature)) for lang, p in raw]
+        norm = sum(p for _, p in scaled) + rest ** (1.0 / temperature)
+        raw = [(lang, p / norm) for lang, p in scaled]
+    out: dict[str, float] = {}
+    for lang, prob in raw:
+        key = config.equivalence.key(lang)
+        out[key] = max(out.get(key, 0.0), prob)
+    return out
+
+
+def _floor(
+    alias: str,
+    topk: Sequence[tuple[str, float]],
+    dist: Mapping[str, float],
+    config: ConsensusConfig,
+) -> float:
+    """Probability given to a language missing from ``alias``'s top-k list."""
+    if not dist:
+        return 0.0
+    n_labels = int(config.label_counts.get(alias, _DEFAULT_LABEL_COUNT))
+    missing = max(1, n_labels - len(topk))
+    residual = max(
+        0.0, 1.0 - sum(max(float(p), 0.0) for _, p in topk if p is not None and math.isfinite(p))
+    )
+    return min(residual / missing, min(dist.values()))
+
+
+def consensus_frame(
+    df: pd.DataFrame, aliases: Sequence[str], config: ConsensusConfig
+) -> pd.DataFrame:
+    """Add the consensus columns to one partition holding ``{alias}_topk`` columns."""
+    if not aliases:
+        raise ConfigError("consensus needs at least one model")
+    topk_cols = []
+    for alias in aliases:
+        col = model_columns(alias)[2]
+        if col not in df.columns:
+            raise ConfigError(f"no column {col!r}: is {alias!r} one of the models of this run?")
+        topk_cols.append(col)
+    decisions = []
+    for row in zip(*(df[c].tolist() for c in topk_cols), strict=True):
+        answers = {alias: _as_pairs(topk) for alias, topk in zip(aliases, row, strict=True)}
+        decisions.append(decide(answers, config))
+    out = df.copy()
+    out["lang"] = pd.array([d.lang for d in decisions], dtype="string")
+    out["agree"] = np.array([d.agree for d in decisions], dtype=bool)
+    out["n_agree"] = np.array([d.n_agree for d in decisions], dtype=np.int16)
+    out["consensus_prob"] = np.array([d.prob for d in decisions], dtype=np.float32)
+    out["consensus_method"] = pd.array([d.method for d in decisions], dtype="string")
+    return out
+
+
+def _as_pairs(topk: Any) -> list[tuple[str, float]] | None:
+    if not isinstance(topk, (list, tuple, np.ndarray)):
+        return None  # None, NaN or pd.NA: the model has no answer for this row
+    pairs = [(item["lang"], float(item["prob"])) for item in topk]
+    return pairs or None
+
+
+def consensus_meta(meta: pd.DataFrame) -> pd.DataFrame:
+    """``meta`` with the consensus columns appended."""
+    out = meta.copy()
+    out["lang"] = pd.Series(dtype="string")
+    out["agree"] = pd.Series(dtype=bool)
+    out["n_agree"] = pd.Series(dtype=np.int16)
+    out["consensus_prob"] = pd.Series(dtype=np.float32)
+    out["consensus_method"] = pd.Series(dtype="string")
+    return out
+
+
+def consensus(
+    ddf: dd.DataFrame,
+    models: Sequence[str] | None = None,
+    *,
+    policy: str = "majority",
+    min_prob: float = 0.0,
+    weights: Mapping[str, float] | None = None,
+    temperatures: Mapping[str, float] | None = None,
+    label_counts: Mapping[str, int] | None = None,
+    equivalence: LanguageEquivalence = DEFAULT_EQUIVALENCE,
+) -> dd.DataFrame:
+    """Add consensus columns to a result dataframe (lazy). ``models``: names or aliases; default all."""
+    from lidframe.models.base import column_alias
+
+    if models is None:
+        aliases = [c.removesuffix("_topk") for c in ddf.columns if c.endswith("_topk")]
+    else:
+        aliases = [column_alias(m) for m in models]
+    config = ConsensusConfig(
+        policy=policy,
+        min_prob=min_prob,
+        weights={column_alias(k): v for k, v in (weights or {}).items()},
+        temperatures={column_alias(k): v for k, v in (temperatures or {}).items()},
+        label_counts={column_alias(k): v for k, v in (label_counts or {}).items()},
+        equivalence=equivalence,
+    )
+    consensus_frame(ddf._meta, aliases, config)  # validates the columns before any work
+    return ddf.map_partitions(
+        consensus_frame, aliases, config, meta=consensus_meta(ddf._meta), enforce_metadata=False
+    )

@@ -1,0 +1,106 @@
+"""SpeechBrain language classifiers (VoxLingua107 ECAPA-TDNN) as a batched :class:`LidModel`.
+
+Loading and inference go through SpeechBrain's own ``EncoderClassifier``: ``from_hparams`` reads a
+hub id (``speechbrain/lang-id-voxlingua107-ecapa``) or any local directory of that layout
+(``hyperparams.yaml``, ``embedding_model.ckpt``, ``classifier.ckpt``, ``label_encoder.txt``), and
+``classify_batch(wavs, wav_lens)`` runs the whole padded batch at once, with relative lengths so the
+padding is ignored by the statistics pooling. Its output is log-posteriors; a softmax turns them into
+probabilities (exact for log-softmax outputs, a normalisation for any other score).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from lidframe.errors import ModelError
+from lidframe.languages import voxlingua_to_canonical
+from lidframe.models.base import LidModel, ModelSpec, register_family, register_name
+from lidframe.models.whisper_weights import cache_dir
+
+__all__ = ["SpeechBrainLid", "register"]
+
+VOXLINGUA107_HUB_ID = "speechbrain/lang-id-voxlingua107-ecapa"
+_HINT = (
+    "Offline, pass a local directory of the VoxLingua107 layout (hyperparams.yaml, "
+    "embedding_model.ckpt, classifier.ckpt, label_encoder.txt) as --models speechbrain:/path/to/dir."
+)
+
+
+def register() -> None:
+    """Register the ``speechbrain`` family and the ``voxlingua107-ecapa`` name."""
+    register_family("speechbrain", SpeechBrainLid)
+    register_name("voxlingua107-ecapa", "speechbrain", VOXLINGUA107_HUB_ID)
+
+
+class SpeechBrainLid(LidModel):
+    """A SpeechBrain ``EncoderClassifier`` whose labels are languages (``'de: German'``)."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(spec)
+        if spec.dtype != "float32":
+            raise ModelError(f"{spec.name}: SpeechBrain models run in float32, not {spec.dtype}")
+        from speechbrain.inference.classifiers import EncoderClassifier
+
+        source = spec.source
+        local = Path(source).expanduser()
+        if local.exists():
+            if not (local / "hyperparams.yaml").is_file():
+                raise ModelError(f"{local}: no hyperparams.yaml; not a SpeechBrain model directory")
+            source = str(local.resolve())
+        elif source.startswith((".", "/", "~")):
+            raise ModelError(f"SpeechBrain model directory {source!r} does not exist. {_HINT}")
+        savedir = cache_dir() / "speechbrain" / hashlib.sha256(source.encode()).hexdigest()[:24]
+        try:
+            classifier = EncoderClassifier.from_hparams(
+                source=source, savedir=str(savedir), run_opts={"device": spec.device}
+            )
+        except Exception as exc:
+            raise ModelError(
+                f"cannot load SpeechBrain model {spec.source!r}: {type(exc).__name__}: {exc}. {_HINT}"
+            ) from exc
+        if classifier is None:
+            raise ModelError(f"cannot load SpeechBrain model {spec.source!r}. {_HINT}")
+        classifier.eval()
+        encoder = classifier.hparams.label_encoder
+        try:
+            raw = [encoder.ind2lab[i] for i in range(len(encoder.ind2lab))]
+        except KeyError as exc:
+            raise ModelError(f"{spec.source}: label_encoder.txt has a gap at index {exc}") from exc
+        self._labels = tuple(voxlingua_to_canonical(str(label)) for label in raw)
+        if len(set(self._labels)) != len(self._labels):
+            raise ModelError(f"{spec.source}: two labels map to the same language: {raw}")
+        self._raw_labels = tuple(raw)
+        self._classifier = classifier
+        self.device = spec.device
+        self._lock = threading.Lock()
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self._labels
+
+    @property
+    def raw_labels(self) -> tuple[str, ...]:
+        """The model's own labels (``'de: German'``), aligned with :attr:`labels`."""
+        return self._raw_labels
+
+    def predict_batch(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
+        import torch
+
+        if len(waveforms) == 0:
+            return np.zeros((0, len(self._labels)), dtype=np.float32)
+        lengths = np.array([len(w) for w in waveforms], dtype=np.int64)
+        longest = int(lengths.max())
+        batch = np.zeros((len(waveforms), longest), dtype=np.float32)
+        for i, wave in enumerate(waveforms):
+            batch[i, : len(wave)] = wave
+        with self._lock, torch.inference_mode():
+            wavs = torch.from_numpy(batch).to(self.device)
+            rel = torch.from_numpy(lengths / longest).float().to(self.device)
+            scores, _, _, _ = self._classifier.classify_batch(wavs, rel)
+            probs = torch.softmax(scores.float(), dim=-1)
+        return probs.cpu().numpy().astype(np.float32)
