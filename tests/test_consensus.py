@@ -152,7 +152,9 @@ def test_bad_settings():
     with pytest.raises(ConfigError, match="min_prob"):
         ConsensusConfig(min_prob=1.5)
     with pytest.raises(ConfigError, match="weights"):
-        ConsensusConfig(weights={"a": 0.0})
+        ConsensusConfig(weights={"a": -1.0})
+    with pytest.raises(ConfigError, match="temperatures"):
+        ConsensusConfig(temperatures={"a": 0.0})
 
 
 def _results_frame():

@@ -5,6 +5,10 @@ touched until a function is called.
 """
 
 from lidframe.audio import AudioConfig, decode_window
+
+# Bound last: the function `lidframe.consensus` (its module stays importable as lidframe.consensus).
+from lidframe.calibration import Calibration, fit_calibration, load_calibration
+from lidframe.consensus import consensus
 from lidframe.errors import AudioError, ConfigError, LidframeError, ManifestError, ModelError
 from lidframe.manifest import read_manifest
 from lidframe.models import LidModel, ModelSpec, available_models, load_model, parse_model
@@ -14,6 +18,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AudioConfig",
+    "Calibration",
     "AudioError",
     "ConfigError",
     "LidModel",
@@ -24,8 +29,11 @@ __all__ = [
     "RunSummary",
     "__version__",
     "available_models",
+    "consensus",
     "decode_window",
+    "fit_calibration",
     "identify",
+    "load_calibration",
     "load_model",
     "parse_model",
     "read_manifest",

@@ -73,7 +73,22 @@ def _parser() -> argparse.ArgumentParser:
         default=0.0,
         help="consensus support below which the answer is 'und'",
     )
+    run.add_argument(
+        "--calibration",
+        default=None,
+        metavar="FILE",
+        help="consensus calibration written by `lidframe calibrate`",
+    )
     run.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+
+    cal = sub.add_parser(
+        "calibrate", help="fit consensus temperatures and weights on labelled results"
+    )
+    cal.add_argument("results", help="a run's Parquet folder (rows need a label)")
+    cal.add_argument("--out", required=True, help="calibration JSON to write")
+    cal.add_argument("--models", nargs="+", default=None, help="models to combine (default: all)")
+    cal.add_argument("--policy", default="product", choices=["weighted", "product"])
+    cal.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE")
 
     sub.add_parser("models", help="list the model names")
     return parser
@@ -88,6 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             print("\n".join(available_models()))
             return 0
+        if args.command == "calibrate":
+            return _calibrate(args)
         from lidframe.audio import AudioConfig
         from lidframe.pipeline import run
 
@@ -105,6 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             audio=AudioConfig(max_window=args.max_window),
             storage_options=_storage_options(args.storage_option),
             consensus_policy=args.consensus,
+            calibration=args.calibration,
             min_prob=args.min_prob,
             progress=not args.no_progress,
         )
@@ -113,6 +131,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LidframeError as exc:
         print(f"lidframe: error: {exc}", file=sys.stderr)
         return 2
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from lidframe.calibration import fit_calibration
+    from lidframe.models.base import column_alias
+
+    try:
+        df = pd.read_parquet(
+            args.results, storage_options=_storage_options(args.storage_option) or None
+        )
+    except (OSError, ValueError) as exc:
+        raise LidframeError(f"cannot read results {args.results}: {exc}") from exc
+    if args.models:
+        aliases = [column_alias(m) for m in args.models]
+    else:
+        aliases = [c.removesuffix("_topk") for c in df.columns if c.endswith("_topk")]
+    fitted = fit_calibration(df, aliases, policy=args.policy)
+    fitted.save(args.out)
+    before, after = fitted.report["before"], fitted.report["after"]
+    print(f"calibrated {', '.join(aliases)} on {fitted.rows} labelled rows -> {args.out}")
+    for alias in aliases:
+        print(
+            f"  {alias}: temperature {fitted.temperatures[alias]:.3f}, weight {fitted.weights[alias]:g}"
+        )
+    for name, m in (("before", before), ("after", after)):
+        print(f"  {name}: accuracy {m['accuracy']:.3f}, ECE {m['ece']:.3f}, NLL {m['nll']:.3f}")
+    return 0
 
 
 if __name__ == "__main__":

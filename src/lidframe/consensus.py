@@ -49,6 +49,7 @@ __all__ = [
     "consensus_frame",
     "consensus_meta",
     "decide",
+    "supports",
 ]
 
 POLICIES = ("unanimous", "majority", "weighted", "product")
@@ -67,7 +68,7 @@ class ConsensusConfig:
     policy: str = "majority"
     # Below this support the answer is ``und`` (0 keeps every answer).
     min_prob: float = 0.0
-    # Per-model weight by column alias (vote weight or product exponent); missing aliases weigh 1.
+    # Per-model weight by column alias (vote weight or product exponent, >= 0); missing ones weigh 1.
     weights: Mapping[str, float] = field(default_factory=dict)
     # Per-model temperature by alias (from calibration): p ** (1 / T), renormalised. Default 1.
     temperatures: Mapping[str, float] = field(default_factory=dict)
@@ -100,15 +101,30 @@ class Decision:
     method: str
 
 
-def decide(
+def supports(
     answers: Mapping[str, Sequence[tuple[str, float]] | None], config: ConsensusConfig
-) -> Decision:
-    """Combine one row's answers: alias -> top-k ``(lang, prob)`` list, or ``None`` if it errored."""
-    total = len(answers)
+) -> dict[str, float]:
+    """The policy's support for every candidate language of one row (empty if no model answered)."""
+    scored = _score(answers, config)
+    return dict(scored.support) if scored else {}
+
+
+@dataclass(frozen=True)
+class _Scored:
+    aliases: list[str]
+    top1: dict[str, str]
+    candidates: list[str]
+    votes: dict[str, int]
+    best_single: dict[str, float]
+    support: dict[str, float]
+
+
+def _score(
+    answers: Mapping[str, Sequence[tuple[str, float]] | None], config: ConsensusConfig
+) -> _Scored | None:
     aliases = sorted(a for a, topk in answers.items() if topk)
-    method = f"{config.policy}[{len(aliases)}/{total}]"
     if not aliases:
-        return Decision(UNDETERMINED, False, 0, math.nan, method)
+        return None
     dists = {a: _distribution(a, answers[a] or (), config) for a in aliases}
     # A model's answer is the first entry of its list (its own tie-breaking), in its group's code.
     top1 = {a: config.equivalence.key(_first(answers[a] or ())) for a in aliases}
@@ -129,17 +145,30 @@ def decide(
         norm = sum(math.exp(v - top) for v in logs.values())
         support = {c: math.exp(v - top) / norm for c, v in logs.items()}
     else:
-        wsum = sum(weight.values())
+        wsum = sum(weight.values()) or 1.0
         support = {c: sum(weight[a] * p(a, c) for a in aliases) / wsum for c in candidates}
+    return _Scored(aliases, top1, candidates, votes, best_single, support)
 
+
+def decide(
+    answers: Mapping[str, Sequence[tuple[str, float]] | None], config: ConsensusConfig
+) -> Decision:
+    """Combine one row's answers: alias -> top-k ``(lang, prob)`` list, or ``None`` if it errored."""
+    scored = _score(answers, config)
+    n_answered = len(scored.aliases) if scored else 0
+    method = f"{config.policy}[{n_answered}/{len(answers)}]"
+    if scored is None:
+        return Decision(UNDETERMINED, False, 0, math.nan, method)
+    support, votes, best_single = scored.support, scored.votes, scored.best_single
+    candidates = scored.candidates
     best = max(candidates, key=lambda c: (round(support[c], 12), votes[c], best_single[c], _neg(c)))
-    agree = len(set(top1.values())) == 1
+    agree = len(set(scored.top1.values())) == 1
     lang = best
     if config.policy == "unanimous" and not agree:
         lang = UNDETERMINED
     if config.policy == "majority":
         best = max(candidates, key=lambda c: (votes[c], support[c], best_single[c], _neg(c)))
-        lang = best if votes[best] * 2 > len(aliases) else UNDETERMINED
+        lang = best if votes[best] * 2 > n_answered else UNDETERMINED
     prob = float(min(1.0, max(0.0, support[best])))
     if prob < config.min_prob:
         lang = UNDETERMINED
@@ -252,9 +281,22 @@ def consensus(
     temperatures: Mapping[str, float] | None = None,
     label_counts: Mapping[str, int] | None = None,
     equivalence: LanguageEquivalence = DEFAULT_EQUIVALENCE,
+    calibration: Any = None,
 ) -> dd.DataFrame:
-    """Add consensus columns to a result dataframe (lazy). ``models``: names or aliases; default all."""
+    """Add consensus columns to a result dataframe (lazy). ``models``: names or aliases; default all.
+
+    ``calibration`` (a :class:`~lidframe.calibration.Calibration` or the path of its JSON file)
+    supplies the policy, weights and temperatures fitted by ``lidframe calibrate``.
+    """
     from lidframe.models.base import column_alias
+
+    if calibration is not None:
+        from lidframe.calibration import load_calibration
+
+        if weights or temperatures:
+            raise ConfigError("pass either a calibration or weights/temperatures, not both")
+        fitted = load_calibration(calibration)
+        policy, weights, temperatures = fitted.policy, fitted.weights, fitted.temperatures
 
     if models is None:
         aliases = [c.removesuffix("_topk") for c in ddf.columns if c.endswith("_topk")]

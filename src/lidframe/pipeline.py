@@ -106,6 +106,7 @@ def run(
     out_storage_options: Mapping[str, Any] | None = None,
     consensus_policy: str = "majority",
     min_prob: float = 0.0,
+    calibration: Any = None,
     progress: bool = True,
 ) -> RunSummary:
     """Identify the language of every row of ``manifest`` and write Parquet parts under ``out``.
@@ -113,13 +114,18 @@ def run(
     Starts a local cluster (or attaches to ``scheduler``), and returns a :class:`RunSummary`.
     ``storage_options`` apply to the manifest and the audio, ``out_storage_options`` to ``out``
     (default: the same). With more than one model, consensus columns are added
-    (:func:`lidframe.consensus.consensus` with ``consensus_policy`` and ``min_prob``).
+    (:func:`lidframe.consensus.consensus` with ``consensus_policy`` and ``min_prob``, or with a
+    ``calibration`` fitted by ``lidframe calibrate``).
     """
     started = time.perf_counter()
     if isinstance(models, str):
         models = [models]
-    for name in models:  # fail on a bad model name before starting anything
+    for name in models:  # fail on a bad model name or calibration before starting anything
         parse_model(name, device=device, dtype=dtype)
+    if calibration is not None:
+        from lidframe.calibration import load_calibration
+
+        calibration = load_calibration(calibration)
     out = os.fspath(out)
     out_options = (
         dict(storage_options or {}) if out_storage_options is None else dict(out_storage_options)
@@ -140,7 +146,9 @@ def run(
         )
         aliases = [c.removesuffix("_lang") for c in result.columns if c.endswith("_lang")]
         if len(aliases) > 1:
-            result = consensus(result, aliases, policy=consensus_policy, min_prob=min_prob)
+            result = consensus(
+                result, aliases, policy=consensus_policy, min_prob=min_prob, calibration=calibration
+            )
         schema = result_schema(result._meta, aliases)
         language_columns = {a: model_columns(a)[0] for a in aliases}
         if len(aliases) > 1:
