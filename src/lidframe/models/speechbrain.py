@@ -48,16 +48,23 @@ class SpeechBrainLid(LidModel):
 
         source = spec.source
         local = Path(source).expanduser()
+        overrides: dict[str, str] = {}
         if local.exists():
             if not (local / "hyperparams.yaml").is_file():
                 raise ModelError(f"{local}: no hyperparams.yaml; not a SpeechBrain model directory")
             source = str(local.resolve())
+            # The hub's hyperparams.yaml points `pretrained_path` at the hub id; a local copy must
+            # load its checkpoints from where it is.
+            overrides["pretrained_path"] = source
         elif source.startswith((".", "/", "~")):
             raise ModelError(f"SpeechBrain model directory {source!r} does not exist. {_HINT}")
         savedir = cache_dir() / "speechbrain" / hashlib.sha256(source.encode()).hexdigest()[:24]
         try:
             classifier = EncoderClassifier.from_hparams(
-                source=source, savedir=str(savedir), run_opts={"device": spec.device}
+                source=source,
+                savedir=str(savedir),
+                overrides=overrides,
+                run_opts={"device": spec.device},
             )
         except Exception as exc:
             raise ModelError(

@@ -1,0 +1,100 @@
+"""Calibrated consensus on a labelled held-out split, with both real models."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import dask
+import numpy as np
+import pandas as pd
+import pytest
+
+import lidframe
+from lidframe import ConfigError
+from lidframe.calibration import evaluate_consensus, fit_calibration, load_calibration
+from lidframe.consensus import ConsensusConfig
+from lidframe.eval.metrics import expected_calibration_error
+from lidframe.models.base import column_alias
+from lidframe.testing import make_corpus
+
+MODEL_DIR = Path(__file__).parent / "assets" / "voxlingua107-espeak-ecapa"
+LANGS = ("cs", "de", "en", "es", "fi", "fr", "hu", "it", "nl", "pl", "ru", "sv")
+
+
+def test_ece_matches_a_direct_computation():
+    rng = np.random.default_rng(0)
+    conf = rng.uniform(0, 1, 500)
+    correct = rng.uniform(0, 1, 500) < conf**2
+    expected = 0.0
+    for lo in np.linspace(0, 1, 11)[:-1]:
+        hi = lo + 0.1
+        mask = (conf >= lo) & ((conf < hi) if hi < 1 else (conf <= hi))
+        if mask.any():
+            expected += mask.mean() * abs(correct[mask].mean() - conf[mask].mean())
+    assert expected_calibration_error(conf, correct) == pytest.approx(expected, abs=1e-9)
+    assert expected_calibration_error([1.0, 1.0], [True, True]) == 0.0
+    assert np.isnan(expected_calibration_error([], []))
+
+
+def test_calibration_needs_labels():
+    df = pd.DataFrame({"m_topk": [[{"lang": "de", "prob": 0.9}]]})
+    with pytest.raises(ConfigError, match="no 'label' column"):
+        fit_calibration(df, ["m"])
+
+
+@pytest.fixture(scope="module")
+def labelled_results(tmp_path_factory):
+    root = tmp_path_factory.mktemp("calib")
+    corpus = make_corpus(root, languages=list(LANGS), per_language=8, seed=1234)
+    corpus["audio"] = [str(root / a) for a in corpus["audio"]]
+    manifest = root / "manifest.csv"
+    corpus[["audio", "label"]].to_csv(manifest, index=False)
+    models = ["whisper-base", f"speechbrain:{MODEL_DIR}"]
+    with dask.config.set(scheduler="synchronous"):
+        ddf = lidframe.read_manifest(manifest, partition_rows=1000)
+        df = lidframe.identify(ddf, models, device="cpu").compute()
+    return df.reset_index(drop=True), [column_alias(m) for m in models], root
+
+
+@pytest.mark.slow
+def test_calibrated_consensus_beats_each_model_on_heldout(labelled_results, tmp_path):
+    df, aliases, _ = labelled_results
+    fit = df.groupby("label", group_keys=False).apply(lambda g: g.iloc[::2])
+    held = df.drop(fit.index)
+    calibration = fit_calibration(fit, aliases, policy="product")
+    calibration.save(tmp_path / "cal.json")
+    again = load_calibration(tmp_path / "cal.json")
+    assert again == calibration
+
+    calibrated = evaluate_consensus(held, aliases, again.consensus_config())
+    singles = {a: evaluate_consensus(held, [a], ConsensusConfig("product")) for a in aliases}
+    print(f"held-out calibrated consensus {calibrated}; single models {singles}; fit {calibration}")
+    assert calibrated["accuracy"] >= max(s["accuracy"] for s in singles.values())
+    assert all(calibrated["ece"] < s["ece"] for s in singles.values())
+
+
+@pytest.mark.slow
+def test_calibrate_command_and_run_with_calibration(labelled_results, tmp_path):
+    df, aliases, root = labelled_results
+    results = tmp_path / "results"
+    results.mkdir()
+    df.to_parquet(results / "part-00000.parquet", index=False)
+    out = tmp_path / "cal.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "lidframe.cli", "calibrate", str(results), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert f"on {len(df)} labelled rows" in proc.stdout and out.is_file()
+    cal = load_calibration(out)
+    assert set(cal.temperatures) == set(aliases)
+    with dask.config.set(scheduler="synchronous"):
+        out_ddf = lidframe.consensus(dask.dataframe.from_pandas(df, npartitions=2), calibration=cal)
+    assert (out_ddf["consensus_method"].compute() == "product[2/2]").all()
+    with pytest.raises(ConfigError, match="not a lidframe calibration"):
+        (tmp_path / "bad.json").write_text("{}")
+        load_calibration(tmp_path / "bad.json")
