@@ -81,8 +81,8 @@ HYPERPARAMS_TEMPLATE = """\
 # {n_langs} languages, for tests. See README.md.
 # ############################################################################
 
-# Directory holding the checkpoints. Written as this directory's absolute path
-# when the model was made; when loading a copy elsewhere, override it:
+# Where the checkpoints are. Like the hub's file (which names the hub id), this is
+# a placeholder: load with the directory itself, as lidframe does:
 # EncoderClassifier.from_hparams(source=d, overrides={{"pretrained_path": d}})
 pretrained_path: {pretrained_path}
 
@@ -362,7 +362,7 @@ def write_model_dir(out: Path, args, channels, embedding_model, classifier, labe
                  "label_encoder.txt", "README.md"):  # fmt: skip
         (out / name).unlink(missing_ok=True)
     hparams = HYPERPARAMS_TEMPLATE.format(
-        pretrained_path=str(out.resolve()),
+        pretrained_path="voxlingua107-espeak-ecapa",
         n_mels=args.n_mels,
         n_langs=len(labels),
         channels="[" + ", ".join(str(c) for c in channels) + "]",
@@ -384,7 +384,9 @@ def evaluate_loaded(out: Path, clips, jobs, batch_size: int, seed: int, noise_db
     from speechbrain.inference.classifiers import EncoderClassifier
 
     with tempfile.TemporaryDirectory(prefix="espeak-ecapa-savedir-") as savedir:
-        clf = EncoderClassifier.from_hparams(source=str(out), savedir=savedir)
+        clf = EncoderClassifier.from_hparams(
+            source=str(out), savedir=savedir, overrides={"pretrained_path": str(out)}
+        )
         clf.eval()
         rng = np.random.default_rng(seed + 1)
         order = rng.permutation(len(clips))  # mixed lengths in each batch: padding is exercised
@@ -440,6 +442,7 @@ def format_results(results) -> str:
 
 def write_readme(out: Path, args, argv, n_params, size, train_s, results, noisy, counts):
     acc, n = results[("all", "all")]
+    variants = ", ".join(v for v in TRAIN_VARIANTS if v)
     readme = f"""# voxlingua107-espeak-ecapa: a tiny test model (NOT VoxLingua107)
 
 This directory has exactly the layout of the Hugging Face model
@@ -457,7 +460,8 @@ the SpeechBrain path offline. Do not use it on real speech.
 Seed {args.seed}, {args.epochs} epochs, {train_s / 60:.1f} min of training on 2 CPU cores
 (torch {torch.__version__}). Data: per language {counts[0]} training clips and {counts[1]} held-out clips,
 12-20 words sampled from the language's 2,000 most frequent words (`wordfreq.top_n_list`), spoken by
-espeak-ng with voice variants ({", ".join(v for v in TRAIN_VARIANTS if v)} and the plain voice), speeds 130-200 wpm and pitches 30-70, resampled to
+espeak-ng with voice variants ({variants} and the plain voice),
+speeds 130-200 wpm and pitches 30-70, resampled to
 16 kHz mono. Held-out clips use only words from a held-out 20% of each vocabulary; half of them use
 voice variants never used in training ({", ".join(UNSEEN_VARIANTS)}). Training used random 2-4 s
 crops with random EQ, light noise and gain; Adam, NLL loss on the classifier's log-softmax output.
@@ -475,8 +479,8 @@ with white noise at -40 dBFS added: {100 * noisy:.1f}%.
 
 {format_results(results)}
 
-`pretrained_path` in `hyperparams.yaml` is the absolute path this directory was written to. A copy
-elsewhere loads with `overrides={{"pretrained_path": "/path/to/copy"}}`.
+`pretrained_path` in `hyperparams.yaml` is a placeholder, as the hub's is: load with
+`overrides={{"pretrained_path": "/path/to/this/dir"}}` (lidframe does this for local directories).
 """
     (out / "README.md").write_text(readme, encoding="utf-8")
 
@@ -484,8 +488,8 @@ elsewhere loads with `overrides={{"pretrained_path": "/path/to/copy"}}`.
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", type=Path,
-                   default=Path(__file__).resolve().parents[2] / "tests/assets/voxlingua107-espeak-ecapa")  # fmt: skip
+    default_out = Path(__file__).resolve().parents[2] / "tests/assets/voxlingua107-espeak-ecapa"
+    p.add_argument("--out", type=Path, default=default_out)
     p.add_argument(
         "--work", type=Path, default=Path(tempfile.gettempdir()) / "lidframe-espeak-ecapa"
     )
@@ -542,8 +546,8 @@ def main(argv: list[str] | None = None) -> int:
         args.out, held_clips, held_jobs, 16, args.seed, noise_db=-40
     )
     print(
-        "classify_batch -> out_prob %s, score %s, index %s, text_lab %s e.g. %s; "
-        "sum(exp(out_prob)) = %.4f" % first
+        "classify_batch -> out_prob {}, score {}, index {}, text_lab {} e.g. {}; "
+        "sum(exp(out_prob)) = {:.4f}".format(*first)
     )
     print(format_results(results))
     noisy = noisy_results[("all", "all")][0]

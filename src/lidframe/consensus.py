@@ -82,12 +82,14 @@ class ConsensusConfig:
             raise ConfigError(f"consensus policy must be one of {POLICIES}, got {self.policy!r}")
         if not (0.0 <= self.min_prob <= 1.0):
             raise ConfigError(f"consensus min_prob must be in [0, 1], got {self.min_prob!r}")
-        for name, table in (("weights", self.weights), ("temperatures", self.temperatures)):
-            for alias, value in table.items():
-                if not (value > 0 and math.isfinite(value)):
-                    raise ConfigError(
-                        f"consensus {name}[{alias!r}] must be positive, got {value!r}"
-                    )
+        for alias, value in self.weights.items():
+            if not (value >= 0 and math.isfinite(value)):
+                raise ConfigError(f"consensus weights[{alias!r}] must be >= 0, got {value!r}")
+        for alias, value in self.temperatures.items():
+            if not (value > 0 and math.isfinite(value)):
+                raise ConfigError(
+                    f"consensus temperatures[{alias!r}] must be positive, got {value!r}"
+                )
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,8 @@ class SpeechBrainLid(LidModel):
             source = str(local.resolve())
             # The hub's hyperparams.yaml points `pretrained_path` at the hub id; a local copy must
             # load its checkpoints from where it is.
-            overrides["pretrained_path"] = source
+            if "pretrained_path:" in (local / "hyperparams.yaml").read_text():
+                overrides["pretrained_path"] = source
         elif source.startswith((".", "/", "~")):
             raise ModelError(f"SpeechBrain model directory {source!r} does not exist. {_HINT}")
         savedir = cache_dir() / "speechbrain" / hashlib.sha256(source.encode()).hexdigest()[:24]
