@@ -77,7 +77,7 @@ def test_calibrated_consensus_beats_each_model_on_heldout(labelled_results, tmp_
 
 @pytest.mark.slow
 def test_calibrate_command_and_run_with_calibration(labelled_results, tmp_path):
-    df, aliases, root = labelled_results
+    df, aliases, _ = labelled_results
     results = tmp_path / "results"
     results.mkdir()
     df.to_parquet(results / "part-00000.parquet", index=False)
