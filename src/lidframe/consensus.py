@@ -46,6 +46,7 @@ __all__ = [
     "UNDETERMINED",
     "ConsensusConfig",
     "consensus",
+    "consensus_config",
     "consensus_frame",
     "consensus_meta",
     "decide",
@@ -273,6 +274,40 @@ def consensus_meta(meta: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def consensus_config(
+    *,
+    policy: str = "majority",
+    min_prob: float = 0.0,
+    weights: Mapping[str, float] | None = None,
+    temperatures: Mapping[str, float] | None = None,
+    label_counts: Mapping[str, int] | None = None,
+    equivalence: LanguageEquivalence = DEFAULT_EQUIVALENCE,
+    calibration: Any = None,
+) -> ConsensusConfig:
+    """A :class:`ConsensusConfig` from user-facing settings (model names or aliases as keys).
+
+    ``calibration`` (a :class:`~lidframe.calibration.Calibration` or the path of its JSON file)
+    supplies the policy, weights and temperatures fitted by ``lidframe calibrate``.
+    """
+    from lidframe.models.base import column_alias
+
+    if calibration is not None:
+        from lidframe.calibration import load_calibration
+
+        if weights or temperatures:
+            raise ConfigError("pass either a calibration or weights/temperatures, not both")
+        fitted = load_calibration(calibration)
+        policy, weights, temperatures = fitted.policy, fitted.weights, fitted.temperatures
+    return ConsensusConfig(
+        policy=policy,
+        min_prob=min_prob,
+        weights={column_alias(k): v for k, v in (weights or {}).items()},
+        temperatures={column_alias(k): v for k, v in (temperatures or {}).items()},
+        label_counts={column_alias(k): v for k, v in (label_counts or {}).items()},
+        equivalence=equivalence,
+    )
+
+
 def consensus(
     ddf: dd.DataFrame,
     models: Sequence[str] | None = None,
@@ -287,31 +322,23 @@ def consensus(
 ) -> dd.DataFrame:
     """Add consensus columns to a result dataframe (lazy). ``models``: names or aliases; default all.
 
-    ``calibration`` (a :class:`~lidframe.calibration.Calibration` or the path of its JSON file)
-    supplies the policy, weights and temperatures fitted by ``lidframe calibrate``.
+    Settings as in :func:`consensus_config`.
     """
     from lidframe.models.base import column_alias
 
-    if calibration is not None:
-        from lidframe.calibration import load_calibration
-
-        if weights or temperatures:
-            raise ConfigError("pass either a calibration or weights/temperatures, not both")
-        fitted = load_calibration(calibration)
-        policy, weights, temperatures = fitted.policy, fitted.weights, fitted.temperatures
-
+    config = consensus_config(
+        policy=policy,
+        min_prob=min_prob,
+        weights=weights,
+        temperatures=temperatures,
+        label_counts=label_counts,
+        equivalence=equivalence,
+        calibration=calibration,
+    )
     if models is None:
         aliases = [c.removesuffix("_topk") for c in ddf.columns if c.endswith("_topk")]
     else:
         aliases = [column_alias(m) for m in models]
-    config = ConsensusConfig(
-        policy=policy,
-        min_prob=min_prob,
-        weights={column_alias(k): v for k, v in (weights or {}).items()},
-        temperatures={column_alias(k): v for k, v in (temperatures or {}).items()},
-        label_counts={column_alias(k): v for k, v in (label_counts or {}).items()},
-        equivalence=equivalence,
-    )
     consensus_frame(ddf._meta, aliases, config)  # validates the columns before any work
     return ddf.map_partitions(
         consensus_frame, aliases, config, meta=consensus_meta(ddf._meta), enforce_metadata=False

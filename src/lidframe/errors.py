@@ -13,6 +13,7 @@ __all__ = [
     "LidframeError",
     "ManifestError",
     "ModelError",
+    "StoreError",
 ]
 
 
@@ -50,3 +51,7 @@ class AudioError(LidframeError):
     def __reduce__(self) -> tuple[type[AudioError], tuple[str, str]]:
         # Keep the category when the error crosses a process boundary (Dask pickles errors).
         return (type(self), (self.category, self.args[0]))
+
+
+class StoreError(LidframeError):
+    """The job database is unreachable, refused a write, or holds a conflicting job."""

@@ -29,6 +29,7 @@ import math
 import os
 import posixpath
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import dask
@@ -41,7 +42,15 @@ from dask.delayed import Delayed, delayed
 from lidframe.errors import ConfigError, ManifestError
 from lidframe.languages import canonical
 
-__all__ = ["MANIFEST_COLUMNS", "derive_id", "manifest_meta", "read_manifest"]
+__all__ = [
+    "MANIFEST_COLUMNS",
+    "ManifestPlan",
+    "check_unique_ids",
+    "derive_id",
+    "manifest_meta",
+    "plan_manifest",
+    "read_manifest",
+]
 
 MANIFEST_COLUMNS = ("id", "audio", "label", "offset", "duration")
 _FORMATS = {
@@ -78,17 +87,56 @@ def manifest_meta(with_label: bool) -> pd.DataFrame:
     return pd.DataFrame(cols)
 
 
-def read_manifest(
+@dataclass(frozen=True)
+class ManifestPlan:
+    """A validated manifest as input blocks and exact partitions, before any dataframe exists.
+
+    ``blocks[i]`` reads and normalises input block ``i`` (a :class:`~dask.delayed.Delayed`);
+    partition ``k`` is rows ``[k*R, (k+1)*R)``, assembled from the ``(block, lo, hi)`` slices in
+    ``pieces[k]`` by :func:`assemble_partition`. ``digest`` hashes every row as read, so it changes
+    when the manifest's content changes and not when the file is merely touched or copied.
+    """
+
+    url: str
+    rows: int
+    partition_rows: int
+    with_label: bool
+    blocks: tuple[Delayed, ...]
+    pieces: tuple[tuple[tuple[int, int, int], ...], ...]
+    digest: str
+
+    @property
+    def npartitions(self) -> int:
+        return len(self.pieces)
+
+    def meta(self) -> pd.DataFrame:
+        return manifest_meta(self.with_label)
+
+    def partition(self, k: int) -> Delayed:
+        """Partition ``k`` as a lazy pandas frame indexed by global row number."""
+        pieces = self.pieces[k]
+        return delayed(assemble_partition)(
+            [self.blocks[b] for b, _, _ in pieces],
+            [(lo, hi) for _, lo, hi in pieces],
+            k * self.partition_rows,
+        )
+
+    def to_dataframe(self) -> dd.DataFrame:
+        parts = [self.partition(k) for k in range(self.npartitions)]
+        return dd.from_delayed(parts, meta=self.meta(), verify_meta=False)
+
+
+def plan_manifest(
     path: str | os.PathLike[str],
     *,
     partition_rows: int = 128,
     storage_options: Mapping[str, Any] | None = None,
     format: str | None = None,
-) -> dd.DataFrame:
-    """Read ``path`` into a Dask dataframe of normalised manifest rows, ``partition_rows`` per partition.
+) -> ManifestPlan:
+    """Validate every row of ``path`` (one eager pass, never audio) and plan its partitions.
 
-    Validates every row eagerly (one pass, using the active Dask scheduler) and raises
-    :class:`ManifestError` naming the file, the column or the row. Audio is never opened here.
+    Raises :class:`ManifestError` naming the file, the column or the row. Ids are not checked for
+    uniqueness here: :func:`check_unique_ids` does that (one more pass).
     """
     if not isinstance(partition_rows, int) or partition_rows <= 0:
         raise ConfigError(f"partition_rows must be a positive integer, got {partition_rows!r}")
@@ -104,38 +152,69 @@ def read_manifest(
     raw = raw[keep]
     base = _base_of(url, options)
 
-    blocks: list[Delayed] = list(raw.to_delayed())
-    stats = dask.compute(*[delayed(_inspect_block)(b, base, with_label) for b in blocks])
-    starts = np.concatenate([[0], np.cumsum([n for n, _ in stats])]).astype(int)
-    for i, (_, problem) in enumerate(stats):
+    raw_blocks: list[Delayed] = list(raw.to_delayed())
+    stats = dask.compute(*[delayed(_inspect_block)(b, base, with_label) for b in raw_blocks])
+    starts = np.concatenate([[0], np.cumsum([n for n, _, _ in stats])]).astype(int)
+    for i, (_, problem, _) in enumerate(stats):
         if problem is not None:
             local, message = problem
             raise ManifestError(f"{url}: row {starts[i] + local}: {message}")
     total = int(starts[-1])
     if total == 0:
         raise ManifestError(f"{url}: the manifest has no rows")
+    digest = hashlib.blake2b(digest_size=16)
+    for _, _, block_digest in stats:
+        digest.update(block_digest)
 
-    normalised = [delayed(_normalise_block)(b, base, with_label) for b in blocks]
-    meta = manifest_meta(with_label)
-    parts = []
+    blocks = tuple(delayed(_normalise_block)(b, base, with_label) for b in raw_blocks)
+    pieces = []
     for first in range(0, total, partition_rows):
         last = min(first + partition_rows, total)
-        pieces = []
+        own = []
         for i in range(len(blocks)):
             lo, hi = max(first, starts[i]), min(last, starts[i + 1])
             if lo < hi:
-                pieces.append((normalised[i], int(lo - starts[i]), int(hi - starts[i])))
-        parts.append(delayed(_assemble)([p[0] for p in pieces], [p[1:] for p in pieces], first))
-    ddf = dd.from_delayed(parts, meta=meta, verify_meta=False)
+                own.append((i, int(lo - starts[i]), int(hi - starts[i])))
+        pieces.append(tuple(own))
+    return ManifestPlan(
+        url=url,
+        rows=total,
+        partition_rows=partition_rows,
+        with_label=with_label,
+        blocks=blocks,
+        pieces=tuple(pieces),
+        digest=digest.hexdigest(),
+    )
 
+
+def check_unique_ids(plan: ManifestPlan) -> None:
+    """Raise :class:`ManifestError` listing duplicate ids (one pass over the manifest)."""
     # A tree reduction (split_out=1) keeps this a plain task graph; at hundreds of millions of rows
     # a shuffle-based count (split_out>1) would be the scalable choice.
-    duplicates = ddf["id"].value_counts(split_out=1)
+    duplicates = plan.to_dataframe()["id"].value_counts(split_out=1)
     duplicates = duplicates[duplicates > 1].compute()
     if len(duplicates):
         shown = ", ".join(f"{k!r} ({v} rows)" for k, v in list(duplicates.items())[:5])
-        raise ManifestError(f"{url}: duplicate ids: {shown}")
-    return ddf
+        raise ManifestError(f"{plan.url}: duplicate ids: {shown}")
+
+
+def read_manifest(
+    path: str | os.PathLike[str],
+    *,
+    partition_rows: int = 128,
+    storage_options: Mapping[str, Any] | None = None,
+    format: str | None = None,
+) -> dd.DataFrame:
+    """Read ``path`` into a Dask dataframe of normalised manifest rows, ``partition_rows`` per partition.
+
+    Validates every row eagerly (one pass, using the active Dask scheduler) and raises
+    :class:`ManifestError` naming the file, the column or the row. Audio is never opened here.
+    """
+    plan = plan_manifest(
+        path, partition_rows=partition_rows, storage_options=storage_options, format=format
+    )
+    check_unique_ids(plan)
+    return plan.to_dataframe()
 
 
 def _detect_format(url: str, format: str | None) -> str:
@@ -293,9 +372,11 @@ def _check(df: pd.DataFrame, with_label: bool) -> tuple[pd.DataFrame, tuple[int,
 
 def _inspect_block(
     df: pd.DataFrame, base: str, with_label: bool
-) -> tuple[int, tuple[int, str] | None]:
+) -> tuple[int, tuple[int, str] | None, bytes]:
+    """Row count, first problem, and a digest of the block's content as read."""
     _, problem = _check(df, with_label)
-    return len(df), problem
+    hashed = pd.util.hash_pandas_object(df.astype("string"), index=False).to_numpy()
+    return len(df), problem, hashlib.blake2b(hashed.tobytes(), digest_size=16).digest()
 
 
 def _normalise_block(df: pd.DataFrame, base: str, with_label: bool) -> pd.DataFrame:
@@ -306,7 +387,7 @@ def _normalise_block(df: pd.DataFrame, base: str, with_label: bool) -> pd.DataFr
     return out
 
 
-def _assemble(
+def assemble_partition(
     blocks: Sequence[pd.DataFrame], bounds: Sequence[tuple[int, int]], first: int
 ) -> pd.DataFrame:
     frames = [b.iloc[lo:hi] for b, (lo, hi) in zip(blocks, bounds, strict=True)]

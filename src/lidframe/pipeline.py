@@ -8,6 +8,7 @@ larger partitioning, and returns a :class:`RunSummary`.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -24,13 +25,18 @@ from dask.delayed import delayed
 from lidframe.audio import AudioConfig
 from lidframe.cluster import connect
 from lidframe.columns import model_columns, result_meta, result_schema
-from lidframe.consensus import consensus
+from lidframe.consensus import consensus, consensus_config, consensus_meta
+from lidframe.errors import ConfigError
+from lidframe.job import JobSpec, check_job_id, environment
 from lidframe.kernel import KernelConfig, identify_partition
-from lidframe.manifest import read_manifest
+from lidframe.manifest import check_unique_ids, plan_manifest, read_manifest
 from lidframe.models.base import parse_model
+from lidframe.orchestrator import JobSettings, run_partitions
+from lidframe.partition_task import PartitionTask
 from lidframe.sinks.parquet import remove_stale_parts, write_part
+from lidframe.store import open_store
 
-__all__ = ["RunSummary", "identify", "run"]
+__all__ = ["RunSummary", "default_db", "identify", "run"]
 
 
 def identify(
@@ -62,7 +68,11 @@ def identify(
 
 @dataclass
 class RunSummary:
-    """What a run did: counts, errors by category, languages per model, and time."""
+    """What a run did: counts, errors by category, languages per model, and time.
+
+    With a job database the counts cover the whole job (also partitions done by earlier runs);
+    ``committed`` is what this run added, ``skipped`` what it found already done.
+    """
 
     out: str
     partitions: int
@@ -71,6 +81,12 @@ class RunSummary:
     error_categories: Counter[str] = field(default_factory=Counter)
     languages: dict[str, Counter[str]] = field(default_factory=dict)
     seconds: float = 0.0
+    job_id: str | None = None
+    db: str | None = None
+    status: str | None = None
+    committed: int = 0
+    skipped: int = 0
+    dead: int = 0
 
     def __str__(self) -> str:
         rate = self.rows / self.seconds if self.seconds > 0 else 0.0
@@ -78,6 +94,11 @@ class RunSummary:
             f"lidframe: {self.rows} rows in {self.partitions} partitions, {self.errors} errors, "
             f"{self.seconds:.1f} s ({rate:.2f} rows/s) -> {self.out}",
         ]
+        if self.job_id is not None:
+            lines.append(
+                f"  job {self.job_id} {self.status}: {self.committed} partitions done by this run, "
+                f"{self.skipped} already done, {self.dead} dead (state in {self.db})"
+            )
         if self.error_categories:
             lines.append(
                 "  errors: " + ", ".join(f"{k} {v}" for k, v in self.error_categories.most_common())
@@ -87,6 +108,17 @@ class RunSummary:
             more = f" (+{len(counts) - 12} more)" if len(counts) > 12 else ""
             lines.append(f"  {alias}: {len(counts)} languages: {top}{more}")
         return "\n".join(lines)
+
+
+def default_db(out: str) -> str:
+    """The embedded default: ``OUT/_lidframe.sqlite`` (pyarrow and dask skip ``_`` files)."""
+    if "://" in out and not out.startswith("file://"):
+        raise ConfigError(
+            f"the output {out!r} is not a local folder, so there is no default job database: "
+            "pass --db postgresql+psycopg://... (or sqlite:///FILE), or --no-db"
+        )
+    path = os.path.abspath(out.removeprefix("file://"))
+    return f"sqlite:///{path}/_lidframe.sqlite"
 
 
 def run(
@@ -108,6 +140,11 @@ def run(
     min_prob: float = 0.0,
     calibration: Any = None,
     progress: bool = True,
+    db: str | bool | None = None,
+    job: str | None = None,
+    max_attempts: int = 3,
+    lease_seconds: float = 60.0,
+    retry_dead: bool = False,
 ) -> RunSummary:
     """Identify the language of every row of ``manifest`` and write Parquet parts under ``out``.
 
@@ -116,12 +153,17 @@ def run(
     (default: the same). With more than one model, consensus columns are added
     (:func:`lidframe.consensus.consensus` with ``consensus_policy`` and ``min_prob``, or with a
     ``calibration`` fitted by ``lidframe calibrate``).
+
+    Job state and results go to the database ``db`` (a SQLAlchemy URL; default: ``$LIDFRAME_DB``,
+    else ``OUT/_lidframe.sqlite``; ``False`` runs without one). The job is ``job`` or an id derived from
+    the manifest's content, ``out``, the models and the settings that change results, so running the
+    same call again resumes it (see :mod:`lidframe.orchestrator`). A partition that fails
+    ``max_attempts`` times is dead: its rows are written with an error (``retry_dead`` tries again).
     """
     started = time.perf_counter()
     if isinstance(models, str):
         models = [models]
-    for name in models:  # fail on a bad model name or calibration before starting anything
-        parse_model(name, device=device, dtype=dtype)
+    specs = [parse_model(name, device=device, dtype=dtype) for name in models]  # fail fast
     if calibration is not None:
         from lidframe.calibration import load_calibration
 
@@ -130,6 +172,182 @@ def run(
     out_options = (
         dict(storage_options or {}) if out_storage_options is None else dict(out_storage_options)
     )
+    if db is None:
+        db = os.environ.get("LIDFRAME_DB") or default_db(out)
+    if db is False or db == "":
+        summary = _run_untracked(
+            manifest,
+            out,
+            models,
+            workers=workers,
+            scheduler=scheduler,
+            batch_size=batch_size,
+            partition_rows=partition_rows,
+            top_k=top_k,
+            device=device,
+            dtype=dtype,
+            audio=audio,
+            storage_options=storage_options,
+            out_options=out_options,
+            consensus_policy=consensus_policy,
+            min_prob=min_prob,
+            calibration=calibration,
+            progress=progress,
+        )
+    else:
+        if db is True:
+            db = default_db(out)
+        settings = JobSettings(max_attempts=max_attempts, lease_seconds=lease_seconds)
+        kernel = KernelConfig(
+            models=tuple(specs),
+            batch_size=batch_size,
+            top_k=top_k,
+            audio=audio or AudioConfig(),
+            storage_options=dict(storage_options or {}),
+        )
+        aliases = [m.alias for m in specs]
+        cons = (
+            consensus_config(policy=consensus_policy, min_prob=min_prob, calibration=calibration)
+            if len(aliases) > 1
+            else None
+        )
+        with open_store(str(db)) as store, connect(scheduler=scheduler, workers=workers) as client:
+            summary = _run_job(
+                client,
+                store,
+                manifest,
+                out,
+                kernel,
+                aliases,
+                cons,
+                settings,
+                job=job,
+                storage_options=storage_options,
+                out_options=out_options,
+                partition_rows=partition_rows,
+                retry_dead=retry_dead,
+                progress=progress,
+                job_config={
+                    "partition_rows": partition_rows,
+                    "top_k": top_k,
+                    "dtype": dtype,
+                    "audio": dataclasses.asdict(kernel.audio),
+                    "consensus": None if cons is None else _consensus_settings(cons),
+                },
+            )
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _consensus_settings(config: Any) -> dict[str, Any]:
+    return {
+        "policy": config.policy,
+        "min_prob": config.min_prob,
+        "weights": dict(config.weights),
+        "temperatures": dict(config.temperatures),
+        "label_counts": dict(config.label_counts),
+        "equivalence": repr(config.equivalence),
+    }
+
+
+def _run_job(
+    client: Any,
+    store: Any,
+    manifest: str | os.PathLike[str],
+    out: str,
+    kernel: KernelConfig,
+    aliases: list[str],
+    cons: Any,
+    settings: JobSettings,
+    *,
+    job: str | None,
+    storage_options: Mapping[str, Any] | None,
+    out_options: dict[str, Any],
+    partition_rows: int,
+    retry_dead: bool,
+    progress: bool,
+    job_config: dict[str, Any],
+) -> RunSummary:
+    plan = plan_manifest(manifest, partition_rows=partition_rows, storage_options=storage_options)
+    check_unique_ids(plan)
+    meta = result_meta(plan.meta(), aliases)
+    if cons is not None:
+        meta = consensus_meta(meta)
+    task = PartitionTask(
+        kernel=kernel,
+        aliases=tuple(aliases),
+        consensus=cons,
+        out=out,
+        schema=result_schema(meta, aliases),
+        out_options=out_options,
+    )
+    spec = JobSpec(
+        manifest=plan.url,
+        manifest_digest=plan.digest,
+        out=out,
+        models=tuple(m.name for m in kernel.models),
+        config=job_config,
+    )
+    job_id = check_job_id(job) if job else spec.derived_id
+    store.ensure_job(
+        job_id,
+        fingerprint=spec.fingerprint,
+        manifest=spec.manifest,
+        manifest_digest=spec.manifest_digest,
+        out=out,
+        models=list(spec.models),
+        config=spec.config,
+        environment=environment(),
+        bounds=[
+            (k * partition_rows, min((k + 1) * partition_rows, plan.rows))
+            for k in range(plan.npartitions)
+        ],
+    )
+    if retry_dead:
+        store.retry_dead(job_id)
+    skipped = store.states(job_id).get("done", 0)
+    done = run_partitions(client, store, job_id, plan, task, settings, progress=progress)
+    remove_stale_parts(out, plan.npartitions, out_options)
+    totals = store.summary(job_id, multi_model=cons is not None)
+    states = store.states(job_id)
+    job_row = store.job(job_id) or {}
+    return RunSummary(
+        out=out,
+        partitions=plan.npartitions,
+        rows=totals["rows"],
+        errors=sum(totals["error_categories"].values()),
+        error_categories=totals["error_categories"],
+        languages=totals["languages"],
+        job_id=job_id,
+        db=store.url,
+        status=job_row.get("status"),
+        committed=done.committed,
+        skipped=skipped,
+        dead=states.get("dead", 0),
+    )
+
+
+def _run_untracked(
+    manifest: str | os.PathLike[str],
+    out: str,
+    models: Sequence[str],
+    *,
+    workers: int | None,
+    scheduler: str | None,
+    batch_size: int,
+    partition_rows: int,
+    top_k: int,
+    device: str,
+    dtype: str,
+    audio: AudioConfig | None,
+    storage_options: Mapping[str, Any] | None,
+    out_options: dict[str, Any],
+    consensus_policy: str,
+    min_prob: float,
+    calibration: Any,
+    progress: bool,
+) -> RunSummary:
+    """The whole manifest as one graph, without job state (``db=False``)."""
     with connect(scheduler=scheduler, workers=workers) as client:
         ddf = read_manifest(
             manifest, partition_rows=partition_rows, storage_options=storage_options
@@ -180,7 +398,6 @@ def run(
                 bar.update(1)
                 bar.set_postfix(rows=summary.rows, errors=summary.errors, refresh=False)
         remove_stale_parts(out, len(tasks), out_options)
-    summary.seconds = time.perf_counter() - started
     return summary
 
 

@@ -1,0 +1,168 @@
+"""Connect to the job database, bring its schema up to date, and keep writes going through blips.
+
+* URLs: ``postgresql+psycopg://user@host/db`` (``postgresql://`` is read as psycopg 3) or
+  ``sqlite:///path.db``. Credentials in the URL are never printed (:func:`safe_url`).
+* SQLite: WAL journal, foreign keys on, and every transaction starts with ``BEGIN IMMEDIATE`` so
+  concurrent claimers serialise instead of failing with "database is locked" on upgrade.
+* PostgreSQL: ``application_name=lidframe`` (visible in ``pg_stat_activity``), pre-ping on checkout
+  so a connection the server dropped is replaced, and migrations under an advisory lock so two
+  processes starting at once do not both create the tables.
+* :func:`db_epoch`: seconds since the epoch on the *database's* clock. Leases compare against it, so
+  orchestrators on machines with skewed clocks still agree on who holds what.
+* :func:`retrying`: reruns a whole transaction after a lost connection, with backoff, up to a deadline,
+  then raises :class:`StoreError`. Transactions are atomic, so a retry never sees half of one.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
+
+from lidframe.errors import ConfigError, StoreError
+
+__all__ = ["create_engine", "db_epoch", "migrate", "open_store", "retrying", "safe_url"]
+
+T = TypeVar("T")
+_MIGRATIONS = Path(__file__).parent / "migrations"
+_ADVISORY_KEY = 0x1D_F7A3E  # pg_advisory_lock key for migrations
+
+
+def parse_url(db: str) -> URL:
+    try:
+        url = make_url(db)
+    except sa.exc.ArgumentError as exc:
+        raise ConfigError(
+            f"--db: {db!r} is not a database URL (postgresql+psycopg://... or sqlite:///FILE)"
+        ) from exc
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    if url.get_backend_name() not in ("postgresql", "sqlite"):
+        raise ConfigError(f"--db: only PostgreSQL and SQLite are supported, got {url.drivername!r}")
+    return url
+
+
+def safe_url(db: str | URL) -> str:
+    """The URL with its password hidden, for messages and logs."""
+    url = db if isinstance(db, URL) else parse_url(db)
+    return url.render_as_string(hide_password=True)
+
+
+def create_engine(db: str | URL) -> Engine:
+    """An engine for ``db`` configured as described in the module docstring."""
+    url = db if isinstance(db, URL) else parse_url(db)
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 60})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_connect(dbapi_conn: Any, _: Any) -> None:
+            dbapi_conn.isolation_level = None  # let the "begin" hook below issue BEGIN
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    try:
+        import psycopg  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError("PostgreSQL needs psycopg 3: pip install 'lidframe[postgres]'") from exc
+    return sa.create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=4,
+        max_overflow=4,
+        connect_args={"application_name": "lidframe", "connect_timeout": 10},
+    )
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest revision (Alembic), creating the tables on first use."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_KEY})
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+
+
+class db_epoch(FunctionElement[float]):
+    """Seconds since the epoch on the database server's clock."""
+
+    type = sa.Float()
+    inherit_cache = True
+
+
+@compiles(db_epoch, "postgresql")
+def _epoch_pg(element: Any, compiler: Any, **kw: Any) -> str:
+    return "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
+
+
+@compiles(db_epoch, "sqlite")
+def _epoch_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
+    return "((julianday('now') - 2440587.5) * 86400.0)"
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A lost or refused connection, a serialisation failure, or a locked SQLite file."""
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError):
+        return True
+    if isinstance(exc, sa.exc.DBAPIError):
+        code = getattr(exc.orig, "sqlstate", None) or ""
+        return code in ("40001", "40P01") or code.startswith("08") or code.startswith("57P")
+    return False
+
+
+def retrying(fn: Callable[[], T], what: str, deadline_s: float = 120.0) -> T:
+    """Run ``fn`` (one whole transaction); after a transient failure run it again, until a deadline."""
+    started = time.monotonic()
+    delay = 0.05
+    while True:
+        try:
+            return fn()
+        except sa.exc.SQLAlchemyError as exc:
+            cause = getattr(exc, "orig", None) or exc
+            if not is_transient(exc):
+                raise StoreError(f"{what}: {type(exc).__name__}: {cause}") from exc
+            if time.monotonic() - started + delay > deadline_s:
+                raise StoreError(
+                    f"{what}: the database stayed unreachable for {deadline_s:.0f} s: {cause}"
+                ) from exc
+            time.sleep(delay * (1 + random.random()))
+            delay = min(delay * 2, 5.0)
+
+
+def open_store(db: str, *, migrate_schema: bool = True) -> Any:
+    """Connect to ``db``, migrate its schema, and return a :class:`~lidframe.store.jobs.JobStore`."""
+    from lidframe.store.jobs import JobStore
+
+    url = parse_url(db)
+    engine = create_engine(url)
+    try:
+        if migrate_schema:
+            retrying(lambda: migrate(engine), f"migrating {safe_url(url)}", deadline_s=60)
+    except BaseException:
+        engine.dispose()
+        raise
+    return JobStore(engine)

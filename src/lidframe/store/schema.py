@@ -1,0 +1,126 @@
+"""The database tables. Alembic migrations under ``migrations/`` create exactly these.
+
+All tables are prefixed ``lidframe_`` so they can share a database (and a schema) with others.
+
+``lidframe_jobs``: one row per job.
+    ``job_id`` (the stable id), ``status`` (``running``, ``finished``, ``finished_with_dead``),
+    ``manifest`` (URL as given), ``manifest_digest`` (hash of its rows), ``out`` (Parquet folder),
+    ``models`` (JSON list of model names), ``config`` (JSON: every setting that changes results),
+    ``fingerprint`` (hash of manifest, models and config: a resumed job must match it),
+    ``environment`` (JSON: versions and host of the process that created the job),
+    ``n_partitions``, ``n_rows``, ``created_at``, ``updated_at``.
+
+``lidframe_partitions``: one row per (job, partition); partition ``k`` is manifest rows
+    ``[row_start, row_stop)``. ``state`` is ``pending``, ``running`` (leased), ``done`` or ``dead``.
+    ``attempts`` counts claims; ``lease_owner`` / ``lease_token`` / ``lease_expires`` (epoch seconds
+    on the database's clock) describe the current lease; ``last_error`` the last failure.
+    ``rows`` / ``errors`` / ``seconds`` (task time) are filled when it is done; ``started_at`` (last
+    claim) and ``finished_at`` are epoch seconds on the database clock (``to_timestamp()`` in psql).
+
+``lidframe_results``: one row per (job, manifest row): ``row_id`` (the manifest id), ``row`` (its
+    position in the manifest), ``partition``, ``audio``, ``offset``, ``duration``, ``label``, ``error``
+    and ``error_category`` (the part of ``error`` before the colon), and the consensus columns
+    ``lang``, ``agree``, ``n_agree``, ``consensus_prob``, ``consensus_method`` (null with one model).
+
+``lidframe_predictions``: one row per (job, manifest row, model): ``model`` (the column alias, e.g.
+    ``whisper_base``), ``lang``, ``prob`` and ``topk`` (JSON list of ``{"lang", "prob"}``).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+__all__ = ["jobs", "metadata", "partitions", "predictions", "results"]
+
+metadata = sa.MetaData()
+
+# JSONB on PostgreSQL (indexable, queryable with ->>), JSON text elsewhere.
+JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+Timestamp = sa.DateTime(timezone=True)
+
+jobs = sa.Table(
+    "lidframe_jobs",
+    metadata,
+    sa.Column("job_id", sa.String(200), primary_key=True),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("manifest", sa.Text, nullable=False),
+    sa.Column("manifest_digest", sa.String(64), nullable=False),
+    sa.Column("out", sa.Text, nullable=False),
+    sa.Column("models", JSONType, nullable=False),
+    sa.Column("config", JSONType, nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("environment", JSONType, nullable=False),
+    sa.Column("n_partitions", sa.Integer, nullable=False),
+    sa.Column("n_rows", sa.BigInteger, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False, server_default=sa.func.now()),
+    sa.Column("updated_at", Timestamp, nullable=False, server_default=sa.func.now()),
+)
+
+partitions = sa.Table(
+    "lidframe_partitions",
+    metadata,
+    sa.Column(
+        "job_id",
+        sa.String(200),
+        sa.ForeignKey("lidframe_jobs.job_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("partition", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("row_start", sa.BigInteger, nullable=False),
+    sa.Column("row_stop", sa.BigInteger, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False, server_default="pending"),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("lease_owner", sa.String(200)),
+    sa.Column("lease_token", sa.String(64)),
+    sa.Column("lease_expires", sa.Float),
+    sa.Column("last_error", sa.Text),
+    sa.Column("rows", sa.Integer),
+    sa.Column("errors", sa.Integer),
+    sa.Column("seconds", sa.Float),
+    sa.Column("started_at", sa.Float),
+    sa.Column("finished_at", sa.Float),
+    sa.Index("ix_lidframe_partitions_job_state", "job_id", "state"),
+)
+
+results = sa.Table(
+    "lidframe_results",
+    metadata,
+    sa.Column(
+        "job_id",
+        sa.String(200),
+        sa.ForeignKey("lidframe_jobs.job_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("row_id", sa.Text, primary_key=True),
+    sa.Column("row", sa.BigInteger, nullable=False),
+    sa.Column("partition", sa.Integer, nullable=False),
+    sa.Column("audio", sa.Text, nullable=False),
+    sa.Column("offset", sa.Float),
+    sa.Column("duration", sa.Float),
+    sa.Column("label", sa.String(16)),
+    sa.Column("error", sa.Text),
+    sa.Column("error_category", sa.String(32)),
+    sa.Column("lang", sa.String(16)),
+    sa.Column("agree", sa.Boolean),
+    sa.Column("n_agree", sa.Integer),
+    sa.Column("consensus_prob", sa.Float),
+    sa.Column("consensus_method", sa.String(64)),
+    sa.Index("ix_lidframe_results_job_partition", "job_id", "partition"),
+)
+
+predictions = sa.Table(
+    "lidframe_predictions",
+    metadata,
+    sa.Column("job_id", sa.String(200), primary_key=True),
+    sa.Column("row_id", sa.Text, primary_key=True),
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("lang", sa.String(16)),
+    sa.Column("prob", sa.Float),
+    sa.Column("topk", JSONType),
+    sa.ForeignKeyConstraint(
+        ["job_id", "row_id"],
+        ["lidframe_results.job_id", "lidframe_results.row_id"],
+        ondelete="CASCADE",
+    ),
+)
