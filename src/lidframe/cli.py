@@ -80,6 +80,37 @@ def _parser() -> argparse.ArgumentParser:
         help="consensus calibration written by `lidframe calibrate`",
     )
     run.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+    _db_arguments(run)
+    run.add_argument(
+        "--no-db", action="store_true", help="no job database: no resume, no exactly-once"
+    )
+    run.add_argument(
+        "--job",
+        default=None,
+        help="job id (default: derived from the manifest, output, models and settings); "
+        "running the same job again resumes it",
+    )
+    run.add_argument(
+        "--max-attempts",
+        type=int,
+        default=3,
+        help="tries of one partition before it is given up as dead (default 3)",
+    )
+    run.add_argument(
+        "--lease-seconds",
+        type=float,
+        default=60.0,
+        help="lease length; a crashed run's partitions are taken over after it (default 60)",
+    )
+    run.add_argument(
+        "--retry-dead", action="store_true", help="give dead partitions a new set of attempts"
+    )
+
+    status = sub.add_parser("status", help="a job's progress by partition state")
+    status.add_argument("job", nargs="?", default=None, help="job id (default: the newest job)")
+    _db_arguments(status, with_out=True)
+    jobs = sub.add_parser("jobs", help="list the jobs of a job database")
+    _db_arguments(jobs, with_out=True)
 
     cal = sub.add_parser(
         "calibrate", help="fit consensus temperatures and weights on labelled results"
@@ -94,6 +125,71 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _db_arguments(parser: argparse.ArgumentParser, with_out: bool = False) -> None:
+    parser.add_argument(
+        "--db",
+        default=None,
+        help="job database URL: postgresql+psycopg://USER@HOST/DB or sqlite:///FILE "
+        "(default: $LIDFRAME_DB, else OUT/_lidframe.sqlite); prefer $LIDFRAME_DB for passwords",
+    )
+    if with_out:
+        parser.add_argument(
+            "--out", default=None, help="a run's output folder (its embedded database)"
+        )
+
+
+def _db_url(args: argparse.Namespace) -> str:
+    import os
+
+    from lidframe.pipeline import default_db
+
+    if args.db:
+        return str(args.db)
+    if os.environ.get("LIDFRAME_DB"):
+        return os.environ["LIDFRAME_DB"]
+    if getattr(args, "out", None):
+        path = default_db(args.out)
+        if not os.path.exists(path.removeprefix("sqlite:///")):
+            raise LidframeError(f"no job database in {args.out} (looked for {path})")
+        return path
+    raise LidframeError("say which job database: --db URL, $LIDFRAME_DB, or --out OUT")
+
+
+def _status(args: argparse.Namespace) -> int:
+    from lidframe.store import open_store
+
+    with open_store(_db_url(args)) as store:
+        job = args.job
+        if job is None:
+            listed = store.jobs()
+            if not listed:
+                raise LidframeError(f"no jobs in {store.url}")
+            job = listed[0]["job_id"]
+        print(store.status(job))
+    return 0
+
+
+def _jobs(args: argparse.Namespace) -> int:
+    from lidframe.store import open_store
+
+    with open_store(_db_url(args)) as store:
+        listed = store.jobs()
+        if not listed:
+            print(f"no jobs in {store.url}")
+            return 0
+        print(
+            f"{'job':<28} {'status':<20} {'created':<20} {'parts':>7} {'done':>7} {'dead':>5}  manifest"
+        )
+        for j in listed:
+            created = str(j["created_at"])[:19]
+            states = j["states"]
+            print(
+                f"{j['job_id']:<28} {j['status']:<20} {created:<20} {j['n_partitions']:>7} "
+                f"{states.get('done', 0):>7} {states.get('dead', 0):>5}  {j['manifest']}"
+            )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lidframe`` command; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -105,6 +201,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "calibrate":
             return _calibrate(args)
+        if args.command == "status":
+            return _status(args)
+        if args.command == "jobs":
+            return _jobs(args)
         from lidframe.audio import AudioConfig
         from lidframe.pipeline import run
 
@@ -125,6 +225,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             calibration=args.calibration,
             min_prob=args.min_prob,
             progress=not args.no_progress,
+            db=False if args.no_db else args.db,
+            job=args.job,
+            max_attempts=args.max_attempts,
+            lease_seconds=args.lease_seconds,
+            retry_dead=args.retry_dead,
         )
         print(summary)
         return 0

@@ -54,8 +54,10 @@ class JobSettings:
     lease_seconds: float = 60.0
     # Dask retries of a task that raised, within one attempt.
     task_retries: int = 1
-    # Partitions in flight per worker thread (keeps every worker fed while results are committed).
-    per_thread: int = 2
+    # Partitions in flight per worker thread. One: a worker that dies takes no bystander with it
+    # (Dask counts every task on a lost worker towards KilledWorker), and claims stay with the
+    # process that can start them soon; the gap between a task and the next is one commit.
+    per_thread: int = 1
 
     def __post_init__(self) -> None:
         from lidframe.errors import ConfigError
@@ -159,7 +161,7 @@ def run_partitions(
     try:
         while True:
             threads = sum(client.nthreads().values()) or 1
-            room = max(2, settings.per_thread * threads) - len(inflight)
+            room = max(1, settings.per_thread * threads) - len(inflight)
             if room > 0:
                 leases = store.claim(
                     job_id,

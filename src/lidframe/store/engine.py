@@ -153,16 +153,24 @@ def retrying(fn: Callable[[], T], what: str, deadline_s: float = 120.0) -> T:
             delay = min(delay * 2, 5.0)
 
 
-def open_store(db: str, *, migrate_schema: bool = True) -> Any:
-    """Connect to ``db``, migrate its schema, and return a :class:`~lidframe.store.jobs.JobStore`."""
+def open_store(db: str, *, migrate_schema: bool = True, retry_deadline_s: float = 120.0) -> Any:
+    """Connect to ``db``, migrate its schema, and return a :class:`~lidframe.store.jobs.JobStore`.
+
+    ``retry_deadline_s``: how long one transaction is retried through lost connections before it
+    fails with :class:`StoreError`.
+    """
     from lidframe.store.jobs import JobStore
 
     url = parse_url(db)
     engine = create_engine(url)
     try:
         if migrate_schema:
-            retrying(lambda: migrate(engine), f"migrating {safe_url(url)}", deadline_s=60)
+            retrying(
+                lambda: migrate(engine),
+                f"migrating {safe_url(url)}",
+                deadline_s=min(60.0, retry_deadline_s),
+            )
     except BaseException:
         engine.dispose()
         raise
-    return JobStore(engine)
+    return JobStore(engine, retry_deadline_s=retry_deadline_s)

@@ -96,8 +96,10 @@ class JobStatus:
 class JobStore:
     """Job, partition and result tables of one database (see :mod:`lidframe.store.schema`)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, retry_deadline_s: float = 120.0) -> None:
         self.engine = engine
+        # How long a transaction is retried through lost connections before StoreError.
+        self.retry_deadline_s = retry_deadline_s
 
     @property
     def url(self) -> str:
@@ -112,12 +114,15 @@ class JobStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _tx(self, what: str, fn: Any, deadline_s: float = 120.0) -> Any:
+    def _tx(self, what: str, fn: Any, deadline_s: float | None = None) -> Any:
         def attempt() -> Any:
             with self.engine.begin() as conn:
                 return fn(conn)
 
-        return retrying(attempt, f"{what} ({self.url})", deadline_s)
+        deadline = (
+            self.retry_deadline_s if deadline_s is None else min(deadline_s, self.retry_deadline_s)
+        )
+        return retrying(attempt, f"{what} ({self.url})", deadline)
 
     # -- jobs ---------------------------------------------------------------------------------
 

