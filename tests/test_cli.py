@@ -47,6 +47,23 @@ def test_run_prints_summary_and_writes_parquet(tmp_path):
     assert "not_found 1" in proc.stdout
     df = pd.read_parquet(tmp_path / "out")
     assert df["whisper_base_lang"].notna().sum() == 1
+    job = next(w for w in proc.stdout.split() if w.startswith("job-"))
+    assert f"job {job} finished: 1 partitions done by this run, 0 already done" in proc.stdout
+
+    # the job's state is in the embedded database beside the results
+    jobs = _lidframe("jobs", "--out", str(tmp_path / "out"))
+    assert jobs.returncode == 0, jobs.stderr
+    assert job in jobs.stdout and "finished" in jobs.stdout
+    status = _lidframe("status", "--out", str(tmp_path / "out"))
+    assert status.returncode == 0, status.stderr
+    assert f"job {job}: finished" in status.stdout
+    assert "partitions 1: done 1, running 0, pending 0, dead 0" in status.stdout
+    assert "rows done 2/2, row errors 1" in status.stdout
+
+    # the same command again resumes the finished job: no new work
+    again = _lidframe(*proc.args[3:])
+    assert again.returncode == 0, again.stderr
+    assert f"job {job} finished: 0 partitions done by this run, 1 already done" in again.stdout
 
 
 def test_bad_input_exits_2_with_clear_message(tmp_path):
@@ -59,3 +76,9 @@ def test_bad_input_exits_2_with_clear_message(tmp_path):
         "run", str(tmp_path / "ok.csv"), "--out", str(tmp_path / "o"), "--models", "nope"
     )
     assert proc.returncode == 2 and "unknown model 'nope'" in proc.stderr
+    proc = _lidframe("run", str(tmp_path / "ok.csv"), "--out", "o", "--db", "mysql://x/y")
+    assert proc.returncode == 2 and "only PostgreSQL and SQLite are supported" in proc.stderr
+    proc = _lidframe("status", "--out", str(tmp_path / "nothing-here"))
+    assert proc.returncode == 2 and "no job database in" in proc.stderr
+    proc = _lidframe("run", str(tmp_path / "ok.csv"), "--out", "s3://bucket/results")
+    assert proc.returncode == 2 and "no default job database" in proc.stderr
