@@ -117,6 +117,7 @@ def _assert_exactly_once(manifest: Path, out: Path, db: str, job: str) -> pd.Dat
     alias = next(c for c in parquet.columns if c.endswith("_lang")).removesuffix("_lang")
     db_langs = predictions[predictions["model"] == alias].set_index("row_id")["lang"]
     pq_langs = parquet.set_index("id")[f"{alias}_lang"]
+
     def plain(series: pd.Series) -> dict[str, str | None]:
         return {str(k): (None if pd.isna(v) else str(v)) for k, v in series.items()}
 

@@ -16,7 +16,8 @@ import pytest
 import sqlalchemy as sa
 
 from lidframe.errors import StoreError
-from lidframe.store import open_store
+from lidframe.store import Lease, open_store
+from lidframe.store.results import frame_rows
 from lidframe.store.schema import metadata
 
 pytestmark = pytest.mark.postgres
@@ -38,9 +39,10 @@ def _job(store, partitions: int, rows_per_partition: int = 3, job_id: str = JOB)
     )
 
 
-def _frame(lease, marker: str) -> pd.DataFrame:
+def _rows(lease, marker: str):
+    """The rows a worker would hand back for ``lease``'s partition, answering ``marker``."""
     rows = range(lease.row_start, lease.row_stop)
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "id": [f"r{r}" for r in rows],
             "audio": [f"/audio/{r}.wav" for r in rows],
@@ -53,6 +55,7 @@ def _frame(lease, marker: str) -> pd.DataFrame:
         },
         index=list(rows),
     )
+    return frame_rows(frame, JOB, lease.partition, ["m"])
 
 
 def test_migrations_create_exactly_the_declared_schema(db_url):
@@ -86,15 +89,15 @@ def test_commit_needs_the_current_lease_and_is_idempotent(db_url):
         assert [lease.partition for lease in b.claim(JOB, "b", 5, lease_s=60, max_attempts=3)] == [
             2
         ]
-        assert a.commit(JOB, first[0], _frame(first[0], "a"), ["m"])
+        assert a.commit(JOB, first[0], _rows(first[0], "a"))
         # the same commit again (a retry whose first try landed) is recognised, writes nothing new
-        assert a.commit(JOB, first[0], _frame(first[0], "a"), ["m"])
+        assert a.commit(JOB, first[0], _rows(first[0], "a"))
 
         time.sleep(1.3)  # a's lease on partition 1 expires; b takes it over
         taken = b.claim(JOB, "b", 5, lease_s=60, max_attempts=3)
         assert [(lease.partition, lease.attempt) for lease in taken] == [(1, 2)]
-        assert not a.commit(JOB, first[1], _frame(first[1], "late"), ["m"])  # rejected
-        assert b.commit(JOB, taken[0], _frame(taken[0], "b"), ["m"])
+        assert not a.commit(JOB, first[1], _rows(first[1], "late"))  # rejected
+        assert b.commit(JOB, taken[0], _rows(taken[0], "b"))
 
         results = a.results(JOB)
         predictions = a.predictions(JOB)
@@ -130,10 +133,20 @@ def test_failed_attempts_end_dead_and_can_be_retried(db_url):
         status = store.status(JOB)
         assert status.states["dead"] == 2 and "dead partition 0: KilledWorker" in str(status)
 
+        # the dead partitions' rows are stored, each with its error
+        for lease in (Lease(0, "-", 2, 0, 3), Lease(1, "-", 1, 3, 6)):
+            assert store.store_dead_rows(JOB, lease.partition, _rows(lease, "dead"))
+        assert store.summary(JOB, multi_model=False)["rows"] == 6
+
         assert store.retry_dead(JOB) == 2
         assert store.job(JOB)["status"] == "running"
         again = store.claim(JOB, "c", 5, lease_s=60, max_attempts=2)
         assert [(lease.partition, lease.attempt) for lease in again] == [(0, 1), (1, 1)]
+        # a redo replaces the partition's rows: no duplicates, only the new answers
+        assert all(store.commit(JOB, lease, _rows(lease, "redo")) for lease in again)
+        results, predictions = store.results(JOB), store.predictions(JOB)
+        assert results["row_id"].tolist() == [f"r{r}" for r in range(6)]
+        assert predictions["lang"].tolist() == ["redo"] * 6
 
 
 def test_release_hands_leases_back_without_counting_an_attempt(db_url):
@@ -195,7 +208,7 @@ def test_concurrent_claimers_hold_each_partition_alone_and_finish_the_job(db_url
                             held[lease.partition] = name
                             claims[lease.partition] += 1
                         time.sleep(rng.random() * 0.01)
-                        ok = store.commit(JOB, lease, _frame(lease, name), ["m"])
+                        ok = store.commit(JOB, lease, _rows(lease, name))
                         with lock:
                             held.pop(lease.partition, None)
                             if not ok:
@@ -214,7 +227,7 @@ def test_concurrent_claimers_hold_each_partition_alone_and_finish_the_job(db_url
     assert rejected == []
 
     with open_store(db_url) as store:
-        late = [store.commit(JOB, lease, _frame(lease, "ghost"), ["m"]) for lease in ghost]
+        late = [store.commit(JOB, lease, _rows(lease, "ghost")) for lease in ghost]
         parts = store.partitions(JOB)
         results = store.results(JOB)
         predictions = store.predictions(JOB)
@@ -255,7 +268,7 @@ def test_sql_looking_strings_round_trip_byte_exact(db_url):
             },
             index=range(len(SQLISH)),
         )
-        assert store.commit(JOB, lease, frame, ["m"])
+        assert store.commit(JOB, lease, frame_rows(frame, JOB, 0, ["m"]))
         results = store.results(JOB).sort_values("row")
         assert store.job(JOB)["manifest"] == "/data/manifest.csv"  # the tables are all still there
     assert results["row_id"].tolist() == SQLISH
@@ -295,7 +308,7 @@ def test_commits_survive_terminated_connections(pg_url, postgres):
                 if not leases:
                     break
                 for lease in leases:
-                    assert store.commit(JOB, lease, _frame(lease, "a"), ["m"])
+                    assert store.commit(JOB, lease, _rows(lease, "a"))
                     committed += 1
         finally:
             stop.set()

@@ -28,11 +28,8 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-
-import pandas as pd
 
 from lidframe.errors import StoreError
 from lidframe.manifest import ManifestPlan
@@ -86,7 +83,6 @@ def run_partitions(
     task: PartitionTask,
     settings: JobSettings,
     *,
-    on_commit: Callable[[pd.DataFrame], None] | None = None,
     progress: bool = True,
 ) -> Progress:
     """Work on the job until no partition is pending or running; returns what this process did."""
@@ -94,7 +90,6 @@ def run_partitions(
     from tqdm.auto import tqdm
 
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    aliases = [m.alias for m in task.kernel.models]
     blocks: dict[int, Any] = {}  # pinned manifest block futures
     inflight: dict[Any, tuple[Lease, int]] = {}  # future -> (lease, block indices key)
     dead_tasks: dict[Any, int] = {}
@@ -194,7 +189,7 @@ def run_partitions(
                 if future in dead_tasks:
                     k = dead_tasks.pop(future)
                     if future.status == "finished":
-                        store.store_dead_rows(job_id, k, future.result(), aliases)
+                        store.store_dead_rows(job_id, k, future.result())
                     else:
                         log.error(
                             "could not write the rows of dead partition %d: %s",
@@ -206,12 +201,10 @@ def run_partitions(
                     continue
                 lease, k = inflight.pop(future)
                 if future.status == "finished":
-                    frame, seconds = future.result()
-                    if store.commit(job_id, lease, frame, aliases, seconds=seconds):
+                    rows, seconds = future.result()
+                    if store.commit(job_id, lease, rows, seconds=seconds):
                         done_progress.committed += 1
                         bar.update(1)
-                        if on_commit is not None:
-                            on_commit(frame)
                     else:
                         done_progress.rejected += 1
                         log.warning("partition %d: lease taken over; result discarded", k)

@@ -17,6 +17,7 @@ from lidframe.consensus import ConsensusConfig, consensus_frame
 from lidframe.kernel import KernelConfig, identify_partition
 from lidframe.manifest import assemble_partition
 from lidframe.sinks.parquet import write_part
+from lidframe.store.results import PartitionRows, frame_rows
 
 __all__ = ["PartitionTask", "dead_partition", "process_partition"]
 
@@ -25,6 +26,7 @@ __all__ = ["PartitionTask", "dead_partition", "process_partition"]
 class PartitionTask:
     """Everything a partition task needs besides its manifest rows (pickled once per task)."""
 
+    job_id: str
     kernel: KernelConfig
     # Consensus over these aliases (empty: a single model, no consensus columns).
     aliases: tuple[str, ...]
@@ -40,14 +42,15 @@ def process_partition(
     first: int,
     partition: int,
     task: PartitionTask,
-) -> tuple[pd.DataFrame, float]:
-    """Identify one partition and write ``part-{partition}.parquet``; returns (rows, seconds)."""
+) -> tuple[PartitionRows, float]:
+    """Identify one partition, write ``part-{partition}.parquet``; return its rows and seconds."""
     started = time.perf_counter()
     frame = identify_partition(assemble_partition(blocks, bounds, first), task.kernel)
     if task.consensus is not None:
         frame = consensus_frame(frame, task.aliases, task.consensus)
     write_part(frame, task.out, partition, task.schema, task.out_options)
-    return frame, time.perf_counter() - started
+    rows = frame_rows(frame, task.job_id, partition, [m.alias for m in task.kernel.models])
+    return rows, time.perf_counter() - started
 
 
 def dead_partition(
@@ -57,7 +60,7 @@ def dead_partition(
     partition: int,
     task: PartitionTask,
     message: str,
-) -> pd.DataFrame:
+) -> PartitionRows:
     """The rows of a partition given up on: manifest columns, ``error``, null model columns."""
     frame = assemble_partition(blocks, bounds, first).copy()
     n = len(frame)
@@ -69,4 +72,4 @@ def dead_partition(
     if task.consensus is not None:
         frame = consensus_frame(frame, task.aliases, task.consensus)
     write_part(frame, task.out, partition, task.schema, task.out_options)
-    return frame
+    return frame_rows(frame, task.job_id, partition, [m.alias for m in task.kernel.models])

@@ -273,7 +273,16 @@ def _run_job(
     meta = result_meta(plan.meta(), aliases)
     if cons is not None:
         meta = consensus_meta(meta)
+    spec = JobSpec(
+        manifest=_absolute(plan.url),
+        manifest_digest=plan.digest,
+        out=_absolute(out),
+        models=tuple(m.name for m in kernel.models),
+        config=job_config,
+    )
+    job_id = check_job_id(job) if job else spec.derived_id
     task = PartitionTask(
+        job_id=job_id,
         kernel=kernel,
         aliases=tuple(aliases),
         consensus=cons,
@@ -281,20 +290,12 @@ def _run_job(
         schema=result_schema(meta, aliases),
         out_options=out_options,
     )
-    spec = JobSpec(
-        manifest=plan.url,
-        manifest_digest=plan.digest,
-        out=out,
-        models=tuple(m.name for m in kernel.models),
-        config=job_config,
-    )
-    job_id = check_job_id(job) if job else spec.derived_id
     store.ensure_job(
         job_id,
         fingerprint=spec.fingerprint,
         manifest=spec.manifest,
         manifest_digest=spec.manifest_digest,
-        out=out,
+        out=spec.out,
         models=list(spec.models),
         config=spec.config,
         environment=environment(),
@@ -325,6 +326,11 @@ def _run_job(
         skipped=skipped,
         dead=states.get("dead", 0),
     )
+
+
+def _absolute(url: str) -> str:
+    """Local paths made absolute (a job is the same from any working directory); URLs unchanged."""
+    return url if "://" in url else os.path.abspath(url)
 
 
 def _run_untracked(

@@ -27,7 +27,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from lidframe.errors import StoreError
 from lidframe.store.engine import db_epoch, retrying, safe_url
-from lidframe.store.results import frame_rows, upsert_rows
+from lidframe.store.results import PartitionRows, replace_rows
 from lidframe.store.schema import jobs, partitions, predictions, results
 
 __all__ = ["JobStatus", "JobStore", "Lease", "PartitionState"]
@@ -354,21 +354,14 @@ class JobStore:
         return self._tx(f"reading leases of {job_id}", tx)
 
     def commit(
-        self,
-        job_id: str,
-        lease: Lease,
-        frame: pd.DataFrame,
-        aliases: Sequence[str],
-        *,
-        seconds: float | None = None,
+        self, job_id: str, lease: Lease, rows: PartitionRows, *, seconds: float | None = None
     ) -> bool:
         """Store a partition's result rows and mark it done, atomically, if ``lease`` still holds it.
 
         Returns False (and writes nothing) when the lease was taken over. Retried after a lost
         connection; a retry of a commit that did land is recognised by its token and returns True.
         """
-        result_rows, prediction_rows = frame_rows(frame, job_id, lease.partition, aliases)
-        errors = sum(1 for r in result_rows if r[8] is not None)
+        errors = rows.errors
 
         def tx(conn: Connection) -> bool:
             updated = conn.execute(
@@ -384,7 +377,7 @@ class JobStore:
                     lease_owner=None,
                     lease_expires=None,
                     last_error=None,
-                    rows=len(result_rows),
+                    rows=len(rows),
                     errors=errors,
                     seconds=seconds,
                     finished_at=db_epoch(),
@@ -397,7 +390,7 @@ class JobStore:
                     )
                 ).one()
                 return bool(state == "done" and token == lease.token)
-            upsert_rows(conn, result_rows, prediction_rows)
+            replace_rows(conn, job_id, lease.partition, rows)
             return True
 
         return self._tx(f"committing partition {lease.partition} of {job_id}", tx)
@@ -429,11 +422,8 @@ class JobStore:
 
         return self._tx(f"recording a failure of partition {lease.partition} of {job_id}", tx)
 
-    def store_dead_rows(
-        self, job_id: str, partition: int, frame: pd.DataFrame, aliases: Sequence[str]
-    ) -> bool:
+    def store_dead_rows(self, job_id: str, partition: int, rows: PartitionRows) -> bool:
         """Store the rows of a dead partition (each with its error) if it is still dead."""
-        result_rows, prediction_rows = frame_rows(frame, job_id, partition, aliases)
 
         def tx(conn: Connection) -> bool:
             state = conn.execute(
@@ -443,11 +433,11 @@ class JobStore:
             ).scalar()
             if state != "dead":
                 return False
-            upsert_rows(conn, result_rows, prediction_rows)
+            replace_rows(conn, job_id, partition, rows)
             conn.execute(
                 partitions.update()
                 .where(P.job_id == job_id, P.partition == partition)
-                .values(rows=len(result_rows), errors=len(result_rows), finished_at=db_epoch())
+                .values(rows=len(rows), errors=len(rows), finished_at=db_epoch())
             )
             return True
 

@@ -93,11 +93,7 @@ def upgrade() -> None:
         sa.Column("lang", sa.String(16)),
         sa.Column("prob", sa.Float),
         sa.Column("topk", JSONType),
-        sa.ForeignKeyConstraint(
-            ["job_id", "row_id"],
-            ["lidframe_results.job_id", "lidframe_results.row_id"],
-            ondelete="CASCADE",
-        ),
+        sa.ForeignKeyConstraint(["job_id"], ["lidframe_jobs.job_id"], ondelete="CASCADE"),
     )
 
 
