@@ -358,12 +358,23 @@ def test_sql_looking_manifest_strings_round_trip_through_a_run(pg_url, tmp_path)
     manifest = tmp_path / "manifest.csv"
     pd.DataFrame(rows).to_csv(manifest, index=False)
     out = tmp_path / "out"
+    # 1 s leases: the first partition (model load) outlives its lease and must be renewed
     summary = lidframe.run(
-        manifest, out, [MODEL], workers=1, partition_rows=2, db=pg_url, progress=False
+        manifest,
+        out,
+        [MODEL],
+        workers=1,
+        partition_rows=2,
+        db=pg_url,
+        lease_seconds=1,
+        progress=False,
     )
     assert summary.rows == len(rows) and summary.errors == 1
     with open_store(pg_url) as store:
         results = store.results(summary.job_id).sort_values("row")
+        parts = store.partitions(summary.job_id)
+    assert (parts["attempts"] == 1).all() and (parts["state"] == "done").all()
+    assert parts["seconds"].max() > 1.0  # a task really ran longer than its lease
     expected_audio = [str(tmp_path / r["audio"]) for r in rows]
     assert results["row_id"].tolist() == [r["id"] for r in rows]
     assert results["audio"].tolist() == expected_audio

@@ -149,6 +149,18 @@ def test_failed_attempts_end_dead_and_can_be_retried(db_url):
         assert predictions["lang"].tolist() == ["redo"] * 6
 
 
+def test_renewed_leases_outlive_their_length(db_url):
+    with open_store(db_url) as a, open_store(db_url) as b:
+        _job(a, partitions=2)
+        held = a.claim(JOB, "a", 2, lease_s=1, max_attempts=3)
+        for _ in range(5):  # 2 s of work on 1 s leases, renewed every 0.4 s
+            time.sleep(0.4)
+            assert a.renew(JOB, "a", 1) == 2
+            assert b.claim(JOB, "b", 2, lease_s=60, max_attempts=3) == []
+        assert all(a.commit(JOB, lease, _rows(lease, "a")) for lease in held)
+        assert a.renew(JOB, "a", 1) == 0  # nothing left to renew
+
+
 def test_release_hands_leases_back_without_counting_an_attempt(db_url):
     with open_store(db_url) as store:
         _job(store, partitions=2)
