@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -196,6 +197,38 @@ class PostgresServer:
         import sqlalchemy as sa
 
         return sa.create_engine(self.url, isolation_level="AUTOCOMMIT")
+
+    @contextlib.contextmanager
+    def terminating(self, interval: float = 0.1, limit: int = 30) -> Iterator[list[int]]:
+        """In a thread, ``pg_terminate_backend`` every connection named ``lidframe`` (lidframe's
+        ``application_name``) every ``interval`` seconds, at most ``limit`` of them; yields the list
+        of terminated backend pids as it grows."""
+        import sqlalchemy as sa
+
+        stop = threading.Event()
+        killed: list[int] = []
+
+        def loop() -> None:
+            admin = self.admin()
+            with admin.connect() as conn:
+                while not stop.is_set() and len(killed) < limit:
+                    rows = conn.execute(
+                        sa.text(
+                            "SELECT pg_terminate_backend(pid), pid FROM pg_stat_activity "
+                            "WHERE application_name = 'lidframe' AND pid <> pg_backend_pid()"
+                        )
+                    ).all()
+                    killed.extend(pid for ok, pid in rows if ok)
+                    time.sleep(interval)
+            admin.dispose()
+
+        thread = threading.Thread(target=loop, name="pg-terminator", daemon=True)
+        thread.start()
+        try:
+            yield killed
+        finally:
+            stop.set()
+            thread.join(timeout=30)
 
     def new_database(self) -> str:
         """Create an empty database; return its SQLAlchemy URL."""

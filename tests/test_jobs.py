@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import sqlalchemy as sa
 from distributed.diagnostics.plugin import WorkerPlugin
 
 import lidframe
@@ -205,33 +203,12 @@ def test_terminated_database_connections_mid_run_are_survived(
     cmd = _command(
         corpus, out, pg_url, "pg-terminate", address, "--models", MODEL, "--partition-rows", "1"
     )
-    stop = threading.Event()
-    killed: list[int] = []
-
-    def terminator() -> None:
-        admin = postgres.admin()
-        with admin.connect() as conn:
-            while not stop.is_set() and len(killed) < 40:
-                rows = conn.execute(
-                    sa.text(
-                        "SELECT pg_terminate_backend(pid), pid FROM pg_stat_activity "
-                        "WHERE application_name = 'lidframe' AND pid <> pg_backend_pid()"
-                    )
-                ).all()
-                killed.extend(pid for ok, pid in rows if ok)
-                time.sleep(0.2)
-        admin.dispose()
-
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    thread = threading.Thread(target=terminator)
     try:
         _wait_for_done(pg_url, "pg-terminate", 1, proc, timeout=300)
-        thread.start()
-        output, _ = proc.communicate(timeout=300)
+        with postgres.terminating(interval=0.2, limit=40) as killed:
+            output, _ = proc.communicate(timeout=300)
     finally:
-        stop.set()
-        if thread.is_alive():
-            thread.join()
         proc.kill()
     assert proc.returncode == 0, output
     assert len(killed) >= 3, "no lidframe connection was terminated during the run"

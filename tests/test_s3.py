@@ -43,8 +43,11 @@ def test_run_reads_manifest_and_audio_from_s3_and_writes_results_there(
         partition_rows=2,
         storage_options=s3_server.storage_options,
         progress=False,
+        # the output is on S3, so the job database has to be named (there is no "beside it")
+        db=f"sqlite:///{tmp_path}/jobs.sqlite",
     )
     assert summary.rows == 5 and summary.partitions == 3
+    assert summary.status == "finished" and summary.committed == 3
     assert sorted(fs.ls(f"{bucket}/results", detail=False)) == [
         f"{bucket}/results/part-0000{i}.parquet" for i in range(3)
     ]

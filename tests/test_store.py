@@ -292,29 +292,10 @@ def test_sql_looking_strings_round_trip_byte_exact(db_url):
 def test_commits_survive_terminated_connections(pg_url, postgres):
     """``pg_terminate_backend`` on every lidframe connection, over and over, while partitions commit:
     every commit lands once, whole (the rows of a partition are all there or none are)."""
-    stop = threading.Event()
-    killed: list[int] = []
-
-    def terminator() -> None:
-        admin = postgres.admin()
-        with admin.connect() as conn:
-            while not stop.is_set() and len(killed) < 30:
-                pids = conn.execute(
-                    sa.text(
-                        "SELECT pg_terminate_backend(pid), pid FROM pg_stat_activity "
-                        "WHERE application_name = 'lidframe' AND pid <> pg_backend_pid()"
-                    )
-                ).all()
-                killed.extend(pid for ok, pid in pids if ok)
-                time.sleep(0.1)
-        admin.dispose()
-
     with open_store(pg_url) as store:
         _job(store, partitions=100, rows_per_partition=50)
-        thread = threading.Thread(target=terminator)
-        thread.start()
-        try:
-            committed = 0
+        committed = 0
+        with postgres.terminating(interval=0.1, limit=30) as killed:
             while True:
                 leases = store.claim(JOB, "a", 4, lease_s=60, max_attempts=3)
                 if not leases:
@@ -322,9 +303,6 @@ def test_commits_survive_terminated_connections(pg_url, postgres):
                 for lease in leases:
                     assert store.commit(JOB, lease, _rows(lease, "a"))
                     committed += 1
-        finally:
-            stop.set()
-            thread.join()
         parts = store.partitions(JOB)
         results = store.results(JOB)
     assert len(killed) >= 5, "the terminator never hit a lidframe connection"

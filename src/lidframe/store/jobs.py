@@ -366,12 +366,7 @@ class JobStore:
         def tx(conn: Connection) -> bool:
             updated = conn.execute(
                 partitions.update()
-                .where(
-                    P.job_id == job_id,
-                    P.partition == lease.partition,
-                    P.lease_token == lease.token,
-                    P.state == "running",
-                )
+                .where(_held(job_id, lease))
                 .values(
                     state="done",
                     lease_owner=None,
@@ -404,12 +399,7 @@ class JobStore:
         def tx(conn: Connection) -> str | None:
             row = conn.execute(
                 partitions.update()
-                .where(
-                    P.job_id == job_id,
-                    P.partition == lease.partition,
-                    P.lease_token == lease.token,
-                    P.state == "running",
-                )
+                .where(_held(job_id, lease))
                 .values(
                     state=sa.case((P.attempts >= max_attempts, "dead"), else_="pending"),
                     lease_owner=None,
@@ -571,6 +561,16 @@ class JobStore:
                 columns=[c.name for c in predictions.columns],
             ),
         )
+
+
+def _held(job_id: str, lease: Lease) -> sa.ColumnElement[bool]:
+    """The partition is still running under this very lease."""
+    return sa.and_(
+        P.job_id == job_id,
+        P.partition == lease.partition,
+        P.lease_token == lease.token,
+        P.state == "running",
+    )
 
 
 def _differences(row: Any, given: dict[str, str], models: list[str], config: dict[str, Any]) -> str:
