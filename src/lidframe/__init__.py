@@ -10,6 +10,7 @@ from lidframe.audio import AudioConfig, decode_window
 from lidframe.calibration import Calibration, fit_calibration, load_calibration
 from lidframe.consensus import consensus
 from lidframe.errors import AudioError, ConfigError, LidframeError, ManifestError, ModelError
+from lidframe.eval import Evaluation, evaluate
 from lidframe.manifest import read_manifest
 from lidframe.models import LidModel, ModelSpec, available_models, load_model, parse_model
 from lidframe.pipeline import RunSummary, identify, run
@@ -21,6 +22,7 @@ __all__ = [
     "Calibration",
     "AudioError",
     "ConfigError",
+    "Evaluation",
     "LidModel",
     "LidframeError",
     "ManifestError",
@@ -31,6 +33,7 @@ __all__ = [
     "available_models",
     "consensus",
     "decode_window",
+    "evaluate",
     "fit_calibration",
     "identify",
     "load_calibration",

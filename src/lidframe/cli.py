@@ -106,6 +106,21 @@ def _parser() -> argparse.ArgumentParser:
         "--retry-dead", action="store_true", help="give dead partitions a new set of attempts"
     )
 
+    ev = sub.add_parser("eval", help="score a run's results against ground truth")
+    ev.add_argument("results", help="a run's Parquet folder")
+    ev.add_argument(
+        "--labels", default=None, help="labelled manifest joined by id (default: the label column)"
+    )
+    ev.add_argument("--models", nargs="+", default=None, help="models to score (default: all)")
+    ev.add_argument(
+        "--confident",
+        type=float,
+        default=0.9,
+        help="probability at or above which a wrong answer counts as confidently wrong",
+    )
+    ev.add_argument("--target-accuracy", type=float, default=0.95, help="for the threshold picker")
+    ev.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE")
+
     status = sub.add_parser("status", help="a job's progress by partition state")
     status.add_argument("job", nargs="?", default=None, help="job id (default: the newest job)")
     _db_arguments(status, with_out=True)
@@ -155,6 +170,41 @@ def _db_url(args: argparse.Namespace) -> str:
     raise LidframeError("say which job database: --db URL, $LIDFRAME_DB, or --out OUT")
 
 
+def _eval(args: argparse.Namespace) -> int:
+    from lidframe.eval import evaluate
+
+    ev = evaluate(
+        args.results,
+        labels=args.labels,
+        models=args.models,
+        confident=args.confident,
+        storage_options=_storage_options(args.storage_option),
+    )
+    print(ev)
+    for name, source in ev.sources.items():
+        pick = source.threshold_for(args.target_accuracy)
+        if pick is None:
+            threshold = f"no threshold reaches {args.target_accuracy:.0%} accuracy"
+        else:
+            threshold = (
+                f"threshold {pick['threshold']:.3f} keeps {pick['coverage']:.0%} of rows at "
+                f"{pick['accuracy']:.1%} accuracy"
+            )
+        weakest = ", ".join(
+            f"{row.lang} {row.f1:.2f} (n={row.support})"
+            for row in source.weakest.head(5).reset_index().itertuples()
+        )
+        top = source.confusions.head(3)
+        confused = ", ".join(f"{r.true}->{r.predicted} {r.rows}" for r in top.itertuples())
+        print(f"\n{name}: {threshold}")
+        print(f"  weakest: {weakest}")
+        if confused:
+            print(f"  most confused: {confused}")
+    if not ev.agreement.empty:
+        print("\n" + ev.agreement.to_string(float_format=lambda x: f"{x:.3f}"))
+    return 0
+
+
 def _status(args: argparse.Namespace) -> int:
     from lidframe.store import open_store
 
@@ -201,6 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "calibrate":
             return _calibrate(args)
+        if args.command == "eval":
+            return _eval(args)
         if args.command == "status":
             return _status(args)
         if args.command == "jobs":

@@ -1,5 +1,13 @@
-"""Evaluation against ground truth (grows with the evaluation framework)."""
+"""Evaluation against ground truth: metrics (:mod:`~lidframe.eval.metrics`) and
+:func:`~lidframe.eval.evaluate.evaluate` over a run's results."""
 
+from lidframe.eval.evaluate import Evaluation, SourceEvaluation, evaluate, known_label_set
 from lidframe.eval.metrics import expected_calibration_error
 
-__all__ = ["expected_calibration_error"]
+__all__ = [
+    "Evaluation",
+    "SourceEvaluation",
+    "evaluate",
+    "expected_calibration_error",
+    "known_label_set",
+]

@@ -1,11 +1,43 @@
-"""Metrics over labelled rows: plain NumPy, checked in tests against an independent computation."""
+"""Metrics over labelled rows: plain NumPy/pandas, checked in tests against scikit-learn.
+
+Conventions (the ones LID evaluation needs, stated once):
+
+* Codes are compared as given; callers map them through a
+  :class:`~lidframe.languages.LanguageEquivalence` first (``no``/``nb`` are one language).
+* ``macro_f1`` averages over the languages that occur in the ground truth (support > 0): a model's
+  stray answers lower the precision of the languages they are confused with, not the average's
+  denominator. (scikit-learn: ``f1_score(..., labels=true languages, average="macro")``.)
+* Calibration is of the *top-label* confidence: ``confidence`` is the probability of the answer,
+  ``correct`` whether the answer is right. ECE uses equal-width bins; Brier is the mean squared
+  difference between confidence and correctness.
+"""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from numpy.typing import ArrayLike
 
-__all__ = ["expected_calibration_error"]
+__all__ = [
+    "accuracy",
+    "brier_score",
+    "confusions",
+    "coverage_curve",
+    "expected_calibration_error",
+    "long_tail",
+    "macro_f1",
+    "per_language",
+    "reliability",
+    "threshold_for_accuracy",
+    "weakest",
+]
+
+
+def _finite(confidence: ArrayLike, correct: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    conf = np.asarray(confidence, dtype=float)
+    hit = np.asarray(correct, dtype=float)
+    keep = np.isfinite(conf)
+    return conf[keep], hit[keep]
 
 
 def expected_calibration_error(confidence: ArrayLike, correct: ArrayLike, bins: int = 10) -> float:
@@ -14,10 +46,7 @@ def expected_calibration_error(confidence: ArrayLike, correct: ArrayLike, bins: 
     A confidence of exactly 0 falls in the first bin and 1 in the last. Rows with a NaN confidence
     are left out. Returns NaN when no row is left.
     """
-    conf = np.asarray(confidence, dtype=float)
-    hit = np.asarray(correct, dtype=float)
-    keep = np.isfinite(conf)
-    conf, hit = conf[keep], hit[keep]
+    conf, hit = _finite(confidence, correct)
     if conf.size == 0:
         return float("nan")
     index = np.clip((conf * bins).astype(int), 0, bins - 1)
@@ -27,3 +56,139 @@ def expected_calibration_error(confidence: ArrayLike, correct: ArrayLike, bins: 
         if mask.any():
             total += mask.mean() * abs(hit[mask].mean() - conf[mask].mean())
     return float(total)
+
+
+def brier_score(confidence: ArrayLike, correct: ArrayLike) -> float:
+    """Mean of (confidence - correct)^2 over rows with a finite confidence (NaN if none)."""
+    conf, hit = _finite(confidence, correct)
+    return float(np.mean((conf - hit) ** 2)) if conf.size else float("nan")
+
+
+def reliability(confidence: ArrayLike, correct: ArrayLike, bins: int = 10) -> pd.DataFrame:
+    """The reliability diagram's table: per equal-width bin, rows, mean confidence, accuracy."""
+    conf, hit = _finite(confidence, correct)
+    index = np.clip((conf * bins).astype(int), 0, bins - 1)
+    rows = []
+    for b in range(bins):
+        mask = index == b
+        rows.append(
+            {
+                "bin_low": b / bins,
+                "bin_high": (b + 1) / bins,
+                "rows": int(mask.sum()),
+                "confidence": float(conf[mask].mean()) if mask.any() else float("nan"),
+                "accuracy": float(hit[mask].mean()) if mask.any() else float("nan"),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def accuracy(truth: ArrayLike, predicted: ArrayLike) -> float:
+    t, p = np.asarray(truth, dtype=object), np.asarray(predicted, dtype=object)
+    return float(np.mean(t == p)) if t.size else float("nan")
+
+
+def per_language(truth: ArrayLike, predicted: ArrayLike) -> pd.DataFrame:
+    """Precision, recall, F1, support and answer count per language (union of true and predicted).
+
+    Indexed by language, sorted by support (descending) then code. A language never predicted has
+    precision 0; one never true has recall 0 and support 0.
+    """
+    t = pd.Series(np.asarray(truth, dtype=object))
+    p = pd.Series(np.asarray(predicted, dtype=object))
+    hits = t[t.to_numpy() == p.to_numpy()].value_counts()
+    support = t.value_counts()
+    answered = p.value_counts()
+    langs = sorted(set(support.index) | set(answered.index))
+    table = pd.DataFrame(index=pd.Index(langs, name="lang"))
+    table["support"] = support.reindex(langs, fill_value=0).astype(int)
+    table["predicted"] = answered.reindex(langs, fill_value=0).astype(int)
+    table["correct"] = hits.reindex(langs, fill_value=0).astype(int)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(table["predicted"] > 0, table["correct"] / table["predicted"], 0.0)
+        recall = np.where(table["support"] > 0, table["correct"] / table["support"], 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    table["precision"], table["recall"], table["f1"] = precision, recall, f1
+    order = sorted(langs, key=lambda lang: (-table.loc[lang, "support"], lang))
+    return table.loc[order]
+
+
+def macro_f1(table: pd.DataFrame) -> float:
+    """Mean F1 over the languages of a :func:`per_language` table that occur in the truth."""
+    present = table[table["support"] > 0]
+    return float(present["f1"].mean()) if len(present) else float("nan")
+
+
+def confusions(truth: ArrayLike, predicted: ArrayLike, top: int = 20) -> pd.DataFrame:
+    """The most frequent (true, predicted) pairs with true != predicted, and their share of the true
+    language's rows."""
+    t = pd.Series(np.asarray(truth, dtype=object), name="true")
+    p = pd.Series(np.asarray(predicted, dtype=object), name="predicted")
+    wrong = pd.DataFrame({"true": t, "predicted": p})[t.to_numpy() != p.to_numpy()]
+    counts = wrong.value_counts().rename("rows").reset_index()
+    support = t.value_counts()
+    counts["share_of_true"] = counts["rows"] / support.reindex(counts["true"]).to_numpy()
+    counts = counts.sort_values(["rows", "true", "predicted"], ascending=[False, True, True])
+    return counts.head(top).reset_index(drop=True)
+
+
+def long_tail(table: pd.DataFrame, min_support: int | None = None) -> pd.DataFrame:
+    """Languages of the tail: support below ``min_support``, or (by default) in the bottom quartile
+    of support among the languages that occur. Sorted weakest first (F1, then support)."""
+    present = table[table["support"] > 0]
+    if present.empty:
+        return present
+    cut = min_support if min_support is not None else float(present["support"].quantile(0.25))
+    tail = (
+        present[present["support"] < cut]
+        if min_support is not None
+        else present[present["support"] <= cut]
+    )
+    return weakest(tail, len(tail))
+
+
+def weakest(table: pd.DataFrame, n: int = 10) -> pd.DataFrame:
+    """The ``n`` languages (support > 0) with the lowest F1, ties broken by lower support then code."""
+    present = table[table["support"] > 0].reset_index()
+    present = present.sort_values(["f1", "support", "lang"], ascending=[True, True, True])
+    return present.head(n).set_index("lang")
+
+
+def coverage_curve(
+    confidence: ArrayLike, correct: ArrayLike, thresholds: ArrayLike | None = None
+) -> pd.DataFrame:
+    """Accuracy against coverage as a confidence threshold rises.
+
+    For each threshold ``t``: the rows with confidence >= t are kept; ``coverage`` is their share of
+    all rows (a NaN confidence is never kept), ``accuracy`` their accuracy. Default thresholds: every
+    distinct confidence, plus 0.
+    """
+    conf = np.asarray(confidence, dtype=float)
+    hit = np.asarray(correct, dtype=bool)
+    if thresholds is None:
+        finite = conf[np.isfinite(conf)]
+        thresholds = np.unique(np.concatenate([[0.0], finite]))
+    rows = []
+    n = conf.size
+    for t in np.asarray(thresholds, dtype=float):
+        kept = np.isfinite(conf) & (conf >= t)
+        k = int(kept.sum())
+        rows.append(
+            {
+                "threshold": float(t),
+                "rows": k,
+                "coverage": k / n if n else float("nan"),
+                "accuracy": float(hit[kept].mean()) if k else float("nan"),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def threshold_for_accuracy(curve: pd.DataFrame, target: float) -> dict[str, float] | None:
+    """The lowest threshold whose kept rows reach ``target`` accuracy (the most coverage for it);
+    None when no threshold does."""
+    ok = curve[(curve["accuracy"] >= target) & (curve["rows"] > 0)]
+    if ok.empty:
+        return None
+    best = ok.sort_values(["coverage", "threshold"], ascending=[False, True]).iloc[0]
+    return {k: float(best[k]) for k in ("threshold", "coverage", "accuracy", "rows")}

@@ -1,0 +1,263 @@
+"""Evaluation: every number checked against an independent computation (scikit-learn, or plain
+NumPy written differently) on the same rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+sklearn_metrics = pytest.importorskip("sklearn.metrics")
+from sklearn.calibration import calibration_curve  # noqa: E402
+
+import lidframe  # noqa: E402
+from lidframe.eval import metrics  # noqa: E402
+
+LANGS = ["en", "de", "fr", "es", "it", "pl", "sw", "yo"]
+
+
+def _random(n: int, seed: int, accuracy: float = 0.7):
+    rng = np.random.default_rng(seed)
+    # a long tail: some languages much rarer than others
+    weights = np.array([30, 25, 15, 10, 8, 6, 4, 2], dtype=float)
+    truth = rng.choice(LANGS, size=n, p=weights / weights.sum())
+    wrong = rng.random(n) > accuracy
+    predicted = np.where(wrong, rng.choice([*LANGS, "la", "cs"], size=n), truth)
+    confidence = np.clip(rng.beta(5, 2, size=n) - 0.2 * wrong, 0.001, 0.999)
+    return truth.astype(object), predicted.astype(object), confidence
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_classification_metrics_match_scikit_learn(seed):
+    truth, predicted, _ = _random(600, seed)
+    table = metrics.per_language(truth, predicted)
+    assert metrics.accuracy(truth, predicted) == pytest.approx(
+        sklearn_metrics.accuracy_score(truth, predicted)
+    )
+    langs = list(table.index)
+    p, r, f, s = sklearn_metrics.precision_recall_fscore_support(
+        truth, predicted, labels=langs, zero_division=0
+    )
+    np.testing.assert_allclose(table["precision"], p)
+    np.testing.assert_allclose(table["recall"], r)
+    np.testing.assert_allclose(table["f1"], f)
+    np.testing.assert_array_equal(table["support"], s)
+    present = sorted(set(truth))
+    assert metrics.macro_f1(table) == pytest.approx(
+        sklearn_metrics.f1_score(truth, predicted, labels=present, average="macro", zero_division=0)
+    )
+    matrix = sklearn_metrics.confusion_matrix(truth, predicted, labels=langs)
+    confusions = metrics.confusions(truth, predicted, top=1000)
+    for row in confusions.itertuples():
+        i, j = langs.index(row.true), langs.index(row.predicted)
+        assert row.rows == matrix[i, j]
+        assert row.share_of_true == pytest.approx(matrix[i, j] / matrix[i].sum())
+    off_diagonal = matrix.sum() - np.trace(matrix)
+    assert confusions["rows"].sum() == off_diagonal
+    assert list(confusions["rows"]) == sorted(confusions["rows"], reverse=True)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_calibration_metrics_match_scikit_learn(seed):
+    truth, predicted, confidence = _random(800, seed)
+    correct = truth == predicted
+    assert metrics.brier_score(confidence, correct) == pytest.approx(
+        sklearn_metrics.brier_score_loss(correct.astype(int), confidence)
+    )
+    prob_true, prob_pred = calibration_curve(
+        correct.astype(int), confidence, n_bins=10, strategy="uniform"
+    )
+    table = metrics.reliability(confidence, correct, bins=10)
+    filled = table[table["rows"] > 0]
+    np.testing.assert_allclose(filled["accuracy"], prob_true)
+    np.testing.assert_allclose(filled["confidence"], prob_pred)
+    counts, _ = np.histogram(confidence, bins=np.linspace(0, 1, 11))
+    np.testing.assert_array_equal(table["rows"], counts)
+    nonempty = counts[counts > 0]
+    ece = float(np.sum(nonempty / len(confidence) * np.abs(prob_true - prob_pred)))
+    assert metrics.expected_calibration_error(confidence, correct) == pytest.approx(ece)
+
+
+def test_coverage_curve_and_threshold_picker():
+    truth, predicted, confidence = _random(400, 5)
+    correct = truth == predicted
+    curve = metrics.coverage_curve(confidence, correct)
+    for row in curve.sample(25, random_state=0).itertuples():
+        kept = confidence >= row.threshold
+        assert row.rows == kept.sum()
+        assert row.coverage == pytest.approx(kept.mean())
+        assert row.accuracy == pytest.approx(correct[kept].mean())
+    assert curve.iloc[0]["coverage"] == 1.0
+    assert curve["coverage"].is_monotonic_decreasing
+    target = 0.9
+    best = metrics.threshold_for_accuracy(curve, target)
+    # brute force: every threshold reaching the target, the one keeping most rows
+    candidates = [
+        (float((confidence >= t).mean()), -t)
+        for t in np.unique(confidence)
+        if correct[confidence >= t].mean() >= target
+    ]
+    coverage, neg_t = max(candidates)
+    assert best["threshold"] == pytest.approx(-neg_t) and best["coverage"] == pytest.approx(
+        coverage
+    )
+    assert best["accuracy"] >= target
+    assert metrics.threshold_for_accuracy(curve, 1.01) is None
+
+
+def test_long_tail_is_the_bottom_quartile_or_below_a_support():
+    truth, predicted, _ = _random(600, 3)
+    table = metrics.per_language(truth, predicted)
+    support = table.loc[table["support"] > 0, "support"]
+    tail = metrics.long_tail(table)
+    assert set(tail.index) == set(support[support <= support.quantile(0.25)].index)
+    assert set(metrics.long_tail(table, min_support=50).index) == set(support[support < 50].index)
+    weakest = metrics.weakest(table, 3)
+    assert list(weakest["f1"]) == sorted(table.loc[table["support"] > 0, "f1"])[:3]
+
+
+def _results_frame(n: int = 300, seed: int = 7) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    truth, a, conf_a = _random(n, seed, accuracy=0.8)
+    _, b, conf_b = _random(n, seed + 100, accuracy=0.6)
+    b = np.where(rng.random(n) < 0.6, truth, b)
+    label = truth.copy()
+    label[:10] = None  # unlabelled rows
+    label[10:15] = "nb"  # Norwegian Bokmål: one language with "no" under the default equivalence
+    a[10:13] = "no"
+    label[15:20] = "zu"  # outside whisper's label set: unsupported for whisper, not wrong
+    error = np.array([None] * n, dtype=object)
+    error[20:26] = "not_found: /x.wav"
+    a[20:26] = None
+    b[20:26] = None
+    lang = np.where(a == b, a, "und")
+    return pd.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(n)],
+            "audio": [f"/data/{i}.wav" for i in range(n)],
+            "label": label,
+            "error": error,
+            "whisper_base_lang": a,
+            "whisper_base_prob": conf_a,
+            "ecapa_lang": b,
+            "ecapa_prob": conf_b,
+            "lang": lang,
+            "consensus_prob": (conf_a + conf_b) / 2,
+        }
+    )
+
+
+def test_evaluate_scores_each_model_and_the_consensus_independently_checked():
+    df = _results_frame()
+    ev = lidframe.evaluate(df, label_sets={"ecapa": [*LANGS, "nb", "no"]}, confident=0.8)
+    assert set(ev.sources) == {"whisper_base", "ecapa", "consensus"}
+    assert ev.rows == 300 and ev.labelled == 290
+
+    usable = df["label"].notna() & df["error"].isna()
+    w = ev["whisper_base"]
+    assert w.errors == 6 and w.unsupported == 5  # zu (Zulu) is not a Whisper language
+    rows = df[usable & (df["label"] != "zu")]
+    truth = rows["label"].replace({"nb": "no"}).to_numpy()
+    pred = rows["whisper_base_lang"].to_numpy()
+    assert w.scored == len(rows)
+    assert w.accuracy == pytest.approx(sklearn_metrics.accuracy_score(truth, pred))
+    assert w.macro_f1 == pytest.approx(
+        sklearn_metrics.f1_score(
+            truth, pred, labels=sorted(set(truth)), average="macro", zero_division=0
+        )
+    )
+    correct = truth == pred
+    conf = rows["whisper_base_prob"].to_numpy()
+    assert w.brier == pytest.approx(sklearn_metrics.brier_score_loss(correct.astype(int), conf))
+    assert w.per_language.loc["no", "correct"] == 3  # "no" answers to "nb" labels count as right
+    expected_wrong = rows[(~correct) & (conf >= 0.8)]
+    assert sorted(w.confidently_wrong["id"]) == sorted(expected_wrong["id"])
+    assert list(w.confidently_wrong["confidence"]) == sorted(
+        w.confidently_wrong["confidence"], reverse=True
+    )
+
+    e = ev["ecapa"]  # label set given: "zu" unsupported too
+    assert e.unsupported == 5
+    c = ev["consensus"]  # the consensus has no label set: zu rows are scored (and wrong)
+    assert c.unsupported == 0 and c.scored == int(usable.sum())
+    c_truth = df.loc[usable, "label"].replace({"nb": "no"}).to_numpy()
+    assert c.accuracy == pytest.approx(np.mean(c_truth == df.loc[usable, "lang"].to_numpy()))
+
+    # agreement: rows where both answered, checked directly
+    both = df[usable]
+    agree = both["whisper_base_lang"].replace({"nb": "no"}) == both["ecapa_lang"].replace(
+        {"nb": "no"}
+    )
+    t = both["label"].replace({"nb": "no"})
+    table = ev.agreement
+    assert table.loc["models agree", "rows"] == agree.sum()
+    assert table.loc["models agree", "whisper_base right"] == pytest.approx(
+        (both.loc[agree, "whisper_base_lang"] == t[agree]).mean()
+    )
+    dis = ~agree
+    assert table.loc["models disagree", "ecapa right"] == pytest.approx(
+        (both.loc[dis, "ecapa_lang"] == t[dis]).mean()
+    )
+    none_right = (both.loc[dis, "ecapa_lang"] != t[dis]) & (
+        both.loc[dis, "whisper_base_lang"].replace({"nb": "no"}) != t[dis]
+    )
+    assert table.loc["models disagree", "none right"] == pytest.approx(none_right.mean())
+
+    summary = ev.summary()
+    assert list(summary.index) == ["whisper_base", "ecapa", "consensus"]
+    assert "<table" in ev._repr_html_() and "whisper_base" in str(ev)
+    assert ev.per_language()[("whisper_base", "support")].sum() == w.scored
+
+
+def test_evaluate_a_real_run_against_a_labelled_manifest(tmp_path):
+    from lidframe.testing import make_corpus
+
+    table = make_corpus(tmp_path, ["en", "de", "fr", "es"], per_language=3, seed=11)
+    table[["id", "audio"]].to_csv(tmp_path / "unlabelled.csv", index=False)
+    table.to_csv(tmp_path / "labels.csv", index=False)
+    model = "speechbrain:" + str(Path(__file__).parent / "assets" / "voxlingua107-espeak-ecapa")
+    lidframe.run(tmp_path / "unlabelled.csv", tmp_path / "out", [model], workers=1, progress=False)
+    ev = lidframe.evaluate(tmp_path / "out", labels=tmp_path / "labels.csv")
+    (alias,) = ev.sources
+    result = ev[alias]
+    parquet = pd.read_parquet(tmp_path / "out")
+    truth = parquet["id"].map(table.set_index("id")["label"])
+    assert result.scored == 12 and result.errors == 0
+    assert result.accuracy == pytest.approx(
+        sklearn_metrics.accuracy_score(truth, parquet[f"{alias}_lang"])
+    )
+    assert result.accuracy >= 0.9  # the project-made ECAPA knows these espeak voices
+    with pytest.raises(lidframe.ConfigError, match="no ground truth"):
+        lidframe.evaluate(tmp_path / "out")
+
+
+def test_eval_command_prints_scores_thresholds_and_agreement(tmp_path):
+    import subprocess
+    import sys
+
+    df = _results_frame()
+    (tmp_path / "out").mkdir()
+    df.to_parquet(tmp_path / "out" / "part-00000.parquet", index=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "lidframe.cli", "eval", str(tmp_path / "out"), "--confident", "0.8"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    ev = lidframe.evaluate(df, confident=0.8)
+    assert "290 labelled rows of 300" in proc.stdout
+    for name, source in ev.sources.items():
+        line = next(ln for ln in proc.stdout.splitlines() if ln.startswith(name + " "))
+        assert f"{source.accuracy:.3f}" in line and f"{source.ece:.3f}" in line
+    assert "weakest: " in proc.stdout and "most confused: " in proc.stdout
+    assert "models disagree" in proc.stdout
+    missing = subprocess.run(
+        [sys.executable, "-m", "lidframe.cli", "eval", str(tmp_path / "nothing")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert missing.returncode == 2 and "cannot read results" in missing.stderr
