@@ -3,6 +3,7 @@ NumPy written differently) on the same rows."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from sklearn.calibration import calibration_curve  # noqa: E402
 
 import lidframe  # noqa: E402
 from lidframe.eval import metrics  # noqa: E402
+from lidframe.eval import regressions as compare_mod  # noqa: E402
 
 LANGS = ["en", "de", "fr", "es", "it", "pl", "sw", "yo"]
 
@@ -232,6 +234,22 @@ def test_evaluate_a_real_run_against_a_labelled_manifest(tmp_path):
     with pytest.raises(lidframe.ConfigError, match="no ground truth"):
         lidframe.evaluate(tmp_path / "out")
 
+    # stored beside the results and in the run's embedded job database, with job and environment
+    from lidframe.eval.records import save_evaluation
+    from lidframe.store import open_store
+
+    saved = save_evaluation(ev, tmp_path / "out", name="first", labels=str(tmp_path / "labels.csv"))
+    on_disk = json.loads(Path(saved["saved_to"]).read_text())
+    assert saved["saved_to"].endswith("out/_lidframe_evaluations/first.json")
+    assert on_disk["job_id"].startswith("job-") and on_disk["models"] == [model]
+    assert on_disk["sources"][alias]["summary"]["accuracy"] == pytest.approx(result.accuracy)
+    assert on_disk["environment"]["packages"]["lidframe"]
+    assert len(pd.read_parquet(tmp_path / "out")) == 12  # the record does not disturb readers
+    with open_store(f"sqlite:///{tmp_path}/out/_lidframe.sqlite") as store:
+        (row,) = store.evaluations("first")
+    assert row["eval_id"] == saved["eval_id"] and row["job_id"] == on_disk["job_id"]
+    assert row["record"]["sources"][alias]["summary"]["scored"] == 12
+
 
 def test_eval_command_prints_scores_thresholds_and_agreement(tmp_path):
     import subprocess
@@ -261,3 +279,70 @@ def test_eval_command_prints_scores_thresholds_and_agreement(tmp_path):
         timeout=300,
     )
     assert missing.returncode == 2 and "cannot read results" in missing.stderr
+
+
+def test_mcnemar_p_matches_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    for b, c in [(0, 0), (3, 0), (10, 4), (40, 61), (7, 7), (300, 240)]:
+        expected = stats.binomtest(min(b, c), b + c, 0.5).pvalue if b + c else 1.0
+        assert compare_mod.mcnemar_p(b, c) == pytest.approx(expected, rel=1e-9)
+    b, c = 6100, 5800  # beyond the exact range: chi-square with continuity correction
+    chi2 = (abs(b - c) - 1) ** 2 / (b + c)
+    assert compare_mod.mcnemar_p(b, c) == pytest.approx(stats.chi2.sf(chi2, 1), rel=1e-9)
+
+
+def _degraded(df: pd.DataFrame, lang: str, rows: int, seed: int = 0) -> pd.DataFrame:
+    """``df`` with ``rows`` correct answers of ``lang`` (whisper_base) turned wrong."""
+    out = df.copy()
+    hit = out.index[(out["label"] == lang) & (out["whisper_base_lang"] == lang)]
+    chosen = np.random.default_rng(seed).choice(hit, size=rows, replace=False)
+    out.loc[chosen, "whisper_base_lang"] = "la"
+    return out
+
+
+def test_compare_flags_a_significant_per_language_drop_and_nothing_else():
+    base = _results_frame(n=1200, seed=21)
+    a = lidframe.evaluate(base)
+    worse = lidframe.evaluate(_degraded(base, "de", 40))
+    result = compare_mod.compare(a, worse)
+    assert result.regressed
+    regs = result.regressions
+    assert ("whisper_base", "de") in set(zip(regs["source"], regs["lang"], strict=True))
+    assert set(regs["source"]) == {"whisper_base"}  # ecapa and consensus-by-other-rows unchanged
+    row = result.per_language.set_index(["source", "lang"]).loc[("whisper_base", "de")]
+    assert (row["b"], row["c"]) == (40, 0)
+    # Holm over the languages of the source, computed here independently
+    per = result.per_language[result.per_language["source"] == "whisper_base"]
+    raw = per["p_raw"].to_numpy()
+    order = np.argsort(raw)
+    holm = np.minimum(1, np.maximum.accumulate((len(raw) - np.arange(len(raw))) * raw[order]))
+    np.testing.assert_allclose(per["p"].to_numpy()[order], holm)
+
+    same = compare_mod.compare(a, lidframe.evaluate(_degraded(base, "de", 1)))
+    assert not same.regressed and "no significant regression" in str(same)
+    better = compare_mod.compare(lidframe.evaluate(_degraded(base, "de", 40)), a)
+    assert not better.regressed  # an improvement is not a regression
+
+
+def test_compare_command_exits_1_on_regression(tmp_path):
+    import subprocess
+    import sys
+
+    base = _results_frame(n=1200, seed=21)
+    for name, frame in (("a", base), ("b", _degraded(base, "de", 40)), ("c", base)):
+        (tmp_path / name).mkdir()
+        frame.to_parquet(tmp_path / name / "part-00000.parquet", index=False)
+
+    def lid(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "lidframe.cli", *args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    bad = lid("eval", "compare", str(tmp_path / "a"), str(tmp_path / "b"))
+    assert bad.returncode == 1, bad.stderr
+    assert "significant regression" in bad.stdout and "whisper_base" in bad.stdout
+    good = lid("compare", str(tmp_path / "a"), str(tmp_path / "c"))
+    assert good.returncode == 0 and "no significant regression" in good.stdout

@@ -71,12 +71,13 @@ def test_migrations_create_exactly_the_declared_schema(db_url):
         tables = set(sa.inspect(conn).get_table_names())
     store.close()
     assert diffs == []
-    assert version == "0001"
+    assert version == "0002"
     assert tables >= {
         "lidframe_jobs",
         "lidframe_partitions",
         "lidframe_results",
         "lidframe_predictions",
+        "lidframe_evaluations",
     }
 
 

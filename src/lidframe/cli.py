@@ -120,6 +120,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--target-accuracy", type=float, default=0.95, help="for the threshold picker")
     ev.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE")
+    ev.add_argument(
+        "--name", default="latest", help="stored as RESULTS/_lidframe_evaluations/NAME.json"
+    )
+    ev.add_argument("--db", default=None, help="also store it in this job database")
+    ev.add_argument("--no-save", action="store_true", help="print only, store nothing")
+
+    cmp = sub.add_parser(
+        "compare",
+        help="paired test of run B against run A; exit 1 on a significant regression "
+        "(also `lidframe eval compare A B`)",
+    )
+    cmp.add_argument("run_a", help="baseline results folder")
+    cmp.add_argument("run_b", help="new results folder")
+    cmp.add_argument("--labels", default=None, help="labelled manifest (default: label columns)")
+    cmp.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    cmp.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE")
 
     status = sub.add_parser("status", help="a job's progress by partition state")
     status.add_argument("job", nargs="?", default=None, help="job id (default: the newest job)")
@@ -202,7 +218,33 @@ def _eval(args: argparse.Namespace) -> int:
             print(f"  most confused: {confused}")
     if not ev.agreement.empty:
         print("\n" + ev.agreement.to_string(float_format=lambda x: f"{x:.3f}"))
+    if not args.no_save:
+        from lidframe.eval.records import save_evaluation
+
+        saved = save_evaluation(
+            ev,
+            args.results,
+            name=args.name,
+            labels=args.labels,
+            db=args.db,
+            storage_options=_storage_options(args.storage_option),
+        )
+        where = saved["saved_to"]
+        if saved["eval_id"] is not None:
+            where += f" and evaluation {saved['eval_id']} of the job database"
+        print(f"\nstored in {where}")
     return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from lidframe.eval import compare, evaluate
+
+    options = _storage_options(args.storage_option)
+    a = evaluate(args.run_a, labels=args.labels, storage_options=options)
+    b = evaluate(args.run_b, labels=args.labels, storage_options=options)
+    result = compare(a, b, alpha=args.alpha)
+    print(f"A: {args.run_a}\nB: {args.run_b}\n{result}")
+    return 1 if result.regressed else 0
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -242,6 +284,9 @@ def _jobs(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lidframe`` command; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["eval", "compare"]:
+        argv = ["compare", *argv[2:]]
     args = _parser().parse_args(argv)
     try:
         if args.command == "models":
@@ -253,6 +298,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _calibrate(args)
         if args.command == "eval":
             return _eval(args)
+        if args.command == "compare":
+            return _compare(args)
         if args.command == "status":
             return _status(args)
         if args.command == "jobs":

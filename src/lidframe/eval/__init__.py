@@ -3,10 +3,13 @@
 
 from lidframe.eval.evaluate import Evaluation, SourceEvaluation, evaluate, known_label_set
 from lidframe.eval.metrics import expected_calibration_error
+from lidframe.eval.regressions import Comparison, compare
 
 __all__ = [
+    "Comparison",
     "Evaluation",
     "SourceEvaluation",
+    "compare",
     "evaluate",
     "expected_calibration_error",
     "known_label_set",

@@ -62,6 +62,8 @@ class SourceEvaluation:
     confidently_wrong: pd.DataFrame
     long_tail: pd.DataFrame
     weakest: pd.DataFrame
+    # One row per scored row: id, truth, predicted, confidence, correct (for paired comparisons).
+    rows: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def threshold_for(self, target_accuracy: float) -> dict[str, float] | None:
         """The confidence threshold that keeps the most rows at ``target_accuracy`` or better."""
@@ -100,6 +102,32 @@ class Evaluation:
         table = pd.DataFrame([s.summary() for s in self.sources.values()])
         table.index = pd.Index(list(self.sources), name="source")
         return table
+
+    def record(self) -> dict[str, Any]:
+        """A JSON-able record: settings, and per source the summary and the per-language table."""
+
+        def clean(x: Any) -> Any:
+            return None if isinstance(x, float) and math.isnan(x) else x
+
+        return {
+            "rows": self.rows,
+            "labelled": self.labelled,
+            "settings": self.settings,
+            "sources": {
+                name: {
+                    "summary": {k: clean(v) for k, v in s.summary().items()},
+                    "per_language": {
+                        lang: {k: clean(v) for k, v in row.items()}
+                        for lang, row in s.per_language.to_dict("index").items()
+                    },
+                }
+                for name, s in self.sources.items()
+            },
+            "agreement": {
+                str(k): {c: clean(v) for c, v in row.items()}
+                for k, row in self.agreement.to_dict("index").items()
+            },
+        }
 
     def per_language(self) -> pd.DataFrame:
         """Per-language tables of every source side by side (columns: source, metric)."""
@@ -303,6 +331,17 @@ def _score(
         confidently_wrong=confidently_wrong.reset_index(drop=True),
         long_tail=metrics.long_tail(table, tail_support),
         weakest=metrics.weakest(table, 10),
+        rows=pd.DataFrame(
+            {
+                "id": df.loc[scored, "id"].to_numpy()
+                if "id" in df.columns
+                else np.flatnonzero(scored),
+                "truth": t,
+                "predicted": p,
+                "confidence": conf,
+                "correct": correct,
+            }
+        ),
     )
 
 

@@ -31,7 +31,7 @@ import numpy as np
 from lidframe.errors import ModelError
 from lidframe.models.ctranslate2_whisper import is_ctranslate2_whisper_dir, to_transformers
 
-__all__ = ["cache_dir", "packaged_whisper_dir", "resolve_whisper_source"]
+__all__ = ["cache_dir", "packaged_sha256", "packaged_whisper_dir", "resolve_whisper_source"]
 
 
 @dataclass(frozen=True)
@@ -195,3 +195,9 @@ def _publish(tmp: Path, target: Path) -> None:
     except OSError:
         if not target.exists():
             raise
+
+
+def packaged_sha256(name: str) -> str | None:
+    """The sha256 of a packaged model's weights (``whisper-base``), or None for other names."""
+    pack = _PACKAGED.get(name)
+    return None if pack is None else pack.sha256

@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 from lidframe.errors import StoreError
 from lidframe.store.engine import db_epoch, retrying, safe_url
 from lidframe.store.results import PartitionRows, replace_rows
-from lidframe.store.schema import jobs, partitions, predictions, results
+from lidframe.store.schema import evaluations, jobs, partitions, predictions, results
 
 __all__ = ["JobStatus", "JobStore", "Lease", "PartitionState"]
 
@@ -209,6 +209,51 @@ class JobStore:
             return rows
 
         return self._tx("listing jobs", tx)
+
+    def job_for_out(self, out: str) -> dict[str, Any] | None:
+        """The newest job that wrote to the folder ``out`` (None when there is none)."""
+
+        def tx(conn: Connection) -> dict[str, Any] | None:
+            row = (
+                conn.execute(
+                    sa.select(jobs)
+                    .where(jobs.c.out == out)
+                    .order_by(jobs.c.created_at.desc())
+                    .limit(1)
+                )
+                .mappings()
+                .first()
+            )
+            return None if row is None else dict(row)
+
+        return self._tx(f"looking up the job of {out}", tx)
+
+    def add_evaluation(
+        self, name: str, results: str, record: dict[str, Any], job_id: str | None = None
+    ) -> int:
+        """Store an evaluation record; returns its ``eval_id``."""
+
+        def tx(conn: Connection) -> int:
+            return int(
+                conn.execute(
+                    evaluations.insert()
+                    .values(name=name, job_id=job_id, results=results, record=record)
+                    .returning(evaluations.c.eval_id)
+                ).scalar_one()
+            )
+
+        return self._tx(f"storing evaluation {name}", tx)
+
+    def evaluations(self, name: str | None = None) -> list[dict[str, Any]]:
+        """Stored evaluations (all, or those called ``name``), oldest first."""
+
+        def tx(conn: Connection) -> list[dict[str, Any]]:
+            query = sa.select(evaluations).order_by(evaluations.c.eval_id)
+            if name is not None:
+                query = query.where(evaluations.c.name == name)
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+        return self._tx("reading evaluations", tx)
 
     def set_status(self, job_id: str, status: str) -> None:
         self._tx(

@@ -22,6 +22,11 @@ All tables are prefixed ``lidframe_`` so they can share a database (and a schema
     and ``error_category`` (the part of ``error`` before the colon), and the consensus columns
     ``lang``, ``agree``, ``n_agree``, ``consensus_prob``, ``consensus_method`` (null with one model).
 
+``lidframe_evaluations``: one row per stored evaluation (``lidframe eval``): ``eval_id``, ``name``,
+    ``job_id`` (when the results belong to a job of this database), ``results`` (the folder),
+    ``created_at`` and ``record`` (JSON: models, weights hashes, environment, settings, and per source
+    the summary and per-language table).
+
 ``lidframe_predictions``: one row per (job, manifest row, model): ``model`` (the column alias, e.g.
     ``whisper_base``), ``lang``, ``prob`` and ``topk`` (JSON list of ``{"lang", "prob"}``). Its
     foreign key is the job only: a per-row check against ``lidframe_results`` cost PostgreSQL about
@@ -34,7 +39,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-__all__ = ["jobs", "metadata", "partitions", "predictions", "results"]
+__all__ = ["evaluations", "jobs", "metadata", "partitions", "predictions", "results"]
 
 metadata = sa.MetaData()
 
@@ -122,4 +127,16 @@ predictions = sa.Table(
     sa.Column("prob", sa.Float),
     sa.Column("topk", JSONType),
     sa.ForeignKeyConstraint(["job_id"], ["lidframe_jobs.job_id"], ondelete="CASCADE"),
+)
+
+evaluations = sa.Table(
+    "lidframe_evaluations",
+    metadata,
+    sa.Column("eval_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("job_id", sa.String(200)),
+    sa.Column("results", sa.Text, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False, server_default=sa.func.now()),
+    sa.Column("record", JSONType, nullable=False),
+    sa.Index("ix_lidframe_evaluations_name", "name"),
 )
