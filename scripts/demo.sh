@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Set up, then identify the languages of the bundled demo clips with whisper-base on a local Dask
-# cluster, offline. Results: demo-results/part-*.parquet
+# cluster, offline; then score the answers against the demo's labels and write an HTML report.
+# Results: demo-results/part-*.parquet, demo-results/report.html
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/lidframe run examples/demo/manifest.csv --out demo-results --partition-rows 12 "$@"
+echo
+.venv/bin/lidframe eval demo-results --name demo
+echo
+.venv/bin/lidframe report demo-results --html demo-results/report.html --title "lidframe demo: whisper-base on 48 espeak clips"

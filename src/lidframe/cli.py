@@ -126,6 +126,15 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--db", default=None, help="also store it in this job database")
     ev.add_argument("--no-save", action="store_true", help="print only, store nothing")
 
+    rep = sub.add_parser("report", help="a self-contained HTML evaluation report")
+    rep.add_argument("results", help="a run's Parquet folder")
+    rep.add_argument("--html", required=True, help="the HTML file to write")
+    rep.add_argument("--labels", default=None, help="labelled manifest (default: the label column)")
+    rep.add_argument("--models", nargs="+", default=None, help="models to report (default: all)")
+    rep.add_argument("--title", default=None, help="report title (default: the results folder)")
+    rep.add_argument("--target-accuracy", type=float, default=0.95, help="marked on the curves")
+    rep.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE")
+
     cmp = sub.add_parser(
         "compare",
         help="paired test of run B against run A; exit 1 on a significant regression "
@@ -236,6 +245,23 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from lidframe.eval import evaluate
+    from lidframe.eval.report import render_report
+
+    options = _storage_options(args.storage_option)
+    ev = evaluate(args.results, labels=args.labels, models=args.models, storage_options=options)
+    render_report(
+        ev,
+        args.html,
+        title=args.title or f"lidframe evaluation: {args.results}",
+        target_accuracy=args.target_accuracy,
+    )
+    summary = ", ".join(f"{name} {s.accuracy:.1%}" for name, s in ev.sources.items())
+    print(f"report: {args.html} ({ev.labelled} labelled rows; accuracy {summary})")
+    return 0
+
+
 def _compare(args: argparse.Namespace) -> int:
     from lidframe.eval import compare, evaluate
 
@@ -300,6 +326,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _eval(args)
         if args.command == "compare":
             return _compare(args)
+        if args.command == "report":
+            return _report(args)
         if args.command == "status":
             return _status(args)
         if args.command == "jobs":

@@ -4,6 +4,7 @@
 from lidframe.eval.evaluate import Evaluation, SourceEvaluation, evaluate, known_label_set
 from lidframe.eval.metrics import expected_calibration_error
 from lidframe.eval.regressions import Comparison, compare
+from lidframe.eval.report import render_report
 
 __all__ = [
     "Comparison",
@@ -13,4 +14,5 @@ __all__ = [
     "evaluate",
     "expected_calibration_error",
     "known_label_set",
+    "render_report",
 ]

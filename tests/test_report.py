@@ -1,0 +1,265 @@
+"""The HTML evaluation report: one self-contained file, valid embedded PNGs, escaped data, and (slow)
+a real headless Chromium that loads it from file:// and decodes every image."""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import lidframe
+from lidframe.eval.report import render_report
+
+LANGS = ["en", "de", "fr", "es", "it", "pl", "sw", "yo"]
+SCRIPT_AUDIO = "/data/<script>x.wav"
+IMG = re.compile(r"<img\b[^>]*>")
+SRC = re.compile(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+SCREENSHOT_COPY = Path("/tmp/lidframe-report.png")
+
+
+def _random(n: int, seed: int, accuracy: float = 0.7):
+    rng = np.random.default_rng(seed)
+    weights = np.array([30, 25, 15, 10, 8, 6, 4, 2], dtype=float)
+    truth = rng.choice(LANGS, size=n, p=weights / weights.sum())
+    wrong = rng.random(n) > accuracy
+    predicted = np.where(wrong, rng.choice([*LANGS, "la", "cs"], size=n), truth)
+    confidence = np.clip(rng.beta(5, 2, size=n) - 0.2 * wrong, 0.001, 0.999)
+    return truth.astype(object), predicted.astype(object), confidence
+
+
+def _results_frame(n: int = 300, seed: int = 7) -> pd.DataFrame:
+    """Two models and their consensus (as in test_eval.py), plus one confidently wrong row whose
+    audio path holds HTML."""
+    rng = np.random.default_rng(seed)
+    truth, a, conf_a = _random(n, seed, accuracy=0.8)
+    _, b, conf_b = _random(n, seed + 100, accuracy=0.6)
+    b = np.where(rng.random(n) < 0.6, truth, b)
+    label = truth.copy()
+    label[:10] = None
+    label[10:15] = "nb"
+    a[10:13] = "no"
+    label[15:20] = "zu"
+    error = np.array([None] * n, dtype=object)
+    error[20:26] = "not_found: /x.wav"
+    a[20:26] = None
+    b[20:26] = None
+    audio = np.array([f"/data/{i}.wav" for i in range(n)], dtype=object)
+    # row 30: every source confidently wrong, and its audio path is markup
+    label[30], a[30], b[30], conf_a[30], conf_b[30] = "en", "de", "de", 0.999, 0.998
+    audio[30] = SCRIPT_AUDIO
+    lang = np.where(a == b, a, "und")
+    return pd.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(n)],
+            "audio": audio,
+            "label": label,
+            "error": error,
+            "whisper_base_lang": a,
+            "whisper_base_prob": conf_a,
+            "ecapa_lang": b,
+            "ecapa_prob": conf_b,
+            "lang": lang,
+            "consensus_prob": (conf_a + conf_b) / 2,
+        }
+    )
+
+
+def _evaluation() -> lidframe.Evaluation:
+    return lidframe.evaluate(
+        _results_frame(), label_sets={"ecapa": [*LANGS, "nb", "no"]}, confident=0.8
+    )
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    """Width and height from a PNG's IHDR chunk (which must come first)."""
+    assert data[:8] == PNG_SIGNATURE
+    length, kind = struct.unpack(">I4s", data[8:16])
+    assert kind == b"IHDR" and length == 13
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+def _images(text: str) -> list[bytes]:
+    tags = IMG.findall(text)
+    out = []
+    for tag in tags:
+        match = SRC.search(tag)
+        assert match, f"image without an embedded PNG: {tag[:120]}"
+        assert re.search(r'alt="[^"]{10,}"', tag), "image without alt text"
+        out.append(base64.b64decode(match.group(1), validate=True))
+    return out
+
+
+def test_report_is_one_self_contained_file_with_every_section(tmp_path):
+    ev = _evaluation()
+    path = tmp_path / "report.html"
+    text = render_report(ev, path, title="Run <42> & co", target_accuracy=0.9)
+    assert path.read_text(encoding="utf-8") == text
+    assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")
+    assert "<title>Run &lt;42&gt; &amp; co</title>" in text
+
+    for heading in ("Summary", "Agreement"):
+        assert f"<h2>{heading}</h2>" in text
+    for name in ("whisper_base", "ecapa", "consensus"):
+        assert f"<h2>{name}</h2>" in text
+        for part in ("per language", "weakest languages", "confidently wrong"):
+            assert f"<h3>{name}: {part}" in text
+        s = ev[name]
+        assert f"{s.accuracy:.3f}" in text  # the summary table
+        assert f"accuracy {100 * s.accuracy:.1f}%" in text  # the source's heading
+        best = s.threshold_for(0.9)
+        if best is not None:
+            assert f"confidence ≥ {best['threshold']:.3f}" in text
+    assert "models disagree" in text  # the agreement table
+
+    # three plots per source, each a real PNG with a size
+    pngs = _images(text)
+    assert len(pngs) == 3 * len(ev.sources)
+    for data in pngs:
+        width, height = _png_size(data)
+        assert width > 100 and height > 100
+    import matplotlib.image
+
+    image = matplotlib.image.imread(__import__("io").BytesIO(pngs[0]), format="png")
+    assert image.shape[0] > 100 and image.std() > 0  # decodes, and is not a blank canvas
+
+    # nothing external: no URL, no script, no stylesheet link
+    assert "http://" not in text and "https://" not in text
+    assert "<script" not in text and "<link" not in text and "@import" not in text
+    assert not re.search(r'src="(?!data:image/png;base64,)', text)
+
+    # data is escaped: the audio path with markup appears only escaped (in each source's table)
+    assert SCRIPT_AUDIO not in text
+    assert text.count("/data/&lt;script&gt;x.wav") == 3
+
+
+def test_report_caps_confidently_wrong_rows_and_handles_empty_sources():
+    ev = _evaluation()
+    wrong = ev["whisper_base"].confidently_wrong
+    assert len(wrong) > 0
+    many = pd.concat([wrong] * (60 // len(wrong) + 1), ignore_index=True)
+    ev["whisper_base"].confidently_wrong = many
+    text = render_report(ev)
+    assert f"confidently wrong (50 of {len(many)})" in text
+
+    # every labelled row is an error, and one model has no probability column: nothing scored
+    df = _results_frame(60)
+    df["error"] = "decode: broken"
+    df = df.drop(columns=["ecapa_prob"])
+    empty = lidframe.evaluate(df)
+    assert all(s.scored == 0 for s in empty.sources.values())
+    text = render_report(empty)
+    assert "<img" not in text and "nothing to plot" in text
+    assert "accuracy \u2013" in text  # NaN metrics shown as a dash, not "nan"
+
+    # scored rows without any confidence: the heat map is drawn, calibration plots are not
+    df = _results_frame(60).drop(columns=["ecapa_prob", "lang", "consensus_prob"])
+    only = lidframe.evaluate(df, models=["ecapa"])
+    assert list(only.sources) == ["ecapa"] and only["ecapa"].scored > 0
+    text = render_report(only)
+    assert "Fewer than two models" in text
+    assert len(_images(text)) == 1
+
+
+@pytest.mark.s3
+def test_report_is_written_to_s3(s3_server, s3_bucket):
+    fs, bucket = s3_bucket
+    text = render_report(
+        _evaluation(), f"s3://{bucket}/reports/eval.html", storage_options=s3_server.storage_options
+    )
+    assert fs.cat(f"{bucket}/reports/eval.html").decode("utf-8") == text
+
+
+def test_rendering_uses_no_pyplot_and_no_display():
+    """Rendering in a fresh interpreter imports neither pyplot nor a GUI backend."""
+    code = (
+        "import sys, tests.test_report as t; from lidframe.eval.report import render_report; "
+        "render_report(t._evaluation()); "
+        "bad = [m for m in sys.modules if m == 'matplotlib.pyplot' or 'backend_tk' in m "
+        "or 'backend_qt' in m or 'backend_gtk' in m]; print(bad); assert not bad"
+    )
+    env = {**os.environ, "MPLBACKEND": "", "DISPLAY": ""}
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+CHROMIUM = shutil.which("chromium")
+# Headless, no sandbox (runs as root in containers), no GPU; every network feature that would
+# reach out on start-up is off, and no host name resolves. The page is a file:// URL with nothing
+# external in it.
+CHROMIUM_FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--disable-default-apps",
+    "--metrics-recording-only",
+    "--hide-scrollbars",
+    "--host-resolver-rules=MAP * ~NOTFOUND",  # no host name resolves: nothing can be fetched
+]
+
+
+def _chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess[str]:
+    assert CHROMIUM is not None
+    return subprocess.run(
+        [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary")
+def test_headless_chromium_renders_the_report_and_decodes_every_image(tmp_path):
+    path = tmp_path / "report.html"
+    text = render_report(_evaluation(), path)
+    images = len(IMG.findall(text))
+    assert images == 9
+
+    # A copy with a probe script (the report itself has none) that counts the decoded images
+    # once the page has loaded, and writes the count into the DOM.
+    probe = (
+        "<script>window.addEventListener('load', () => { document.body.dataset.images = "
+        "[...document.images].filter(i => i.complete && i.naturalWidth > 0).length; });</script>"
+    )
+    probed = tmp_path / "probed.html"
+    probed.write_text(text.replace("</body>", probe + "</body>"), encoding="utf-8")
+    dom = _chromium(
+        ["--virtual-time-budget=5000", "--dump-dom", probed.as_uri()], tmp_path / "profile-dom"
+    )
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert "<h2>Summary</h2>" in dom.stdout
+    found = re.search(r'<body[^>]*data-images="(\d+)"', dom.stdout)
+    assert found, dom.stdout[:500]
+    assert int(found.group(1)) == images
+
+    shot = tmp_path / "report.png"
+    run = _chromium(
+        ["--window-size=1280,4000", f"--screenshot={shot}", path.as_uri()],
+        tmp_path / "profile-shot",
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert shot.stat().st_size > 10_000
+    width, height = _png_size(shot.read_bytes())
+    assert (width, height) == (1280, 4000)
+    shutil.copyfile(shot, SCREENSHOT_COPY)  # for a person to look at
