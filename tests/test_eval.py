@@ -14,26 +14,14 @@ sklearn_metrics = pytest.importorskip("sklearn.metrics")
 from sklearn.calibration import calibration_curve  # noqa: E402
 
 import lidframe  # noqa: E402
+from eval_data import LANGS, random_answers, results_frame  # noqa: E402
 from lidframe.eval import metrics  # noqa: E402
 from lidframe.eval import regressions as compare_mod  # noqa: E402
-
-LANGS = ["en", "de", "fr", "es", "it", "pl", "sw", "yo"]
-
-
-def _random(n: int, seed: int, accuracy: float = 0.7):
-    rng = np.random.default_rng(seed)
-    # a long tail: some languages much rarer than others
-    weights = np.array([30, 25, 15, 10, 8, 6, 4, 2], dtype=float)
-    truth = rng.choice(LANGS, size=n, p=weights / weights.sum())
-    wrong = rng.random(n) > accuracy
-    predicted = np.where(wrong, rng.choice([*LANGS, "la", "cs"], size=n), truth)
-    confidence = np.clip(rng.beta(5, 2, size=n) - 0.2 * wrong, 0.001, 0.999)
-    return truth.astype(object), predicted.astype(object), confidence
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_classification_metrics_match_scikit_learn(seed):
-    truth, predicted, _ = _random(600, seed)
+    truth, predicted, _ = random_answers(600, seed)
     table = metrics.per_language(truth, predicted)
     assert metrics.accuracy(truth, predicted) == pytest.approx(
         sklearn_metrics.accuracy_score(truth, predicted)
@@ -63,7 +51,7 @@ def test_classification_metrics_match_scikit_learn(seed):
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_calibration_metrics_match_scikit_learn(seed):
-    truth, predicted, confidence = _random(800, seed)
+    truth, predicted, confidence = random_answers(800, seed)
     correct = truth == predicted
     assert metrics.brier_score(confidence, correct) == pytest.approx(
         sklearn_metrics.brier_score_loss(correct.astype(int), confidence)
@@ -83,7 +71,7 @@ def test_calibration_metrics_match_scikit_learn(seed):
 
 
 def test_coverage_curve_and_threshold_picker():
-    truth, predicted, confidence = _random(400, 5)
+    truth, predicted, confidence = random_answers(400, 5)
     correct = truth == predicted
     curve = metrics.coverage_curve(confidence, correct)
     for row in curve.sample(25, random_state=0).itertuples():
@@ -110,7 +98,7 @@ def test_coverage_curve_and_threshold_picker():
 
 
 def test_long_tail_is_the_bottom_quartile_or_below_a_support():
-    truth, predicted, _ = _random(600, 3)
+    truth, predicted, _ = random_answers(600, 3)
     table = metrics.per_language(truth, predicted)
     support = table.loc[table["support"] > 0, "support"]
     tail = metrics.long_tail(table)
@@ -120,39 +108,8 @@ def test_long_tail_is_the_bottom_quartile_or_below_a_support():
     assert list(weakest["f1"]) == sorted(table.loc[table["support"] > 0, "f1"])[:3]
 
 
-def _results_frame(n: int = 300, seed: int = 7) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    truth, a, conf_a = _random(n, seed, accuracy=0.8)
-    _, b, conf_b = _random(n, seed + 100, accuracy=0.6)
-    b = np.where(rng.random(n) < 0.6, truth, b)
-    label = truth.copy()
-    label[:10] = None  # unlabelled rows
-    label[10:15] = "nb"  # Norwegian Bokmål: one language with "no" under the default equivalence
-    a[10:13] = "no"
-    label[15:20] = "zu"  # outside whisper's label set: unsupported for whisper, not wrong
-    error = np.array([None] * n, dtype=object)
-    error[20:26] = "not_found: /x.wav"
-    a[20:26] = None
-    b[20:26] = None
-    lang = np.where(a == b, a, "und")
-    return pd.DataFrame(
-        {
-            "id": [f"r{i}" for i in range(n)],
-            "audio": [f"/data/{i}.wav" for i in range(n)],
-            "label": label,
-            "error": error,
-            "whisper_base_lang": a,
-            "whisper_base_prob": conf_a,
-            "ecapa_lang": b,
-            "ecapa_prob": conf_b,
-            "lang": lang,
-            "consensus_prob": (conf_a + conf_b) / 2,
-        }
-    )
-
-
 def test_evaluate_scores_each_model_and_the_consensus_independently_checked():
-    df = _results_frame()
+    df = results_frame()
     ev = lidframe.evaluate(df, label_sets={"ecapa": [*LANGS, "nb", "no"]}, confident=0.8)
     assert set(ev.sources) == {"whisper_base", "ecapa", "consensus"}
     assert ev.rows == 300 and ev.labelled == 290
@@ -255,7 +212,7 @@ def test_eval_command_prints_scores_thresholds_and_agreement(tmp_path):
     import subprocess
     import sys
 
-    df = _results_frame()
+    df = results_frame()
     (tmp_path / "out").mkdir()
     df.to_parquet(tmp_path / "out" / "part-00000.parquet", index=False)
     proc = subprocess.run(
@@ -301,7 +258,7 @@ def _degraded(df: pd.DataFrame, lang: str, rows: int, seed: int = 0) -> pd.DataF
 
 
 def test_compare_flags_a_significant_per_language_drop_and_nothing_else():
-    base = _results_frame(n=1200, seed=21)
+    base = results_frame(n=1200, seed=21)
     a = lidframe.evaluate(base)
     worse = lidframe.evaluate(_degraded(base, "de", 40))
     result = compare_mod.compare(a, worse)
@@ -328,7 +285,7 @@ def test_compare_command_exits_1_on_regression(tmp_path):
     import subprocess
     import sys
 
-    base = _results_frame(n=1200, seed=21)
+    base = results_frame(n=1200, seed=21)
     for name, frame in (("a", base), ("b", _degraded(base, "de", 40)), ("c", base)):
         (tmp_path / name).mkdir()
         frame.to_parquet(tmp_path / name / "part-00000.parquet", index=False)

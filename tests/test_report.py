@@ -12,14 +12,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
 import lidframe
+from eval_data import LANGS, results_frame
 from lidframe.eval.report import render_report
 
-LANGS = ["en", "de", "fr", "es", "it", "pl", "sw", "yo"]
 SCRIPT_AUDIO = "/data/<script>x.wav"
 IMG = re.compile(r"<img\b[^>]*>")
 SRC = re.compile(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
@@ -27,51 +26,16 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SCREENSHOT_COPY = Path("/tmp/lidframe-report.png")
 
 
-def _random(n: int, seed: int, accuracy: float = 0.7):
-    rng = np.random.default_rng(seed)
-    weights = np.array([30, 25, 15, 10, 8, 6, 4, 2], dtype=float)
-    truth = rng.choice(LANGS, size=n, p=weights / weights.sum())
-    wrong = rng.random(n) > accuracy
-    predicted = np.where(wrong, rng.choice([*LANGS, "la", "cs"], size=n), truth)
-    confidence = np.clip(rng.beta(5, 2, size=n) - 0.2 * wrong, 0.001, 0.999)
-    return truth.astype(object), predicted.astype(object), confidence
-
-
 def _results_frame(n: int = 300, seed: int = 7) -> pd.DataFrame:
-    """Two models and their consensus (as in test_eval.py), plus one confidently wrong row whose
+    """Two models and their consensus (tests/eval_data.py), plus one confidently wrong row whose
     audio path holds HTML."""
-    rng = np.random.default_rng(seed)
-    truth, a, conf_a = _random(n, seed, accuracy=0.8)
-    _, b, conf_b = _random(n, seed + 100, accuracy=0.6)
-    b = np.where(rng.random(n) < 0.6, truth, b)
-    label = truth.copy()
-    label[:10] = None
-    label[10:15] = "nb"
-    a[10:13] = "no"
-    label[15:20] = "zu"
-    error = np.array([None] * n, dtype=object)
-    error[20:26] = "not_found: /x.wav"
-    a[20:26] = None
-    b[20:26] = None
-    audio = np.array([f"/data/{i}.wav" for i in range(n)], dtype=object)
+    df = results_frame(n, seed)
     # row 30: every source confidently wrong, and its audio path is markup
-    label[30], a[30], b[30], conf_a[30], conf_b[30] = "en", "de", "de", 0.999, 0.998
-    audio[30] = SCRIPT_AUDIO
-    lang = np.where(a == b, a, "und")
-    return pd.DataFrame(
-        {
-            "id": [f"r{i}" for i in range(n)],
-            "audio": audio,
-            "label": label,
-            "error": error,
-            "whisper_base_lang": a,
-            "whisper_base_prob": conf_a,
-            "ecapa_lang": b,
-            "ecapa_prob": conf_b,
-            "lang": lang,
-            "consensus_prob": (conf_a + conf_b) / 2,
-        }
-    )
+    df.loc[30, ["label", "whisper_base_lang", "ecapa_lang", "lang"]] = ["en", "de", "de", "de"]
+    df.loc[30, ["whisper_base_prob", "ecapa_prob"]] = [0.999, 0.998]
+    df.loc[30, "consensus_prob"] = (0.999 + 0.998) / 2
+    df.loc[30, "audio"] = SCRIPT_AUDIO
+    return df
 
 
 def _evaluation() -> lidframe.Evaluation:
@@ -183,15 +147,15 @@ def test_report_is_written_to_s3(s3_server, s3_bucket):
 def test_rendering_uses_no_pyplot_and_no_display():
     """Rendering in a fresh interpreter imports neither pyplot nor a GUI backend."""
     code = (
-        "import sys, tests.test_report as t; from lidframe.eval.report import render_report; "
+        "import sys, test_report as t; from lidframe.eval.report import render_report; "
         "render_report(t._evaluation()); "
         "bad = [m for m in sys.modules if m == 'matplotlib.pyplot' or 'backend_tk' in m "
         "or 'backend_qt' in m or 'backend_gtk' in m]; print(bad); assert not bad"
     )
     env = {**os.environ, "MPLBACKEND": "", "DISPLAY": ""}
-    root = Path(__file__).resolve().parent.parent
+    here = Path(__file__).resolve().parent  # the tests folder: test_report and eval_data import
     proc = subprocess.run(
-        [sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", code], cwd=here, env=env, capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
 
