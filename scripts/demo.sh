@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up, then identify the languages of the bundled demo clips with whisper-base on a local Dask
 # cluster, offline; then score the answers against the demo's labels and write an HTML report.
-# Results: demo-results/part-*.parquet, demo-results/report.html
+# Results: demo-results/part-*.parquet (job state in demo-results/_lidframe.sqlite), demo-report.html.
+# Running it again resumes the finished job: no new work, the same results.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -9,4 +10,4 @@ bash scripts/setup.sh
 echo
 .venv/bin/lidframe eval demo-results --name demo
 echo
-.venv/bin/lidframe report demo-results --html demo-results/report.html --title "lidframe demo: whisper-base on 48 espeak clips"
+.venv/bin/lidframe report demo-results --html demo-report.html --title "lidframe demo: whisper-base on 48 espeak clips"

@@ -134,9 +134,18 @@ def test_failed_attempts_end_dead_and_can_be_retried(db_url):
         status = store.status(JOB)
         assert status.states["dead"] == 2 and "dead partition 0: KilledWorker" in str(status)
 
-        # the dead partitions' rows are stored, each with its error
-        for lease in (Lease(0, "-", 2, 0, 3), Lease(1, "-", 1, 3, 6)):
-            assert store.store_dead_rows(JOB, lease.partition, _rows(lease, "dead"))
+        # dead partitions get a token no holder ever had; their rows are stored under it, once
+        dead = store.dead_without_rows(JOB)
+        assert [k for k, _, _ in dead] == [0, 1]
+        assert all(t.startswith("dead-") and t != lease.token for _, t, _ in dead)
+        assert dead[0][2] == "KilledWorker: boom again"
+        assert not store.store_dead_rows(JOB, 1, lease.token, _rows(lease, "late holder"))
+        for (k, token, _), lease in zip(
+            dead, (Lease(0, "-", 2, 0, 3), Lease(1, "-", 1, 3, 6)), strict=True
+        ):
+            assert store.store_dead_rows(JOB, k, token, _rows(lease, "dead"))
+            assert store.store_dead_rows(JOB, k, token, _rows(lease, "dead"))  # idempotent
+        assert store.dead_without_rows(JOB) == []
         assert store.summary(JOB, multi_model=False)["rows"] == 6
 
         assert store.retry_dead(JOB) == 2

@@ -1,28 +1,73 @@
 """lidframe: spoken language identification over very large audio collections, on Dask.
 
 Importing lidframe has no side effects: no Dask configuration, environment variable or model is
-touched until a function is called.
+touched until a function is called. The public names below are imported on first use (PEP 562), so
+``import lidframe.audio`` in a decoder process does not pull in Dask, torch or the evaluation code.
 """
 
-from lidframe.audio import AudioConfig, decode_window
+from __future__ import annotations
 
-# Bound last: the function `lidframe.consensus` (its module stays importable as lidframe.consensus).
-from lidframe.calibration import Calibration, fit_calibration, load_calibration
-from lidframe.consensus import consensus
-from lidframe.errors import AudioError, ConfigError, LidframeError, ManifestError, ModelError
-from lidframe.eval import Evaluation, evaluate
-from lidframe.manifest import read_manifest
-from lidframe.models import LidModel, ModelSpec, available_models, load_model, parse_model
-from lidframe.pipeline import RunSummary, identify, run
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lidframe.audio import AudioConfig, decode_window
+    from lidframe.calibration import Calibration, fit_calibration, load_calibration
+    from lidframe.consensus import consensus
+    from lidframe.errors import (
+        AudioError,
+        ConfigError,
+        JobFailed,
+        JobInterrupted,
+        LidframeError,
+        ManifestError,
+        ModelError,
+    )
+    from lidframe.eval import Evaluation, evaluate
+    from lidframe.manifest import read_manifest
+    from lidframe.models import LidModel, ModelSpec, available_models, load_model, parse_model
+    from lidframe.pipeline import RunSummary, identify, run
 
 __version__ = "0.1.0"
 
+# public name -> the module that defines it
+_EXPORTS = {
+    "AudioConfig": "lidframe.audio",
+    "decode_window": "lidframe.audio",
+    "Calibration": "lidframe.calibration",
+    "fit_calibration": "lidframe.calibration",
+    "load_calibration": "lidframe.calibration",
+    "consensus": "lidframe.consensus",
+    "AudioError": "lidframe.errors",
+    "ConfigError": "lidframe.errors",
+    "JobFailed": "lidframe.errors",
+    "JobInterrupted": "lidframe.errors",
+    "LidframeError": "lidframe.errors",
+    "ManifestError": "lidframe.errors",
+    "ModelError": "lidframe.errors",
+    "Evaluation": "lidframe.eval",
+    "evaluate": "lidframe.eval",
+    "read_manifest": "lidframe.manifest",
+    "LidModel": "lidframe.models",
+    "ModelSpec": "lidframe.models",
+    "available_models": "lidframe.models",
+    "load_model": "lidframe.models",
+    "parse_model": "lidframe.models",
+    "RunSummary": "lidframe.pipeline",
+    "identify": "lidframe.pipeline",
+    "run": "lidframe.pipeline",
+}
+
 __all__ = [
     "AudioConfig",
-    "Calibration",
     "AudioError",
+    "Calibration",
     "ConfigError",
     "Evaluation",
+    "JobFailed",
+    "JobInterrupted",
     "LidModel",
     "LidframeError",
     "ManifestError",
@@ -42,3 +87,32 @@ __all__ = [
     "read_manifest",
     "run",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lidframe' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+class _Package(types.ModuleType):
+    """The ``lidframe`` module: keeps ``lidframe.consensus`` the function.
+
+    Importing the submodule ``lidframe.consensus`` would otherwise bind the module over the function
+    of the same name; the submodule stays importable (``from lidframe.consensus import ...``).
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "consensus" and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -10,10 +10,17 @@ Why this shape:
   :attr:`AudioConfig.max_window` seconds of it (what the models look at). Files are opened through
   fsspec as seekable file objects, so a 2-hour file on S3 costs a few range requests, not a
   download.
-* **Limits before decoding.** Size, channel count and duration come from the store and the header
-  and are checked before any sample is decoded.
+* **Limits before decoding.** Size, sample rate, channel count and duration come from the store
+  and the header and are checked before any sample is decoded; a header with an absurd rate or no
+  channels is ``bad_header``, and the decoding work of one row (rate x channels x window) is capped.
+* **Bounded memory.** Samples are decoded, mixed to mono and resampled in chunks of
+  :data:`CHUNK_FRAMES` frames, so a 32-channel 192 kHz file costs a few MB of memory, not the
+  700 MB its whole window would take as float32.
+* **Bounded time.** Remote stores get connect and read timeouts (:attr:`AudioConfig.io_timeout`);
+  the hard limit on a whole row (:attr:`AudioConfig.timeout`) is enforced by
+  :mod:`lidframe.audio_pool`, which runs this function in a child process it can kill.
 * **Resampling with soxr**, the resampler that sox and many speech toolkits use: high quality and
-  fast.
+  fast, and streaming, so chunks resample exactly as a whole signal would.
 
 Every failure is an :class:`~lidframe.errors.AudioError` with a short category; the kernel turns it
 into the row's ``error`` value. Nothing here knows about dataframes or models.
@@ -34,7 +41,10 @@ import soxr
 
 from lidframe.errors import AudioError, ConfigError
 
-__all__ = ["AudioConfig", "decode_window"]
+__all__ = ["CHUNK_FRAMES", "AudioConfig", "decode_window", "with_io_timeouts"]
+
+# Frames decoded (and mixed down, and resampled) at a time: memory is this many frames x channels.
+CHUNK_FRAMES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -53,17 +63,43 @@ class AudioConfig:
     max_duration: float = 12 * 3600.0
     # Block size for remote reads: small, because only a window of each file is read.
     block_size: int = 1024 * 1024
+    # Sample rates a header may state; outside this range the header is ``bad_header``.
+    min_sample_rate: int = 1_000
+    max_sample_rate: int = 768_000
+    # Most samples (frames x channels) one row may decode; more is ``too_large``. The default lets
+    # 30 s of 32 channels at 192 kHz through; memory stays small whatever this is (chunked).
+    max_decode_samples: int = 200_000_000
+    # Seconds to connect to remote storage and for each read from it (S3, HTTP); then the read
+    # fails (``timeout``) instead of waiting on a store that accepts connections and never answers.
+    io_timeout: float = 30.0
+    # Seconds one row may take to open, read and decode, whatever happens inside (a store that
+    # trickles bytes, a decoder stuck in native code); then its decoder process is killed and the
+    # row is ``timeout``. See lidframe.audio_pool.
+    timeout: float = 120.0
 
     def __post_init__(self) -> None:
-        for name in ("sample_rate", "max_bytes", "max_channels", "block_size"):
+        for name in (
+            "sample_rate",
+            "max_bytes",
+            "max_channels",
+            "block_size",
+            "min_sample_rate",
+            "max_sample_rate",
+            "max_decode_samples",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(
                     f"AudioConfig.{name} must be positive, got {getattr(self, name)!r}"
                 )
-        for name in ("max_window", "max_duration"):
+        for name in ("max_window", "max_duration", "io_timeout", "timeout"):
             value = getattr(self, name)
             if not (value > 0 and math.isfinite(value)):
                 raise ConfigError(f"AudioConfig.{name} must be a positive number, got {value!r}")
+        if self.min_sample_rate > self.max_sample_rate:
+            raise ConfigError(
+                f"AudioConfig.min_sample_rate {self.min_sample_rate} is above "
+                f"max_sample_rate {self.max_sample_rate}"
+            )
 
 
 def decode_window(
@@ -89,15 +125,15 @@ def decode_window(
         want = min(float(duration), want)
 
     try:
-        fs, path = fsspec.core.url_to_fs(uri, **dict(storage_options or {}))
+        fs, path = fsspec.core.url_to_fs(
+            uri, **with_io_timeouts(uri, storage_options, config.io_timeout)
+        )
     except (ValueError, ImportError) as exc:
         raise AudioError("read_failed", f"{uri}: cannot open this URI: {exc}") from exc
     try:
         size = fs.size(path)
-    except FileNotFoundError as exc:
-        raise AudioError("not_found", f"{uri}: no such file") from exc
-    except Exception as exc:  # any store error is this row's error, not the job's
-        raise AudioError("read_failed", f"{uri}: cannot stat: {type(exc).__name__}: {exc}") from exc
+    except Exception as exc:
+        raise _storage_error(uri, "cannot stat", exc) from exc
     if size is None:
         size = -1
     if size == 0:
@@ -110,33 +146,121 @@ def decode_window(
     reasons: list[str] = []
     try:
         with fs.open(path, "rb", block_size=config.block_size) as fobj:
-            samples, rate = _read_soundfile(uri, fobj, start, want, config, reasons)
+            samples, _ = _read_soundfile(uri, fobj, start, want, config, reasons)
             if samples is None:
                 fobj.seek(0)
-                samples, rate = _read_pyav(uri, fobj, start, want, config, reasons)
+                samples, _ = _read_pyav(uri, fobj, start, want, config, reasons)
     except AudioError:
         raise
-    except FileNotFoundError as exc:
-        raise AudioError("not_found", f"{uri}: no such file") from exc
-    except OSError as exc:
-        raise AudioError("read_failed", f"{uri}: {type(exc).__name__}: {exc}") from exc
+    except Exception as exc:
+        raise _storage_error(uri, "cannot read", exc) from exc
     if samples is None:
         raise AudioError("decode_failed", f"{uri}: not decodable audio ({'; '.join(reasons)})")
     if samples.size == 0:
         raise AudioError("bad_window", f"{uri}: no samples in window offset={start} s")
-    if not np.isfinite(samples).all():
-        # Float WAVs can hold NaN/inf; one such clip would poison a whole batch's features.
-        raise AudioError("decode_failed", f"{uri}: the audio holds NaN or infinite samples")
-    if rate != config.sample_rate:
-        samples = soxr.resample(samples, rate, config.sample_rate, quality="HQ")
     return np.ascontiguousarray(samples, dtype=np.float32)
+
+
+def with_io_timeouts(
+    uri: str, storage_options: Mapping[str, Any] | None, io_timeout: float
+) -> dict[str, Any]:
+    """``storage_options`` plus connect/read timeouts for the store of ``uri`` (S3, HTTP).
+
+    Options the user set win. S3 (botocore): ``connect_timeout``, ``read_timeout`` and two attempts in
+    ``config_kwargs`` (s3fs retries timeouts a few more times; the hard per-row limit caps all of
+    it). HTTP (aiohttp): ``sock_connect`` and
+    ``sock_read``. Other stores keep their own defaults; the hard per-row limit still bounds them.
+    """
+    options = dict(storage_options or {})
+    protocol = uri.split("://", 1)[0].lower() if "://" in uri else "file"
+    if protocol in ("s3", "s3a"):
+        config = dict(options.get("config_kwargs") or {})
+        config.setdefault("connect_timeout", io_timeout)
+        config.setdefault("read_timeout", io_timeout)
+        config.setdefault("retries", {"max_attempts": 2, "mode": "standard"})
+        options["config_kwargs"] = config
+    elif protocol in ("http", "https"):
+        import aiohttp
+
+        client = dict(options.get("client_kwargs") or {})
+        client.setdefault(
+            "timeout", aiohttp.ClientTimeout(sock_connect=io_timeout, sock_read=io_timeout)
+        )
+        options["client_kwargs"] = client
+    return options
+
+
+# Error codes of object stores that mean "these credentials may not read this".
+_DENIED_CODES = frozenset(
+    {
+        "AccessDenied",
+        "AllAccessDisabled",
+        "ExpiredToken",
+        "InvalidAccessKeyId",
+        "InvalidToken",
+        "SignatureDoesNotMatch",
+        "403",
+        "401",
+    }
+)
+_DENIED_TYPES = frozenset(
+    {"NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError"}
+)
+_TIMEOUT_TYPES = frozenset(
+    {"FSTimeoutError", "ReadTimeoutError", "ConnectTimeoutError", "ServerTimeoutError"}
+)
+
+
+def _storage_error(uri: str, what: str, exc: BaseException) -> AudioError:
+    """The row error for an exception from a store or decoder, its category found along the chain.
+
+    ``access_denied`` (refused or missing credentials) and ``timeout`` are told apart from other
+    read failures because they say something about the whole job, not this file.
+    """
+    category = "read_failed" if isinstance(exc, OSError) else "decode_failed"
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        name = type(cause).__name__
+        if type(cause).__module__.split(".")[0] in ("botocore", "aiobotocore", "aiohttp", "s3fs"):
+            category = "read_failed"
+        response = getattr(cause, "response", None)
+        code = str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
+        if isinstance(cause, FileNotFoundError):
+            return AudioError("not_found", f"{uri}: no such file")
+        if isinstance(cause, PermissionError) or name in _DENIED_TYPES or code in _DENIED_CODES:
+            category = "access_denied"
+            break
+        if isinstance(cause, TimeoutError) or name in _TIMEOUT_TYPES:
+            category = "timeout"
+            break
+        cause = cause.__cause__ or cause.__context__
+    text = str(exc) or type(exc).__name__
+    return AudioError(category, f"{uri}: {what}: {type(exc).__name__}: {text}")
 
 
 def _isnan(value: float) -> bool:
     return isinstance(value, float) and math.isnan(value)
 
 
-def _check_header(uri: str, channels: int, seconds: float | None, config: AudioConfig) -> None:
+def _check_header(
+    uri: str,
+    rate: int,
+    channels: int,
+    seconds: float | None,
+    want: float,
+    config: AudioConfig,
+) -> None:
+    """Refuse a header whose numbers make no sense, or whose window is over a limit."""
+    if channels <= 0:
+        raise AudioError("bad_header", f"{uri}: the header says {channels} channels")
+    if not config.min_sample_rate <= rate <= config.max_sample_rate:
+        raise AudioError(
+            "bad_header",
+            f"{uri}: the header says {rate} Hz, outside AudioConfig's "
+            f"{config.min_sample_rate}-{config.max_sample_rate} Hz",
+        )
     if channels > config.max_channels:
         raise AudioError(
             "too_many_channels",
@@ -147,6 +271,53 @@ def _check_header(uri: str, channels: int, seconds: float | None, config: AudioC
             "too_long",
             f"{uri}: {seconds:.1f} s exceeds AudioConfig.max_duration={config.max_duration} s",
         )
+    work = math.ceil(want * rate) * channels
+    if work > config.max_decode_samples:
+        raise AudioError(
+            "too_large",
+            f"{uri}: decoding {want:g} s of {channels} channels at {rate} Hz is {work} samples, "
+            f"over AudioConfig.max_decode_samples={config.max_decode_samples}",
+        )
+
+
+class _MonoStream:
+    """Collects chunks of (frames x channels) audio as mono float32 at the output rate.
+
+    Each chunk is checked for NaN/inf (one such clip would poison a whole batch's features), mixed
+    down and fed to soxr's streaming resampler, so no more than one chunk of multichannel audio is
+    held at a time.
+    """
+
+    def __init__(self, uri: str, rate: int, out_rate: int) -> None:
+        self.uri = uri
+        self.frames = 0
+        self._parts: list[np.ndarray] = []
+        self._stream = (
+            None
+            if rate == out_rate
+            else soxr.ResampleStream(rate, out_rate, 1, dtype="float32", quality="HQ")
+        )
+
+    def add(self, mono: np.ndarray) -> None:
+        mono = np.ascontiguousarray(mono, dtype=np.float32)
+        if not np.isfinite(mono).all():
+            raise AudioError(
+                "decode_failed", f"{self.uri}: the audio holds NaN or infinite samples"
+            )
+        self.frames += mono.shape[0]
+        if self._stream is not None:
+            mono = self._stream.resample_chunk(mono, last=False)
+        if mono.size:
+            self._parts.append(mono)
+
+    def finish(self) -> np.ndarray:
+        if self._stream is not None and self.frames:
+            tail = self._stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+            if tail.size:
+                self._parts.append(tail)
+        if not self._parts:
+            return np.zeros(0, dtype=np.float32)
+        return np.concatenate(self._parts)
 
 
 def _read_soundfile(
@@ -166,12 +337,12 @@ def _read_soundfile(
         reasons.append(f"soundfile: {getattr(exc, 'error_string', None) or exc}")
         return None, 0
     with snd:
-        rate = snd.samplerate
+        rate, channels = snd.samplerate, snd.channels
         frames = available = snd.frames
         if promised is not None and promised > frames:
             frames = promised
         known = 0 < frames < 2**62
-        _check_header(uri, snd.channels, frames / rate if known else None, config)
+        _check_header(uri, rate, channels, frames / rate if known else None, want, config)
         first = round(start * rate)
         if known and first >= frames:
             raise AudioError(
@@ -184,19 +355,25 @@ def _read_soundfile(
             )
         count = round(want * rate)
         expected = min(count, frames - first) if known else count
+        mono = _MonoStream(uri, rate, config.sample_rate)
         try:
             if first:
                 snd.seek(first)
-            data = snd.read(count, dtype="float32", always_2d=True)
+            left = count
+            while left > 0:
+                block = snd.read(min(CHUNK_FRAMES, left), dtype="float32", always_2d=True)
+                if block.shape[0] == 0:
+                    break
+                left -= block.shape[0]
+                mono.add(_to_mono(block))
         except (sf.LibsndfileError, RuntimeError) as exc:
             raise AudioError("decode_failed", f"{uri}: soundfile: {exc}") from exc
-    if known and data.shape[0] < expected:
+    if known and mono.frames < expected:
         raise AudioError(
             "truncated",
-            f"{uri}: header promises {frames} frames but only "
-            f"{first + data.shape[0]} could be read",
+            f"{uri}: header promises {frames} frames but only {first + mono.frames} could be read",
         )
-    return _to_mono(data), rate
+    return mono.finish(), config.sample_rate
 
 
 # Bytes read from the start of a file to find a WAV's ``fmt `` and ``data`` chunks (what libsndfile
@@ -206,8 +383,10 @@ _HEADER_PROBE_MAX = 256 * 1024
 _WAV_MAGICS = (b"RIFF", b"RIFX", b"RF64")
 # WAVE_FORMAT_PCM, _IEEE_FLOAT, _ALAW, _MULAW, _EXTENSIBLE: one frame is ``block_align`` bytes.
 _FRAMED_WAV_TAGS = frozenset({0x0001, 0x0003, 0x0006, 0x0007, 0xFFFE})
-# Writers that stream to a pipe cannot go back to fill in the data size: they leave 0, 0xFFFFFFFF
-# or a large placeholder just under 2 GiB. Such sizes say nothing about truncation.
+# Writers that stream to a pipe cannot go back to fill in the sizes: they leave 0, 0xFFFFFFFF or a
+# large placeholder just under 2 GiB in *both* the RIFF size and the data size. Only then does a
+# data size say nothing about truncation; a data size that the RIFF size does not echo as a
+# placeholder is a promise, however large (a 1,000-byte file promising 4 GB is truncated).
 _UNKNOWN_DATA_SIZE = 0x7FFF0000
 
 
@@ -216,6 +395,8 @@ def _wav_promised_frames(head: bytes) -> int | None:
     if len(head) < 12 or head[8:12] != b"WAVE" or head[:4] not in _WAV_MAGICS:
         return None
     end = ">" if head[:4] == b"RIFX" else "<"
+    riff_size = struct.unpack(end + "I", head[4:8])[0]
+    streamed = riff_size == 0 or riff_size >= _UNKNOWN_DATA_SIZE
     block_align = tag = data_size = None
     pos = 12
     while pos + 8 <= len(head):
@@ -228,7 +409,8 @@ def _wav_promised_frames(head: bytes) -> int | None:
             block_align = struct.unpack(end + "H", body[12:14])[0]
         elif chunk == b"data":
             if data_size is None:  # not already given by RF64's ds64
-                data_size = None if size >= _UNKNOWN_DATA_SIZE else size
+                unknown = size == 0 or size >= _UNKNOWN_DATA_SIZE
+                data_size = None if unknown and streamed else size
             break
         pos += 8 + size + (size & 1)
     else:
@@ -256,15 +438,12 @@ def _read_pyav(
         stream = container.streams.audio[0]
         rate = int(stream.codec_context.sample_rate or stream.rate or 0)
         channels = int(stream.codec_context.channels or 0)
-        if rate <= 0:
-            reasons.append("pyav: unknown sample rate")
-            return None, 0
         seconds = None
         if stream.duration is not None and stream.time_base is not None:
             seconds = float(stream.duration * stream.time_base)
         elif container.duration is not None:
             seconds = container.duration / 1_000_000
-        _check_header(uri, channels, seconds, config)
+        _check_header(uri, rate, channels, seconds, want, config)
         if seconds is not None and start >= seconds:
             raise AudioError(
                 "bad_window", f"{uri}: offset {start} s is past the end ({seconds:.3f} s)"
@@ -276,10 +455,15 @@ def _read_pyav(
                 container.seek(int(start / stream.time_base), stream=stream, backward=True)
             except av.error.FFmpegError:
                 container.seek(0)
-        chunks: list[np.ndarray] = []
-        have = 0
+        mono = _MonoStream(uri, rate, config.sample_rate)
         try:
             for frame in container.decode(stream):
+                if int(frame.sample_rate or rate) != rate:
+                    raise AudioError(
+                        "decode_failed",
+                        f"{uri}: the sample rate changes inside the stream "
+                        f"({rate} -> {frame.sample_rate} Hz)",
+                    )
                 block = frame.to_ndarray()
                 if block.ndim == 1 or frame.format.is_packed:
                     block = block.reshape(-1, len(frame.layout.channels)).T
@@ -287,24 +471,23 @@ def _read_pyav(
                 pos = (
                     round(float(frame.pts * frame.time_base) * rate)
                     if frame.pts is not None and frame.time_base is not None
-                    else first + have
+                    else first + mono.frames
                 )
                 if pos < first:
                     block = block[first - pos :]
-                    pos = first
+                block = block[: count - mono.frames]
                 if block.size == 0:
+                    if mono.frames >= count:
+                        break
                     continue
-                chunks.append(block)
-                have += block.size
-                if have >= count:
+                mono.add(block)
+                if mono.frames >= count:
                     break
         except av.error.FFmpegError as exc:
-            if not chunks:
+            if not mono.frames:
                 raise AudioError("decode_failed", f"{uri}: pyav: {exc}") from exc
             # Some containers end in a damaged packet: keep what decoded before it.
-    if not chunks:
-        return np.zeros(0, dtype=np.float32), rate
-    return np.concatenate(chunks)[:count].astype(np.float32, copy=False), rate
+    return mono.finish(), config.sample_rate
 
 
 def _as_float(block: np.ndarray) -> np.ndarray:

@@ -1,13 +1,22 @@
-"""Command line: flags become a library call. No logic lives here."""
+"""The ``lidframe`` command: identify, evaluate and report on the languages of audio collections.
+
+Flags become a library call; what this module adds is the command-line contract: one line
+``lidframe: error: ...`` for every failure (a traceback only with ``--debug``), and exit statuses that
+a pipeline can act on (see :data:`EXIT_STATUSES`).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
 
-from lidframe.errors import LidframeError
+from lidframe.errors import JobInterrupted, LidframeError
 
 __all__ = ["main"]
 
@@ -26,15 +35,53 @@ def _storage_options(pairs: Sequence[str]) -> dict[str, object]:
     return options
 
 
+EXIT_STATUSES = """\
+exit status:
+  0    the job finished and every row has an answer or its own row error
+  1    the job finished with dead partitions, or it stopped on a systemic failure
+       (storage refusing the credentials, the job database lost); state is kept
+  2    bad input or settings, found before any work (manifest, model, --out, --db)
+  130  interrupted (Ctrl-C); 143: terminated (SIGTERM); state is kept, rerun to resume"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage errors as the same one line as every other error (exit status 2)."""
+
+    def error(self, message: str) -> Any:
+        self.exit(2, f"lidframe: error: {message} (see `{self.prog} --help`)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lidframe", description=__doc__)
+    parser = _Parser(
+        prog="lidframe",
+        description="Spoken language identification over large audio collections, on Dask.",
+        epilog=EXIT_STATUSES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="show tracebacks and debug logs on errors"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="identify the language of every clip of a manifest")
+    run = sub.add_parser(
+        "run",
+        help="identify the language of every clip of a manifest",
+        epilog=EXIT_STATUSES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     run.add_argument(
         "manifest", help="CSV, Parquet or JSONL manifest (local path or URL, e.g. s3://)"
     )
-    run.add_argument("--out", required=True, help="output folder for part-NNNNN.parquet files")
+    run.add_argument(
+        "--out",
+        required=True,
+        help="output folder for part-NNNNN.parquet files; it belongs to one job",
+    )
+    run.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete another job's results in --out and write this job's there",
+    )
     run.add_argument(
         "--models",
         nargs="+",
@@ -53,6 +100,19 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=30.0,
         help="longest stretch of a file decoded per row, in seconds",
+    )
+    run.add_argument(
+        "--io-timeout",
+        type=float,
+        default=30.0,
+        help="seconds to connect to remote storage and for each read (default 30)",
+    )
+    run.add_argument(
+        "--decode-timeout",
+        type=float,
+        default=120.0,
+        help="seconds one row may take to open, read and decode; then it is a 'timeout' "
+        "row error (default 120)",
     )
     run.add_argument(
         "--storage-option",
@@ -103,6 +163,13 @@ def _parser() -> argparse.ArgumentParser:
         help="lease length; a crashed run's partitions are taken over after it (default 60)",
     )
     run.add_argument(
+        "--stall-seconds",
+        type=float,
+        default=600.0,
+        help="a partition task silent for this long fails its attempt and its worker is "
+        "restarted (default 600)",
+    )
+    run.add_argument(
         "--retry-dead", action="store_true", help="give dead partitions a new set of attempts"
     )
 
@@ -128,7 +195,11 @@ def _parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("report", help="a self-contained HTML evaluation report")
     rep.add_argument("results", help="a run's Parquet folder")
-    rep.add_argument("--html", required=True, help="the HTML file to write")
+    rep.add_argument(
+        "--html",
+        default=None,
+        help="the HTML file to write (default: RESULTS-report.html beside the results folder)",
+    )
     rep.add_argument("--labels", default=None, help="labelled manifest (default: the label column)")
     rep.add_argument("--models", nargs="+", default=None, help="models to report (default: all)")
     rep.add_argument("--title", default=None, help="report title (default: the results folder)")
@@ -250,16 +321,31 @@ def _report(args: argparse.Namespace) -> int:
     from lidframe.eval.report import render_report
 
     options = _storage_options(args.storage_option)
+    html = args.html or args.results.rstrip("/") + "-report.html"
+    _outside_results(html, args.results)
     ev = evaluate(args.results, labels=args.labels, models=args.models, storage_options=options)
     render_report(
         ev,
-        args.html,
+        html,
         title=args.title or f"lidframe evaluation: {args.results}",
         target_accuracy=args.target_accuracy,
     )
     summary = ", ".join(f"{name} {s.accuracy:.1%}" for name, s in ev.sources.items())
-    print(f"report: {args.html} ({ev.labelled} labelled rows; accuracy {summary})")
+    print(f"report: {html} ({ev.labelled} labelled rows; accuracy {summary})")
     return 0
+
+
+def _outside_results(path: str, results: str) -> None:
+    """A results folder holds only Parquet parts and ``_`` state, so any Parquet reader opens it."""
+    import posixpath
+
+    folder = posixpath.normpath(results.rstrip("/"))
+    parent, name = posixpath.split(posixpath.normpath(path))
+    if parent == folder and not name.startswith(("_", ".")):
+        raise LidframeError(
+            f"--html {path} would put a file inside the results folder {results}, which then no "
+            "longer reads as Parquet; write it beside the folder (the default) or name it _*.html"
+        )
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -309,74 +395,145 @@ def _jobs(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``lidframe`` command; returns the exit status."""
+    """Entry point of the ``lidframe`` command; returns the exit status (see ``EXIT_STATUSES``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:2] == ["eval", "compare"]:
-        argv = ["compare", *argv[2:]]
+    at = 1 if argv[:1] == ["--debug"] else 0
+    if argv[at : at + 2] == ["eval", "compare"]:  # `lidframe eval compare A B`
+        argv[at : at + 2] = ["compare"]
     args = _parser().parse_args(argv)
+    _configure_logging(args.debug)
     try:
-        if args.command == "models":
-            from lidframe.models import available_models
-
-            print("\n".join(available_models()))
-            return 0
-        if args.command == "calibrate":
-            return _calibrate(args)
-        if args.command == "eval":
-            return _eval(args)
-        if args.command == "compare":
-            return _compare(args)
-        if args.command == "report":
-            return _report(args)
-        if args.command == "status":
-            return _status(args)
-        if args.command == "jobs":
-            return _jobs(args)
-        from lidframe.audio import AudioConfig
-        from lidframe.pipeline import run
-
-        summary = run(
-            args.manifest,
-            args.out,
-            args.models,
-            workers=args.workers,
-            scheduler=args.scheduler,
-            batch_size=args.batch_size,
-            partition_rows=args.partition_rows,
-            top_k=args.top_k,
-            device=args.device,
-            dtype=args.dtype,
-            audio=AudioConfig(max_window=args.max_window),
-            storage_options=_storage_options(args.storage_option),
-            consensus_policy=args.consensus,
-            calibration=args.calibration,
-            min_prob=args.min_prob,
-            progress=not args.no_progress,
-            db=False if args.no_db else args.db,
-            job=args.job,
-            max_attempts=args.max_attempts,
-            lease_seconds=args.lease_seconds,
-            retry_dead=args.retry_dead,
-        )
-        print(summary)
-        return 0
+        with _sigterm_interrupts():
+            return _dispatch(args)
+    except JobInterrupted as exc:
+        _quiet_shutdown()
+        print(f"lidframe: {exc}", file=sys.stderr)
+        return exc.exit_status
+    except KeyboardInterrupt:
+        _quiet_shutdown()
+        print("lidframe: interrupted", file=sys.stderr)
+        return 130
     except LidframeError as exc:
-        print(f"lidframe: error: {exc}", file=sys.stderr)
-        return 2
+        if args.debug:
+            logging.getLogger("lidframe").exception("failed")
+        print(f"lidframe: error: {_one_line(exc)}", file=sys.stderr)
+        return exc.exit_status
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(
+            f"lidframe: error: internal error: {type(exc).__name__}: {_one_line(exc)} "
+            "(run with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "models":
+        from lidframe.models import available_models
+
+        print("\n".join(available_models()))
+        return 0
+    commands = {
+        "calibrate": _calibrate,
+        "eval": _eval,
+        "compare": _compare,
+        "report": _report,
+        "status": _status,
+        "jobs": _jobs,
+        "run": _run,
+    }
+    return commands[args.command](args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from lidframe.audio import AudioConfig
+    from lidframe.pipeline import run
+
+    summary = run(
+        args.manifest,
+        args.out,
+        args.models,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        batch_size=args.batch_size,
+        partition_rows=args.partition_rows,
+        top_k=args.top_k,
+        device=args.device,
+        dtype=args.dtype,
+        audio=AudioConfig(
+            max_window=args.max_window, io_timeout=args.io_timeout, timeout=args.decode_timeout
+        ),
+        storage_options=_storage_options(args.storage_option),
+        consensus_policy=args.consensus,
+        calibration=args.calibration,
+        min_prob=args.min_prob,
+        progress=not args.no_progress,
+        db=False if args.no_db else args.db,
+        job=args.job,
+        max_attempts=args.max_attempts,
+        lease_seconds=args.lease_seconds,
+        stall_seconds=args.stall_seconds,
+        retry_dead=args.retry_dead,
+        overwrite=args.overwrite,
+    )
+    print(summary)
+    if summary.ok:
+        return 0
+    print(
+        f"lidframe: error: job {summary.job_id} finished with {summary.dead} dead partition(s): "
+        "their rows have 'dead_partition' errors; `lidframe status` says why, and the same "
+        "command with --retry-dead tries them again",
+        file=sys.stderr,
+    )
+    return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _configure_logging(debug: bool) -> None:
+    """lidframe's warnings (failed attempts, stalls) as ``lidframe: warning: ...`` lines."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("lidframe: %(levelname)s: %(message)s"))
+    log = logging.getLogger("lidframe")
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG if debug else logging.WARNING)
+    log.propagate = False
+
+
+def _quiet_shutdown() -> None:
+    """After an interrupt, Dask's messages about closing the cluster are noise: only errors."""
+    for name in ("distributed", "tornado", "asyncio"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM (batch schedulers, ``kill``) stops a run like Ctrl-C: leases released, exit 143."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise JobInterrupted("terminated", exit_status=143)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     from lidframe.calibration import fit_calibration
     from lidframe.models.base import column_alias
+    from lidframe.sinks.parquet import read_results
 
-    try:
-        df = pd.read_parquet(
-            args.results, storage_options=_storage_options(args.storage_option) or None
-        )
-    except (OSError, ValueError) as exc:
-        raise LidframeError(f"cannot read results {args.results}: {exc}") from exc
+    df = read_results(args.results, _storage_options(args.storage_option))
     if args.models:
         aliases = [column_alias(m) for m in args.models]
     else:

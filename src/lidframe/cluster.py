@@ -5,6 +5,15 @@
   (``pip install 'lidframe[gpu]'``); without GPUs, a ``LocalCluster`` of worker *processes* bound to
   127.0.0.1. Dask's nanny pins ``OMP_NUM_THREADS=1`` in workers by default, which would leave PyTorch
   one core per worker; the cores are shared out between workers instead.
+* **Credentials stay home.** Local worker processes are spawned (and re-spawned by their nannies)
+  from this process's environment, so while the cluster runs the variables that carry database
+  credentials (:data:`DATABASE_CREDENTIAL_VARIABLES`) are taken out of it and put back afterwards:
+  workers read audio and write Parquet, and never need them. The job database connection reads them
+  when it is created, before.
+* The dashboard, when asked for, listens on 127.0.0.1 unless another address is given.
+* Local workers ignore SIGINT (:func:`dask_setup`, run by Dask as a worker preload): a terminal's
+  Ctrl-C reaches every process of its group, and the process running the job decides what stops;
+  it then closes the cluster, so nothing is left running.
 """
 
 from __future__ import annotations
@@ -17,7 +26,16 @@ from distributed import Client, LocalCluster
 
 from lidframe.errors import ConfigError
 
-__all__ = ["connect", "cuda_device_count"]
+__all__ = [
+    "DATABASE_CREDENTIAL_VARIABLES",
+    "connect",
+    "cuda_device_count",
+    "dask_setup",
+    "without_variables",
+]
+
+# Environment variables that may hold a database URL or password.
+DATABASE_CREDENTIAL_VARIABLES = ("LIDFRAME_DB", "PGPASSWORD", "PGPASSFILE", "DATABASE_URL")
 
 
 def cuda_device_count() -> int:
@@ -29,15 +47,39 @@ def cuda_device_count() -> int:
     return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
 
 
+def dask_setup(worker: object) -> None:
+    """Worker preload (``preload=["lidframe.cluster"]``): local workers ignore SIGINT."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextmanager
+def without_variables(names: tuple[str, ...]) -> Iterator[None]:
+    """Remove ``names`` from ``os.environ`` for the duration of the block, then put them back."""
+    saved = {name: os.environ.pop(name) for name in names if name in os.environ}
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            os.environ.setdefault(name, value)
+
+
 @contextmanager
 def connect(
     scheduler: str | None = None,
     workers: int | None = None,
     *,
     gpu: bool | None = None,
-    dashboard: bool = False,
+    dashboard: bool | str = False,
 ) -> Iterator[Client]:
-    """Yield a ``distributed.Client``: attached to ``scheduler`` or to a new local cluster."""
+    """Yield a ``distributed.Client``: attached to ``scheduler`` or to a new local cluster.
+
+    ``dashboard``: False for none, True for 127.0.0.1 on a free port, or an address such as
+    ``"0.0.0.0:8787"`` to expose it on purpose.
+    """
     if scheduler:
         with Client(scheduler) as client:
             yield client
@@ -47,30 +89,33 @@ def connect(
     gpus = cuda_device_count() if gpu is None else (cuda_device_count() if gpu else 0)
     if gpu and not gpus:
         raise ConfigError("gpu=True but no CUDA device is visible")
-    address = ":8787" if dashboard else None
-    if gpus:
-        try:
-            from dask_cuda import LocalCUDACluster
-        except ImportError as exc:
-            raise ConfigError(
-                "GPUs are present but dask-cuda is not installed: pip install 'lidframe[gpu]'"
-            ) from exc
-        cluster = LocalCUDACluster(
-            n_workers=workers or gpus,
-            threads_per_worker=1,
-            ip="127.0.0.1",
-            dashboard_address=address,
-        )
-    else:
-        n = workers or 1
-        threads = str(max(1, (os.cpu_count() or 1) // n))
-        cluster = LocalCluster(
-            n_workers=n,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=address,
-            env={"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads},
-        )
-    with cluster, Client(cluster) as client:
-        yield client
+    address = dashboard if isinstance(dashboard, str) else ("127.0.0.1:0" if dashboard else None)
+    with without_variables(DATABASE_CREDENTIAL_VARIABLES):
+        if gpus:
+            try:
+                from dask_cuda import LocalCUDACluster
+            except ImportError as exc:
+                raise ConfigError(
+                    "GPUs are present but dask-cuda is not installed: pip install 'lidframe[gpu]'"
+                ) from exc
+            cluster = LocalCUDACluster(
+                n_workers=workers or gpus,
+                threads_per_worker=1,
+                ip="127.0.0.1",
+                dashboard_address=address,
+                preload=["lidframe.cluster"],
+            )
+        else:
+            n = workers or 1
+            threads = str(max(1, (os.cpu_count() or 1) // n))
+            cluster = LocalCluster(
+                n_workers=n,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=address,
+                env={"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads},
+                preload=["lidframe.cluster"],
+            )
+        with cluster, Client(cluster) as client:
+            yield client

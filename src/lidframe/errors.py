@@ -10,15 +10,24 @@ from __future__ import annotations
 __all__ = [
     "AudioError",
     "ConfigError",
+    "JobFailed",
+    "JobInterrupted",
     "LidframeError",
     "ManifestError",
     "ModelError",
+    "StorageAccessDenied",
     "StoreError",
 ]
 
 
 class LidframeError(Exception):
-    """Base class of every error lidframe raises on purpose."""
+    """Base class of every error lidframe raises on purpose.
+
+    ``exit_status`` is what the ``lidframe`` command exits with when this error ends it: 2 for bad
+    input or settings found before any work (the default), 1 for a job that failed while working.
+    """
+
+    exit_status: int = 2
 
 
 class ConfigError(LidframeError, ValueError):
@@ -36,9 +45,11 @@ class ModelError(LidframeError):
 class AudioError(LidframeError):
     """One clip cannot be turned into a waveform.
 
-    ``category`` is a short, stable machine-readable word (``not_found``, ``empty``,
-    ``decode_failed``, ``too_long``, ``too_large``, ``too_many_channels``, ``bad_window``,
-    ``read_failed``) that ends up in the ``error`` column of the row; the message says why.
+    ``category`` is a short, stable machine-readable word that ends up in the ``error`` column of
+    the row (``category: message``); the message names the file and says why. Categories:
+    ``not_found``, ``empty``, ``access_denied``, ``read_failed``, ``timeout``, ``bad_header``,
+    ``decode_failed``, ``decoder_crashed``, ``truncated``, ``too_long``, ``too_large``,
+    ``too_many_channels``, ``bad_window``, ``too_short``.
     """
 
     def __init__(self, category: str, message: str) -> None:
@@ -55,3 +66,32 @@ class AudioError(LidframeError):
 
 class StoreError(LidframeError):
     """The job database is unreachable, refused a write, or holds a conflicting job."""
+
+
+class StorageAccessDenied(LidframeError):
+    """Storage refused every row of a partition (missing, expired or wrong credentials).
+
+    Raised on a worker instead of giving every row an ``access_denied`` error: one unreadable file is
+    that row's problem, but a partition in which nothing can be read means the credentials are wrong,
+    and the job stops so they can be fixed and the job resumed.
+    """
+
+    exit_status = 1
+
+
+class JobFailed(LidframeError):
+    """A job stopped on a systemic failure while working; its state is kept for a resume."""
+
+    exit_status = 1
+
+
+class JobInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM from the ``lidframe`` command) stopped a job; its state is kept.
+
+    A :class:`KeyboardInterrupt`, so a notebook or a script sees the interrupt it caused; the message
+    says how to resume. ``exit_status`` is 130 for SIGINT and 143 for SIGTERM.
+    """
+
+    def __init__(self, message: str, exit_status: int = 130) -> None:
+        super().__init__(message)
+        self.exit_status = exit_status

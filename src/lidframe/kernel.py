@@ -1,15 +1,25 @@
 """The function ``map_partitions`` runs: decode each clip once, batch, run every model, typed columns.
 
-This is the only place where audio meets models. Decoding runs in a small thread pool a few batches
-ahead of inference (decoders release the GIL), so reading and decoding overlap the models' forward
-passes; every requested model sees the same waveform batch. A clip that cannot be decoded gets an
-``error`` value and null model columns; the rest of the partition goes on.
+This is the only place where audio meets models. Clips are decoded a few batches ahead of inference
+in killable decoder processes (:mod:`lidframe.audio_pool`), so reading and decoding overlap the
+models' forward passes and a hung or crashing decoder costs one row; every requested model sees the
+same waveform batch.
+
+One bad clip costs one row, never its batch or partition:
+
+* a clip that cannot be decoded, or is shorter than a model can take (``too_short``), gets an
+  ``error`` value and null model columns before it reaches any model;
+* when a model raises on a batch, the batch is split in halves until the clips it fails on are
+  alone; each of those gets ``model_failed: {alias}: ...`` and the others keep their answers. If
+  every clip of a batch fails alone, the model is run once on a known-good clip (a canary): when
+  that fails too the model itself is broken, and the partition fails with :class:`ModelError`
+  instead of giving every row of the job an error.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,10 +27,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lidframe.audio import AudioConfig, decode_window
+from lidframe.audio import AudioConfig
+from lidframe.audio_pool import DecoderUnavailable, decoder_pool
 from lidframe.columns import model_columns
-from lidframe.errors import AudioError, ConfigError
-from lidframe.models.base import ModelSpec, load_model
+from lidframe.errors import AudioError, ConfigError, ModelError
+from lidframe.models.base import LidModel, ModelSpec, load_model
 
 __all__ = ["KernelConfig", "identify_partition"]
 
@@ -39,7 +50,7 @@ class KernelConfig:
     audio: AudioConfig = field(default_factory=AudioConfig)
     # fsspec options for remote audio (credentials, endpoint), passed to every open.
     storage_options: Mapping[str, Any] = field(default_factory=dict)
-    # Threads decoding ahead of inference.
+    # Decoder processes per worker process (each decodes one clip at a time, ahead of inference).
     decode_threads: int = 4
 
     def __post_init__(self) -> None:
@@ -56,30 +67,42 @@ class KernelConfig:
             raise ConfigError(f"two models share a column alias: {aliases}")
 
 
-def identify_partition(df: pd.DataFrame, config: KernelConfig) -> pd.DataFrame:
-    """Add ``error`` and every model's columns to one manifest partition."""
+def identify_partition(
+    df: pd.DataFrame,
+    config: KernelConfig,
+    progress: Callable[[int], None] | None = None,
+) -> pd.DataFrame:
+    """Add ``error`` and every model's columns to one manifest partition.
+
+    ``progress(rows)`` is called as rows are decoded and answered (for stall detection).
+    """
     n = len(df)
     out = df.copy()
     errors: list[str | None] = [None] * n
     langs = {m.alias: [None] * n for m in config.models}
     probs = {m.alias: np.full(n, np.nan, dtype=np.float32) for m in config.models}
     topks: dict[str, list[Any]] = {m.alias: [None] * n for m in config.models}
+    tick = progress or (lambda rows: None)
 
     if n:
         models = [load_model(spec) for spec in config.models]
-        for rows, waves in _decoded_batches(df, config, errors):
+        min_samples = max(model.min_samples for model in models)
+        for rows, waves in _decoded_batches(df, config, errors, min_samples, tick):
             for spec, model in zip(config.models, models, strict=True):
-                p = model.predict_batch(waves)
+                answers = _predict(spec.alias, model, waves)
                 labels = model.labels
-                k = min(config.top_k, p.shape[1])
-                order = np.argsort(-p, axis=1, kind="stable")[:, :k]
-                for j, row in enumerate(rows):
-                    top = order[j]
+                k = min(config.top_k, len(labels))
+                for row, answer in zip(rows, answers, strict=True):
+                    if isinstance(answer, str):
+                        errors[row] = answer if errors[row] is None else f"{errors[row]}; {answer}"
+                        continue
+                    top = np.argsort(-answer, kind="stable")[:k]
                     langs[spec.alias][row] = labels[top[0]]
-                    probs[spec.alias][row] = p[j, top[0]]
+                    probs[spec.alias][row] = answer[top[0]]
                     topks[spec.alias][row] = [
-                        {"lang": labels[c], "prob": float(p[j, c])} for c in top
+                        {"lang": labels[c], "prob": float(answer[c])} for c in top
                     ]
+            tick(0)
 
     out["error"] = pd.array(errors, dtype="string")
     for spec in config.models:
@@ -90,8 +113,59 @@ def identify_partition(df: pd.DataFrame, config: KernelConfig) -> pd.DataFrame:
     return out
 
 
+def _predict(alias: str, model: LidModel, waves: Sequence[np.ndarray]) -> list[np.ndarray | str]:
+    """Each clip's probabilities, or its ``model_failed`` error; bisects a batch the model fails on."""
+    answers = _bisect(alias, model, list(waves))
+    if len(waves) > 1 and all(isinstance(a, str) for a in answers):
+        try:
+            _check_output(model, model.predict_batch([_canary(model)]), 1)
+        except Exception as exc:
+            raise ModelError(
+                f"model {alias} fails on every clip of a batch and on a known-good clip "
+                f"({type(exc).__name__}: {exc}); the model or its device is broken"
+            ) from exc
+    return answers
+
+
+def _bisect(alias: str, model: LidModel, waves: list[np.ndarray]) -> list[np.ndarray | str]:
+    try:
+        p = _check_output(model, model.predict_batch(waves), len(waves))
+    except Exception as exc:  # noqa: BLE001 - a model failure on some clips is those rows' error
+        if len(waves) == 1:
+            text = " ".join(str(exc).split())[:500]
+            return [f"model_failed: {alias}: {type(exc).__name__}: {text}"]
+        mid = len(waves) // 2
+        return _bisect(alias, model, waves[:mid]) + _bisect(alias, model, waves[mid:])
+    answers: list[np.ndarray | str] = []
+    for row in p:
+        if np.isfinite(row).all():
+            answers.append(row)
+        else:
+            answers.append(f"model_failed: {alias}: non-finite probabilities")
+    return answers
+
+
+def _check_output(model: LidModel, p: Any, n: int) -> np.ndarray:
+    p = np.asarray(p, dtype=np.float32)
+    if p.shape != (n, len(model.labels)):
+        raise ModelError(
+            f"predict_batch returned shape {p.shape} for {n} clips and {len(model.labels)} labels"
+        )
+    return p
+
+
+def _canary(model: LidModel) -> np.ndarray:
+    """One second of quiet noise at the model's rate: any working model can answer it."""
+    rng = np.random.default_rng(0)
+    return (0.01 * rng.standard_normal(model.sample_rate)).astype(np.float32)
+
+
 def _decoded_batches(
-    df: pd.DataFrame, config: KernelConfig, errors: list[str | None]
+    df: pd.DataFrame,
+    config: KernelConfig,
+    errors: list[str | None],
+    min_samples: int,
+    tick: Callable[[int], None],
 ) -> Iterator[tuple[list[int], list[np.ndarray]]]:
     """Yield ``(row positions, waveforms)`` batches; decode errors are written into ``errors``."""
     uris: Sequence[str] = df["audio"].tolist()
@@ -99,35 +173,48 @@ def _decoded_batches(
     durations = (
         df["duration"].to_numpy(dtype="float64") if "duration" in df else np.full(len(df), np.nan)
     )
+    pool = decoder_pool(config.decode_threads)
+    rate = config.audio.sample_rate
     ahead = config.batch_size * 2
     rows: list[int] = []
     waves: list[np.ndarray] = []
-    with ThreadPoolExecutor(config.decode_threads, thread_name_prefix="lidframe-decode") as pool:
+    with ThreadPoolExecutor(config.decode_threads, thread_name_prefix="lidframe-decode") as threads:
         pending: deque[tuple[int, Future[np.ndarray]]] = deque()
         nxt = 0
-        while nxt < len(uris) or pending:
-            while nxt < len(uris) and len(pending) < ahead:
-                off = None if np.isnan(offsets[nxt]) else float(offsets[nxt])
-                dur = None if np.isnan(durations[nxt]) else float(durations[nxt])
-                pending.append(
-                    (
-                        nxt,
-                        pool.submit(
-                            decode_window, uris[nxt], off, dur, config.audio, config.storage_options
-                        ),
+        try:
+            while nxt < len(uris) or pending:
+                while nxt < len(uris) and len(pending) < ahead:
+                    off = None if np.isnan(offsets[nxt]) else float(offsets[nxt])
+                    dur = None if np.isnan(durations[nxt]) else float(durations[nxt])
+                    future = threads.submit(
+                        pool.decode, uris[nxt], off, dur, config.audio, config.storage_options
                     )
-                )
-                nxt += 1
-            row, future = pending.popleft()
-            try:
-                waves.append(future.result())
-                rows.append(row)
-            except AudioError as exc:
-                errors[row] = str(exc)
-            except Exception as exc:  # noqa: BLE001 - an unexpected decoder crash is still one row's
-                errors[row] = f"decode_failed: {uris[row]}: {type(exc).__name__}: {exc}"
-            if len(rows) == config.batch_size:
+                    pending.append((nxt, future))
+                    nxt += 1
+                row, future = pending.popleft()
+                try:
+                    wave = future.result()
+                except AudioError as exc:
+                    errors[row] = str(exc)
+                except DecoderUnavailable:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - an unexpected decoder failure is one row's
+                    errors[row] = f"decode_failed: {uris[row]}: {type(exc).__name__}: {exc}"
+                else:
+                    if len(wave) < min_samples:
+                        errors[row] = (
+                            f"too_short: {uris[row]}: {len(wave) / rate:.4f} s of audio; "
+                            f"the models need at least {min_samples / rate:.3f} s"
+                        )
+                    else:
+                        waves.append(wave)
+                        rows.append(row)
+                tick(1)
+                if len(rows) == config.batch_size:
+                    yield rows, waves
+                    rows, waves = [], []
+            if rows:
                 yield rows, waves
-                rows, waves = [], []
-        if rows:
-            yield rows, waves
+        finally:
+            for _, future in pending:
+                future.cancel()

@@ -143,17 +143,24 @@ def plan_manifest(
     url = os.fspath(path)
     options = dict(storage_options or {})
     fmt = _detect_format(url, format)
-    raw = _read_raw(url, fmt, options)
-    columns = list(raw.columns)
-    if "audio" not in columns:
-        raise ManifestError(f"{url}: the required column 'audio' is missing (columns: {columns})")
-    with_label = "label" in columns
-    keep = [c for c in MANIFEST_COLUMNS if c in columns]
-    raw = raw[keep]
+    # Values are validated as they are written: Dask's conversion to Arrow strings would fail on
+    # text Arrow cannot hold (an unpaired surrogate) before validation could name the row.
+    with dask.config.set({"dataframe.convert-string": False}):
+        raw = _read_raw(url, fmt, options)
+        columns = list(raw.columns)
+        if "audio" not in columns:
+            raise ManifestError(
+                f"{url}: the required column 'audio' is missing (columns: {columns})"
+            )
+        with_label = "label" in columns
+        keep = [c for c in MANIFEST_COLUMNS if c in columns]
+        raw = raw[keep]
+        raw_blocks: list[Delayed] = list(raw.to_delayed())
     base = _base_of(url, options)
-
-    raw_blocks: list[Delayed] = list(raw.to_delayed())
-    stats = dask.compute(*[delayed(_inspect_block)(b, base, with_label) for b in raw_blocks])
+    try:
+        stats = dask.compute(*[delayed(_inspect_block)(b, base, with_label) for b in raw_blocks])
+    except (OSError, ValueError, TypeError) as exc:  # undecodable bytes, a malformed line
+        raise ManifestError(f"{url}: cannot read the manifest as {fmt}: {exc}") from exc
     starts = np.concatenate([[0], np.cumsum([n for n, _, _ in stats])]).astype(int)
     for i, (_, problem, _) in enumerate(stats):
         if problem is not None:
@@ -258,12 +265,42 @@ def _read_raw(url: str, fmt: str, options: dict[str, Any]) -> dd.DataFrame:
             orient="records",
             storage_options=options,
             blocksize=16 * 2**20,
-            dtype=False,
+            engine=_json_lines,
         )
     except FileNotFoundError as exc:
         raise ManifestError(f"{url}: manifest not found") from exc
     except (OSError, ValueError, TypeError) as exc:
         raise ManifestError(f"{url}: cannot read the manifest as {fmt}: {exc}") from exc
+
+
+def _json_lines(text: Any, **_: Any) -> pd.DataFrame:
+    """JSON Lines as a frame of the values exactly as written.
+
+    Python's json module, not pandas' ujson: ujson silently drops an unpaired surrogate escape
+    (``"a\\ud800"`` reads as ``"a"``), which would alter ids; here it is kept, and validation
+    refuses it naming the row.
+    """
+    import json
+
+    records = []
+    for number, line in enumerate(text, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            raise ValueError(f"line {number} of a block is not JSON: {exc}") from exc
+        if not isinstance(record, dict):
+            raise ValueError(f"line {number} of a block is not a JSON object: {line[:80]!r}")
+        records.append(record)
+    columns: dict[str, None] = {}
+    for record in records:
+        columns.update(dict.fromkeys(record))
+    # object columns: pandas would otherwise make Arrow strings, which cannot hold a surrogate
+    return pd.DataFrame(
+        {c: pd.Series([r.get(c) for r in records], dtype=object) for c in columns},
+        index=pd.RangeIndex(len(records)),
+    )
 
 
 def _base_of(url: str, options: Mapping[str, Any]) -> str:
@@ -306,10 +343,33 @@ def _as_numbers(values: pd.Series, column: str) -> tuple[pd.Series, tuple[int, s
     return numbers, None
 
 
+def _unstorable_text(values: pd.Series, column: str) -> tuple[int, str] | None:
+    """The first value with a NUL byte or an unpaired surrogate (JSON's ``\\ud800``): neither can be
+    stored as text by PostgreSQL or Parquet, and altering an id silently would break its meaning."""
+    for i, value in enumerate(values.tolist()):
+        if not isinstance(value, str):
+            continue
+        if "\x00" in value:
+            return i, f"column {column!r}: {value!r} contains a NUL byte"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return (
+                i,
+                f"column {column!r}: {value!r} contains an unpaired surrogate (not UTF-8 text)",
+            )
+    return None
+
+
 def _check(df: pd.DataFrame, with_label: bool) -> tuple[pd.DataFrame, tuple[int, str] | None]:
     """Normalise one block; returns the frame and the first problem ``(row, message)`` if any."""
     df = df.reset_index(drop=True)
     n = len(df)
+    for column in ("id", "audio"):
+        if column in df:
+            problem = _unstorable_text(df[column], column)
+            if problem is not None:
+                return df, problem
     audio = df["audio"]
     missing = audio.isna() | (audio.astype("string").str.strip() == "")
     if missing.any():
@@ -335,7 +395,8 @@ def _check(df: pd.DataFrame, with_label: bool) -> tuple[pd.DataFrame, tuple[int,
         i = int(np.flatnonzero((duration <= 0).to_numpy())[0])
         return df, (i, f"column 'duration': {duration.iloc[i]} is not positive")
     if "id" in df:
-        ids = df["id"].astype("string").str.strip()
+        # Ids are kept exactly as written (never stripped or altered): they key the results.
+        ids = df["id"].astype("string")
         empty = ids.isna() | (ids == "")
         if empty.any():
             i = int(np.flatnonzero(empty.to_numpy())[0])
@@ -375,6 +436,8 @@ def _inspect_block(
 ) -> tuple[int, tuple[int, str] | None, bytes]:
     """Row count, first problem, and a digest of the block's content as read."""
     _, problem = _check(df, with_label)
+    if problem is not None:
+        return len(df), problem, b""
     hashed = pd.util.hash_pandas_object(df.astype("string"), index=False).to_numpy()
     return len(df), problem, hashlib.blake2b(hashed.tobytes(), digest_size=16).digest()
 

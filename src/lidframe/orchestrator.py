@@ -3,7 +3,7 @@
 The orchestrating process (the one that calls :func:`lidframe.run`) is the only one that talks to the
 database: it claims partitions, submits one task per partition, renews its leases from a heartbeat
 thread, and commits each partition's rows with its lease token as tasks finish. Workers read audio,
-write Parquet parts and return rows; they hold no database credentials.
+write staged Parquet parts and return rows; they hold no database credentials.
 
 Failure handling is layered, and only the top layer is ours:
 
@@ -12,8 +12,18 @@ Failure handling is layered, and only the top layer is ours:
   ``KilledWorker``);
 * a task that still fails is a failed *attempt*: the partition goes back to ``pending`` and is claimed
   again, until ``max_attempts``, when it is ``dead`` and its rows are written with an error;
+* a task that reports no progress for ``stall_seconds`` (a model stuck in native code, a device that
+  hangs) is a failed attempt too: its lease is given up, and the worker running it is restarted
+  through its nanny so that its thread is free again;
 * if this process dies, its leases expire and a new run of the same command (or any other process
-  working on the job) claims those partitions; committed partitions are never redone.
+  working on the job) claims those partitions; committed partitions are never redone;
+* storage refusing every row of a partition (:class:`~lidframe.errors.StorageAccessDenied`) or the
+  job database staying unreachable stops the job (:class:`~lidframe.errors.JobFailed`) with its
+  state kept: no partition is marked for a problem that is not its own.
+
+Parts are fenced by the lease (see :mod:`lidframe.sinks.parquet`): a task stages its part under its
+token, and only a commit accepted by the database promotes it. :func:`reconcile_parts` finishes what a
+crash interrupted: staged parts whose commit landed are promoted, the others deleted.
 
 Manifest blocks are computed once and pinned (as futures) while partitions that need them are in
 flight, so a large input block is not read again for every partition cut from it.
@@ -21,6 +31,7 @@ flight, so a large input block is not read again for every partition cut from it
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -28,15 +39,22 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lidframe.errors import StoreError
+from lidframe.errors import ConfigError, JobFailed, StorageAccessDenied, StoreError
 from lidframe.manifest import ManifestPlan
-from lidframe.partition_task import PartitionTask, dead_partition, process_partition
+from lidframe.partition_task import (
+    PROGRESS_TOPIC,
+    PartitionTask,
+    dead_partition,
+    process_partition,
+)
+from lidframe.sinks.parquet import discard, promote, remove_staging, staged_parts
 from lidframe.store.jobs import JobStore, Lease
 
-__all__ = ["JobSettings", "run_partitions"]
+__all__ = ["JobSettings", "Progress", "reconcile_parts", "run_partitions"]
 
 log = logging.getLogger("lidframe")
 
@@ -49,6 +67,9 @@ class JobSettings:
     max_attempts: int = 3
     # Seconds a lease lasts without renewal; renewed every third of it while the task runs.
     lease_seconds: float = 60.0
+    # Seconds a partition task may go without reporting progress (a row decoded, a batch answered)
+    # before it counts as stalled: its attempt fails and its worker is restarted.
+    stall_seconds: float = 600.0
     # Dask retries of a task that raised, within one attempt.
     task_retries: int = 1
     # Partitions in flight per worker thread. One: a worker that dies takes no bystander with it
@@ -57,22 +78,31 @@ class JobSettings:
     per_thread: int = 1
 
     def __post_init__(self) -> None:
-        from lidframe.errors import ConfigError
-
         if self.max_attempts < 1:
             raise ConfigError(f"max_attempts must be at least 1, got {self.max_attempts}")
         if not self.lease_seconds >= 1:
             raise ConfigError(f"lease_seconds must be at least 1, got {self.lease_seconds}")
+        if not self.stall_seconds >= 1:
+            raise ConfigError(f"stall_seconds must be at least 1, got {self.stall_seconds}")
         if self.task_retries < 0:
             raise ConfigError(f"task_retries must be >= 0, got {self.task_retries}")
 
 
 @dataclass
 class Progress:
+    """What this process did for the job."""
+
     committed: int = 0
     rejected: int = 0
     failed: int = 0
+    stalled: int = 0
     dead: int = 0
+
+
+@dataclass
+class _Inflight:
+    lease: Lease
+    submitted: float
 
 
 def run_partitions(
@@ -85,15 +115,20 @@ def run_partitions(
     *,
     progress: bool = True,
 ) -> Progress:
-    """Work on the job until no partition is pending or running; returns what this process did."""
+    """Work on the job until no partition is pending or running; returns what this process did.
+
+    Raises :class:`JobFailed` when the job cannot go on (storage refuses the credentials, the job
+    database stays unreachable); the job's state is kept and a rerun resumes it.
+    """
     from distributed import wait
     from tqdm.auto import tqdm
 
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     blocks: dict[int, Any] = {}  # pinned manifest block futures
-    inflight: dict[Any, tuple[Lease, int]] = {}  # future -> (lease, block indices key)
-    dead_tasks: dict[Any, int] = {}
-    done_progress = Progress()
+    inflight: dict[Any, _Inflight] = {}
+    dead_tasks: dict[Any, tuple[int, str]] = {}  # future -> (partition, dead token)
+    last_seen: dict[str, float] = {}  # lease token -> when its task last reported progress
+    done = Progress()
     heartbeat = _Heartbeat(store, job_id, owner, settings.lease_seconds)
     states = store.states(job_id)
     bar = tqdm(
@@ -104,6 +139,11 @@ def run_partitions(
         file=sys.stderr,
         desc=f"lidframe {job_id}",
     )
+
+    def on_progress(event: tuple[float, Mapping[str, Any]]) -> None:
+        token = event[1].get("token")
+        if isinstance(token, str) and token in last_seen:
+            last_seen[token] = time.monotonic()
 
     def block_futures(k: int) -> list[Any]:
         out = []
@@ -124,49 +164,125 @@ def run_partitions(
             bounds(k),
             k * plan.partition_rows,
             k,
+            lease.token,
             task,
             key=f"lidframe-{job_id}-part{k}-try{lease.attempt}-{lease.token[:8]}",
             retries=settings.task_retries,
             pure=False,
         )
-        inflight[future] = (lease, k)
+        inflight[future] = _Inflight(lease, time.monotonic())
+        last_seen[lease.token] = time.monotonic()
 
-    def submit_dead(k: int, message: str) -> None:
+    def submit_dead(k: int, token: str, message: str) -> None:
         future = client.submit(
             dead_partition,
             block_futures(k),
             bounds(k),
             k * plan.partition_rows,
             k,
+            token,
             task,
             message,
-            key=f"lidframe-{job_id}-dead{k}-{uuid.uuid4().hex[:8]}",
+            key=f"lidframe-{job_id}-dead{k}-{token[-8:]}",
             retries=settings.task_retries,
             pure=False,
         )
-        dead_tasks[future] = k
+        dead_tasks[future] = (k, token)
 
     def unpin_blocks() -> None:
-        needed = {b for _, k in inflight.values() for b, _, _ in plan.pieces[k]}
-        needed |= {b for k in dead_tasks.values() for b, _, _ in plan.pieces[k]}
+        needed = {b for f in inflight.values() for b, _, _ in plan.pieces[f.lease.partition]}
+        needed |= {b for k, _ in dead_tasks.values() for b, _, _ in plan.pieces[k]}
         for b in [b for b in blocks if b not in needed]:
             blocks.pop(b).release()
 
+    def give_up_stalled() -> None:
+        now = time.monotonic()
+        stalled = [
+            f
+            for f, i in inflight.items()
+            if now - last_seen[i.lease.token] > settings.stall_seconds
+        ]
+        if not stalled:
+            return
+        processing = client.processing()
+        for future in stalled:
+            item = inflight.pop(future)
+            last_seen.pop(item.lease.token, None)
+            k = item.lease.partition
+            error = (
+                f"stalled: no progress for {settings.stall_seconds:g} s (--stall-seconds); "
+                "the task was stopped and its worker restarted"
+            )
+            done.stalled += 1
+            done.failed += 1
+            log.warning("partition %d attempt %d %s", k, item.lease.attempt, error)
+            workers = [w for w, keys in processing.items() if future.key in keys]
+            future.cancel()
+            state = store.fail(job_id, item.lease, error, max_attempts=settings.max_attempts)
+            if state == "dead":
+                done.dead += 1
+            if workers:
+                _restart(client, workers)
+
+    def finish_task(future: Any) -> None:
+        if future in dead_tasks:
+            k, token = dead_tasks.pop(future)
+            if future.status == "finished" and store.store_dead_rows(
+                job_id, k, token, future.result()
+            ):
+                promote(task.out, k, token, task.out_options)
+                bar.update(1)
+            elif future.status == "finished":
+                discard(task.out, k, token, task.out_options)
+            else:
+                log.error(
+                    "could not write the rows of dead partition %d: %s", k, future.exception()
+                )
+            return
+        item = inflight.pop(future)
+        lease, k = item.lease, item.lease.partition
+        last_seen.pop(lease.token, None)
+        if future.status == "finished":
+            rows, seconds = future.result()
+            if store.commit(job_id, lease, rows, seconds=seconds):
+                promote(task.out, k, lease.token, task.out_options)
+                done.committed += 1
+                bar.update(1)
+            else:
+                discard(task.out, k, lease.token, task.out_options)
+                done.rejected += 1
+                log.warning("partition %d: lease taken over; result discarded", k)
+            return
+        exc = future.exception() if future.status == "error" else None
+        if isinstance(exc, StorageAccessDenied):
+            raise JobFailed(str(exc)) from exc
+        error = _describe(exc)
+        done.failed += 1
+        state = store.fail(job_id, lease, error, max_attempts=settings.max_attempts)
+        log.warning("partition %d attempt %d failed: %s", k, lease.attempt, error)
+        if state == "dead":
+            done.dead += 1
+
+    client.subscribe_topic(PROGRESS_TOPIC, on_progress)
     heartbeat.start()
     try:
         while True:
             threads = sum(client.nthreads().values()) or 1
             room = max(1, settings.per_thread * threads) - len(inflight)
             if room > 0:
-                leases = store.claim(
+                for lease in store.claim(
                     job_id,
                     owner,
                     room,
                     lease_s=settings.lease_seconds,
                     max_attempts=settings.max_attempts,
-                )
-                for lease in leases:
+                ):
                     submit(lease)
+            if len(dead_tasks) < threads:
+                writing = {k for k, _ in dead_tasks.values()}
+                for k, token, message in store.dead_without_rows(job_id, limit=threads):
+                    if k not in writing:
+                        submit_dead(k, token, message)
             unpin_blocks()
             if not inflight and not dead_tasks:
                 if store.finish_if_complete(job_id) is not None:
@@ -184,41 +300,17 @@ def run_partitions(
                     list(inflight) + list(dead_tasks), timeout=2.0, return_when="FIRST_COMPLETED"
                 ).done
             except TimeoutError:
-                continue
+                finished = set()
             for future in finished:
-                if future in dead_tasks:
-                    k = dead_tasks.pop(future)
-                    if future.status == "finished":
-                        store.store_dead_rows(job_id, k, future.result())
-                    else:
-                        log.error(
-                            "could not write the rows of dead partition %d: %s",
-                            k,
-                            future.exception(),
-                        )
-                    bar.update(1)
-                    future.release()
-                    continue
-                lease, k = inflight.pop(future)
-                if future.status == "finished":
-                    rows, seconds = future.result()
-                    if store.commit(job_id, lease, rows, seconds=seconds):
-                        done_progress.committed += 1
-                        bar.update(1)
-                    else:
-                        done_progress.rejected += 1
-                        log.warning("partition %d: lease taken over; result discarded", k)
-                else:
-                    error = _describe(future.exception())
-                    done_progress.failed += 1
-                    state = store.fail(job_id, lease, error, max_attempts=settings.max_attempts)
-                    log.warning("partition %d attempt %d failed: %s", k, lease.attempt, error)
-                    if state == "dead":
-                        done_progress.dead += 1
-                        submit_dead(k, error)
+                finish_task(future)
                 future.release()
+            give_up_stalled()
+    except StoreError as exc:
+        raise JobFailed(f"the job database failed while the job ran: {exc}") from exc
     finally:
         heartbeat.stop()
+        with contextlib.suppress(ValueError, RuntimeError):
+            client.unsubscribe_topic(PROGRESS_TOPIC)
         for future in list(inflight) + list(dead_tasks):
             future.cancel()
         for future in blocks.values():
@@ -228,14 +320,59 @@ def run_partitions(
             store.release(job_id, owner)
         except StoreError as exc:  # the leases will expire on their own
             log.warning("could not release leases: %s", exc)
-    return done_progress
+    return done
+
+
+def reconcile_parts(
+    store: JobStore,
+    job_id: str,
+    out: str,
+    out_options: Mapping[str, Any] | None = None,
+    *,
+    finished: bool = False,
+) -> tuple[int, int]:
+    """Finish what a crash interrupted in ``OUT/_staging``; returns ``(promoted, deleted)``.
+
+    A staged part whose token is its partition's committed one (done, or dead with its rows stored)
+    is promoted (the crash came between the commit and the move); one whose lease still holds the
+    partition is left alone (its holder may still commit); any other
+    (an attempt that failed, was taken over or never committed) is deleted. ``finished``: the job
+    has nothing left to run, and an empty staging folder is removed.
+    """
+    staged = staged_parts(out, out_options)
+    if not staged:
+        if finished:
+            remove_staging(out, out_options)
+        return 0, 0
+    tokens = store.partition_tokens(job_id, [k for k, _ in staged])
+    promoted = deleted = 0
+    for k, token in staged:
+        state, current, _live, stored = tokens.get(k, ("", None, False, False))
+        if token == current and (state == "done" or (state == "dead" and stored)):
+            promoted += promote(out, k, token, out_options)
+            continue
+        if token == current and state == "running":
+            continue  # its holder may still commit it (even past its lease, if nobody took over)
+        discard(out, k, token, out_options)
+        deleted += 1
+    if finished and promoted + deleted == len(staged):
+        remove_staging(out, out_options)
+    return promoted, deleted
+
+
+def _restart(client: Any, workers: list[str]) -> None:
+    """Restart ``workers`` through their nannies, so a thread stuck in native code is freed."""
+    try:
+        client.restart_workers(workers, timeout=120, raise_for_error=False)
+    except Exception as exc:  # noqa: BLE001 - without a nanny there is nothing more to do
+        log.warning("could not restart stalled worker(s) %s: %s", workers, exc)
 
 
 def _describe(exc: BaseException | None) -> str:
     if exc is None:
         return "cancelled"
     name = type(exc).__name__
-    text = str(exc)
+    text = " ".join(str(exc).split())
     if name == "KilledWorker":
         text = "the task's worker process died (every time it was tried): " + text
     return f"{name}: {text}"[:2000]

@@ -1,5 +1,10 @@
 """What a worker does for one partition of a job: assemble its manifest rows, identify, add consensus,
-write its Parquet part, and hand the rows back. Workers never touch the job database.
+write its staged Parquet part under its lease token, and hand the rows back. Workers never touch the
+job database.
+
+While it works, the task reports progress (rows decoded and answered) to the orchestrating process as
+Dask events on the topic :data:`PROGRESS_TOPIC`, at most every few seconds; a task that stops
+reporting is stalled and loses its lease (see :mod:`lidframe.orchestrator`).
 """
 
 from __future__ import annotations
@@ -14,12 +19,15 @@ import pandas as pd
 import pyarrow as pa
 
 from lidframe.consensus import ConsensusConfig, consensus_frame
+from lidframe.errors import StorageAccessDenied
 from lidframe.kernel import KernelConfig, identify_partition
 from lidframe.manifest import assemble_partition
-from lidframe.sinks.parquet import write_part
+from lidframe.sinks.parquet import write_staged
 from lidframe.store.results import PartitionRows, frame_rows
 
-__all__ = ["PartitionTask", "dead_partition", "process_partition"]
+__all__ = ["PROGRESS_TOPIC", "PartitionTask", "dead_partition", "process_partition"]
+
+PROGRESS_TOPIC = "lidframe-progress"
 
 
 @dataclass(frozen=True)
@@ -34,6 +42,30 @@ class PartitionTask:
     out: str
     schema: pa.Schema
     out_options: Mapping[str, Any] = field(default_factory=dict)
+    # Seconds between two progress reports of one task.
+    progress_every: float = 2.0
+
+
+class _Progress:
+    """Reports ``(partition, token)`` on :data:`PROGRESS_TOPIC` at most every ``every`` seconds."""
+
+    def __init__(self, partition: int, token: str, every: float) -> None:
+        self.message = {"partition": partition, "token": token}
+        self.every = every
+        self.last = 0.0
+        try:
+            from distributed import get_worker
+
+            self.worker: Any = get_worker()
+        except (ImportError, ValueError):  # not running on a Dask worker
+            self.worker = None
+
+    def __call__(self, rows: int) -> None:
+        now = time.monotonic()
+        if self.worker is None or now - self.last < self.every:
+            return
+        self.last = now
+        self.worker.log_event(PROGRESS_TOPIC, self.message)
 
 
 def process_partition(
@@ -41,14 +73,28 @@ def process_partition(
     bounds: Sequence[tuple[int, int]],
     first: int,
     partition: int,
+    token: str,
     task: PartitionTask,
 ) -> tuple[PartitionRows, float]:
-    """Identify one partition, write ``part-{partition}.parquet``; return its rows and seconds."""
+    """Identify one partition and stage its part under ``token``; return its rows and seconds.
+
+    Raises :class:`StorageAccessDenied` when storage refused every row (wrong or missing
+    credentials): that is the job's problem, not these rows'.
+    """
     started = time.perf_counter()
-    frame = identify_partition(assemble_partition(blocks, bounds, first), task.kernel)
+    progress = _Progress(partition, token, task.progress_every)
+    frame = identify_partition(assemble_partition(blocks, bounds, first), task.kernel, progress)
+    errors = frame["error"].dropna()
+    if len(frame) and len(errors) == len(frame) and errors.str.startswith("access_denied").all():
+        raise StorageAccessDenied(
+            f"storage refused every row of partition {partition} (rows {first}-"
+            f"{first + len(frame) - 1}), e.g. {errors.iloc[0]}; check the storage credentials "
+            "(--storage-option, or the AWS credential chain), then run the same command again "
+            "to resume"
+        )
     if task.consensus is not None:
         frame = consensus_frame(frame, task.aliases, task.consensus)
-    write_part(frame, task.out, partition, task.schema, task.out_options)
+    _stage(frame, partition, token, task)
     rows = frame_rows(frame, task.job_id, partition, [m.alias for m in task.kernel.models])
     return rows, time.perf_counter() - started
 
@@ -58,6 +104,7 @@ def dead_partition(
     bounds: Sequence[tuple[int, int]],
     first: int,
     partition: int,
+    token: str,
     task: PartitionTask,
     message: str,
 ) -> PartitionRows:
@@ -71,5 +118,15 @@ def dead_partition(
         frame[f"{spec.alias}_topk"] = pd.Series([None] * n, index=frame.index, dtype="object")
     if task.consensus is not None:
         frame = consensus_frame(frame, task.aliases, task.consensus)
-    write_part(frame, task.out, partition, task.schema, task.out_options)
+    _stage(frame, partition, token, task)
     return frame_rows(frame, task.job_id, partition, [m.alias for m in task.kernel.models])
+
+
+def _stage(frame: pd.DataFrame, partition: int, token: str, task: PartitionTask) -> None:
+    provenance = {
+        "job_id": task.job_id,
+        "partition": partition,
+        "lease_token": token,
+        "models": [m.name for m in task.kernel.models],
+    }
+    write_staged(frame, task.out, partition, token, task.schema, task.out_options, provenance)

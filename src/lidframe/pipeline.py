@@ -1,40 +1,46 @@
 """The public entry points: ``identify`` (lazy) and ``run`` (the whole job on a cluster).
 
 ``identify`` only builds a graph: ``map_partitions`` over the manifest with an explicit ``meta``.
-``run`` reads the manifest, submits one write task per partition in a single graph (so each manifest
-block is read once), shows progress as partitions finish, removes part files left by an earlier,
-larger partitioning, and returns a :class:`RunSummary`.
+``run`` is one code path, with or without a persistent job database (``db=False`` uses a temporary
+SQLite file that is deleted afterwards). Everything that can be found out before work is, in this
+order, so a bad setting fails in seconds with one line (``ConfigError``, ``ManifestError``,
+``ModelError``, ``StoreError``): settings, the job database, the output folder is writable, the
+manifest is valid, the models load on a worker, the folder is this job's. Then the orchestrator
+works through the partitions (:mod:`lidframe.orchestrator`) and a :class:`RunSummary` comes back;
+a systemic failure while working is :class:`~lidframe.errors.JobFailed`, an interrupt
+:class:`~lidframe.errors.JobInterrupted`, both with the job's state kept.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import sys
+import shutil
+import tempfile
 import time
+import uuid
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import dask.dataframe as dd
-import pandas as pd
-import pyarrow as pa
-from dask.delayed import delayed
 
 from lidframe.audio import AudioConfig
 from lidframe.cluster import connect
-from lidframe.columns import model_columns, result_meta, result_schema
-from lidframe.consensus import consensus, consensus_config, consensus_meta
-from lidframe.errors import ConfigError
+from lidframe.columns import result_meta, result_schema
+from lidframe.consensus import consensus_config, consensus_meta
+from lidframe.errors import ConfigError, JobInterrupted, LidframeError, ModelError
 from lidframe.job import JobSpec, check_job_id, environment
 from lidframe.kernel import KernelConfig, identify_partition
-from lidframe.manifest import check_unique_ids, plan_manifest, read_manifest
-from lidframe.models.base import parse_model
-from lidframe.orchestrator import JobSettings, run_partitions
+from lidframe.manifest import check_unique_ids, plan_manifest
+from lidframe.models.base import ModelSpec, load_model, parse_model
+from lidframe.orchestrator import JobSettings, Progress, reconcile_parts, run_partitions
 from lidframe.partition_task import PartitionTask
-from lidframe.sinks.parquet import remove_stale_parts, write_part
+from lidframe.sinks.parquet import check_writable, claim_folder
 from lidframe.store import open_store
+from lidframe.store.jobs import JobStore
 
 __all__ = ["RunSummary", "default_db", "identify", "run"]
 
@@ -88,6 +94,11 @@ class RunSummary:
     skipped: int = 0
     dead: int = 0
 
+    @property
+    def ok(self) -> bool:
+        """The job finished and every row has an answer or its own row error (no dead partition)."""
+        return self.status == "finished"
+
     def __str__(self) -> str:
         rate = self.rows / self.seconds if self.seconds > 0 else 0.0
         lines = [
@@ -97,7 +108,8 @@ class RunSummary:
         if self.job_id is not None:
             lines.append(
                 f"  job {self.job_id} {self.status}: {self.committed} partitions done by this run, "
-                f"{self.skipped} already done, {self.dead} dead (state in {self.db})"
+                f"{self.skipped} already done, {self.dead} dead "
+                + (f"(state in {self.db})" if self.db else "(no job database kept: --no-db)")
             )
         if self.error_categories:
             lines.append(
@@ -144,26 +156,34 @@ def run(
     job: str | None = None,
     max_attempts: int = 3,
     lease_seconds: float = 60.0,
+    stall_seconds: float = 600.0,
     retry_dead: bool = False,
+    overwrite: bool = False,
 ) -> RunSummary:
     """Identify the language of every row of ``manifest`` and write Parquet parts under ``out``.
 
-    Starts a local cluster (or attaches to ``scheduler``), and returns a :class:`RunSummary`.
-    ``storage_options`` apply to the manifest and the audio, ``out_storage_options`` to ``out``
-    (default: the same). With more than one model, consensus columns are added
-    (:func:`lidframe.consensus.consensus` with ``consensus_policy`` and ``min_prob``, or with a
-    ``calibration`` fitted by ``lidframe calibrate``).
+    Starts a local cluster (or attaches to ``scheduler``), and returns a :class:`RunSummary`
+    (``summary.ok`` is False when partitions died). ``storage_options`` apply to the manifest and the
+    audio, ``out_storage_options`` to ``out`` (default: the same). With more than one model,
+    consensus columns are added (:func:`lidframe.consensus.consensus` with ``consensus_policy`` and
+    ``min_prob``, or with a ``calibration`` fitted by ``lidframe calibrate``).
 
     Job state and results go to the database ``db`` (a SQLAlchemy URL; default: ``$LIDFRAME_DB``,
-    else ``OUT/_lidframe.sqlite``; ``False`` runs without one). The job is ``job`` or an id derived from
+    else ``OUT/_lidframe.sqlite``; ``False`` keeps no state). The job is ``job`` or an id derived from
     the manifest's content, ``out``, the models and the settings that change results, so running the
     same call again resumes it (see :mod:`lidframe.orchestrator`). A partition that fails
-    ``max_attempts`` times is dead: its rows are written with an error (``retry_dead`` tries again).
+    ``max_attempts`` times, or makes no progress for ``stall_seconds``, is dead: its rows are written
+    with an error (``retry_dead`` tries again). ``out`` belongs to one job: another job's results there
+    are refused unless ``overwrite`` replaces them.
+
+    Raises :class:`~lidframe.errors.LidframeError` for bad settings or input (before any work),
+    :class:`~lidframe.errors.JobFailed` for a systemic failure while working, and
+    :class:`~lidframe.errors.JobInterrupted` (a ``KeyboardInterrupt``) when interrupted.
     """
     started = time.perf_counter()
     if isinstance(models, str):
         models = [models]
-    specs = [parse_model(name, device=device, dtype=dtype) for name in models]  # fail fast
+    specs = tuple(parse_model(name, device=device, dtype=dtype) for name in models)
     if calibration is not None:
         from lidframe.calibration import load_calibration
 
@@ -172,71 +192,195 @@ def run(
     out_options = (
         dict(storage_options or {}) if out_storage_options is None else dict(out_storage_options)
     )
-    if db is None:
-        db = os.environ.get("LIDFRAME_DB") or default_db(out)
-    if db is False or db == "":
-        summary = _run_untracked(
-            manifest,
-            out,
-            models,
-            workers=workers,
-            scheduler=scheduler,
-            batch_size=batch_size,
-            partition_rows=partition_rows,
-            top_k=top_k,
-            device=device,
-            dtype=dtype,
-            audio=audio,
-            storage_options=storage_options,
-            out_options=out_options,
-            consensus_policy=consensus_policy,
-            min_prob=min_prob,
-            calibration=calibration,
-            progress=progress,
-        )
-    else:
-        if db is True:
-            db = default_db(out)
-        settings = JobSettings(max_attempts=max_attempts, lease_seconds=lease_seconds)
-        kernel = KernelConfig(
-            models=tuple(specs),
-            batch_size=batch_size,
-            top_k=top_k,
-            audio=audio or AudioConfig(),
-            storage_options=dict(storage_options or {}),
-        )
-        aliases = [m.alias for m in specs]
-        cons = (
-            consensus_config(policy=consensus_policy, min_prob=min_prob, calibration=calibration)
-            if len(aliases) > 1
-            else None
-        )
-        with open_store(str(db)) as store, connect(scheduler=scheduler, workers=workers) as client:
-            summary = _run_job(
-                client,
-                store,
-                manifest,
-                out,
-                kernel,
-                aliases,
-                cons,
-                settings,
-                job=job,
-                storage_options=storage_options,
-                out_options=out_options,
-                partition_rows=partition_rows,
-                retry_dead=retry_dead,
-                progress=progress,
-                job_config={
-                    "partition_rows": partition_rows,
-                    "top_k": top_k,
-                    "dtype": dtype,
-                    "audio": dataclasses.asdict(kernel.audio),
-                    "consensus": None if cons is None else _consensus_settings(cons),
-                },
+    settings = JobSettings(
+        max_attempts=max_attempts, lease_seconds=lease_seconds, stall_seconds=stall_seconds
+    )
+    kernel = KernelConfig(
+        models=specs,
+        batch_size=batch_size,
+        top_k=top_k,
+        audio=audio or AudioConfig(),
+        storage_options=dict(storage_options or {}),
+    )
+    aliases = [m.alias for m in specs]
+    cons = (
+        consensus_config(policy=consensus_policy, min_prob=min_prob, calibration=calibration)
+        if len(aliases) > 1
+        else None
+    )
+    job_config = {
+        "partition_rows": partition_rows,
+        "top_k": top_k,
+        "dtype": dtype,
+        "audio": {
+            k: v
+            for k, v in dataclasses.asdict(kernel.audio).items()
+            if k not in ("io_timeout", "timeout", "block_size")  # how long to wait, not what
+        },
+        "consensus": None if cons is None else _consensus_settings(cons),
+    }
+    db_url = _database_url(db, out)
+    job_id: str | None = None
+    try:
+        check_writable(out, out_options)
+        with _job_database(db_url) as (store, kept):
+            plan = plan_manifest(
+                manifest, partition_rows=partition_rows, storage_options=storage_options
             )
+            check_unique_ids(plan)
+            meta = result_meta(plan.meta(), aliases)
+            if cons is not None:
+                meta = consensus_meta(meta)
+            spec = JobSpec(
+                manifest=_absolute(plan.url),
+                manifest_digest=plan.digest,
+                out=_absolute(out),
+                models=tuple(m.name for m in specs),
+                config=job_config,
+            )
+            job_id = check_job_id(job) if job else spec.derived_id
+            task = PartitionTask(
+                job_id=job_id,
+                kernel=kernel,
+                aliases=tuple(aliases),
+                consensus=cons,
+                out=out,
+                schema=result_schema(meta, aliases),
+                out_options=out_options,
+            )
+
+            def take_over() -> None:
+                """Make ``out`` this job's folder and the job a row of the database."""
+                previous = store.job_for_out(spec.out)
+                claim_folder(
+                    out,
+                    job_id,
+                    storage_options=out_options,
+                    overwrite=overwrite,
+                    known_owner=None if previous is None else previous["job_id"],
+                    details={"manifest": spec.manifest, "models": list(spec.models)},
+                )
+                store.ensure_job(
+                    job_id,
+                    fingerprint=spec.fingerprint,
+                    manifest=spec.manifest,
+                    manifest_digest=spec.manifest_digest,
+                    out=spec.out,
+                    models=list(spec.models),
+                    config=spec.config,
+                    environment=environment(),
+                    bounds=[
+                        (k * partition_rows, min((k + 1) * partition_rows, plan.rows))
+                        for k in range(plan.npartitions)
+                    ],
+                )
+                if retry_dead:
+                    store.retry_dead(job_id)
+                reconcile_parts(store, job_id, out, out_options)
+
+            done = Progress()
+            if not retry_dead and _nothing_to_do(store, job_id):
+                take_over()  # a finished job run again: no cluster, no model, no work
+                skipped = store.states(job_id).get("done", 0)
+            else:
+                with connect(scheduler=scheduler, workers=workers) as client:
+                    _preflight_models(client, specs)
+                    take_over()
+                    skipped = store.states(job_id).get("done", 0)
+                    done = run_partitions(
+                        client, store, job_id, plan, task, settings, progress=progress
+                    )
+                    reconcile_parts(store, job_id, out, out_options, finished=True)
+            summary = _summary(store, job_id, out, plan.npartitions, cons is not None)
+            summary.db = store.url if kept else None
+            summary.committed = done.committed
+            summary.skipped = skipped
+    except KeyboardInterrupt as exc:
+        status = getattr(exc, "exit_status", 130)
+        if job_id is None:
+            message = "interrupted before any work started"
+        elif db is False:
+            message = f"interrupted; job {job_id} kept no state (--no-db): a rerun starts over"
+        else:
+            message = (
+                f"interrupted; job {job_id} kept its state: run the same command again to resume"
+            )
+        raise JobInterrupted(message, exit_status=status) from None
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _database_url(db: str | bool | None, out: str) -> str | None:
+    """The job database's URL (None: a temporary one, for ``db=False``)."""
+    if db is False or db == "":
+        return None
+    if db is None:
+        return os.environ.get("LIDFRAME_DB") or default_db(out)
+    if db is True:
+        return default_db(out)
+    return str(db)
+
+
+@contextmanager
+def _job_database(url: str | None) -> Iterator[tuple[JobStore, bool]]:
+    """The job's store and whether it is kept (``url`` None: a temporary SQLite file)."""
+    if url is None:
+        folder = tempfile.mkdtemp(prefix="lidframe-nodb-")
+        try:
+            with open_store(f"sqlite:///{folder}/jobs.sqlite") as store:
+                yield store, False
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return
+    with open_store(url) as store:
+        yield store, True
+
+
+def _nothing_to_do(store: JobStore, job_id: str) -> bool:
+    """The job exists and every partition is done, or dead with its rows written."""
+    if store.job(job_id) is None:
+        return False
+    states = store.states(job_id)
+    return not (states.get("pending") or states.get("running")) and not store.dead_without_rows(
+        job_id, limit=1
+    )
+
+
+def _preflight_models(client: Any, specs: Sequence[ModelSpec]) -> None:
+    """Load every model on one worker before the manifest is scheduled (and keep it warm there).
+
+    An unavailable model fails here in seconds with one line saying how to provide it, instead of
+    failing every partition of the job.
+    """
+    future = client.submit(
+        _load_models, list(specs), key=f"lidframe-preflight-{uuid.uuid4().hex[:8]}", pure=False
+    )
+    try:
+        future.result()
+    except LidframeError:
+        raise
+    except Exception as exc:
+        raise ModelError(
+            f"the models could not be loaded on a worker: {type(exc).__name__}: "
+            f"{' '.join(str(exc).split())}"
+        ) from exc
+    finally:
+        future.release()
+
+
+def _load_models(specs: Sequence[ModelSpec]) -> list[int]:
+    sizes = []
+    for spec in specs:
+        try:
+            sizes.append(len(load_model(spec).labels))
+        except LidframeError:
+            raise
+        except Exception as exc:
+            raise ModelError(
+                f"model {spec.name!r} failed to load: {type(exc).__name__}: "
+                f"{' '.join(str(exc).split())}"
+            ) from exc
+    return sizes
 
 
 def _consensus_settings(config: Any) -> dict[str, Any]:
@@ -250,80 +394,21 @@ def _consensus_settings(config: Any) -> dict[str, Any]:
     }
 
 
-def _run_job(
-    client: Any,
-    store: Any,
-    manifest: str | os.PathLike[str],
-    out: str,
-    kernel: KernelConfig,
-    aliases: list[str],
-    cons: Any,
-    settings: JobSettings,
-    *,
-    job: str | None,
-    storage_options: Mapping[str, Any] | None,
-    out_options: dict[str, Any],
-    partition_rows: int,
-    retry_dead: bool,
-    progress: bool,
-    job_config: dict[str, Any],
+def _summary(
+    store: JobStore, job_id: str, out: str, npartitions: int, multi_model: bool
 ) -> RunSummary:
-    plan = plan_manifest(manifest, partition_rows=partition_rows, storage_options=storage_options)
-    check_unique_ids(plan)
-    meta = result_meta(plan.meta(), aliases)
-    if cons is not None:
-        meta = consensus_meta(meta)
-    spec = JobSpec(
-        manifest=_absolute(plan.url),
-        manifest_digest=plan.digest,
-        out=_absolute(out),
-        models=tuple(m.name for m in kernel.models),
-        config=job_config,
-    )
-    job_id = check_job_id(job) if job else spec.derived_id
-    task = PartitionTask(
-        job_id=job_id,
-        kernel=kernel,
-        aliases=tuple(aliases),
-        consensus=cons,
-        out=out,
-        schema=result_schema(meta, aliases),
-        out_options=out_options,
-    )
-    store.ensure_job(
-        job_id,
-        fingerprint=spec.fingerprint,
-        manifest=spec.manifest,
-        manifest_digest=spec.manifest_digest,
-        out=spec.out,
-        models=list(spec.models),
-        config=spec.config,
-        environment=environment(),
-        bounds=[
-            (k * partition_rows, min((k + 1) * partition_rows, plan.rows))
-            for k in range(plan.npartitions)
-        ],
-    )
-    if retry_dead:
-        store.retry_dead(job_id)
-    skipped = store.states(job_id).get("done", 0)
-    done = run_partitions(client, store, job_id, plan, task, settings, progress=progress)
-    remove_stale_parts(out, plan.npartitions, out_options)
-    totals = store.summary(job_id, multi_model=cons is not None)
+    totals = store.summary(job_id, multi_model=multi_model)
     states = store.states(job_id)
     job_row = store.job(job_id) or {}
     return RunSummary(
         out=out,
-        partitions=plan.npartitions,
+        partitions=npartitions,
         rows=totals["rows"],
         errors=sum(totals["error_categories"].values()),
         error_categories=totals["error_categories"],
         languages=totals["languages"],
         job_id=job_id,
-        db=store.url,
         status=job_row.get("status"),
-        committed=done.committed,
-        skipped=skipped,
         dead=states.get("dead", 0),
     )
 
@@ -331,95 +416,3 @@ def _run_job(
 def _absolute(url: str) -> str:
     """Local paths made absolute (a job is the same from any working directory); URLs unchanged."""
     return url if "://" in url else os.path.abspath(url)
-
-
-def _run_untracked(
-    manifest: str | os.PathLike[str],
-    out: str,
-    models: Sequence[str],
-    *,
-    workers: int | None,
-    scheduler: str | None,
-    batch_size: int,
-    partition_rows: int,
-    top_k: int,
-    device: str,
-    dtype: str,
-    audio: AudioConfig | None,
-    storage_options: Mapping[str, Any] | None,
-    out_options: dict[str, Any],
-    consensus_policy: str,
-    min_prob: float,
-    calibration: Any,
-    progress: bool,
-) -> RunSummary:
-    """The whole manifest as one graph, without job state (``db=False``)."""
-    with connect(scheduler=scheduler, workers=workers) as client:
-        ddf = read_manifest(
-            manifest, partition_rows=partition_rows, storage_options=storage_options
-        )
-        result = identify(
-            ddf,
-            models,
-            batch_size=batch_size,
-            top_k=top_k,
-            device=device,
-            dtype=dtype,
-            audio=audio,
-            storage_options=storage_options,
-        )
-        aliases = [c.removesuffix("_lang") for c in result.columns if c.endswith("_lang")]
-        if len(aliases) > 1:
-            result = consensus(
-                result, aliases, policy=consensus_policy, min_prob=min_prob, calibration=calibration
-            )
-        schema = result_schema(result._meta, aliases)
-        language_columns = {a: model_columns(a)[0] for a in aliases}
-        if len(aliases) > 1:
-            language_columns["lang"] = "lang"
-        tasks = [
-            delayed(_write_and_count)(part, out, i, schema, out_options, language_columns)
-            for i, part in enumerate(result.to_delayed())
-        ]
-        futures = client.compute(tasks)
-        summary = RunSummary(out=out, partitions=len(tasks))
-        summary.languages = {key: Counter() for key in language_columns}
-        from distributed import as_completed
-        from tqdm.auto import tqdm
-
-        with tqdm(
-            total=ddf.npartitions,
-            unit="part",
-            disable=not progress,
-            file=sys.stderr,
-            desc="lidframe",
-        ) as bar:
-            for future in as_completed(futures):
-                counts = future.result()
-                summary.rows += counts["rows"]
-                summary.errors += counts["errors"]
-                summary.error_categories.update(counts["error_categories"])
-                for key in language_columns:
-                    summary.languages[key].update(counts["languages"][key])
-                bar.update(1)
-                bar.set_postfix(rows=summary.rows, errors=summary.errors, refresh=False)
-        remove_stale_parts(out, len(tasks), out_options)
-    return summary
-
-
-def _write_and_count(
-    df: pd.DataFrame,
-    out: str,
-    index: int,
-    schema: pa.Schema,
-    storage_options: Mapping[str, Any],
-    language_columns: Mapping[str, str],
-) -> dict[str, Any]:
-    write_part(df, out, index, schema, storage_options)
-    errors = df["error"].dropna()
-    return {
-        "rows": len(df),
-        "errors": len(errors),
-        "error_categories": Counter(e.split(":", 1)[0] for e in errors),
-        "languages": {k: Counter(df[c].dropna().tolist()) for k, c in language_columns.items()},
-    }

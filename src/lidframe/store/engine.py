@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Callable
@@ -61,7 +62,12 @@ def create_engine(db: str | URL) -> Engine:
     url = db if isinstance(db, URL) else parse_url(db)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(
+                    f"--db {safe_url(url)}: cannot make the SQLite file's folder: {exc}"
+                ) from exc
         engine = sa.create_engine(url, connect_args={"timeout": 60})
 
         @event.listens_for(engine, "connect")
@@ -82,12 +88,20 @@ def create_engine(db: str | URL) -> Engine:
         import psycopg  # noqa: F401
     except ImportError as exc:
         raise ConfigError("PostgreSQL needs psycopg 3: pip install 'lidframe[postgres]'") from exc
+    connect_args: dict[str, Any] = {"application_name": "lidframe", "connect_timeout": 10}
+    # Read libpq's credential variables once, now: the process scrubs them from its environment
+    # while it runs a local cluster (workers never see database credentials), and a connection made
+    # later (after a lost one) must still authenticate.
+    if url.password is None and os.environ.get("PGPASSWORD"):
+        connect_args["password"] = os.environ["PGPASSWORD"]
+    if os.environ.get("PGPASSFILE"):
+        connect_args["passfile"] = os.environ["PGPASSFILE"]
     return sa.create_engine(
         url,
         pool_pre_ping=True,
         pool_size=4,
         max_overflow=4,
-        connect_args={"application_name": "lidframe", "connect_timeout": 10},
+        connect_args=connect_args,
     )
 
 
@@ -122,8 +136,37 @@ def _epoch_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
     return "((julianday('now') - 2440587.5) * 86400.0)"
 
 
+# SQLSTATE classes that no retry can fix: wrong password or role (28), no such database (3D),
+# insufficient privilege and other statement errors (42), data errors such as a NUL byte (22).
+_PERMANENT_SQLSTATE_CLASSES = ("28", "3D", "42", "22")
+# Messages of refusals that arrive without a SQLSTATE (libpq reports some before the session starts).
+_PERMANENT_MESSAGES = (
+    "password authentication failed",
+    "no password supplied",
+    "authentication failed",
+    "does not exist",
+    "permission denied",
+    "no pg_hba.conf entry",
+    "unable to open database file",
+    "attempt to write a readonly database",
+    "file is not a database",
+)
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """A refusal that retrying cannot fix: authentication, a missing database, a bad statement."""
+    orig = getattr(exc, "orig", None) or exc
+    code = getattr(orig, "sqlstate", None) or ""
+    if code[:2] in _PERMANENT_SQLSTATE_CLASSES:
+        return True
+    text = str(orig).lower()
+    return any(message in text for message in _PERMANENT_MESSAGES)
+
+
 def is_transient(exc: BaseException) -> bool:
     """A lost or refused connection, a serialisation failure, or a locked SQLite file."""
+    if is_permanent(exc):
+        return False
     if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
         return True
     if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError):
@@ -144,10 +187,12 @@ def retrying(fn: Callable[[], T], what: str, deadline_s: float = 120.0) -> T:
         except sa.exc.SQLAlchemyError as exc:
             cause = getattr(exc, "orig", None) or exc
             if not is_transient(exc):
-                raise StoreError(f"{what}: {type(exc).__name__}: {cause}") from exc
+                text = " ".join(str(cause).split())  # one line: drivers add newlines and hints
+                raise StoreError(f"{what}: {type(cause).__name__}: {text}") from exc
             if time.monotonic() - started + delay > deadline_s:
+                text = " ".join(str(cause).split())
                 raise StoreError(
-                    f"{what}: the database stayed unreachable for {deadline_s:.0f} s: {cause}"
+                    f"{what}: the database stayed unreachable for {deadline_s:.0f} s: {text}"
                 ) from exc
             time.sleep(delay * (1 + random.random()))
             delay = min(delay * 2, 5.0)

@@ -318,6 +318,7 @@ class JobStore:
                 .values(
                     state="dead",
                     lease_owner=None,
+                    lease_token=_dead_token(),
                     lease_expires=None,
                     last_error=sa.func.coalesce(P.last_error, "")
                     + f" [lease expired {max_attempts} times: the task or its process died]",
@@ -441,12 +442,17 @@ class JobStore:
         Returns the new state, or None when the lease was no longer this one's.
         """
 
+        dead = _dead_token()
+
         def tx(conn: Connection) -> str | None:
             row = conn.execute(
                 partitions.update()
                 .where(_held(job_id, lease))
                 .values(
                     state=sa.case((P.attempts >= max_attempts, "dead"), else_="pending"),
+                    # A dead partition's rows are written under a token no holder ever had, so a
+                    # late part file of the last holder can never be taken for them.
+                    lease_token=sa.case((P.attempts >= max_attempts, dead), else_=P.lease_token),
                     lease_owner=None,
                     lease_expires=None,
                     last_error=error[:4000],
@@ -457,17 +463,34 @@ class JobStore:
 
         return self._tx(f"recording a failure of partition {lease.partition} of {job_id}", tx)
 
-    def store_dead_rows(self, job_id: str, partition: int, rows: PartitionRows) -> bool:
-        """Store the rows of a dead partition (each with its error) if it is still dead."""
+    def dead_without_rows(self, job_id: str, limit: int = 100) -> list[tuple[int, str, str]]:
+        """Dead partitions whose rows are not written yet: ``(partition, token, last error)``."""
+
+        def tx(conn: Connection) -> list[tuple[int, str, str]]:
+            rows = conn.execute(
+                sa.select(P.partition, P.lease_token, P.last_error)
+                .where(P.job_id == job_id, P.state == "dead", P.rows.is_(None))
+                .order_by(P.partition)
+                .limit(limit)
+            ).all()
+            return [(int(p), str(t), str(e or "")) for p, t, e in rows]
+
+        return self._tx(f"reading dead partitions of {job_id}", tx)
+
+    def store_dead_rows(self, job_id: str, partition: int, token: str, rows: PartitionRows) -> bool:
+        """Store the rows of a dead partition (each with its error) if it is still dead under
+        ``token``; True also when they were already stored under it (another process did it)."""
 
         def tx(conn: Connection) -> bool:
-            state = conn.execute(
-                sa.select(P.state)
+            state, current, stored = conn.execute(
+                sa.select(P.state, P.lease_token, P.rows)
                 .where(P.job_id == job_id, P.partition == partition)
                 .with_for_update()
-            ).scalar()
-            if state != "dead":
+            ).one()
+            if state != "dead" or current != token:
                 return False
+            if stored is not None:
+                return True
             replace_rows(conn, job_id, partition, rows)
             conn.execute(
                 partitions.update()
@@ -477,6 +500,29 @@ class JobStore:
             return True
 
         return self._tx(f"storing dead partition {partition} of {job_id}", tx)
+
+    def partition_tokens(
+        self, job_id: str, partitions_: Sequence[int]
+    ) -> dict[int, tuple[str, str | None, bool, bool]]:
+        """``{partition: (state, lease token, lease still live, rows stored)}``."""
+
+        def tx(conn: Connection) -> dict[int, tuple[str, str | None, bool, bool]]:
+            found: dict[int, tuple[str, str | None, bool, bool]] = {}
+            wanted = sorted(set(partitions_))
+            for i in range(0, len(wanted), _BATCH):
+                for k, state, token, live, stored in conn.execute(
+                    sa.select(
+                        P.partition,
+                        P.state,
+                        P.lease_token,
+                        sa.case((P.lease_expires >= db_epoch(), True), else_=False),
+                        P.rows.is_not(None),
+                    ).where(P.job_id == job_id, P.partition.in_(wanted[i : i + _BATCH]))
+                ).all():
+                    found[int(k)] = (str(state), token, bool(live), bool(stored))
+            return found
+
+        return self._tx(f"reading partition tokens of {job_id}", tx)
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -606,6 +652,10 @@ class JobStore:
                 columns=[c.name for c in predictions.columns],
             ),
         )
+
+
+def _dead_token() -> str:
+    return f"dead-{uuid.uuid4().hex}"
 
 
 def _held(job_id: str, lease: Lease) -> sa.ColumnElement[bool]:
