@@ -1,8 +1,9 @@
 """What job state costs: a run with the job database versus without, and result-write throughput.
 
 1. **Run overhead.** The demo manifest through ``lidframe.run`` on one warm local cluster (model
-   already loaded in the worker, so only the job itself is timed), alternating ``db=False`` (the
-   whole manifest as one Dask graph, no state), the embedded SQLite default, and PostgreSQL.
+   already loaded in the worker, so only the job itself is timed), alternating ``db=False`` (since
+   issue 9 the same orchestrator over a temporary SQLite file; before it, the whole manifest as one
+   Dask graph with no state), the embedded SQLite default, and PostgreSQL.
    Target: state tracking adds under 5%.
 2. **Write throughput.** 1,000,000 result rows (two models and consensus: 1 M ``lidframe_results``
    rows plus 2 M ``lidframe_predictions`` rows) committed into PostgreSQL by ``JobStore.commit`` in

@@ -329,7 +329,7 @@ def test_sql_looking_manifest_strings_round_trip_through_a_run(pg_url, tmp_path)
     audio_dir.mkdir()
     rows = []
     for i, name in enumerate(names):
-        write_wav(audio_dir / f"{name}.wav", sine(1.0 + 0.1 * i), 16_000)
+        write_wav(audio_dir / f"{name}.wav", sine(20.0 + i), 16_000)  # long: tasks outlast 1 s
         rows.append({"id": f"{name} #{i}", "audio": f"audio/{name}.wav"})
     rows.append({"id": "'; SELECT pg_sleep(30); --", "audio": "audio/missing'; --.wav"})
     manifest = tmp_path / "manifest.csv"

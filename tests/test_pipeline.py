@@ -57,8 +57,10 @@ def test_run_writes_one_part_per_partition_and_marks_bad_rows(corpus, tmp_path):
         corpus, out, ["whisper-base"], workers=2, partition_rows=3, batch_size=4, progress=False
     )
     assert summary.rows == 10 and summary.partitions == 4
-    # the job database sits beside the parts, under a name Parquet readers skip
-    assert sorted(os.listdir(out)) == ["_lidframe.sqlite"] + [part_name(i) for i in range(4)]
+    # the job database and the folder's owner sit beside the parts, under names readers skip
+    assert sorted(os.listdir(out)) == ["_lidframe.sqlite", "_lidframe_job.json"] + [
+        part_name(i) for i in range(4)
+    ]
 
     df = pd.read_parquet(out).sort_values("audio").reset_index(drop=True)
     assert list(df.columns) == [
@@ -105,12 +107,16 @@ def test_run_writes_one_part_per_partition_and_marks_bad_rows(corpus, tmp_path):
     assert "10 rows in 4 partitions" in str(summary)
 
 
-def test_rerun_replaces_parts_and_removes_stale_ones(corpus, tmp_path):
+def test_another_partitioning_replaces_the_folder_only_when_told(corpus, tmp_path):
     out = tmp_path / "results"
     lidframe.run(corpus, out, workers=1, partition_rows=2, progress=False)
     assert len(_parts(out)) == 5
     first = pd.read_parquet(out).sort_values("id").reset_index(drop=True)
-    lidframe.run(corpus, out, workers=1, partition_rows=4, progress=False)
+    # another partitioning is another job: the folder is not silently taken over
+    with pytest.raises(lidframe.ConfigError, match="holds the results of job"):
+        lidframe.run(corpus, out, workers=1, partition_rows=4, progress=False)
+    assert len(_parts(out)) == 5
+    lidframe.run(corpus, out, workers=1, partition_rows=4, progress=False, overwrite=True)
     assert _parts(out) == [part_name(i) for i in range(3)]
     again = pd.read_parquet(out).sort_values("id").reset_index(drop=True)
     assert again["id"].tolist() == first["id"].tolist()  # no row lost, none duplicated

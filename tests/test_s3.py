@@ -48,9 +48,10 @@ def test_run_reads_manifest_and_audio_from_s3_and_writes_results_there(
     )
     assert summary.rows == 5 and summary.partitions == 3
     assert summary.status == "finished" and summary.committed == 3
-    assert sorted(fs.ls(f"{bucket}/results", detail=False)) == [
-        f"{bucket}/results/part-0000{i}.parquet" for i in range(3)
-    ]
+    # the parts, and the folder's owner (no staging folder left once the job finished)
+    assert sorted(fs.ls(f"{bucket}/results", detail=False, refresh=True)) == [
+        f"{bucket}/results/_lidframe_job.json"
+    ] + [f"{bucket}/results/part-0000{i}.parquet" for i in range(3)]
     df = pd.read_parquet(f"s3://{bucket}/results", storage_options=s3_server.storage_options)
     df = df.set_index(df["audio"].str.rsplit("/", n=1).str[-1] + df["offset"].fillna(0).astype(str))
     # relative paths resolved against the manifest's S3 folder

@@ -217,27 +217,54 @@ def _storage_error(uri: str, what: str, exc: BaseException) -> AudioError:
     ``access_denied`` (refused or missing credentials) and ``timeout`` are told apart from other
     read failures because they say something about the whole job, not this file.
     """
-    category = "read_failed" if isinstance(exc, OSError) else "decode_failed"
-    seen: set[int] = set()
+    chain: list[BaseException] = []
     cause: BaseException | None = exc
-    while cause is not None and id(cause) not in seen:
-        seen.add(id(cause))
-        name = type(cause).__name__
-        if type(cause).__module__.split(".")[0] in ("botocore", "aiobotocore", "aiohttp", "s3fs"):
-            category = "read_failed"
-        response = getattr(cause, "response", None)
-        code = str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
-        if isinstance(cause, FileNotFoundError):
-            return AudioError("not_found", f"{uri}: no such file")
-        if isinstance(cause, PermissionError) or name in _DENIED_TYPES or code in _DENIED_CODES:
-            category = "access_denied"
-            break
-        if isinstance(cause, TimeoutError) or name in _TIMEOUT_TYPES:
-            category = "timeout"
-            break
+    while cause is not None and all(cause is not seen for seen in chain):
+        chain.append(cause)
         cause = cause.__cause__ or cause.__context__
-    text = str(exc) or type(exc).__name__
+    text = " ".join((str(exc) or type(exc).__name__).split())
+    # The most telling cause wins, wherever it is in the chain: fsspec's HTTP store, for one,
+    # raises FileNotFoundError *from* a timeout or a refused connection.
+    for category, matches in (
+        ("timeout", _is_timeout),
+        ("access_denied", _is_denied),
+        ("read_failed", _is_connection_error),
+    ):
+        if any(matches(c) for c in chain):
+            return AudioError(category, f"{uri}: {what}: {type(exc).__name__}: {text}")
+    if any(isinstance(c, FileNotFoundError) for c in chain):
+        return AudioError("not_found", f"{uri}: no such file")
+    storage = any(
+        isinstance(c, OSError) or type(c).__module__.split(".")[0] in _STORE_MODULES for c in chain
+    )
+    category = "read_failed" if storage else "decode_failed"
     return AudioError(category, f"{uri}: {what}: {type(exc).__name__}: {text}")
+
+
+_STORE_MODULES = ("botocore", "aiobotocore", "aiohttp", "s3fs", "fsspec", "gcsfs", "adlfs")
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    return isinstance(exc, TimeoutError) or type(exc).__name__ in _TIMEOUT_TYPES
+
+
+def _is_denied(exc: BaseException) -> bool:
+    response = getattr(exc, "response", None)
+    code = str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
+    return (
+        isinstance(exc, PermissionError)
+        or type(exc).__name__ in _DENIED_TYPES
+        or code in _DENIED_CODES
+    )
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    return isinstance(exc, ConnectionError) or type(exc).__name__ in (
+        "ClientConnectorError",
+        "ClientOSError",
+        "ServerDisconnectedError",
+        "EndpointConnectionError",
+    )
 
 
 def _isnan(value: float) -> bool:
@@ -342,7 +369,10 @@ def _read_soundfile(
         if promised is not None and promised > frames:
             frames = promised
         known = 0 < frames < 2**62
-        _check_header(uri, rate, channels, frames / rate if known else None, want, config)
+        # A header that promises more than the file holds is judged by what is there: 1,000 bytes
+        # that promise 4 GB are a truncated file, not a file that is too long.
+        seconds = min(frames, max(available, 1)) / rate if known and rate > 0 else None
+        _check_header(uri, rate, channels, seconds, want, config)
         first = round(start * rate)
         if known and first >= frames:
             raise AudioError(

@@ -126,6 +126,24 @@ class _Decoder:
         config: AudioConfig,
         storage_options: Mapping[str, Any],
     ) -> np.ndarray:
+        try:
+            return self._exchange(uri, offset, duration, config, storage_options)
+        except AudioError:
+            raise
+        except BaseException:
+            # Interrupted (or failed) with a request in flight: the child's next reply would
+            # answer this clip, not the next one. Only a fresh process is safe.
+            self.kill()
+            raise
+
+    def _exchange(
+        self,
+        uri: str,
+        offset: float | None,
+        duration: float | None,
+        config: AudioConfig,
+        storage_options: Mapping[str, Any],
+    ) -> np.ndarray:
         if self._proc is None or self._proc.poll() is not None:
             self.kill()
             self._start()

@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -48,12 +49,18 @@ def cuda_device_count() -> int:
 
 
 def dask_setup(worker: object) -> None:
-    """Worker preload (``preload=["lidframe.cluster"]``): local workers ignore SIGINT."""
+    """Worker preload (``preload=["lidframe.cluster"]``) of local workers: ignore SIGINT, and keep
+    model libraries' chatter (below ``$LIDFRAME_WORKER_LOG_LEVEL``, default ERROR) off the terminal
+    that the job's one-line errors go to."""
+    import logging
     import signal
     import threading
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+    level = os.environ.get("LIDFRAME_WORKER_LOG_LEVEL", "ERROR")
+    for name in ("speechbrain", "transformers", "torch", "huggingface_hub"):
+        logging.getLogger(name).setLevel(level)
 
 
 @contextmanager
@@ -74,11 +81,15 @@ def connect(
     *,
     gpu: bool | None = None,
     dashboard: bool | str = False,
+    verbose: bool = False,
 ) -> Iterator[Client]:
     """Yield a ``distributed.Client``: attached to ``scheduler`` or to a new local cluster.
 
-    ``dashboard``: False for none, True for 127.0.0.1 on a free port, or an address such as
-    ``"0.0.0.0:8787"`` to expose it on purpose.
+    ``dashboard``: an address such as ``"0.0.0.0:8787"`` to expose the dashboard on purpose;
+    otherwise it (and the scheduler's HTTP endpoints) listen on 127.0.0.1 on a free port, so a taken
+    port 8787 is no warning. ``verbose``: let local workers log at WARNING (and Dask's own
+    messages through); otherwise only critical messages reach the terminal, where the job reports
+    failures itself, in one line each.
     """
     if scheduler:
         with Client(scheduler) as client:
@@ -89,7 +100,12 @@ def connect(
     gpus = cuda_device_count() if gpu is None else (cuda_device_count() if gpu else 0)
     if gpu and not gpus:
         raise ConfigError("gpu=True but no CUDA device is visible")
-    address = dashboard if isinstance(dashboard, str) else ("127.0.0.1:0" if dashboard else None)
+    address = dashboard if isinstance(dashboard, str) else "127.0.0.1:0"
+    quiet = {
+        "silence_logs": logging.WARNING if verbose else logging.CRITICAL,
+        "preload": ["lidframe.cluster"],
+    }
+    log_level = {"LIDFRAME_WORKER_LOG_LEVEL": "WARNING" if verbose else "ERROR"}
     with without_variables(DATABASE_CREDENTIAL_VARIABLES):
         if gpus:
             try:
@@ -103,7 +119,8 @@ def connect(
                 threads_per_worker=1,
                 ip="127.0.0.1",
                 dashboard_address=address,
-                preload=["lidframe.cluster"],
+                env=log_level,
+                **quiet,
             )
         else:
             n = workers or 1
@@ -114,8 +131,8 @@ def connect(
                 processes=True,
                 host="127.0.0.1",
                 dashboard_address=address,
-                env={"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads},
-                preload=["lidframe.cluster"],
+                env={"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, **log_level},
+                **quiet,
             )
         with cluster, Client(cluster) as client:
             yield client

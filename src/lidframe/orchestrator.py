@@ -127,7 +127,9 @@ def run_partitions(
     blocks: dict[int, Any] = {}  # pinned manifest block futures
     inflight: dict[Any, _Inflight] = {}
     dead_tasks: dict[Any, tuple[int, str]] = {}  # future -> (partition, dead token)
-    last_seen: dict[str, float] = {}  # lease token -> when its task last reported progress
+    # (partition, lease token) -> when its task last reported progress (one claim gives several
+    # partitions the same token)
+    last_seen: dict[tuple[int, str], float] = {}
     done = Progress()
     heartbeat = _Heartbeat(store, job_id, owner, settings.lease_seconds)
     states = store.states(job_id)
@@ -141,9 +143,9 @@ def run_partitions(
     )
 
     def on_progress(event: tuple[float, Mapping[str, Any]]) -> None:
-        token = event[1].get("token")
-        if isinstance(token, str) and token in last_seen:
-            last_seen[token] = time.monotonic()
+        key = (event[1].get("partition"), event[1].get("token"))
+        if key in last_seen:
+            last_seen[key] = time.monotonic()
 
     def block_futures(k: int) -> list[Any]:
         out = []
@@ -171,7 +173,7 @@ def run_partitions(
             pure=False,
         )
         inflight[future] = _Inflight(lease, time.monotonic())
-        last_seen[lease.token] = time.monotonic()
+        last_seen[(k, lease.token)] = time.monotonic()
 
     def submit_dead(k: int, token: str, message: str) -> None:
         future = client.submit(
@@ -200,15 +202,15 @@ def run_partitions(
         stalled = [
             f
             for f, i in inflight.items()
-            if now - last_seen[i.lease.token] > settings.stall_seconds
+            if now - last_seen[(i.lease.partition, i.lease.token)] > settings.stall_seconds
         ]
         if not stalled:
             return
         processing = client.processing()
         for future in stalled:
             item = inflight.pop(future)
-            last_seen.pop(item.lease.token, None)
             k = item.lease.partition
+            last_seen.pop((k, item.lease.token), None)
             error = (
                 f"stalled: no progress for {settings.stall_seconds:g} s (--stall-seconds); "
                 "the task was stopped and its worker restarted"
@@ -241,7 +243,7 @@ def run_partitions(
             return
         item = inflight.pop(future)
         lease, k = item.lease, item.lease.partition
-        last_seen.pop(lease.token, None)
+        last_seen.pop((k, lease.token), None)
         if future.status == "finished":
             rows, seconds = future.result()
             if store.commit(job_id, lease, rows, seconds=seconds):

@@ -14,6 +14,7 @@ a systemic failure while working is :class:`~lidframe.errors.JobFailed`, an inte
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import shutil
 import tempfile
@@ -21,13 +22,13 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import dask.dataframe as dd
 
-from lidframe.audio import AudioConfig
+from lidframe.audio import AudioConfig, with_io_timeouts
 from lidframe.cluster import connect
 from lidframe.columns import result_meta, result_schema
 from lidframe.consensus import consensus_config, consensus_meta
@@ -189,8 +190,11 @@ def run(
 
         calibration = load_calibration(calibration)
     out = os.fspath(out)
-    out_options = (
-        dict(storage_options or {}) if out_storage_options is None else dict(out_storage_options)
+    audio = audio or AudioConfig()
+    out_options = with_io_timeouts(
+        out,
+        storage_options if out_storage_options is None else out_storage_options,
+        audio.io_timeout,
     )
     settings = JobSettings(
         max_attempts=max_attempts, lease_seconds=lease_seconds, stall_seconds=stall_seconds
@@ -199,7 +203,7 @@ def run(
         models=specs,
         batch_size=batch_size,
         top_k=top_k,
-        audio=audio or AudioConfig(),
+        audio=audio,
         storage_options=dict(storage_options or {}),
     )
     aliases = [m.alias for m in specs]
@@ -222,12 +226,23 @@ def run(
     db_url = _database_url(db, out)
     job_id: str | None = None
     try:
-        check_writable(out, out_options)
-        with _job_database(db_url) as (store, kept):
+        with ExitStack() as stack:
+            # A database server is checked first (a wrong password fails in seconds); the embedded
+            # SQLite file lives in the output folder, which is touched only once the manifest and
+            # the folder are known to be good.
+            early = None
+            if db_url is not None and not db_url.startswith("sqlite:"):
+                early = stack.enter_context(_job_database(db_url))
             plan = plan_manifest(
-                manifest, partition_rows=partition_rows, storage_options=storage_options
+                manifest,
+                partition_rows=partition_rows,
+                storage_options=with_io_timeouts(
+                    os.fspath(manifest), storage_options, audio.io_timeout
+                ),
             )
             check_unique_ids(plan)
+            check_writable(out, out_options)
+            store, kept = early or stack.enter_context(_job_database(db_url))
             meta = result_meta(plan.meta(), aliases)
             if cons is not None:
                 meta = consensus_meta(meta)
@@ -283,7 +298,8 @@ def run(
                 take_over()  # a finished job run again: no cluster, no model, no work
                 skipped = store.states(job_id).get("done", 0)
             else:
-                with connect(scheduler=scheduler, workers=workers) as client:
+                verbose = logging.getLogger("lidframe").isEnabledFor(logging.DEBUG)
+                with connect(scheduler=scheduler, workers=workers, verbose=verbose) as client:
                     _preflight_models(client, specs)
                     take_over()
                     skipped = store.states(job_id).get("done", 0)
@@ -297,14 +313,13 @@ def run(
             summary.skipped = skipped
     except KeyboardInterrupt as exc:
         status = getattr(exc, "exit_status", 130)
+        what = "terminated" if status == 143 else "interrupted"
         if job_id is None:
-            message = "interrupted before any work started"
-        elif db is False:
-            message = f"interrupted; job {job_id} kept no state (--no-db): a rerun starts over"
+            message = f"{what} before any work started"
+        elif db_url is None:
+            message = f"{what}; job {job_id} kept no state (--no-db): a rerun starts over"
         else:
-            message = (
-                f"interrupted; job {job_id} kept its state: run the same command again to resume"
-            )
+            message = f"{what}; job {job_id} kept its state: run the same command again to resume"
         raise JobInterrupted(message, exit_status=status) from None
     summary.seconds = time.perf_counter() - started
     return summary
