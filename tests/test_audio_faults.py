@@ -23,7 +23,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -511,18 +510,11 @@ def test_http_endpoint_that_never_answers_is_timeout(silent_server: SilentServer
 
 _BOMB_RATE, _BOMB_CHANNELS, _BOMB_SECONDS = 192_000, 32, 60
 
-# Encoding 60 s of 32 x 192 kHz Vorbis takes ~25 s of CPU: it runs in the background from the start
-# of this module (overlapping the tests above, which mostly wait on sockets) if the bomb test runs.
-_WRITE_BOMB = f"""
-import sys
-import numpy as np
-import soundfile as sf
-rate, channels, seconds = {_BOMB_RATE}, {_BOMB_CHANNELS}, {_BOMB_SECONDS}
-second = np.zeros((rate, channels), dtype=np.float32)  # digital silence: compresses to nothing
-with sf.SoundFile(sys.argv[1], "w", rate, channels, format="OGG", subtype="VORBIS") as f:
-    for _ in range(seconds):
-        f.write(second)
-"""
+# The bomb is a test asset (72 KB; encoding it takes ~25 s of CPU), made by:
+#   second = np.zeros((192_000, 32), np.float32)  # digital silence: compresses to nothing
+#   with sf.SoundFile(path, "w", 192_000, 32, format="OGG", subtype="VORBIS") as f:
+#       for _ in range(60): f.write(second)
+BOMB = Path(__file__).parent / "assets" / "bomb-32ch-192khz-60s.ogg"
 
 _MEASURE = """
 import json, resource, sys, time
@@ -552,30 +544,6 @@ _LAUNCH = (
 )
 
 
-@dataclass
-class BombWriter:
-    proc: subprocess.Popen[bytes] | None
-    path: Path
-
-
-@pytest.fixture(scope="module", autouse=True)
-def bomb_writer(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[BombWriter]:
-    path = tmp_path_factory.mktemp("bomb") / "bomb.ogg"
-    wanted = any(
-        item.module is request.module and item.name == "test_vorbis_bomb_decodes_in_bounded_memory"
-        for item in request.session.items
-    )
-    proc = subprocess.Popen([sys.executable, "-c", _WRITE_BOMB, str(path)]) if wanted else None
-    try:
-        yield BombWriter(proc, path)
-    finally:
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
-
 def _peak_rss(path: Path) -> dict[str, Any]:
     proc = subprocess.run(
         [sys.executable, "-c", _LAUNCH, _MEASURE, str(path)],
@@ -589,12 +557,10 @@ def _peak_rss(path: Path) -> dict[str, Any]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(400)
-def test_vorbis_bomb_decodes_in_bounded_memory(bomb_writer: BombWriter, tmp_path: Path) -> None:
+def test_vorbis_bomb_decodes_in_bounded_memory(tmp_path: Path) -> None:
     """32 channels x 192 kHz x 30 s of window would be 737 MB as float32; decoded in chunks it
     costs a few MB. Peak RSS of a fresh process decoding the bomb vs a clean 30 s 16 kHz WAV."""
-    assert bomb_writer.proc is not None
-    assert bomb_writer.proc.wait(timeout=300) == 0
-    bomb = bomb_writer.path
+    bomb = BOMB
     info = sf.info(str(bomb))
     assert (info.samplerate, info.channels, info.frames) == (
         _BOMB_RATE,

@@ -329,17 +329,18 @@ def test_sql_looking_manifest_strings_round_trip_through_a_run(pg_url, tmp_path)
     audio_dir.mkdir()
     rows = []
     for i, name in enumerate(names):
-        write_wav(audio_dir / f"{name}.wav", sine(20.0 + i), 16_000)  # long: tasks outlast 1 s
+        write_wav(audio_dir / f"{name}.wav", sine(1.0 + 0.1 * i), 16_000)
         rows.append({"id": f"{name} #{i}", "audio": f"audio/{name}.wav"})
     rows.append({"id": "'; SELECT pg_sleep(30); --", "audio": "audio/missing'; --.wav"})
     manifest = tmp_path / "manifest.csv"
     pd.DataFrame(rows).to_csv(manifest, index=False)
     out = tmp_path / "out"
-    # 1 s leases: the first partition (model load) outlives its lease and must be renewed
+    # 1 s leases: a partition of two whisper-base clips (about 1.5 s) outlives its lease and must
+    # be renewed
     summary = lidframe.run(
         manifest,
         out,
-        [MODEL],
+        ["whisper-base"],
         workers=1,
         partition_rows=2,
         db=pg_url,

@@ -494,12 +494,25 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
+class _StderrHandler(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is at the time (the command may be called in-process)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter("lidframe: %(levelname)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except Exception:  # noqa: BLE001 - logging must never fail the job
+            self.handleError(record)
+
+
 def _configure_logging(debug: bool) -> None:
     """lidframe's warnings (failed attempts, stalls) as ``lidframe: warning: ...`` lines."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("lidframe: %(levelname)s: %(message)s"))
     log = logging.getLogger("lidframe")
-    log.addHandler(handler)
+    if not any(isinstance(h, _StderrHandler) for h in log.handlers):
+        log.addHandler(_StderrHandler())
     log.setLevel(logging.DEBUG if debug else logging.WARNING)
     log.propagate = False
 
