@@ -49,5 +49,15 @@ def test_the_demo_runs_twice_in_a_fresh_copy(tmp_path):
     assert "0 partitions done by this run, 4 already done" in second_run
     assert re.search(r"report: demo-report\.html \(48 labelled rows", outputs[5])
     assert (tmp_path / "demo-report.html").stat().st_size > 10_000
+    # a report is never written into the results folder: refused there, beside it by default
+    cli = [sys.executable, "-m", "lidframe.cli", "report", "demo-results"]
+    inside = subprocess.run(
+        [*cli, "--html", "demo-results/report.html"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert inside.returncode == 2 and inside.stderr.count("\n") == 1, inside.stderr
+    assert inside.stderr.startswith("lidframe: error: --html demo-results/report.html")
+    default = subprocess.run(cli, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert default.returncode == 0, default.stderr
+    assert (tmp_path / "demo-results-report.html").is_file()
     listing = sorted(p.name for p in (tmp_path / "demo-results").iterdir())
     assert all(n.startswith("_") or re.fullmatch(r"part-\d{5}\.parquet", n) for n in listing)

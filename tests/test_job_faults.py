@@ -166,7 +166,7 @@ def _partition_rows(db: str, job: str) -> pd.DataFrame:
 def test_a_holder_stopped_past_its_lease_never_replaces_the_winners_part(
     corpus, cluster, pg_url, tmp_path
 ):
-    address, _ = cluster
+    address, client = cluster
     out = tmp_path / "out"
     cmd = _run_args(
         corpus, out, "--models", MODEL, "--db", pg_url, "--job", "race", "--scheduler", address,
@@ -174,13 +174,17 @@ def test_a_holder_stopped_past_its_lease_never_replaces_the_winners_part(
     )  # fmt: skip
     loser = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        running = _wait(
-            lambda: (_partition_rows(pg_url, "race")["state"] == "running").any(),
+        # stop the first holder once its partition task is running on a worker
+        _wait(
+            lambda: any(
+                "lidframe-race-part0-" in str(key)
+                for keys in client.processing().values()
+                for key in keys
+            ),
             120,
-            "the first holder to claim the partition",
-            interval=0.02,
+            "the first holder's task to run",
+            interval=0.01,
         )
-        assert running
         os.kill(loser.pid, signal.SIGSTOP)
         token_a = _partition_rows(pg_url, "race")["lease_token"].iloc[0]
         # its task goes on on the worker and stages its part, under its own token

@@ -337,10 +337,14 @@ def _report(args: argparse.Namespace) -> int:
 
 def _outside_results(path: str, results: str) -> None:
     """A results folder holds only Parquet parts and ``_`` state, so any Parquet reader opens it."""
+    import os.path
     import posixpath
 
-    folder = posixpath.normpath(results.rstrip("/"))
-    parent, name = posixpath.split(posixpath.normpath(path))
+    def norm(p: str) -> str:
+        return posixpath.normpath(p) if "://" in p else os.path.abspath(p)
+
+    folder = norm(results.rstrip("/"))
+    parent, name = posixpath.split(norm(path))
     if parent == folder and not name.startswith(("_", ".")):
         raise LidframeError(
             f"--html {path} would put a file inside the results folder {results}, which then no "

@@ -77,8 +77,12 @@ def write_staged(
     """
     fs, root = _fs(out, storage_options)
     folder = f"{root}/{STAGING}"
-    fs.makedirs(folder, exist_ok=True)
     final = f"{folder}/part-{index:05d}.{token}.parquet"
+    if _token_of(fs, f"{root}/{part_name(index)}") == token:
+        # Dask ran this task twice (a worker retired or lost mid-task) and the other run's part is
+        # already committed and in place: nothing to stage, and nothing left behind.
+        return f"{root}/{part_name(index)}"
+    fs.makedirs(folder, exist_ok=True)
     tmp = f"{folder}/.part-{index:05d}.{uuid.uuid4().hex}.tmp"
     table = pa.Table.from_pandas(df, schema=schema, preserve_index=False)
     if provenance:
@@ -93,6 +97,19 @@ def write_staged(
         if fs.exists(tmp):
             fs.rm(tmp)
     return final
+
+
+def _token_of(fs: Any, path: str) -> str | None:
+    """The lease token recorded in a part file's metadata (None: no such file, or no token)."""
+    try:
+        with fs.open(path, "rb") as fh:
+            metadata = pq.ParquetFile(fh).schema_arrow.metadata or {}
+    except (FileNotFoundError, OSError, pa.ArrowInvalid):
+        return None
+    try:
+        return str(json.loads(metadata[b"lidframe"])["lease_token"])
+    except (KeyError, ValueError, TypeError):
+        return None
 
 
 def promote(
