@@ -13,6 +13,7 @@ reader really downloaded.
 from __future__ import annotations
 
 import contextlib
+import socket
 import threading
 import time
 import uuid
@@ -268,3 +269,96 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/jobs.sqlite"
     return request.getfixturevalue("postgres").new_database()
+
+
+# -- a storage endpoint that never answers -------------------------------------------------------
+
+
+class SilentServer:
+    """A TCP server on 127.0.0.1 that accepts every connection, holds it, and never answers."""
+
+    def __init__(self) -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(128)
+        self._sock.settimeout(0.1)
+        self.port: int = self._sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._held: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="silent-server", daemon=True)
+        self._thread.start()
+
+    @property
+    def accepted(self) -> int:
+        with self._lock:
+            return len(self._held)
+
+    def wait_accepted(self, more_than: int, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.accepted <= more_than:
+            assert time.monotonic() < deadline, "the decoder never connected"
+            time.sleep(0.01)
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with self._lock:
+                self._held.append(conn)
+
+    def s3_options(self) -> dict[str, Any]:
+        """fsspec options for an S3 "endpoint" that is this server (dummy credentials)."""
+        return {
+            "key": "dummy",
+            "secret": "dummy",
+            "client_kwargs": {"endpoint_url": self.url, "region_name": "us-east-1"},
+        }
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._sock.close()
+        with self._lock:
+            for conn in self._held:
+                conn.close()
+
+
+@pytest.fixture
+def silent_server() -> Iterator[SilentServer]:
+    server = SilentServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+# -- a local Dask cluster of real worker processes -----------------------------------------------
+
+
+@pytest.fixture
+def cluster() -> Iterator[tuple[str, Any]]:
+    """Two single-threaded worker processes under nannies, on loopback; yields (address, client).
+
+    Jobs attach to it with ``--scheduler`` (or ``scheduler=``), so a test can kill, stop or retire
+    its workers while the job runs.
+    """
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+            env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
+        ) as c,
+        Client(c) as client,
+    ):
+        yield c.scheduler_address, client

@@ -16,13 +16,10 @@ from __future__ import annotations
 import io
 import json
 import os
-import socket
 import struct
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +29,7 @@ import pytest
 import soundfile as sf
 import soxr
 
+from conftest import SilentServer
 from lidframe.audio import AudioConfig, decode_window, with_io_timeouts
 from lidframe.errors import AudioError
 
@@ -69,68 +67,6 @@ def decode_error(uri: str, *args: Any, **kwargs: Any) -> AudioError:
 def tone(freq: float, seconds: float, rate: int, amp: float = 0.5) -> np.ndarray:
     t = np.arange(round(seconds * rate)) / rate
     return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
-
-
-class SilentServer:
-    """A TCP server on 127.0.0.1 that accepts every connection and never sends a byte.
-
-    Connections are held open (a store that hangs, not one that refuses); ``accepted`` counts
-    them, so a test can see that a client really got through to it.
-    """
-
-    def __init__(self) -> None:
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(128)
-        self._sock.settimeout(0.1)
-        self.port: int = self._sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._held: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="silent-server", daemon=True)
-        self._thread.start()
-
-    @property
-    def accepted(self) -> int:
-        with self._lock:
-            return len(self._held)
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with self._lock:
-                self._held.append(conn)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self._sock.close()
-        with self._lock:
-            for conn in self._held:
-                conn.close()
-
-
-@pytest.fixture
-def silent_server() -> Iterator[SilentServer]:
-    server = SilentServer()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
-def s3_options(endpoint: str) -> dict[str, Any]:
-    return {
-        "key": "dummy",
-        "secret": "dummy",
-        "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"},
-    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -467,7 +403,7 @@ def test_s3_endpoint_that_never_answers_is_timeout(silent_server: SilentServer) 
     uri = "s3://bucket/x.wav"
     start = time.perf_counter()
     err = decode_error(
-        uri, config=AudioConfig(io_timeout=1.0), storage_options=s3_options(silent_server.url)
+        uri, config=AudioConfig(io_timeout=1.0), storage_options=silent_server.s3_options()
     )
     elapsed = time.perf_counter() - start
     print(

@@ -16,7 +16,6 @@ import json
 import os
 import select
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -30,6 +29,7 @@ import psutil
 import pytest
 import soundfile as sf
 
+from conftest import SilentServer
 from lidframe.audio import AudioConfig, decode_window
 from lidframe.audio_pool import DecoderPool, decoder_pool
 from lidframe.errors import AudioError
@@ -65,69 +65,6 @@ def encode_m4a(path: Path, samples: np.ndarray, rate: int) -> str:
         for packet in stream.encode(None):
             out.mux(packet)
     return str(path)
-
-
-class SilentServer:
-    """A TCP server on 127.0.0.1 that accepts every connection, holds it, and never answers."""
-
-    def __init__(self) -> None:
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(128)
-        self._sock.settimeout(0.1)
-        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
-        self._held: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="silent-server", daemon=True)
-        self._thread.start()
-
-    @property
-    def accepted(self) -> int:
-        with self._lock:
-            return len(self._held)
-
-    def wait_accepted(self, more_than: int, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while self.accepted <= more_than:
-            assert time.monotonic() < deadline, "the decoder never connected"
-            time.sleep(0.01)
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with self._lock:
-                self._held.append(conn)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self._sock.close()
-        with self._lock:
-            for conn in self._held:
-                conn.close()
-
-
-@pytest.fixture
-def silent_server() -> Iterator[SilentServer]:
-    server = SilentServer()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
-def s3_options(endpoint: str) -> dict[str, Any]:
-    return {
-        "key": "dummy",
-        "secret": "dummy",
-        "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"},
-    }
 
 
 @pytest.fixture
@@ -252,7 +189,7 @@ def test_hard_timeout_kills_the_decoder_and_the_pool_goes_on(
         pool,
         uri,
         config=AudioConfig(io_timeout=60, timeout=3),
-        storage_options=s3_options(silent_server.url),
+        storage_options=silent_server.s3_options(),
     )
     elapsed = time.perf_counter() - start
     print(f"\nhard timeout after {elapsed:.2f} s")
@@ -286,7 +223,7 @@ def test_two_decoders_time_out_in_parallel(
                 two.decode(
                     f"s3://bucket/{key}",
                     config=AudioConfig(io_timeout=60, timeout=3),
-                    storage_options=s3_options(silent_server.url),
+                    storage_options=silent_server.s3_options(),
                 )
             except AudioError as exc:
                 errors.append(exc)
@@ -318,7 +255,7 @@ def test_sigsegv_in_the_decoder_is_decoder_crashed_and_the_pool_goes_on(
             pool.decode(
                 "s3://bucket/crash.wav",
                 config=AudioConfig(io_timeout=60, timeout=30),
-                storage_options=s3_options(silent_server.url),
+                storage_options=silent_server.s3_options(),
             )
         except AudioError as exc:
             result["error"] = exc

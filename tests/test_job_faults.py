@@ -18,12 +18,10 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -54,22 +52,6 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     table = make_corpus(root, ["en", "de", "es", "fr"], per_language=2, seed=5)
     table.to_csv(root / "manifest.csv", index=False)
     return root / "manifest.csv"
-
-
-@pytest.fixture
-def cluster() -> Iterator[tuple[str, Client]]:
-    with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
-        ) as c,
-        Client(c) as client,
-    ):
-        yield c.scheduler_address, client
 
 
 def _lidframe(*args: str) -> list[str]:
@@ -380,65 +362,29 @@ def test_a_task_that_stops_making_progress_loses_its_lease_and_its_worker_restar
 # -- storage that never answers, files that would blow up memory ----------------------------------
 
 
-class SilentServer:
-    """A TCP server on loopback that accepts connections and never sends a byte."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.conns: list[socket.socket] = []
-        self._stop = False
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def _accept(self) -> None:
-        self.sock.settimeout(0.2)
-        while not self._stop:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.conns.append(conn)
-
-    def close(self) -> None:
-        self._stop = True
-        self.thread.join(timeout=5)
-        for conn in self.conns:
-            conn.close()
-        self.sock.close()
-
-
-def test_a_storage_endpoint_that_never_answers_costs_its_row_within_the_timeout(tmp_path):
-    server = SilentServer()
-    try:
-        rows = []
-        for i in range(3):
-            write_wav(tmp_path / f"c{i}.wav", sine(1.0 + i), 16_000)
-            rows.append({"audio": str(tmp_path / f"c{i}.wav")})
-        rows.insert(1, {"audio": "s3://silent-bucket/clip.wav"})
-        manifest = tmp_path / "manifest.csv"
-        pd.DataFrame(rows).to_csv(manifest, index=False)
-        options = {
-            "key": "k",
-            "secret": "s",
-            "client_kwargs": {"endpoint_url": f"http://127.0.0.1:{server.port}"},
-        }
-        started = time.monotonic()
-        summary = lidframe.run(
-            manifest,
-            tmp_path / "out",
-            [MODEL],
-            workers=1,
-            audio=lidframe.AudioConfig(io_timeout=60, timeout=5),
-            storage_options=options,
-            out_storage_options={},
-            progress=False,
-        )
-        took = time.monotonic() - started
-    finally:
-        server.close()
+def test_a_storage_endpoint_that_never_answers_costs_its_row_within_the_timeout(
+    tmp_path, silent_server
+):
+    rows = []
+    for i in range(3):
+        write_wav(tmp_path / f"c{i}.wav", sine(1.0 + i), 16_000)
+        rows.append({"audio": str(tmp_path / f"c{i}.wav")})
+    rows.insert(1, {"audio": "s3://silent-bucket/clip.wav"})
+    manifest = tmp_path / "manifest.csv"
+    pd.DataFrame(rows).to_csv(manifest, index=False)
+    started = time.monotonic()
+    summary = lidframe.run(
+        manifest,
+        tmp_path / "out",
+        [MODEL],
+        workers=1,
+        audio=lidframe.AudioConfig(io_timeout=60, timeout=5),
+        storage_options=silent_server.s3_options(),
+        out_storage_options={},
+        progress=False,
+    )
+    took = time.monotonic() - started
+    assert silent_server.accepted >= 1  # the worker's decoder really waited on it
     assert summary.ok and summary.rows == 4 and summary.errors == 1
     assert summary.error_categories == {"timeout": 1}
     assert took < 90, took

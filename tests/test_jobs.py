@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -41,25 +40,6 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     table = make_corpus(root, ["en", "de", "es", "fr", "it", "pl"], per_language=4, seed=3)
     table.to_csv(root / "manifest.csv", index=False)
     return root / "manifest.csv"
-
-
-@pytest.fixture
-def cluster() -> Iterator[tuple[str, object]]:
-    """Two single-threaded worker processes under nannies, on loopback; yields (address, client)."""
-    from distributed import Client, LocalCluster
-
-    with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
-        ) as c,
-        Client(c) as client,
-    ):
-        yield c.scheduler_address, client
 
 
 def _command(
