@@ -144,17 +144,20 @@ class _Decoder:
         config: AudioConfig,
         storage_options: Mapping[str, Any],
     ) -> np.ndarray:
-        if self._proc is None or self._proc.poll() is not None:
-            self.kill()
-            self._start()
-        assert self._send is not None and self._recv is not None
-        try:
-            self._send.send((uri, offset, duration, config, dict(storage_options)))
-        except OSError:  # the child died between two clips: start a fresh one, once
-            self.kill()
-            self._start()
-            assert self._send is not None and self._recv is not None
-            self._send.send((uri, offset, duration, config, dict(storage_options)))
+        request = (uri, offset, duration, config, dict(storage_options))
+        for retry in (False, True):  # a child that died between two clips is replaced, once
+            if self._proc is None or self._proc.poll() is not None:
+                self.kill()
+                self._start()
+            assert self._send is not None
+            try:
+                self._send.send(request)
+                break
+            except OSError:
+                self.kill()
+                if retry:
+                    raise
+        assert self._recv is not None
         if not self._recv.poll(config.timeout):
             self.kill()
             raise AudioError(

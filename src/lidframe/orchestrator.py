@@ -99,12 +99,6 @@ class Progress:
     dead: int = 0
 
 
-@dataclass
-class _Inflight:
-    lease: Lease
-    submitted: float
-
-
 def run_partitions(
     client: Any,
     store: JobStore,
@@ -125,7 +119,7 @@ def run_partitions(
 
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     blocks: dict[int, Any] = {}  # pinned manifest block futures
-    inflight: dict[Any, _Inflight] = {}
+    inflight: dict[Any, Lease] = {}  # future -> its partition's lease
     dead_tasks: dict[Any, tuple[int, str]] = {}  # future -> (partition, dead token)
     # (partition, lease token) -> when its task last reported progress (one claim gives several
     # partitions the same token)
@@ -172,7 +166,7 @@ def run_partitions(
             retries=settings.task_retries,
             pure=False,
         )
-        inflight[future] = _Inflight(lease, time.monotonic())
+        inflight[future] = lease
         last_seen[(k, lease.token)] = time.monotonic()
 
     def submit_dead(k: int, token: str, message: str) -> None:
@@ -192,7 +186,7 @@ def run_partitions(
         dead_tasks[future] = (k, token)
 
     def unpin_blocks() -> None:
-        needed = {b for f in inflight.values() for b, _, _ in plan.pieces[f.lease.partition]}
+        needed = {b for lease in inflight.values() for b, _, _ in plan.pieces[lease.partition]}
         needed |= {b for k, _ in dead_tasks.values() for b, _, _ in plan.pieces[k]}
         for b in [b for b in blocks if b not in needed]:
             blocks.pop(b).release()
@@ -201,26 +195,26 @@ def run_partitions(
         now = time.monotonic()
         stalled = [
             f
-            for f, i in inflight.items()
-            if now - last_seen[(i.lease.partition, i.lease.token)] > settings.stall_seconds
+            for f, lease in inflight.items()
+            if now - last_seen[(lease.partition, lease.token)] > settings.stall_seconds
         ]
         if not stalled:
             return
         processing = client.processing()
         for future in stalled:
-            item = inflight.pop(future)
-            k = item.lease.partition
-            last_seen.pop((k, item.lease.token), None)
+            lease = inflight.pop(future)
+            k = lease.partition
+            last_seen.pop((k, lease.token), None)
             error = (
                 f"stalled: no progress for {settings.stall_seconds:g} s (--stall-seconds); "
                 "the task was stopped and its worker restarted"
             )
             done.stalled += 1
             done.failed += 1
-            log.warning("partition %d attempt %d %s", k, item.lease.attempt, error)
+            log.warning("partition %d attempt %d %s", k, lease.attempt, error)
             workers = [w for w, keys in processing.items() if future.key in keys]
             future.cancel()
-            state = store.fail(job_id, item.lease, error, max_attempts=settings.max_attempts)
+            state = store.fail(job_id, lease, error, max_attempts=settings.max_attempts)
             if state == "dead":
                 done.dead += 1
             if workers:
@@ -241,8 +235,8 @@ def run_partitions(
                     "could not write the rows of dead partition %d: %s", k, future.exception()
                 )
             return
-        item = inflight.pop(future)
-        lease, k = item.lease, item.lease.partition
+        lease = inflight.pop(future)
+        k = lease.partition
         last_seen.pop((k, lease.token), None)
         if future.status == "finished":
             rows, seconds = future.result()
@@ -349,7 +343,7 @@ def reconcile_parts(
     tokens = store.partition_tokens(job_id, [k for k, _ in staged])
     promoted = deleted = 0
     for k, token in staged:
-        state, current, _live, stored = tokens.get(k, ("", None, False, False))
+        state, current, stored = tokens.get(k, ("", None, False))
         if token == current and (state == "done" or (state == "dead" and stored)):
             promoted += promote(out, k, token, out_options)
             continue

@@ -503,23 +503,22 @@ class JobStore:
 
     def partition_tokens(
         self, job_id: str, partitions_: Sequence[int]
-    ) -> dict[int, tuple[str, str | None, bool, bool]]:
-        """``{partition: (state, lease token, lease still live, rows stored)}``."""
+    ) -> dict[int, tuple[str, str | None, bool]]:
+        """``{partition: (state, lease token, rows stored)}``."""
 
-        def tx(conn: Connection) -> dict[int, tuple[str, str | None, bool, bool]]:
-            found: dict[int, tuple[str, str | None, bool, bool]] = {}
+        def tx(conn: Connection) -> dict[int, tuple[str, str | None, bool]]:
+            found: dict[int, tuple[str, str | None, bool]] = {}
             wanted = sorted(set(partitions_))
             for i in range(0, len(wanted), _BATCH):
-                for k, state, token, live, stored in conn.execute(
+                for k, state, token, stored in conn.execute(
                     sa.select(
                         P.partition,
                         P.state,
                         P.lease_token,
-                        sa.case((P.lease_expires >= db_epoch(), True), else_=False),
                         P.rows.is_not(None),
                     ).where(P.job_id == job_id, P.partition.in_(wanted[i : i + _BATCH]))
                 ).all():
-                    found[int(k)] = (str(state), token, bool(live), bool(stored))
+                    found[int(k)] = (str(state), token, bool(stored))
             return found
 
         return self._tx(f"reading partition tokens of {job_id}", tx)
