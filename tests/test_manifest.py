@@ -83,8 +83,9 @@ def test_partitions_hold_exact_row_ranges(tmp_path, size):
     assert flat.index.tolist() == list(range(23))
 
 
-def test_partitions_cross_input_blocks(tmp_path):
-    # Several files in a Parquet folder are several input blocks; partitions still cut by row.
+def test_partitions_stay_inside_one_file_of_a_folder(tmp_path):
+    # A folder of Parquet files: each file is cut on its own (a partition never spans two files, so
+    # it is read with one request), rows keep their order and global numbers.
     folder = tmp_path / "manifest"
     folder.mkdir()
     for k in range(3):
@@ -93,7 +94,8 @@ def test_partitions_cross_input_blocks(tmp_path):
         )
     ddf = read_manifest(folder, partition_rows=4)
     parts = [p.compute() for p in ddf.to_delayed()]
-    assert [len(p) for p in parts] == [4, 4, 4, 3]
+    assert [len(p) for p in parts] == [4, 1, 4, 1, 4, 1]
+    assert pd.concat(parts).index.tolist() == list(range(15))
     names = pd.concat(parts)["audio"].str.rsplit("/", n=1).str[-1].tolist()
     assert names == [f"f{k}-{i}.wav" for k in range(3) for i in range(5)]
 

@@ -71,7 +71,7 @@ def test_migrations_create_exactly_the_declared_schema(db_url):
         tables = set(sa.inspect(conn).get_table_names())
     store.close()
     assert diffs == []
-    assert version == "0002"
+    assert version == "0003"
     assert tables >= {
         "lidframe_jobs",
         "lidframe_partitions",
@@ -136,15 +136,15 @@ def test_failed_attempts_end_dead_and_can_be_retried(db_url):
 
         # dead partitions get a token no holder ever had; their rows are stored under it, once
         dead = store.dead_without_rows(JOB)
-        assert [k for k, _, _ in dead] == [0, 1]
-        assert all(t.startswith("dead-") and t != lease.token for _, t, _ in dead)
-        assert dead[0][2] == "KilledWorker: boom again"
+        assert [d.partition for d, _ in dead] == [0, 1]
+        assert all(d.token.startswith("dead-") and d.token != lease.token for d, _ in dead)
+        assert dead[0][1] == "KilledWorker: boom again"
         assert not store.store_dead_rows(JOB, 1, lease.token, _rows(lease, "late holder"))
-        for (k, token, _), lease in zip(
+        for (d, _), lease in zip(
             dead, (Lease(0, "-", 2, 0, 3), Lease(1, "-", 1, 3, 6)), strict=True
         ):
-            assert store.store_dead_rows(JOB, k, token, _rows(lease, "dead"))
-            assert store.store_dead_rows(JOB, k, token, _rows(lease, "dead"))  # idempotent
+            assert store.store_dead_rows(JOB, d.partition, d.token, _rows(lease, "dead"))
+            assert store.store_dead_rows(JOB, d.partition, d.token, _rows(lease, "dead"))
         assert store.dead_without_rows(JOB) == []
         assert store.summary(JOB, multi_model=False)["rows"] == 6
 
@@ -253,7 +253,7 @@ def test_concurrent_claimers_hold_each_partition_alone_and_finish_the_job(db_url
         parts = store.partitions(JOB)
         results = store.results(JOB)
         predictions = store.predictions(JOB)
-    assert late == [False] * len(ghost)
+    assert [bool(c) for c in late] == [False] * len(ghost)
     assert (parts["state"] == "done").all()
     ghost_parts = {lease.partition for lease in ghost}
     # every partition claimed once by the six, and the ghost's again after its lease expired

@@ -26,9 +26,10 @@ if TYPE_CHECKING:
         ModelError,
     )
     from lidframe.eval import Evaluation, evaluate
-    from lidframe.manifest import read_manifest
+    from lidframe.manifest import open_manifest, read_manifest
     from lidframe.models import LidModel, ModelSpec, available_models, load_model, parse_model
     from lidframe.pipeline import RunSummary, identify, run
+    from lidframe.run_config import RunConfig
 
 __version__ = "0.1.0"
 
@@ -49,12 +50,14 @@ _EXPORTS = {
     "ModelError": "lidframe.errors",
     "Evaluation": "lidframe.eval",
     "evaluate": "lidframe.eval",
+    "open_manifest": "lidframe.manifest",
     "read_manifest": "lidframe.manifest",
     "LidModel": "lidframe.models",
     "ModelSpec": "lidframe.models",
     "available_models": "lidframe.models",
     "load_model": "lidframe.models",
     "parse_model": "lidframe.models",
+    "RunConfig": "lidframe.run_config",
     "RunSummary": "lidframe.pipeline",
     "identify": "lidframe.pipeline",
     "run": "lidframe.pipeline",
@@ -73,6 +76,7 @@ __all__ = [
     "ManifestError",
     "ModelError",
     "ModelSpec",
+    "RunConfig",
     "RunSummary",
     "__version__",
     "available_models",
@@ -83,6 +87,7 @@ __all__ = [
     "identify",
     "load_calibration",
     "load_model",
+    "open_manifest",
     "parse_model",
     "read_manifest",
     "run",

@@ -40,6 +40,7 @@ import soundfile as sf
 import soxr
 
 from lidframe.errors import AudioError, ConfigError
+from lidframe.settings import setting
 
 __all__ = ["CHUNK_FRAMES", "AudioConfig", "decode_window", "with_io_timeouts"]
 
@@ -52,30 +53,30 @@ class AudioConfig:
     """Limits and output format of decoding; the defaults suit speech LID at scale."""
 
     # Sample rate of the returned waveform (every supported model wants 16 kHz).
-    sample_rate: int = 16_000
+    sample_rate: int = setting(16_000, identity=True)
     # Longest stretch of a file decoded for one row, in seconds (Whisper's context is 30 s).
-    max_window: float = 30.0
+    max_window: float = setting(30.0, identity=True)
     # Files larger than this many bytes are refused before reading (category ``too_large``).
-    max_bytes: int = 4 * 1024**3
+    max_bytes: int = setting(4 * 1024**3, identity=True)
     # Files with more channels than this are refused (category ``too_many_channels``).
-    max_channels: int = 32
+    max_channels: int = setting(32, identity=True)
     # Files whose header says they are longer than this many seconds are refused (``too_long``).
-    max_duration: float = 12 * 3600.0
+    max_duration: float = setting(12 * 3600.0, identity=True)
     # Block size for remote reads: small, because only a window of each file is read.
-    block_size: int = 1024 * 1024
+    block_size: int = setting(1024 * 1024, identity=False)
     # Sample rates a header may state; outside this range the header is ``bad_header``.
-    min_sample_rate: int = 1_000
-    max_sample_rate: int = 768_000
+    min_sample_rate: int = setting(1_000, identity=True)
+    max_sample_rate: int = setting(768_000, identity=True)
     # Most samples (frames x channels) one row may decode; more is ``too_large``. The default lets
     # 30 s of 32 channels at 192 kHz through; memory stays small whatever this is (chunked).
-    max_decode_samples: int = 200_000_000
+    max_decode_samples: int = setting(200_000_000, identity=True)
     # Seconds to connect to remote storage and for each read from it (S3, HTTP); then the read
     # fails (``timeout``) instead of waiting on a store that accepts connections and never answers.
-    io_timeout: float = 30.0
+    io_timeout: float = setting(30.0, identity=False)
     # Seconds one row may take to open, read and decode, whatever happens inside (a store that
     # trickles bytes, a decoder stuck in native code); then its decoder process is killed and the
     # row is ``timeout``. See lidframe.audio_pool.
-    timeout: float = 120.0
+    timeout: float = setting(120.0, identity=False)
 
     def __post_init__(self) -> None:
         for name in (

@@ -25,8 +25,10 @@ Parts are fenced by the lease (see :mod:`lidframe.sinks.parquet`): a task stages
 token, and only a commit accepted by the database promotes it. :func:`reconcile_parts` finishes what a
 crash interrupted: staged parts whose commit landed are promoted, the others deleted.
 
-Manifest blocks are computed once and pinned (as futures) while partitions that need them are in
-flight, so a large input block is not read again for every partition cut from it.
+The manifest is planned beside the work: a thread streams partitions into the job database in
+batches (:class:`_Planner`), and claims start with the first one. Nothing here holds an object per
+partition of the job: only the bounded window of partitions in flight (``per_thread`` per worker
+thread) is in memory, so the orchestrating process stays the same size for any manifest.
 """
 
 from __future__ import annotations
@@ -43,18 +45,31 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lidframe.errors import ConfigError, JobFailed, StorageAccessDenied, StoreError
-from lidframe.manifest import ManifestPlan
+from lidframe.errors import (
+    ConfigError,
+    JobFailed,
+    LidframeError,
+    ManifestError,
+    StorageAccessDenied,
+    StoreError,
+)
+from lidframe.manifest import (
+    MANIFEST_COLUMNS,
+    Manifest,
+    ManifestChanged,
+    PlannedPartition,
+    plan_partitions,
+)
 from lidframe.partition_task import (
     PROGRESS_TOPIC,
     PartitionTask,
     dead_partition,
     process_partition,
 )
-from lidframe.sinks.parquet import discard, promote, remove_staging, staged_parts
+from lidframe.sinks.parquet import discard, mark_staged, promote, remove_staging, staged_parts
 from lidframe.store.jobs import JobStore, Lease
 
-__all__ = ["JobSettings", "Progress", "reconcile_parts", "run_partitions"]
+__all__ = ["JobSettings", "Progress", "plan_job", "reconcile_parts", "run_partitions"]
 
 log = logging.getLogger("lidframe")
 
@@ -103,32 +118,34 @@ def run_partitions(
     client: Any,
     store: JobStore,
     job_id: str,
-    plan: ManifestPlan,
     task: PartitionTask,
     settings: JobSettings,
     *,
+    partition_rows: int,
     progress: bool = True,
 ) -> Progress:
-    """Work on the job until no partition is pending or running; returns what this process did.
+    """Work on the job until it is planned and no partition is pending or running.
 
-    Raises :class:`JobFailed` when the job cannot go on (storage refuses the credentials, the job
+    The manifest is planned in a thread beside the work (:class:`_Planner`); partitions are claimed
+    as soon as they are in the database. Returns what this process did. Raises :class:`JobFailed`
+    when the job cannot go on (storage refuses the credentials, the manifest changed, the job
     database stays unreachable); the job's state is kept and a rerun resumes it.
     """
     from distributed import wait
     from tqdm.auto import tqdm
 
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    blocks: dict[int, Any] = {}  # pinned manifest block futures
     inflight: dict[Any, Lease] = {}  # future -> its partition's lease
-    dead_tasks: dict[Any, tuple[int, str]] = {}  # future -> (partition, dead token)
+    dead_tasks: dict[Any, Lease] = {}  # future -> the dead partition (its dead token)
     # (partition, lease token) -> when its task last reported progress (one claim gives several
     # partitions the same token)
     last_seen: dict[tuple[int, str], float] = {}
     done = Progress()
     heartbeat = _Heartbeat(store, job_id, owner, settings.lease_seconds)
+    planner = _Planner(store, job_id, task.manifest, partition_rows)
     states = store.states(job_id)
     bar = tqdm(
-        total=plan.npartitions,
+        total=None,
         initial=states.get("done", 0) + states.get("dead", 0),
         unit="part",
         disable=not progress,
@@ -141,25 +158,11 @@ def run_partitions(
         if key in last_seen:
             last_seen[key] = time.monotonic()
 
-    def block_futures(k: int) -> list[Any]:
-        out = []
-        for b, _, _ in plan.pieces[k]:
-            if b not in blocks:
-                blocks[b] = client.compute(plan.blocks[b])
-            out.append(blocks[b])
-        return out
-
-    def bounds(k: int) -> list[tuple[int, int]]:
-        return [(lo, hi) for _, lo, hi in plan.pieces[k]]
-
     def submit(lease: Lease) -> None:
         k = lease.partition
         future = client.submit(
             process_partition,
-            block_futures(k),
-            bounds(k),
-            k * plan.partition_rows,
-            k,
+            _planned(lease),
             lease.token,
             task,
             key=f"lidframe-{job_id}-part{k}-try{lease.attempt}-{lease.token[:8]}",
@@ -169,27 +172,18 @@ def run_partitions(
         inflight[future] = lease
         last_seen[(k, lease.token)] = time.monotonic()
 
-    def submit_dead(k: int, token: str, message: str) -> None:
+    def submit_dead(lease: Lease, message: str) -> None:
         future = client.submit(
             dead_partition,
-            block_futures(k),
-            bounds(k),
-            k * plan.partition_rows,
-            k,
-            token,
+            _planned(lease),
+            lease.token,
             task,
             message,
-            key=f"lidframe-{job_id}-dead{k}-{token[-8:]}",
+            key=f"lidframe-{job_id}-dead{lease.partition}-{lease.token[-8:]}",
             retries=settings.task_retries,
             pure=False,
         )
-        dead_tasks[future] = (k, token)
-
-    def unpin_blocks() -> None:
-        needed = {b for lease in inflight.values() for b, _, _ in plan.pieces[lease.partition]}
-        needed |= {b for k, _ in dead_tasks.values() for b, _, _ in plan.pieces[k]}
-        for b in [b for b in blocks if b not in needed]:
-            blocks.pop(b).release()
+        dead_tasks[future] = lease
 
     def give_up_stalled() -> None:
         now = time.monotonic()
@@ -222,14 +216,15 @@ def run_partitions(
 
     def finish_task(future: Any) -> None:
         if future in dead_tasks:
-            k, token = dead_tasks.pop(future)
-            if future.status == "finished" and store.store_dead_rows(
-                job_id, k, token, future.result()
-            ):
-                promote(task.out, k, token, task.out_options)
-                bar.update(1)
-            elif future.status == "finished":
-                discard(task.out, k, token, task.out_options)
+            lease = dead_tasks.pop(future)
+            k, token = lease.partition, lease.token
+            if future.status == "finished":
+                stored = store.store_dead_rows(job_id, k, token, future.result())
+                if stored:
+                    _promote(task, k, token, stored.duplicates)
+                    bar.update(1)
+                else:
+                    discard(task.out, k, token, task.out_options)
             else:
                 log.error(
                     "could not write the rows of dead partition %d: %s", k, future.exception()
@@ -240,8 +235,9 @@ def run_partitions(
         last_seen.pop((k, lease.token), None)
         if future.status == "finished":
             rows, seconds = future.result()
-            if store.commit(job_id, lease, rows, seconds=seconds):
-                promote(task.out, k, lease.token, task.out_options)
+            committed = store.commit(job_id, lease, rows, seconds=seconds)
+            if committed:
+                _promote(task, k, lease.token, committed.duplicates)
                 done.committed += 1
                 bar.update(1)
             else:
@@ -250,7 +246,7 @@ def run_partitions(
                 log.warning("partition %d: lease taken over; result discarded", k)
             return
         exc = future.exception() if future.status == "error" else None
-        if isinstance(exc, StorageAccessDenied):
+        if isinstance(exc, StorageAccessDenied | ManifestChanged):
             raise JobFailed(str(exc)) from exc
         error = _describe(exc)
         done.failed += 1
@@ -261,8 +257,11 @@ def run_partitions(
 
     client.subscribe_topic(PROGRESS_TOPIC, on_progress)
     heartbeat.start()
+    planner.start()
     try:
         while True:
+            planner.check()
+            bar.total = planner.planned if planner.finished else None
             threads = sum(client.nthreads().values()) or 1
             room = max(1, settings.per_thread * threads) - len(inflight)
             if room > 0:
@@ -275,12 +274,14 @@ def run_partitions(
                 ):
                     submit(lease)
             if len(dead_tasks) < threads:
-                writing = {k for k, _ in dead_tasks.values()}
-                for k, token, message in store.dead_without_rows(job_id, limit=threads):
-                    if k not in writing:
-                        submit_dead(k, token, message)
-            unpin_blocks()
+                writing = {lease.partition for lease in dead_tasks.values()}
+                for lease, message in store.dead_without_rows(job_id, limit=threads):
+                    if lease.partition not in writing:
+                        submit_dead(lease, message)
             if not inflight and not dead_tasks:
+                if not planner.finished:
+                    planner.wait(0.5)  # nothing planned is left to claim yet
+                    continue
                 if store.finish_if_complete(job_id) is not None:
                     break
                 # Partitions still leased elsewhere (another process, or one that died): wait for
@@ -304,19 +305,26 @@ def run_partitions(
     except StoreError as exc:
         raise JobFailed(f"the job database failed while the job ran: {exc}") from exc
     finally:
+        planner.stop()
         heartbeat.stop()
         with contextlib.suppress(ValueError, RuntimeError):
             client.unsubscribe_topic(PROGRESS_TOPIC)
         for future in list(inflight) + list(dead_tasks):
             future.cancel()
-        for future in blocks.values():
-            future.release()
         bar.close()
         try:
             store.release(job_id, owner)
         except StoreError as exc:  # the leases will expire on their own
             log.warning("could not release leases: %s", exc)
     return done
+
+
+def plan_job(store: JobStore, job_id: str, manifest: Manifest, partition_rows: int) -> int:
+    """Plan the whole manifest into the job now (no cluster); returns the number of partitions."""
+    planner = _Planner(store, job_id, manifest, partition_rows)
+    planner.run()
+    planner.check()
+    return planner.planned
 
 
 def reconcile_parts(
@@ -335,6 +343,7 @@ def reconcile_parts(
     (an attempt that failed, was taken over or never committed) is deleted. ``finished``: the job
     has nothing left to run, and an empty staging folder is removed.
     """
+    keep = (*MANIFEST_COLUMNS, "error")
     staged = staged_parts(out, out_options)
     if not staged:
         if finished:
@@ -345,6 +354,9 @@ def reconcile_parts(
     for k, token in staged:
         state, current, stored = tokens.get(k, ("", None, False))
         if token == current and (state == "done" or (state == "dead" and stored)):
+            marks = store.duplicate_marks(job_id, k)
+            if marks:
+                mark_staged(out, k, token, marks, keep, out_options)
             promoted += promote(out, k, token, out_options)
             continue
         if token == current and state == "running":
@@ -354,6 +366,112 @@ def reconcile_parts(
     if finished and promoted + deleted == len(staged):
         remove_staging(out, out_options)
     return promoted, deleted
+
+
+def _planned(lease: Lease) -> PlannedPartition:
+    if lease.source is None or lease.digest is None:
+        raise JobFailed(
+            f"partition {lease.partition} has no manifest source in the job database (a job made "
+            "by an older lidframe): run it as a new job (--overwrite)"
+        )
+    return PlannedPartition(
+        lease.partition, lease.row_start, lease.row_stop, lease.source, lease.digest
+    )
+
+
+def _promote(task: PartitionTask, k: int, token: str, duplicates: Mapping[int, str]) -> None:
+    """Move a committed part into place, first giving its duplicate-id rows their errors."""
+    if duplicates:
+        keep = (*MANIFEST_COLUMNS, "error")
+        mark_staged(task.out, k, token, duplicates, keep, task.out_options)
+    promote(task.out, k, token, task.out_options)
+
+
+class _Planner:
+    """Plans the manifest into the job database in a thread, in batches, while the job runs.
+
+    Resumes after the last partition a previous run planned; does nothing for a job already planned.
+    The first partition is written alone, at once, so work starts while the rest is planned.
+    """
+
+    BATCH = 10_000
+    FLUSH_SECONDS = 0.5
+
+    def __init__(
+        self, store: JobStore, job_id: str, manifest: Manifest, partition_rows: int
+    ) -> None:
+        self.store, self.job_id, self.manifest = store, job_id, manifest
+        self.partition_rows = partition_rows
+        self.planned = 0
+        self.finished = False
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._added = threading.Event()
+        self._thread = threading.Thread(target=self.run, name="lidframe-planner", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def run(self) -> None:
+        try:
+            self._plan()
+        except BaseException as exc:  # noqa: BLE001 - handed to the orchestrating loop
+            self.error = exc
+        finally:
+            self._added.set()
+
+    def _plan(self) -> None:
+        job = self.store.job(self.job_id) or {}
+        if job.get("planned"):
+            self.planned, self.finished = int(job["n_partitions"]), True
+            return
+        last = self.store.last_planned(self.job_id)
+        after = None if last is None else PlannedPartition(*last)
+        self.planned = 0 if last is None else last[0] + 1
+        batch: list[PlannedPartition] = []
+        flushed = time.monotonic()
+        for part in plan_partitions(self.manifest, self.partition_rows, after=after):
+            if self._stop.is_set():
+                return
+            batch.append(part)
+            now = time.monotonic()
+            if (
+                len(batch) >= self.BATCH
+                or now - flushed >= self.FLUSH_SECONDS
+                or part.partition == 0
+            ):
+                self._flush(batch)
+                batch, flushed = [], now
+        self._flush(batch)
+        if self.planned == 0:
+            raise ManifestError(f"{self.manifest.url}: the manifest has no rows")
+        self.store.finish_planning(self.job_id)
+        self.finished = True
+
+    def _flush(self, batch: list[PlannedPartition]) -> None:
+        if batch:
+            self.store.add_partitions(self.job_id, batch)
+            self.planned = batch[-1].partition + 1
+            self._added.set()
+
+    def wait(self, seconds: float) -> None:
+        """Until more partitions are planned (or planning ends), at most ``seconds``."""
+        self._added.wait(seconds)
+        self._added.clear()
+
+    def check(self) -> None:
+        """Raise what stopped planning: the manifest's error, or the job database's."""
+        if self.error is not None:
+            if isinstance(self.error, LidframeError):
+                raise self.error
+            raise JobFailed(
+                f"planning the manifest failed: {_describe(self.error)}"
+            ) from self.error
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
 
 
 def _restart(client: Any, workers: list[str]) -> None:

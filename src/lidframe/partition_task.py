@@ -10,7 +10,7 @@ reporting is stalled and loses its lease (see :mod:`lidframe.orchestrator`).
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +21,7 @@ import pyarrow as pa
 from lidframe.consensus import ConsensusConfig, consensus_frame
 from lidframe.errors import StorageAccessDenied
 from lidframe.kernel import KernelConfig, identify_partition
-from lidframe.manifest import assemble_partition
+from lidframe.manifest import Manifest, PlannedPartition, read_partition
 from lidframe.sinks.parquet import write_staged
 from lidframe.store.results import PartitionRows, frame_rows
 
@@ -35,6 +35,7 @@ class PartitionTask:
     """Everything a partition task needs besides its manifest rows (pickled once per task)."""
 
     job_id: str
+    manifest: Manifest
     kernel: KernelConfig
     # Consensus over these aliases (empty: a single model, no consensus columns).
     aliases: tuple[str, ...]
@@ -69,53 +70,54 @@ class _Progress:
 
 
 def process_partition(
-    blocks: Sequence[pd.DataFrame],
-    bounds: Sequence[tuple[int, int]],
-    first: int,
-    partition: int,
-    token: str,
-    task: PartitionTask,
+    part: PlannedPartition, token: str, task: PartitionTask
 ) -> tuple[PartitionRows, float]:
     """Identify one partition and stage its part under ``token``; return its rows and seconds.
 
+    Rows the manifest gives no usable value for keep their ``bad_row`` error and are not identified.
     Raises :class:`StorageAccessDenied` when storage refused every row (wrong or missing
-    credentials): that is the job's problem, not these rows'.
+    credentials): that is the job's problem, not these rows'; and
+    :class:`~lidframe.manifest.ManifestChanged` when the manifest is not what was planned.
     """
     started = time.perf_counter()
-    progress = _Progress(partition, token, task.progress_every)
-    frame = identify_partition(assemble_partition(blocks, bounds, first), task.kernel, progress)
+    progress = _Progress(part.partition, token, task.progress_every)
+    rows = read_partition(task.manifest, part)
+    usable = rows["error"].isna()
+    frame = identify_partition(rows[usable].drop(columns="error"), task.kernel, progress)
     errors = frame["error"].dropna()
     if len(frame) and len(errors) == len(frame) and errors.str.startswith("access_denied").all():
         raise StorageAccessDenied(
-            f"storage refused every row of partition {partition} (rows {first}-"
-            f"{first + len(frame) - 1}), e.g. {errors.iloc[0]}; check the storage credentials "
+            f"storage refused every row of partition {part.partition} (rows {part.row_start}-"
+            f"{part.row_stop - 1}), e.g. {errors.iloc[0]}; check the storage credentials "
             "(--storage-option, or the AWS credential chain), then run the same command again "
             "to resume"
         )
-    if task.consensus is not None:
-        frame = consensus_frame(frame, task.aliases, task.consensus)
-    _stage(frame, partition, token, task)
-    rows = frame_rows(frame, task.job_id, partition, [m.alias for m in task.kernel.models])
-    return rows, time.perf_counter() - started
+    if not usable.all():
+        frame = pd.concat([frame, _unanswered(rows[~usable], task)]).sort_index()
+    return _finish(frame, part.partition, token, task), time.perf_counter() - started
 
 
 def dead_partition(
-    blocks: Sequence[pd.DataFrame],
-    bounds: Sequence[tuple[int, int]],
-    first: int,
-    partition: int,
-    token: str,
-    task: PartitionTask,
-    message: str,
+    part: PlannedPartition, token: str, task: PartitionTask, message: str
 ) -> PartitionRows:
     """The rows of a partition given up on: manifest columns, ``error``, null model columns."""
-    frame = assemble_partition(blocks, bounds, first).copy()
+    rows = read_partition(task.manifest, part)
+    rows["error"] = pd.array([f"dead_partition: {message}"] * len(rows), dtype="string")
+    return _finish(_unanswered(rows, task), part.partition, token, task)
+
+
+def _unanswered(rows: pd.DataFrame, task: PartitionTask) -> pd.DataFrame:
+    """Rows with their ``error`` and null model columns."""
+    frame = rows.copy()
     n = len(frame)
-    frame["error"] = pd.array([f"dead_partition: {message}"] * n, dtype="string")
     for spec in task.kernel.models:
         frame[f"{spec.alias}_lang"] = pd.array([None] * n, dtype="string")
         frame[f"{spec.alias}_prob"] = np.full(n, np.nan, dtype=np.float32)
         frame[f"{spec.alias}_topk"] = pd.Series([None] * n, index=frame.index, dtype="object")
+    return frame
+
+
+def _finish(frame: pd.DataFrame, partition: int, token: str, task: PartitionTask) -> PartitionRows:
     if task.consensus is not None:
         frame = consensus_frame(frame, task.aliases, task.consensus)
     _stage(frame, partition, token, task)

@@ -32,18 +32,19 @@ from lidframe.audio import AudioConfig, with_io_timeouts
 from lidframe.cluster import connect
 from lidframe.columns import result_meta, result_schema
 from lidframe.consensus import consensus_config, consensus_meta
-from lidframe.errors import ConfigError, JobInterrupted, LidframeError, ModelError
+from lidframe.errors import ConfigError, JobInterrupted, LidframeError, ManifestError, ModelError
 from lidframe.job import JobSpec, check_job_id, environment
 from lidframe.kernel import KernelConfig, identify_partition
-from lidframe.manifest import check_unique_ids, plan_manifest
+from lidframe.manifest import open_manifest
 from lidframe.models.base import ModelSpec, load_model, parse_model
 from lidframe.orchestrator import JobSettings, Progress, reconcile_parts, run_partitions
 from lidframe.partition_task import PartitionTask
+from lidframe.run_config import RunConfig
 from lidframe.sinks.parquet import check_writable, claim_folder
 from lidframe.store import open_store
 from lidframe.store.jobs import JobStore
 
-__all__ = ["RunSummary", "default_db", "identify", "run"]
+__all__ = ["RunConfig", "RunSummary", "default_db", "identify", "run"]
 
 
 def identify(
@@ -137,31 +138,18 @@ def default_db(out: str) -> str:
 def run(
     manifest: str | os.PathLike[str],
     out: str | os.PathLike[str],
-    models: Sequence[str] = ("whisper-base",),
+    models: Sequence[str] | None = None,
     *,
-    workers: int | None = None,
-    scheduler: str | None = None,
-    batch_size: int = 8,
-    partition_rows: int = 128,
-    top_k: int = 5,
-    device: str = "auto",
-    dtype: str = "float32",
-    audio: AudioConfig | None = None,
-    storage_options: Mapping[str, Any] | None = None,
-    out_storage_options: Mapping[str, Any] | None = None,
-    consensus_policy: str = "majority",
-    min_prob: float = 0.0,
-    calibration: Any = None,
-    progress: bool = True,
-    db: str | bool | None = None,
-    job: str | None = None,
-    max_attempts: int = 3,
-    lease_seconds: float = 60.0,
-    stall_seconds: float = 600.0,
-    retry_dead: bool = False,
-    overwrite: bool = False,
+    config: RunConfig | None = None,
+    **settings: Any,
 ) -> RunSummary:
     """Identify the language of every row of ``manifest`` and write Parquet parts under ``out``.
+
+    Settings are the fields of :class:`~lidframe.run_config.RunConfig`, given as ``config`` or as
+    keywords (``workers``, ``scheduler``, ``batch_size``, ``partition_rows``, ``top_k``,
+    ``device``, ``dtype``, ``audio``, ``storage_options``, ``out_storage_options``,
+    ``consensus_policy``, ``min_prob``, ``calibration``, ``progress``, ``db``, ``job``,
+    ``max_attempts``, ``lease_seconds``, ``stall_seconds``, ``retry_dead``, ``overwrite``).
 
     Starts a local cluster (or attaches to ``scheduler``), and returns a :class:`RunSummary`
     (``summary.ok`` is False when partitions died). ``storage_options`` apply to the manifest and the
@@ -169,61 +157,62 @@ def run(
     consensus columns are added (:func:`lidframe.consensus.consensus` with ``consensus_policy`` and
     ``min_prob``, or with a ``calibration`` fitted by ``lidframe calibrate``).
 
+    Work starts while the manifest is still being planned (see :mod:`lidframe.manifest`); a bad row
+    gets its own ``bad_row`` error, a duplicate id a ``duplicate_id`` error naming the other row.
+
     Job state and results go to the database ``db`` (a SQLAlchemy URL; default: ``$LIDFRAME_DB``,
-    else ``OUT/_lidframe.sqlite``; ``False`` keeps no state). The job is ``job`` or an id derived from
-    the manifest's content, ``out``, the models and the settings that change results, so running the
-    same call again resumes it (see :mod:`lidframe.orchestrator`). A partition that fails
-    ``max_attempts`` times, or makes no progress for ``stall_seconds``, is dead: its rows are written
-    with an error (``retry_dead`` tries again). ``out`` belongs to one job: another job's results there
-    are refused unless ``overwrite`` replaces them.
+    else ``OUT/_lidframe.sqlite``; ``False`` keeps no state: a temporary SQLite file, the same code
+    path). The job is ``job`` or an id derived from the manifest (what storage says of its files),
+    ``out`` and the identifying settings (:meth:`RunConfig.identity`), so running the same call again
+    resumes it (see :mod:`lidframe.orchestrator`). A partition that fails ``max_attempts`` times, or
+    makes no progress for ``stall_seconds``, is dead: its rows are written with an error
+    (``retry_dead`` tries again). ``out`` belongs to one job: another job's results there are refused
+    unless ``overwrite`` replaces them.
 
     Raises :class:`~lidframe.errors.LidframeError` for bad settings or input (before any work),
     :class:`~lidframe.errors.JobFailed` for a systemic failure while working, and
     :class:`~lidframe.errors.JobInterrupted` (a ``KeyboardInterrupt``) when interrupted.
     """
     started = time.perf_counter()
-    if isinstance(models, str):
-        models = [models]
-    specs = tuple(parse_model(name, device=device, dtype=dtype) for name in models)
-    if calibration is not None:
-        from lidframe.calibration import load_calibration
-
-        calibration = load_calibration(calibration)
+    if models is not None:
+        settings["models"] = models
+    if config is not None:
+        config = dataclasses.replace(config, **settings) if settings else config
+    else:
+        config = RunConfig.of(**settings)
+    specs = tuple(
+        parse_model(name, device=config.device, dtype=config.dtype) for name in config.models
+    )
     out = os.fspath(out)
-    audio = audio or AudioConfig()
+    audio = config.audio
     out_options = with_io_timeouts(
         out,
-        storage_options if out_storage_options is None else out_storage_options,
+        config.storage_options
+        if config.out_storage_options is None
+        else config.out_storage_options,
         audio.io_timeout,
     )
-    settings = JobSettings(
-        max_attempts=max_attempts, lease_seconds=lease_seconds, stall_seconds=stall_seconds
+    job_settings = JobSettings(
+        max_attempts=config.max_attempts,
+        lease_seconds=config.lease_seconds,
+        stall_seconds=config.stall_seconds,
     )
     kernel = KernelConfig(
         models=specs,
-        batch_size=batch_size,
-        top_k=top_k,
+        batch_size=config.batch_size,
+        top_k=config.top_k,
         audio=audio,
-        storage_options=dict(storage_options or {}),
+        storage_options=dict(config.storage_options or {}),
     )
     aliases = [m.alias for m in specs]
     cons = (
-        consensus_config(policy=consensus_policy, min_prob=min_prob, calibration=calibration)
+        consensus_config(
+            policy=config.consensus_policy, min_prob=config.min_prob, calibration=config.calibration
+        )
         if len(aliases) > 1
         else None
     )
-    job_config = {
-        "partition_rows": partition_rows,
-        "top_k": top_k,
-        "dtype": dtype,
-        "audio": {
-            k: v
-            for k, v in dataclasses.asdict(kernel.audio).items()
-            if k not in ("io_timeout", "timeout", "block_size")  # how long to wait, not what
-        },
-        "consensus": None if cons is None else _consensus_settings(cons),
-    }
-    db_url = _database_url(db, out)
+    db_url = _database_url(config.db, out)
     job_id: str | None = None
     try:
         with ExitStack() as stack:
@@ -233,29 +222,28 @@ def run(
             early = None
             if db_url is not None and not db_url.startswith("sqlite:"):
                 early = stack.enter_context(_job_database(db_url))
-            plan = plan_manifest(
+            source = open_manifest(
                 manifest,
-                partition_rows=partition_rows,
                 storage_options=with_io_timeouts(
-                    os.fspath(manifest), storage_options, audio.io_timeout
+                    os.fspath(manifest), config.storage_options, audio.io_timeout
                 ),
             )
-            check_unique_ids(plan)
             check_writable(out, out_options)
             store, kept = early or stack.enter_context(_job_database(db_url))
-            meta = result_meta(plan.meta(), aliases)
+            meta = result_meta(source.meta(), aliases)
             if cons is not None:
                 meta = consensus_meta(meta)
             spec = JobSpec(
-                manifest=_absolute(plan.url),
-                manifest_digest=plan.digest,
+                manifest=_absolute(source.url),
+                manifest_digest=source.identity,
                 out=_absolute(out),
                 models=tuple(m.name for m in specs),
-                config=job_config,
+                config=config.identity(),
             )
-            job_id = check_job_id(job) if job else spec.derived_id
+            job_id = check_job_id(config.job) if config.job else spec.derived_id
             task = PartitionTask(
                 job_id=job_id,
+                manifest=source,
                 kernel=kernel,
                 aliases=tuple(aliases),
                 consensus=cons,
@@ -267,11 +255,23 @@ def run(
             def take_over() -> None:
                 """Make ``out`` this job's folder and the job a row of the database."""
                 previous = store.job_for_out(spec.out)
+                if (
+                    previous is not None
+                    and previous["job_id"] != job_id
+                    and previous["manifest"] == spec.manifest
+                    and previous["manifest_digest"] != spec.manifest_digest
+                    and not config.overwrite
+                ):
+                    raise ManifestError(
+                        f"{spec.manifest}: the manifest changed (its files' size or modification "
+                        f"time) since job {previous['job_id']} wrote {out}; restore it, or start "
+                        "over as a new job with --overwrite"
+                    )
                 claim_folder(
                     out,
                     job_id,
                     storage_options=out_options,
-                    overwrite=overwrite,
+                    overwrite=config.overwrite,
                     known_owner=None if previous is None else previous["job_id"],
                     details={"manifest": spec.manifest, "models": list(spec.models)},
                 )
@@ -284,30 +284,34 @@ def run(
                     models=list(spec.models),
                     config=spec.config,
                     environment=environment(),
-                    bounds=[
-                        (k * partition_rows, min((k + 1) * partition_rows, plan.rows))
-                        for k in range(plan.npartitions)
-                    ],
                 )
-                if retry_dead:
+                if config.retry_dead:
                     store.retry_dead(job_id)
                 reconcile_parts(store, job_id, out, out_options)
 
             done = Progress()
-            if not retry_dead and _nothing_to_do(store, job_id):
+            if not config.retry_dead and _nothing_to_do(store, job_id):
                 take_over()  # a finished job run again: no cluster, no model, no work
                 skipped = store.states(job_id).get("done", 0)
             else:
                 verbose = logging.getLogger("lidframe").isEnabledFor(logging.DEBUG)
-                with connect(scheduler=scheduler, workers=workers, verbose=verbose) as client:
+                with connect(
+                    scheduler=config.scheduler, workers=config.workers, verbose=verbose
+                ) as client:
                     _preflight_models(client, specs)
                     take_over()
                     skipped = store.states(job_id).get("done", 0)
                     done = run_partitions(
-                        client, store, job_id, plan, task, settings, progress=progress
+                        client,
+                        store,
+                        job_id,
+                        task,
+                        job_settings,
+                        partition_rows=config.partition_rows,
+                        progress=config.progress,
                     )
                     reconcile_parts(store, job_id, out, out_options, finished=True)
-            summary = _summary(store, job_id, out, plan.npartitions, cons is not None)
+            summary = _summary(store, job_id, out, cons is not None)
             summary.db = store.url if kept else None
             summary.committed = done.committed
             summary.skipped = skipped
@@ -352,8 +356,9 @@ def _job_database(url: str | None) -> Iterator[tuple[JobStore, bool]]:
 
 
 def _nothing_to_do(store: JobStore, job_id: str) -> bool:
-    """The job exists and every partition is done, or dead with its rows written."""
-    if store.job(job_id) is None:
+    """The job exists, is planned, and every partition is done, or dead with its rows written."""
+    job = store.job(job_id)
+    if job is None or not job["planned"]:
         return False
     states = store.states(job_id)
     return not (states.get("pending") or states.get("running")) and not store.dead_without_rows(
@@ -398,26 +403,13 @@ def _load_models(specs: Sequence[ModelSpec]) -> list[int]:
     return sizes
 
 
-def _consensus_settings(config: Any) -> dict[str, Any]:
-    return {
-        "policy": config.policy,
-        "min_prob": config.min_prob,
-        "weights": dict(config.weights),
-        "temperatures": dict(config.temperatures),
-        "label_counts": dict(config.label_counts),
-        "equivalence": repr(config.equivalence),
-    }
-
-
-def _summary(
-    store: JobStore, job_id: str, out: str, npartitions: int, multi_model: bool
-) -> RunSummary:
+def _summary(store: JobStore, job_id: str, out: str, multi_model: bool) -> RunSummary:
     totals = store.summary(job_id, multi_model=multi_model)
     states = store.states(job_id)
     job_row = store.job(job_id) or {}
     return RunSummary(
         out=out,
-        partitions=npartitions,
+        partitions=int(job_row.get("n_partitions") or 0),
         rows=totals["rows"],
         errors=sum(totals["error_categories"].values()),
         error_categories=totals["error_categories"],

@@ -26,6 +26,7 @@ from typing import Any
 import fsspec
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lidframe.errors import ConfigError
@@ -36,6 +37,7 @@ __all__ = [
     "check_writable",
     "claim_folder",
     "discard",
+    "mark_staged",
     "part_files",
     "part_name",
     "promote",
@@ -110,6 +112,49 @@ def _token_of(fs: Any, path: str) -> str | None:
         return str(json.loads(metadata[b"lidframe"])["lease_token"])
     except (KeyError, ValueError, TypeError):
         return None
+
+
+def mark_staged(
+    out: str,
+    index: int,
+    token: str,
+    errors: Mapping[int, str],
+    keep: tuple[str, ...],
+    storage_options: Mapping[str, Any] | None = None,
+) -> bool:
+    """Give rows of the staged part of ``(index, token)`` an error, as the job database did.
+
+    ``errors`` maps positions in the part to their error; those rows keep only the columns in
+    ``keep`` (the manifest's) and their ``error``, every other column becomes null. The file is
+    rewritten under a temporary name and renamed. False when there is no such staged part.
+    """
+    fs, root = _fs(out, storage_options)
+    staged = f"{root}/{STAGING}/part-{index:05d}.{token}.parquet"
+    try:
+        with fs.open(staged, "rb") as fh:
+            table = pq.read_table(fh)
+    except FileNotFoundError:
+        return False
+    mask = pa.array([i in errors for i in range(table.num_rows)])
+    columns = []
+    for name in table.column_names:
+        column = table.column(name)
+        if name == "error":
+            values = [errors.get(i, v) for i, v in enumerate(column.to_pylist())]
+            column = pa.chunked_array([pa.array(values, type=column.type)])
+        elif name not in keep:
+            column = pc.if_else(mask, pa.nulls(table.num_rows, column.type), column)
+        columns.append(column)
+    table = pa.Table.from_arrays(columns, schema=table.schema)
+    tmp = f"{root}/{STAGING}/.part-{index:05d}.{uuid.uuid4().hex}.tmp"
+    try:
+        with fs.open(tmp, "wb") as fh:
+            pq.write_table(table, fh, compression="zstd")
+        fs.mv(tmp, staged)
+    finally:
+        if fs.exists(tmp):
+            fs.rm(tmp)
+    return True
 
 
 def promote(

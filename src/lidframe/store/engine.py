@@ -173,6 +173,11 @@ def is_transient(exc: BaseException) -> bool:
         return True
     if isinstance(exc, sa.exc.DBAPIError):
         code = getattr(exc.orig, "sqlstate", None) or ""
+        if code == "23505":
+            # Two processes committed rows with the same id at once: run again, and the second
+            # sees the first's row and stores its own as a duplicate_id error.
+            diag = getattr(exc.orig, "diag", None)
+            return getattr(diag, "constraint_name", None) == "ux_lidframe_results_job_row_id"
         return code in ("40001", "40P01") or code.startswith("08") or code.startswith("57P")
     return False
 

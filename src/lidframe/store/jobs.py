@@ -14,6 +14,7 @@ guarantee on one machine.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections import Counter
 from collections.abc import Sequence
@@ -27,10 +28,10 @@ from sqlalchemy.engine import Connection, Engine
 
 from lidframe.errors import StoreError
 from lidframe.store.engine import db_epoch, retrying, safe_url
-from lidframe.store.results import PartitionRows, replace_rows
+from lidframe.store.results import DUPLICATE_ID, PartitionRows, replace_rows
 from lidframe.store.schema import evaluations, jobs, partitions, predictions, results
 
-__all__ = ["JobStatus", "JobStore", "Lease", "PartitionState"]
+__all__ = ["Commit", "JobStatus", "JobStore", "Lease", "PartitionState"]
 
 P = partitions.c
 _BATCH = 5000
@@ -52,6 +53,21 @@ class Lease:
     attempt: int
     row_start: int
     row_stop: int
+    # Where the rows are in the manifest and what they hash to (see lidframe.manifest).
+    source: str | None = None
+    digest: str | None = None
+
+
+@dataclass(frozen=True)
+class Commit:
+    """What a commit did: ``accepted`` (truthy) or rejected (the lease was taken over), and the rows
+    it stored as ``duplicate_id`` errors: ``{position in the partition: error}``."""
+
+    accepted: bool
+    duplicates: dict[int, str] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return self.accepted
 
 
 @dataclass
@@ -137,11 +153,14 @@ class JobStore:
         models: Sequence[str],
         config: dict[str, Any],
         environment: dict[str, Any],
-        bounds: Sequence[tuple[int, int]],
+        bounds: Sequence[tuple[int, int]] | None = None,
     ) -> dict[str, Any]:
-        """Create the job and its partitions, or return the existing one when it matches.
+        """Create the job, or return the existing one when it matches.
 
-        Raises :class:`StoreError` when ``job_id`` exists with another manifest, models or settings.
+        Partitions are added as the manifest is planned (:meth:`add_partitions`, then
+        :meth:`finish_planning`); ``bounds`` (``(row_start, row_stop)`` per partition) creates them
+        all at once instead. Raises :class:`StoreError` when ``job_id`` exists with another
+        manifest, models or settings.
         """
 
         def tx(conn: Connection) -> dict[str, Any]:
@@ -158,16 +177,19 @@ class JobStore:
                         config=config,
                         fingerprint=fingerprint,
                         environment=environment,
-                        n_partitions=len(bounds),
+                        n_partitions=len(bounds or ()),
                         n_rows=int(bounds[-1][1]) if bounds else 0,
+                        planned=bounds is not None,
                     )
                 )
-                rows = [
-                    {"job_id": job_id, "partition": k, "row_start": a, "row_stop": b}
-                    for k, (a, b) in enumerate(bounds)
-                ]
-                for i in range(0, len(rows), _BATCH):
-                    conn.execute(partitions.insert(), rows[i : i + _BATCH])
+                if bounds:
+                    _insert_partitions(
+                        conn,
+                        [
+                            (job_id, k, int(a), int(b), None, None)
+                            for k, (a, b) in enumerate(bounds)
+                        ],
+                    )
                 row = conn.execute(sa.select(jobs).where(jobs.c.job_id == job_id)).mappings().one()
             elif row["fingerprint"] != fingerprint:
                 diffs = _differences(
@@ -183,6 +205,84 @@ class JobStore:
             return dict(row)
 
         return self._tx(f"creating job {job_id}", tx)
+
+    # -- planning -----------------------------------------------------------------------------
+
+    def add_partitions(self, job_id: str, planned: Sequence[Any]) -> None:
+        """Add planned partitions (:class:`lidframe.manifest.PlannedPartition`, in order) to the job.
+
+        One bulk write (COPY on PostgreSQL, executemany on SQLite); partitions already there (another
+        process plans the same job) are kept as they are.
+        """
+        if not planned:
+            return
+        rows = [(job_id, p.partition, p.row_start, p.row_stop, p.source, p.digest) for p in planned]
+        last = planned[-1]
+
+        def tx(conn: Connection) -> None:
+            _insert_partitions(conn, rows)
+            conn.execute(
+                jobs.update()
+                .where(jobs.c.job_id == job_id, jobs.c.n_partitions <= last.partition)
+                .values(n_partitions=last.partition + 1, n_rows=last.row_stop)
+            )
+
+        self._tx(f"adding partitions to job {job_id}", tx)
+
+    def last_planned(self, job_id: str) -> tuple[int, int, int, str, str] | None:
+        """The job's last planned partition ``(partition, row_start, row_stop, source, digest)``."""
+
+        def tx(conn: Connection) -> tuple[int, int, int, str, str] | None:
+            row = conn.execute(
+                sa.select(P.partition, P.row_start, P.row_stop, P.source, P.digest)
+                .where(P.job_id == job_id)
+                .order_by(P.partition.desc())
+                .limit(1)
+            ).first()
+            if row is None:
+                return None
+            return int(row[0]), int(row[1]), int(row[2]), str(row[3]), str(row[4])
+
+        return self._tx(f"reading the plan of {job_id}", tx)
+
+    def finish_planning(self, job_id: str) -> str:
+        """Mark every partition planned and store the content digest (a hash of every partition's
+        digest, in order); returns it. Raises :class:`StoreError` when the job was planned before
+        with another content: the manifest changed between two runs of the job."""
+
+        def tx(conn: Connection) -> str:
+            digest = hashlib.blake2b(digest_size=16)
+            n = rows = 0
+            result = conn.execute(
+                sa.select(P.digest, P.row_stop)
+                .where(P.job_id == job_id)
+                .order_by(P.partition)
+                .execution_options(yield_per=50_000)
+            )
+            for part_digest, stop in result:
+                digest.update(f"{part_digest}\x1f".encode())
+                n += 1
+                rows = int(stop)
+            content = digest.hexdigest()
+            job = conn.execute(
+                sa.select(jobs.c.content_digest).where(jobs.c.job_id == job_id)
+            ).one()
+            if job[0] is not None and job[0] != content:
+                raise _ManifestChanged(job_id)
+            conn.execute(
+                jobs.update()
+                .where(jobs.c.job_id == job_id)
+                .values(planned=True, content_digest=content, n_partitions=n, n_rows=rows)
+            )
+            return content
+
+        try:
+            return self._tx(f"finishing the plan of {job_id}", tx)
+        except _ManifestChanged:
+            raise StoreError(
+                f"job {job_id!r}: the manifest's content changed since the job was planned; "
+                "restore it, or run it as a new job (--overwrite)"
+            ) from None
 
     def job(self, job_id: str) -> dict[str, Any] | None:
         def tx(conn: Connection) -> dict[str, Any] | None:
@@ -269,8 +369,11 @@ class JobStore:
         """Mark the job finished when no partition is pending or running; returns the new status."""
 
         def tx(conn: Connection) -> str | None:
+            planned = conn.execute(
+                sa.select(jobs.c.planned).where(jobs.c.job_id == job_id)
+            ).scalar()
             states = self._states(conn, job_id)
-            if states.get("pending", 0) or states.get("running", 0):
+            if not planned or states.get("pending", 0) or states.get("running", 0):
                 return None
             status = "finished_with_dead" if states.get("dead", 0) else "finished"
             conn.execute(
@@ -324,14 +427,25 @@ class JobStore:
                     + f" [lease expired {max_attempts} times: the task or its process died]",
                 )
             )
-            candidates = (
-                sa.select(P.partition)
-                .where(P.job_id == job_id, sa.or_(P.state == "pending", expired))
-                .order_by(P.partition)
-                .limit(n)
-                .with_for_update(skip_locked=True)
+            # Two indexed scans (job, state, partition) rather than one OR: a million-partition job
+            # claims in the same time at its start and at its end.
+            chosen = list(
+                conn.execute(
+                    sa.select(P.partition)
+                    .where(P.job_id == job_id, expired)
+                    .order_by(P.partition)
+                    .limit(n)
+                    .with_for_update(skip_locked=True)
+                ).scalars()
             )
-            chosen = conn.execute(candidates).scalars().all()
+            if len(chosen) < n:
+                chosen += conn.execute(
+                    sa.select(P.partition)
+                    .where(P.job_id == job_id, P.state == "pending")
+                    .order_by(P.partition)
+                    .limit(n - len(chosen))
+                    .with_for_update(skip_locked=True)
+                ).scalars()
             if not chosen:
                 return []
             claimed = conn.execute(
@@ -345,9 +459,12 @@ class JobStore:
                     lease_expires=db_epoch() + lease_s,
                     started_at=db_epoch(),
                 )
-                .returning(P.partition, P.attempts, P.row_start, P.row_stop)
+                .returning(P.partition, P.attempts, P.row_start, P.row_stop, P.source, P.digest)
             ).all()
-            leases = [Lease(int(p), token, int(a), int(s), int(e)) for p, a, s, e in claimed]
+            leases = [
+                Lease(int(p), token, int(a), int(s), int(e), src, d)
+                for p, a, s, e, src, d in claimed
+            ]
             return sorted(leases, key=lambda lease: lease.partition)
 
         return self._tx(f"claiming partitions of {job_id}", tx)
@@ -401,15 +518,15 @@ class JobStore:
 
     def commit(
         self, job_id: str, lease: Lease, rows: PartitionRows, *, seconds: float | None = None
-    ) -> bool:
+    ) -> Commit:
         """Store a partition's result rows and mark it done, atomically, if ``lease`` still holds it.
 
-        Returns False (and writes nothing) when the lease was taken over. Retried after a lost
-        connection; a retry of a commit that did land is recognised by its token and returns True.
+        Returns a false :class:`Commit` (and writes nothing) when the lease was taken over. Retried
+        after a lost connection; a retry of a commit that did land is recognised by its token. Rows
+        whose id an earlier row has are stored as ``duplicate_id`` errors (``Commit.duplicates``).
         """
-        errors = rows.errors
 
-        def tx(conn: Connection) -> bool:
+        def tx(conn: Connection) -> Commit:
             updated = conn.execute(
                 partitions.update()
                 .where(_held(job_id, lease))
@@ -419,7 +536,6 @@ class JobStore:
                     lease_expires=None,
                     last_error=None,
                     rows=len(rows),
-                    errors=errors,
                     seconds=seconds,
                     finished_at=db_epoch(),
                 )
@@ -430,9 +546,18 @@ class JobStore:
                         P.job_id == job_id, P.partition == lease.partition
                     )
                 ).one()
-                return bool(state == "done" and token == lease.token)
-            replace_rows(conn, job_id, lease.partition, rows)
-            return True
+                if state == "done" and token == lease.token:
+                    return Commit(True, _marks(conn, job_id, lease.partition))
+                return Commit(False)
+            duplicates = replace_rows(conn, job_id, lease.partition, rows)
+            conn.execute(
+                partitions.update()
+                .where(P.job_id == job_id, P.partition == lease.partition)
+                .values(
+                    errors=rows.errors + sum(1 for i in duplicates if rows.results[i][8] is None)
+                )
+            )
+            return Commit(True, duplicates)
 
         return self._tx(f"committing partition {lease.partition} of {job_id}", tx)
 
@@ -463,43 +588,63 @@ class JobStore:
 
         return self._tx(f"recording a failure of partition {lease.partition} of {job_id}", tx)
 
-    def dead_without_rows(self, job_id: str, limit: int = 100) -> list[tuple[int, str, str]]:
-        """Dead partitions whose rows are not written yet: ``(partition, token, last error)``."""
+    def dead_without_rows(self, job_id: str, limit: int = 100) -> list[tuple[Lease, str]]:
+        """Dead partitions whose rows are not written yet: ``(lease with the dead token, error)``."""
 
-        def tx(conn: Connection) -> list[tuple[int, str, str]]:
+        def tx(conn: Connection) -> list[tuple[Lease, str]]:
             rows = conn.execute(
-                sa.select(P.partition, P.lease_token, P.last_error)
+                sa.select(
+                    P.partition,
+                    P.lease_token,
+                    P.attempts,
+                    P.row_start,
+                    P.row_stop,
+                    P.source,
+                    P.digest,
+                    P.last_error,
+                )
                 .where(P.job_id == job_id, P.state == "dead", P.rows.is_(None))
                 .order_by(P.partition)
                 .limit(limit)
             ).all()
-            return [(int(p), str(t), str(e or "")) for p, t, e in rows]
+            return [
+                (Lease(int(p), str(t), int(a), int(s), int(e), src, d), str(err or ""))
+                for p, t, a, s, e, src, d, err in rows
+            ]
 
         return self._tx(f"reading dead partitions of {job_id}", tx)
 
-    def store_dead_rows(self, job_id: str, partition: int, token: str, rows: PartitionRows) -> bool:
+    def store_dead_rows(
+        self, job_id: str, partition: int, token: str, rows: PartitionRows
+    ) -> Commit:
         """Store the rows of a dead partition (each with its error) if it is still dead under
-        ``token``; True also when they were already stored under it (another process did it)."""
+        ``token``; accepted also when they were already stored under it (by another process)."""
 
-        def tx(conn: Connection) -> bool:
+        def tx(conn: Connection) -> Commit:
             state, current, stored = conn.execute(
                 sa.select(P.state, P.lease_token, P.rows)
                 .where(P.job_id == job_id, P.partition == partition)
                 .with_for_update()
             ).one()
             if state != "dead" or current != token:
-                return False
+                return Commit(False)
             if stored is not None:
-                return True
-            replace_rows(conn, job_id, partition, rows)
+                return Commit(True, _marks(conn, job_id, partition))
+            duplicates = replace_rows(conn, job_id, partition, rows)
             conn.execute(
                 partitions.update()
                 .where(P.job_id == job_id, P.partition == partition)
                 .values(rows=len(rows), errors=len(rows), finished_at=db_epoch())
             )
-            return True
+            return Commit(True, duplicates)
 
         return self._tx(f"storing dead partition {partition} of {job_id}", tx)
+
+    def duplicate_marks(self, job_id: str, partition: int) -> dict[int, str]:
+        """The partition's stored ``duplicate_id`` rows: ``{position in the partition: error}``."""
+        return self._tx(
+            f"reading duplicate ids of {job_id}", lambda conn: _marks(conn, job_id, partition)
+        )
 
     def partition_tokens(
         self, job_id: str, partitions_: Sequence[int]
@@ -650,6 +795,52 @@ class JobStore:
                 .all(),
                 columns=[c.name for c in predictions.columns],
             ),
+        )
+
+
+class _ManifestChanged(Exception):
+    pass
+
+
+def _marks(conn: Connection, job_id: str, partition: int) -> dict[int, str]:
+    r = results.c
+    rows = conn.execute(
+        sa.select(r.row - P.row_start, r.error)
+        .select_from(
+            results.join(partitions, sa.and_(P.job_id == r.job_id, P.partition == r.partition))
+        )
+        .where(r.job_id == job_id, r.partition == partition, r.error_category == DUPLICATE_ID)
+    ).all()
+    return {int(position): str(error) for position, error in rows}
+
+
+def _insert_partitions(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Bulk insert of ``(job_id, partition, row_start, row_stop, source, digest)`` rows; rows whose
+    partition exists are left alone."""
+    columns = ("job_id", "partition", "row_start", "row_stop", "source", "digest")
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    names = ", ".join(f'"{c}"' for c in columns)
+    if conn.dialect.name == "postgresql":
+        # COPY into a scratch table, then one INSERT ... ON CONFLICT DO NOTHING: COPY's speed, and
+        # a second planner of the same job adds nothing twice.
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS lidframe_planned "
+            "(LIKE lidframe_partitions INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+        with cursor.copy(f"COPY lidframe_planned ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["varchar", "int4", "int8", "int8", "text", "varchar"])
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(
+            f"INSERT INTO lidframe_partitions ({names}) SELECT {names} FROM lidframe_planned "
+            "ON CONFLICT DO NOTHING"
+        )
+        cursor.execute("DELETE FROM lidframe_planned")
+        return
+    for i in range(0, len(rows), _BATCH * 10):
+        cursor.executemany(
+            f"INSERT OR IGNORE INTO lidframe_partitions ({names}) VALUES (?, ?, ?, ?, ?, ?)",
+            rows[i : i + _BATCH * 10],
         )
 
 

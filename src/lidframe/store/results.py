@@ -26,7 +26,9 @@ from sqlalchemy.engine import Connection
 
 from lidframe.store.schema import predictions, results
 
-__all__ = ["PartitionRows", "frame_rows", "replace_rows"]
+__all__ = ["DUPLICATE_ID", "PartitionRows", "frame_rows", "replace_rows"]
+
+DUPLICATE_ID = "duplicate_id"
 
 RESULT_COLUMNS = [c.name for c in results.columns]
 PREDICTION_COLUMNS = [c.name for c in predictions.columns]
@@ -56,6 +58,17 @@ class PartitionRows:
     @property
     def errors(self) -> int:
         return sum(1 for r in self.results if r[8] is not None)
+
+    def marked(self, errors: dict[int, str]) -> PartitionRows:
+        """These rows with ``errors`` (``{position: error}``) set: no answers, no predictions."""
+        results_ = list(self.results)
+        for position, error in errors.items():
+            r = results_[position]
+            category = error.split(":", 1)[0][:32]
+            results_[position] = (*r[:8], error, category, None, None, None, None, None)
+        n = len(results_)
+        predictions_ = [p for i, p in enumerate(self.predictions) if i % n not in errors]
+        return PartitionRows(results_, predictions_)
 
 
 def _column(frame: pd.DataFrame, name: str) -> list[Any]:
@@ -133,12 +146,15 @@ def frame_rows(
     return PartitionRows(result_rows, prediction_rows)
 
 
-def replace_rows(conn: Connection, job_id: str, partition: int, rows: PartitionRows) -> None:
+def replace_rows(
+    conn: Connection, job_id: str, partition: int, rows: PartitionRows
+) -> dict[int, str]:
     """Make ``rows`` the partition's rows, inside the caller's (lease-checked) transaction.
 
-    Rows an earlier attempt stored are deleted first, then the new ones inserted in bulk; the primary
-    keys (job, row id) and (job, row id, model) make a duplicate impossible. The first write of a
-    partition (the common case) finds nothing to delete.
+    Rows an earlier attempt stored are deleted first, then the new ones inserted in bulk. A row whose
+    id another row of the job already has (in a partition committed earlier, or earlier in this one)
+    is stored as a ``duplicate_id`` error naming that row, without answers; returns those rows as
+    ``{position in the partition: error}`` so the partition's Parquet part can say the same.
     """
     existing = conn.execute(
         sa.select(results.c.row_id)
@@ -151,12 +167,16 @@ def replace_rows(conn: Connection, job_id: str, partition: int, rows: PartitionR
         )
         conn.execute(
             predictions.delete().where(
-                predictions.c.job_id == job_id, predictions.c.row_id.in_(ids)
+                predictions.c.job_id == job_id,
+                predictions.c.row_id.in_(ids.where(_unique_id())),
             )
         )
         conn.execute(
             results.delete().where(results.c.job_id == job_id, results.c.partition == partition)
         )
+    duplicates = _duplicates(conn, job_id, rows)
+    if duplicates:
+        rows = rows.marked(duplicates)
     if conn.dialect.name == "postgresql":
         _copy(conn, results, _RESULT_PG_TYPES, rows.results)
         _copy(conn, predictions, _PREDICTION_PG_TYPES, rows.predictions)
@@ -168,6 +188,38 @@ def replace_rows(conn: Connection, job_id: str, partition: int, rows: PartitionR
             for r in rows.predictions
         ]
         _insert(conn, predictions, as_text)
+    return duplicates
+
+
+def _unique_id() -> sa.ColumnElement[bool]:
+    """The rows whose id is unique per job (all but the duplicate_id errors)."""
+    category = results.c.error_category
+    return sa.or_(category.is_(None), category != DUPLICATE_ID)
+
+
+def _duplicates(conn: Connection, job_id: str, rows: PartitionRows) -> dict[int, str]:
+    """``{position: error}`` of the rows whose id an earlier row holds."""
+    ids = [r[1] for r in rows.results]
+    holders: dict[str, int] = {}
+    for i in range(0, len(ids), 1000):
+        for row_id, row in conn.execute(
+            sa.select(results.c.row_id, results.c.row).where(
+                results.c.job_id == job_id,
+                results.c.row_id.in_(ids[i : i + 1000]),
+                _unique_id(),
+            )
+        ).all():
+            holders[str(row_id)] = int(row)
+    out: dict[int, str] = {}
+    for position, r in enumerate(rows.results):
+        row_id, row = r[1], r[2]
+        if row_id in holders:
+            out[position] = (
+                f"{DUPLICATE_ID}: id {row_id!r} of row {row} is also the id of row {holders[row_id]}"
+            )
+        else:
+            holders[row_id] = row
+    return out
 
 
 def _insert(conn: Connection, table: sa.Table, rows: Sequence[tuple[Any, ...]]) -> None:

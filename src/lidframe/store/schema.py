@@ -8,7 +8,9 @@ All tables are prefixed ``lidframe_`` so they can share a database (and a schema
     ``models`` (JSON list of model names), ``config`` (JSON: every setting that changes results),
     ``fingerprint`` (hash of manifest, models and config: a resumed job must match it),
     ``environment`` (JSON: versions and host of the process that created the job),
-    ``n_partitions``, ``n_rows``, ``created_at``, ``updated_at``.
+    ``n_partitions``, ``n_rows`` (so far, while ``planned`` is false: partitions are added as the
+    manifest is planned), ``content_digest`` (hash of every partition's digest, once planned),
+    ``created_at``, ``updated_at``.
 
 ``lidframe_partitions``: one row per (job, partition); partition ``k`` is manifest rows
     ``[row_start, row_stop)``. ``state`` is ``pending``, ``running`` (leased), ``done`` or ``dead``.
@@ -16,9 +18,12 @@ All tables are prefixed ``lidframe_`` so they can share a database (and a schema
     on the database's clock) describe the current lease; ``last_error`` the last failure.
     ``rows`` / ``errors`` / ``seconds`` (task time) are filled when it is done; ``started_at`` (last
     claim) and ``finished_at`` are epoch seconds on the database clock (``to_timestamp()`` in psql).
+    ``source`` (``FILE:START:STOP``, see :class:`lidframe.manifest.PlannedPartition`) and ``digest``
+    say where its rows are and what they hash to.
 
-``lidframe_results``: one row per (job, manifest row): ``row_id`` (the manifest id), ``row`` (its
-    position in the manifest), ``partition``, ``audio``, ``offset``, ``duration``, ``label``, ``error``
+``lidframe_results``: one row per (job, manifest row): ``row`` (its position in the manifest, the
+    key), ``row_id`` (the manifest id: unique per job except on ``duplicate_id`` error rows),
+    ``partition``, ``audio``, ``offset``, ``duration``, ``label``, ``error``
     and ``error_category`` (the part of ``error`` before the colon), and the consensus columns
     ``lang``, ``agree``, ``n_agree``, ``consensus_prob``, ``consensus_method`` (null with one model).
 
@@ -46,6 +51,8 @@ metadata = sa.MetaData()
 # JSONB on PostgreSQL (indexable, queryable with ->>), JSON text elsewhere.
 JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 Timestamp = sa.DateTime(timezone=True)
+# Ids are unique per job, except on rows that are themselves the duplicate_id errors.
+_UNIQUE_ID = "error_category IS NULL OR error_category <> 'duplicate_id'"
 
 jobs = sa.Table(
     "lidframe_jobs",
@@ -61,6 +68,8 @@ jobs = sa.Table(
     sa.Column("environment", JSONType, nullable=False),
     sa.Column("n_partitions", sa.Integer, nullable=False),
     sa.Column("n_rows", sa.BigInteger, nullable=False),
+    sa.Column("planned", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("content_digest", sa.String(64)),
     sa.Column("created_at", Timestamp, nullable=False, server_default=sa.func.now()),
     sa.Column("updated_at", Timestamp, nullable=False, server_default=sa.func.now()),
 )
@@ -88,7 +97,9 @@ partitions = sa.Table(
     sa.Column("seconds", sa.Float),
     sa.Column("started_at", sa.Float),
     sa.Column("finished_at", sa.Float),
-    sa.Index("ix_lidframe_partitions_job_state", "job_id", "state"),
+    sa.Column("source", sa.Text),
+    sa.Column("digest", sa.String(32)),
+    sa.Index("ix_lidframe_partitions_job_state", "job_id", "state", "partition"),
 )
 
 results = sa.Table(
@@ -100,8 +111,8 @@ results = sa.Table(
         sa.ForeignKey("lidframe_jobs.job_id", ondelete="CASCADE"),
         primary_key=True,
     ),
-    sa.Column("row_id", sa.Text, primary_key=True),
-    sa.Column("row", sa.BigInteger, nullable=False),
+    sa.Column("row_id", sa.Text, nullable=False),
+    sa.Column("row", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("partition", sa.Integer, nullable=False),
     sa.Column("audio", sa.Text, nullable=False),
     sa.Column("offset", sa.Float),
@@ -115,6 +126,14 @@ results = sa.Table(
     sa.Column("consensus_prob", sa.Float),
     sa.Column("consensus_method", sa.String(64)),
     sa.Index("ix_lidframe_results_job_partition", "job_id", "partition"),
+    sa.Index(
+        "ux_lidframe_results_job_row_id",
+        "job_id",
+        "row_id",
+        unique=True,
+        postgresql_where=sa.text(_UNIQUE_ID),
+        sqlite_where=sa.text(_UNIQUE_ID),
+    ),
 )
 
 predictions = sa.Table(

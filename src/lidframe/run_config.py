@@ -1,0 +1,85 @@
+"""Every setting of :func:`lidframe.run`, declared once, each saying whether it changes results.
+
+The job id is derived from the identifying settings (:func:`lidframe.settings.identity`), so a
+setting added here must declare ``identity=``; the audio limits are declared the same way on
+:class:`~lidframe.audio.AudioConfig`. Speed settings (workers, batch size, device), limits on waiting,
+credentials and retry policy are not identifying: a job resumes with other values of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from lidframe.audio import AudioConfig
+from lidframe.errors import ConfigError
+from lidframe.settings import identity, setting
+
+__all__ = ["RunConfig"]
+
+
+def _calibration_identity(value: Any) -> Any:
+    return None if value is None else dataclasses.asdict(value)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """The settings of one run (see :func:`lidframe.run` for what each does)."""
+
+    models: tuple[str, ...] = setting(("whisper-base",), identity=True)
+    partition_rows: int = setting(128, identity=True)
+    top_k: int = setting(5, identity=True)
+    dtype: str = setting("float32", identity=True)
+    audio: AudioConfig = setting(identity=True, factory=AudioConfig)
+    consensus_policy: str = setting("majority", identity=True)
+    min_prob: float = setting(0.0, identity=True)
+    # A Calibration or the path of its JSON file; recorded by its fitted values.
+    calibration: Any = setting(None, identity=_calibration_identity)
+    batch_size: int = setting(8, identity=False)
+    device: str = setting("auto", identity=False)
+    workers: int | None = setting(None, identity=False)
+    scheduler: str | None = setting(None, identity=False)
+    storage_options: Mapping[str, Any] | None = setting(None, identity=False)
+    out_storage_options: Mapping[str, Any] | None = setting(None, identity=False)
+    progress: bool = setting(True, identity=False)
+    db: str | bool | None = setting(None, identity=False)
+    job: str | None = setting(None, identity=False)
+    max_attempts: int = setting(3, identity=False)
+    lease_seconds: float = setting(60.0, identity=False)
+    stall_seconds: float = setting(600.0, identity=False)
+    retry_dead: bool = setting(False, identity=False)
+    overwrite: bool = setting(False, identity=False)
+
+    def __post_init__(self) -> None:
+        models = (self.models,) if isinstance(self.models, str) else tuple(self.models)
+        object.__setattr__(self, "models", models)
+        if not models:
+            raise ConfigError("at least one model is required")
+        if not isinstance(self.partition_rows, int) or self.partition_rows <= 0:
+            raise ConfigError(
+                f"partition_rows must be a positive integer, got {self.partition_rows!r}"
+            )
+        if self.audio is None:
+            object.__setattr__(self, "audio", AudioConfig())
+        if self.calibration is not None:
+            from lidframe.calibration import load_calibration
+
+            object.__setattr__(self, "calibration", load_calibration(self.calibration))
+        identity(self)  # every field declares whether it is identifying
+
+    @classmethod
+    def of(cls, **settings: Any) -> RunConfig:
+        """From keyword settings; an unknown name is a :class:`ConfigError` naming it."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(settings) - names)
+        if unknown:
+            raise ConfigError(
+                f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}"
+            )
+        return cls(**settings)
+
+    def identity(self) -> dict[str, Any]:
+        """The settings that change results (what the job id is derived from)."""
+        return identity(self)
