@@ -365,3 +365,33 @@ def test_a_two_million_row_job_starts_at_once_and_resumes_without_redoing_work(
         n, planned = conn.execute(sa.text("SELECT n_partitions, planned FROM lidframe_jobs")).one()
     assert (n, bool(planned)) == (-(-2_000_000 // 128), True)
     engine.dispose()
+
+
+def test_two_orchestrators_share_one_job_on_postgresql(tmp_path, trivial_cluster, pg_url):
+    """The same command twice at once, against one cluster and one PostgreSQL: both plan (each
+    partition is inserted once), both claim, every partition is done once, and both exit 0."""
+    import re
+
+    path = _big_manifest(tmp_path, 3_000, "csv")
+    script = tmp_path / "child.py"
+    script.write_text(_CHILD.format(tests=str(Path(__file__).parent)))
+    argv = [
+        sys.executable, str(script), "run", str(path), "--out", str(tmp_path / "out"),
+        "--models", f"{FAMILY}:x", "--scheduler", trivial_cluster, "--db", pg_url,
+        "--job", "shared", "--partition-rows", "16", "--no-progress",
+    ]  # fmt: skip
+    children = [
+        subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [child.communicate(timeout=300) for child in children]
+    assert [child.returncode for child in children] == [0, 0], outputs
+    by_run = [int(re.search(r"(\d+) partitions done by this run", o).group(1)) for o, _ in outputs]
+    with open_store(pg_url) as store:
+        parts = store.partitions("shared")
+        results = store.results("shared")
+    assert len(parts) == -(-3_000 // 16) and (parts["state"] == "done").all()
+    assert sum(by_run) == len(parts)  # none done twice
+    assert (parts["attempts"] == 1).all()
+    assert results["row"].tolist() == list(range(3_000))
+    assert results["row_id"].tolist() == [f"r{i:09d}" for i in range(3_000)]

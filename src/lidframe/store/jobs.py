@@ -204,7 +204,13 @@ class JobStore:
                 )
             return dict(row)
 
-        return self._tx(f"creating job {job_id}", tx)
+        try:
+            return self._tx(f"creating job {job_id}", tx)
+        except StoreError as exc:
+            if not isinstance(exc.__cause__, sa.exc.IntegrityError):
+                raise
+            # another process created the same job at the same moment: this time it is found
+            return self._tx(f"creating job {job_id}", tx)
 
     # -- planning -----------------------------------------------------------------------------
 
