@@ -97,7 +97,7 @@ class JobStatus:
             f"job {j['job_id']}: {j['status']}",
             f"  manifest {j['manifest']} ({j['n_rows']} rows) -> {j['out']}",
             f"  models {', '.join(j['models'])}",
-            f"  partitions {total}: {parts}",
+            f"  partitions {total}{'' if j.get('planned', True) else ' so far (planning)'}: {parts}",
             f"  rows done {self.rows_done}/{j['n_rows']}, row errors {self.error_rows}, "
             f"attempts {self.attempts} ({self.retried} partitions retried), "
             f"{self.rows_per_second:.2f} rows/s over {self.seconds:.0f} s",
