@@ -692,7 +692,8 @@ class JobStore:
             lambda conn: pd.DataFrame(
                 conn.execute(sa.select(partitions).where(P.job_id == job_id).order_by(P.partition))
                 .mappings()
-                .all()
+                .all(),
+                columns=[c.name for c in partitions.columns],
             ),
         )
 
