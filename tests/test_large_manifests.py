@@ -395,3 +395,42 @@ def test_two_orchestrators_share_one_job_on_postgresql(tmp_path, trivial_cluster
     assert (parts["attempts"] == 1).all()
     assert results["row"].tolist() == list(range(3_000))
     assert results["row_id"].tolist() == [f"r{i:09d}" for i in range(3_000)]
+
+
+def test_status_of_a_job_with_a_million_partitions_is_correct(tmp_path, db_url):
+    """Correctness only: the benchmark (benchmarks/scale.py) prints how fast it is."""
+    from lidframe.orchestrator import plan_job
+    from lidframe.store.results import PartitionRows
+
+    path = tmp_path / "m.csv"
+    with open(path, "w") as fh:
+        fh.write("id,audio\n")
+        fh.writelines(f"r{i},c{i % 7}.wav\n" for i in range(1_000_000))
+    manifest = open_manifest(path)
+    with open_store(db_url) as store:
+        store.ensure_job(
+            "million",
+            fingerprint="f",
+            manifest=str(path),
+            manifest_digest=manifest.identity,
+            out=str(tmp_path / "out"),
+            models=["m"],
+            config={},
+            environment={},
+        )
+        assert plan_job(store, "million", manifest, 1) == 1_000_000
+        leases = store.claim("million", "me", 5, lease_s=60, max_attempts=1)
+        assert [lease.partition for lease in leases] == [0, 1, 2, 3, 4]
+        for lease in leases[:3]:
+            row = ("million", f"r{lease.partition}", lease.row_start, lease.partition, "a.wav")
+            row += (None, None, None, None, None, None, None, None, None, None)
+            assert store.commit("million", lease, PartitionRows([row], []))
+        assert store.fail("million", leases[3], "boom", max_attempts=1) == "dead"
+        status = store.status("million")
+        jobs = {j["job_id"]: j for j in store.jobs()}
+    assert status.job["n_partitions"] == 1_000_000 and status.job["planned"]
+    assert status.states == {"done": 3, "dead": 1, "running": 1, "pending": 999_995}
+    assert status.rows_done == 3 and status.attempts == 5
+    assert status.dead == [(3, "boom")]
+    assert "partitions 1000000: done 3, running 1, pending 999995, dead 1" in str(status)
+    assert jobs["million"]["states"] == status.states
