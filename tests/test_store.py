@@ -111,12 +111,22 @@ def test_commit_needs_the_current_lease_and_is_idempotent(db_url):
     assert parts.loc[1, "rows"] == 3 and parts.loc[1, "attempts"] == 2
 
 
+def test_a_failed_partition_is_retried_after_the_first_pass(db_url):
+    with open_store(db_url) as store:
+        _job(store, partitions=3)
+        (first,) = store.claim(JOB, "a", 1, lease_s=60, max_attempts=3)
+        assert store.fail(JOB, first, "boom", max_attempts=3) == "pending"
+        claimed = [store.claim(JOB, "a", 1, lease_s=60, max_attempts=3)[0] for _ in range(3)]
+        assert [(c.partition, c.attempt) for c in claimed] == [(1, 1), (2, 1), (0, 2)]
+
+
 def test_failed_attempts_end_dead_and_can_be_retried(db_url):
     with open_store(db_url) as store:
         _job(store, partitions=2)
         (lease,) = store.claim(JOB, "a", 1, lease_s=60, max_attempts=2)
         assert store.fail(JOB, lease, "KilledWorker: boom", max_attempts=2) == "pending"
-        (lease,) = store.claim(JOB, "a", 1, lease_s=60, max_attempts=2)
+        with open_store(db_url) as other:  # another process: its first claim starts at the start
+            (lease,) = other.claim(JOB, "a", 1, lease_s=60, max_attempts=2)
         assert (lease.partition, lease.attempt) == (0, 2)
         assert store.fail(JOB, lease, "KilledWorker: boom again", max_attempts=2) == "dead"
         assert store.fail(JOB, lease, "twice", max_attempts=2) is None  # no longer this lease's

@@ -116,6 +116,8 @@ class JobStore:
         self.engine = engine
         # How long a transaction is retried through lost connections before StoreError.
         self.retry_deadline_s = retry_deadline_s
+        # job -> the partition after this store's last claim (where the next one looks first)
+        self._claim_from: dict[str, int] = {}
 
     @property
     def url(self) -> str:
@@ -446,10 +448,18 @@ class JobStore:
                     .with_for_update(skip_locked=True)
                 ).scalars()
             )
-            if len(chosen) < n:
+            # Pending partitions from where this store's last claim ended first: on PostgreSQL the
+            # index keeps entries of rows claimed since the last vacuum, and a scan from the start
+            # walks all of them (measured: 80 ms per claim half-way through a million partitions).
+            # Partitions handed back below it (failed attempts) are claimed when nothing is left
+            # above: retries come after the first pass.
+            start = self._claim_from.get(job_id, 0)
+            for bound in (start, 0) if start else (0,):
+                if len(chosen) >= n:
+                    break
                 chosen += conn.execute(
                     sa.select(P.partition)
-                    .where(P.job_id == job_id, P.state == "pending")
+                    .where(P.job_id == job_id, P.state == "pending", P.partition >= bound)
                     .order_by(P.state, P.partition)
                     .limit(n - len(chosen))
                     .with_for_update(skip_locked=True)
@@ -475,7 +485,10 @@ class JobStore:
             ]
             return sorted(leases, key=lambda lease: lease.partition)
 
-        return self._tx(f"claiming partitions of {job_id}", tx)
+        leases = self._tx(f"claiming partitions of {job_id}", tx)
+        if leases:
+            self._claim_from[job_id] = leases[-1].partition + 1
+        return leases
 
     def renew(self, job_id: str, owner: str, lease_s: float) -> int:
         """Extend every lease ``owner`` holds on the job; returns how many it still holds."""
