@@ -1,5 +1,7 @@
-"""What identifies a job: its manifest's content, its output, its models and every setting that changes
-results. Two runs with the same of all of these are the same job, so running a command again resumes.
+"""What identifies a job: its manifest (what storage says of its files: names, sizes, ETags or
+modification times, :attr:`lidframe.manifest.Manifest.identity`), its output, its models and every
+setting that changes results (:meth:`lidframe.run_config.RunConfig.identity`, declared on each
+field). Two runs with the same of all of these are the same job, so running a command again resumes.
 
 Settings that only change speed (batch size, workers, decode threads, device) are not part of it: a
 job can be resumed on other hardware.
