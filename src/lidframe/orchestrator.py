@@ -212,7 +212,11 @@ def run_partitions(
             if state == "dead":
                 done.dead += 1
             if workers:
-                _restart(client, workers)
+                # In the background: the loop goes on claiming and committing meanwhile (a nanny
+                # that does not bring its worker back would otherwise hold it for the timeout).
+                threading.Thread(
+                    target=_restart, args=(client, workers), name="lidframe-restart", daemon=True
+                ).start()
 
     def finish_task(future: Any) -> None:
         if future in dead_tasks:
