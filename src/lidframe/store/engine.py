@@ -30,7 +30,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from lidframe.errors import ConfigError, StoreError
 
-__all__ = ["create_engine", "db_epoch", "migrate", "open_store", "retrying", "safe_url"]
+__all__ = ["create_engine", "db_epoch", "migrate", "retrying", "safe_url"]
 
 T = TypeVar("T")
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -210,26 +210,3 @@ def retrying(fn: Callable[[], T], what: str, deadline_s: float = 120.0) -> T:
                 ) from exc
             time.sleep(delay * (1 + random.random()))
             delay = min(delay * 2, 5.0)
-
-
-def open_store(db: str, *, migrate_schema: bool = True, retry_deadline_s: float = 120.0) -> Any:
-    """Connect to ``db``, migrate its schema, and return a :class:`~lidframe.store.jobs.JobStore`.
-
-    ``retry_deadline_s``: how long one transaction is retried through lost connections before it
-    fails with :class:`StoreError`.
-    """
-    from lidframe.store.jobs import JobStore
-
-    url = parse_url(db)
-    engine = create_engine(url)
-    try:
-        if migrate_schema:
-            retrying(
-                lambda: migrate(engine),
-                f"migrating {safe_url(url)}",
-                deadline_s=min(60.0, retry_deadline_s),
-            )
-    except BaseException:
-        engine.dispose()
-        raise
-    return JobStore(engine, retry_deadline_s=retry_deadline_s)

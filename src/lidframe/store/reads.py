@@ -1,0 +1,195 @@
+"""Reading a job back: its progress (:class:`JobStatus`, for ``lidframe status``) and its results.
+
+Nothing here writes: each read is one transaction, so counts and rows come from one consistent
+snapshot even while orchestrators commit.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from lidframe.errors import StoreError
+from lidframe.store.base import StoreBase
+from lidframe.store.schema import jobs, partitions, predictions, results
+
+__all__ = ["JobStatus", "Reads"]
+
+P = partitions.c
+
+
+@dataclass
+class JobStatus:
+    """A job's progress, for ``lidframe status`` and notebooks."""
+
+    job: dict[str, Any]
+    states: Counter[str]
+    attempts: int
+    retried: int
+    rows_done: int
+    error_rows: int
+    seconds: float
+    dead: list[tuple[int, str]] = field(default_factory=list)
+    failing: list[tuple[int, int, str]] = field(default_factory=list)
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows_done / self.seconds if self.seconds > 0 else 0.0
+
+    def __str__(self) -> str:
+        j = self.job
+        total = j["n_partitions"]
+        order = ("done", "running", "pending", "dead")
+        parts = ", ".join(f"{s} {self.states.get(s, 0)}" for s in order)
+        lines = [
+            f"job {j['job_id']}: {j['status']}",
+            f"  manifest {j['manifest']} ({j['n_rows']} rows) -> {j['out']}",
+            f"  models {', '.join(j['models'])}",
+            f"  partitions {total}{'' if j.get('planned', True) else ' so far (planning)'}: {parts}",
+            f"  rows done {self.rows_done}/{j['n_rows']}, row errors {self.error_rows}, "
+            f"attempts {self.attempts} ({self.retried} partitions retried), "
+            f"{self.rows_per_second:.2f} rows/s over {self.seconds:.0f} s",
+        ]
+        for partition, error in self.dead:
+            lines.append(f"  dead partition {partition}: {error}")
+        for partition, attempts, error in self.failing:
+            lines.append(f"  partition {partition} failed {attempts} time(s), last: {error}")
+        return "\n".join(lines)
+
+
+class Reads(StoreBase):
+    """A job's partition states, status, summary and result frames (mixed into
+    :class:`~lidframe.store.jobs.JobStore`)."""
+
+    def _states(self, conn: Connection, job_id: str) -> Counter[str]:
+        rows = conn.execute(
+            sa.select(P.state, sa.func.count()).where(P.job_id == job_id).group_by(P.state)
+        ).all()
+        return Counter({s: int(n) for s, n in rows})
+
+    def states(self, job_id: str) -> Counter[str]:
+        return self._tx(f"reading job {job_id}", lambda conn: self._states(conn, job_id))
+
+    def partitions(self, job_id: str) -> pd.DataFrame:
+        """The partition table of a job as a frame (one row per partition)."""
+        return self._tx(
+            f"reading partitions of {job_id}",
+            lambda conn: pd.DataFrame(
+                conn.execute(sa.select(partitions).where(P.job_id == job_id).order_by(P.partition))
+                .mappings()
+                .all(),
+                columns=[c.name for c in partitions.columns],
+            ),
+        )
+
+    def status(self, job_id: str) -> JobStatus:
+        def tx(conn: Connection) -> JobStatus:
+            job = conn.execute(sa.select(jobs).where(jobs.c.job_id == job_id)).mappings().first()
+            if job is None:
+                raise StoreError(f"no job {job_id!r} in {self.url}")
+            agg = conn.execute(
+                sa.select(
+                    sa.func.coalesce(sa.func.sum(P.attempts), 0),
+                    sa.func.coalesce(sa.func.sum(sa.case((P.attempts > 1, 1), else_=0)), 0),
+                    sa.func.coalesce(sa.func.sum(sa.case((P.state == "done", P.rows))), 0),
+                    sa.func.coalesce(sa.func.sum(P.errors), 0),
+                    sa.func.min(P.started_at),
+                    sa.func.max(P.finished_at),
+                ).where(P.job_id == job_id)
+            ).one()
+            dead = conn.execute(
+                sa.select(P.partition, P.last_error)
+                .where(P.job_id == job_id, P.state == "dead")
+                .order_by(P.partition)
+                .limit(20)
+            ).all()
+            failing = conn.execute(
+                sa.select(P.partition, P.attempts, P.last_error)
+                .where(P.job_id == job_id, P.state != "dead", P.last_error.is_not(None))
+                .order_by(P.partition)
+                .limit(20)
+            ).all()
+            first, last = agg[4], agg[5]
+            return JobStatus(
+                job=dict(job),
+                states=self._states(conn, job_id),
+                attempts=int(agg[0]),
+                retried=int(agg[1]),
+                rows_done=int(agg[2]),
+                error_rows=int(agg[3]),
+                seconds=float(last - first) if first is not None and last is not None else 0.0,
+                dead=[(int(p), str(e)) for p, e in dead],
+                failing=[(int(p), int(a), str(e)) for p, a, e in failing],
+            )
+
+        return self._tx(f"reading job {job_id}", tx)
+
+    def summary(self, job_id: str, multi_model: bool) -> dict[str, Any]:
+        """Rows, errors by category and languages per model (and consensus) of a job's results."""
+        r, p = results.c, predictions.c
+
+        def tx(conn: Connection) -> dict[str, Any]:
+            rows = conn.execute(
+                sa.select(sa.func.count()).select_from(results).where(r.job_id == job_id)
+            ).scalar()
+            categories = conn.execute(
+                sa.select(r.error_category, sa.func.count())
+                .where(r.job_id == job_id, r.error_category.is_not(None))
+                .group_by(r.error_category)
+            ).all()
+            langs = conn.execute(
+                sa.select(p.model, p.lang, sa.func.count())
+                .where(p.job_id == job_id, p.lang.is_not(None))
+                .group_by(p.model, p.lang)
+            ).all()
+            languages: dict[str, Counter[str]] = {}
+            for model, lang, n in langs:
+                languages.setdefault(model, Counter())[lang] = int(n)
+            if multi_model:
+                languages["lang"] = Counter(
+                    {
+                        lang: int(n)
+                        for lang, n in conn.execute(
+                            sa.select(r.lang, sa.func.count())
+                            .where(r.job_id == job_id, r.lang.is_not(None))
+                            .group_by(r.lang)
+                        ).all()
+                    }
+                )
+            return {
+                "rows": int(rows or 0),
+                "error_categories": Counter({c: int(n) for c, n in categories}),
+                "languages": languages,
+            }
+
+        return self._tx(f"summarising job {job_id}", tx)
+
+    def results(self, job_id: str) -> pd.DataFrame:
+        """The job's result rows (without predictions), ordered by manifest row."""
+        return self._tx(
+            f"reading results of {job_id}",
+            lambda conn: pd.DataFrame(
+                conn.execute(
+                    sa.select(results).where(results.c.job_id == job_id).order_by(results.c.row)
+                )
+                .mappings()
+                .all(),
+                columns=[c.name for c in results.columns],
+            ),
+        )
+
+    def predictions(self, job_id: str) -> pd.DataFrame:
+        return self._tx(
+            f"reading predictions of {job_id}",
+            lambda conn: pd.DataFrame(
+                conn.execute(sa.select(predictions).where(predictions.c.job_id == job_id))
+                .mappings()
+                .all(),
+                columns=[c.name for c in predictions.columns],
+            ),
+        )
