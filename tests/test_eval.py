@@ -109,7 +109,16 @@ def test_long_tail_is_the_bottom_quartile_or_below_a_support():
 
 
 def test_evaluate_scores_each_model_and_the_consensus_independently_checked():
+    from transformers.models.whisper.tokenization_whisper import LANGUAGES
+
+    from lidframe.languages import whisper_to_canonical
+    from lidframe.sinks.parquet import LABELS_ATTR
+
     df = results_frame()
+    unknown = lidframe.evaluate(df.copy(), confident=0.8)  # no label set recorded: zu is scored
+    assert unknown["whisper_base"].unsupported == 0
+    # as read_results gives them: the label sets the run recorded in its parts' metadata
+    df.attrs[LABELS_ATTR] = {"whisper_base": [whisper_to_canonical(c) for c in LANGUAGES]}
     ev = lidframe.evaluate(df, label_sets={"ecapa": [*LANGS, "nb", "no"]}, confident=0.8)
     assert set(ev.sources) == {"whisper_base", "ecapa", "consensus"}
     assert ev.rows == 300 and ev.labelled == 290
@@ -170,6 +179,7 @@ def test_evaluate_scores_each_model_and_the_consensus_independently_checked():
     assert ev.per_language()[("whisper_base", "support")].sum() == w.scored
 
 
+@pytest.mark.slow
 def test_evaluate_a_real_run_against_a_labelled_manifest(tmp_path):
     from lidframe.testing import make_corpus
 

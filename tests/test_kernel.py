@@ -19,7 +19,7 @@ import pytest
 
 from lidframe.errors import ModelError
 from lidframe.kernel import KernelConfig, identify_partition
-from lidframe.models.base import LidModel, ModelSpec, parse_model, register_family
+from lidframe.models import LidModel, ModelSpec, parse_model, register_family
 from lidframe.testing import TEXTS, sine, synthesize
 from lidframe.testing import write_wav as _write_wav
 
@@ -181,6 +181,7 @@ def test_clips_a_working_model_cannot_take_are_row_errors_even_a_whole_batch(tmp
     assert by_id.loc[[p.stem for p in long], "test_picky_a_lang"].eq("de").all()
 
 
+@pytest.mark.slow
 def test_model_minimum_length_is_the_largest_of_the_models(tmp_path):
     ecapa = str(Path(__file__).parent / "assets" / "voxlingua107-espeak-ecapa")
     clip = write_wav(tmp_path / "c.wav", sine(0.03), 16_000)  # 480 samples: enough for Whisper,

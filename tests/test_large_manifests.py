@@ -29,7 +29,7 @@ import lidframe
 from lidframe import ManifestError
 from lidframe.audio import AudioConfig
 from lidframe.manifest import ManifestChanged, open_manifest, plan_partitions, read_partition
-from lidframe.models.base import LidModel
+from lidframe.models import LidModel
 from lidframe.run_config import RunConfig
 from lidframe.settings import identity
 from lidframe.sinks.parquet import read_results
@@ -52,7 +52,7 @@ class TrivialLid(LidModel):
 
 
 def _register() -> None:
-    from lidframe.models.base import register_family
+    from lidframe.models import register_family
 
     register_family(FAMILY, TrivialLid)
 

@@ -10,10 +10,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from distributed import Client, LocalCluster
 
 import lidframe
 from lidframe.models import load_count
+from lidframe.models.base import resolve_device
 from lidframe.sinks import part_name
 from lidframe.testing import TEXTS, synthesize
 
@@ -123,26 +123,17 @@ def test_another_partitioning_replaces_the_folder_only_when_told(corpus, tmp_pat
     pd.testing.assert_series_equal(again["whisper_base_lang"], first["whisper_base_lang"])
 
 
-def test_each_worker_loads_each_model_once(corpus, tmp_path):
+def test_each_worker_loads_each_model_once(corpus, tmp_path, local_cluster):
     # Two different models (the packaged weights, and the same weights named by directory) on two
     # worker processes over many partitions: one load per model per worker, never one per partition.
     from lidframe.models.whisper_weights import packaged_whisper_dir
 
     models = ["whisper-base", f"whisper:{packaged_whisper_dir()}"]
-    with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+    with local_cluster(n_workers=2) as cluster:
         ddf = lidframe.read_manifest(corpus, partition_rows=1)
         assert ddf.npartitions == 10
         out = lidframe.identify(ddf, models, batch_size=2).compute()
-        loads = client.run(load_count)
+        loads = cluster.client.run(load_count)
     assert len(loads) == 2
     for per_worker in loads.values():
         assert all(n == 1 for n in per_worker.values()), per_worker
@@ -175,18 +166,19 @@ def test_bad_settings_fail_before_work(corpus, tmp_path):
         lidframe.identify(lidframe.read_manifest(corpus), batch_size=0)
 
 
-def test_run_attaches_to_a_running_scheduler(corpus, tmp_path):
-    with LocalCluster(
-        n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
-    ) as cluster:
+def test_run_attaches_to_a_running_scheduler(corpus, tmp_path, local_cluster):
+    # no client of this process is connected while the job runs: the job brings its own
+    with local_cluster(n_workers=1, client=False) as cluster:
         summary = lidframe.run(
             corpus,
             tmp_path / "out",
-            scheduler=cluster.scheduler_address,
+            scheduler=cluster.address,
             partition_rows=5,
             progress=False,
         )
-        with Client(cluster) as client:
+        with cluster.connect() as client:
             loads = client.run(load_count)
     assert summary.rows == 10
-    assert [v for v in loads.values()] == [{"whisper-base@cpu/float32": 1}]
+    # the default device is "auto": CUDA where the workers see a GPU, else the CPU
+    device = resolve_device("auto")
+    assert [v for v in loads.values()] == [{f"whisper-base@{device}/float32": 1}]

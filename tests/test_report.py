@@ -23,7 +23,6 @@ SCRIPT_AUDIO = "/data/<script>x.wav"
 IMG = re.compile(r"<img\b[^>]*>")
 SRC = re.compile(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-SCREENSHOT_COPY = Path("/tmp/lidframe-report.png")
 
 
 def _results_frame(n: int = 300, seed: int = 7) -> pd.DataFrame:
@@ -144,7 +143,7 @@ def test_report_is_written_to_s3(s3_server, s3_bucket):
     assert fs.cat(f"{bucket}/reports/eval.html").decode("utf-8") == text
 
 
-def test_rendering_uses_no_pyplot_and_no_display():
+def test_rendering_uses_no_pyplot_and_no_display(tmp_path):
     """Rendering in a fresh interpreter imports neither pyplot nor a GUI backend."""
     code = (
         "import sys, test_report as t; from lidframe.eval.report import render_report; "
@@ -152,11 +151,18 @@ def test_rendering_uses_no_pyplot_and_no_display():
         "bad = [m for m in sys.modules if m == 'matplotlib.pyplot' or 'backend_tk' in m "
         "or 'backend_qt' in m or 'backend_gtk' in m]; print(bad); assert not bad"
     )
-    env = {**os.environ, "MPLBACKEND": "", "DISPLAY": ""}
     here = Path(__file__).resolve().parent  # the tests folder: test_report and eval_data import
+    env = {
+        **os.environ,
+        "MPLBACKEND": "",
+        "DISPLAY": "",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(here), os.environ.get("PYTHONPATH")])),
+        "PYTHONDONTWRITEBYTECODE": "1",  # no __pycache__ written into the checkout
+    }
     proc = subprocess.run(
-        [sys.executable, "-c", code], cwd=here, env=env, capture_output=True, text=True, timeout=120
-    )
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
@@ -183,12 +189,17 @@ CHROMIUM_FLAGS = [
 
 def _chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess[str]:
     assert CHROMIUM is not None
+    # Its own home too: Chromium keeps certificate and settings stores there (~/.pki, dconf).
+    home = profile.with_name(profile.name + "-home")
+    home.mkdir(exist_ok=True)
     return subprocess.run(
         [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
         capture_output=True,
         text=True,
         timeout=60,
         stdin=subprocess.DEVNULL,
+        env={**os.environ, "HOME": str(home)},
+        cwd=profile.parent,
     )
 
 
@@ -226,4 +237,4 @@ def test_headless_chromium_renders_the_report_and_decodes_every_image(tmp_path):
     assert shot.stat().st_size > 10_000
     width, height = _png_size(shot.read_bytes())
     assert (width, height) == (1280, 4000)
-    shutil.copyfile(shot, SCREENSHOT_COPY)  # for a person to look at
+    print(f"screenshot (for a person to look at): {shot}")

@@ -39,11 +39,13 @@ def test_registry_name_points_at_the_hub():
     assert spec.alias == "voxlingua107_ecapa"
 
 
+@pytest.mark.slow
 def test_labels_are_canonical_codes(ecapa):
     assert sorted(ecapa.labels) == sorted(LANGS)
     assert all(": " in raw for raw in ecapa.raw_labels)  # VoxLingua107-style 'de: German'
 
 
+@pytest.mark.slow
 def test_heldout_accuracy_is_at_least_90_percent(ecapa, heldout):
     root, corpus = heldout
     waves = [decode_window(str(root / a)) for a in corpus["audio"]]
@@ -55,6 +57,7 @@ def test_heldout_accuracy_is_at_least_90_percent(ecapa, heldout):
     assert accuracy >= 0.9
 
 
+@pytest.mark.slow
 def test_batch_padding_is_ignored(ecapa, heldout):
     root, corpus = heldout
     waves = [decode_window(str(root / a)) for a in corpus["audio"][:4]]

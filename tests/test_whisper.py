@@ -31,6 +31,7 @@ def test_registry_names_and_errors():
         parse_model("whisper-base", device="tpu")
 
 
+@pytest.mark.slow
 def test_converted_weights_fill_every_parameter():
     from transformers import WhisperForConditionalGeneration
 
@@ -39,12 +40,14 @@ def test_converted_weights_fill_every_parameter():
     assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
 
 
+@pytest.mark.slow
 def test_labels_are_the_99_language_tokens(whisper):
     assert len(whisper.labels) == 99 and len(set(whisper.labels)) == 99
     assert whisper.labels[:3] == ("en", "zh", "de")
     assert "jv" in whisper.labels and "jw" not in whisper.labels
 
 
+@pytest.mark.slow
 def test_batch_equals_single_and_rows_sum_to_one(whisper, tmp_path):
     from lidframe.testing import synthesize
 
@@ -114,6 +117,7 @@ def test_agrees_with_faster_whisper_on_generated_speech(whisper, tmp_path):
     assert diff < 0.02
 
 
+@pytest.mark.slow
 def test_transformers_directory_loads_as_is(whisper, tmp_path):
     # A plain transformers directory (here: the converted cache copied elsewhere) is used in place.
     hf_dir = tmp_path / "hf-whisper-base"

@@ -7,6 +7,9 @@ minimising the negative log-likelihood of the true labels: temperatures one mode
 log-spaced grid, then weights on a grid (all combinations for up to three models, coordinate descent
 beyond). A grid is plenty for a handful of parameters, is deterministic, and needs no optimiser
 dependency. The result is a small JSON file that ``run`` and ``consensus`` accept.
+
+This module depends on :mod:`lidframe.consensus` (it fits its settings), never the other way round:
+the consensus reads a calibration file through :mod:`lidframe.consensus_inputs`.
 """
 
 from __future__ import annotations
@@ -24,12 +27,19 @@ import numpy as np
 import pandas as pd
 
 from lidframe.columns import model_columns
-from lidframe.consensus import ConsensusConfig, _as_pairs, decide, supports
+from lidframe.consensus import ConsensusConfig, decide, supports
+from lidframe.consensus_inputs import read_calibration_file, topk_pairs
 from lidframe.errors import ConfigError
 from lidframe.eval.metrics import expected_calibration_error
 from lidframe.languages import DEFAULT_EQUIVALENCE, LanguageEquivalence
 
-__all__ = ["Calibration", "evaluate_consensus", "fit_calibration", "load_calibration"]
+__all__ = [
+    "Calibration",
+    "calibrate_results",
+    "evaluate_consensus",
+    "fit_calibration",
+    "load_calibration",
+]
 
 _TEMPERATURES = tuple(float(t) for t in np.geomspace(0.05, 20.0, 61))
 _WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
@@ -65,25 +75,56 @@ class Calibration:
         with fsspec.open(os.fspath(path), "w") as fh:
             json.dump(asdict(self), fh, indent=2, sort_keys=True)
 
+    def describe(self, saved_to: str | os.PathLike[str]) -> str:
+        """What was fitted, as ``lidframe calibrate`` prints it: per model its temperature and
+        weight, then accuracy, ECE and NLL before and after (``saved_to``: where it was saved)."""
+        aliases = list(self.temperatures)
+        lines = [
+            f"calibrated {', '.join(aliases)} on {self.rows} labelled rows -> {os.fspath(saved_to)}"
+        ]
+        lines += [
+            f"  {a}: temperature {self.temperatures[a]:.3f}, weight {self.weights[a]:g}"
+            for a in aliases
+        ]
+        for name in ("before", "after"):
+            m = self.report[name]
+            lines.append(
+                f"  {name}: accuracy {m['accuracy']:.3f}, ECE {m['ece']:.3f}, NLL {m['nll']:.3f}"
+            )
+        return "\n".join(lines)
+
 
 def load_calibration(path: str | os.PathLike[str] | Calibration) -> Calibration:
     """Read a calibration JSON file (a :class:`Calibration` passes through)."""
     if isinstance(path, Calibration):
         return path
-    try:
-        with fsspec.open(os.fspath(path), "r") as fh:
-            data = json.load(fh)
-        return Calibration(
-            policy=str(data["policy"]),
-            temperatures={str(k): float(v) for k, v in data["temperatures"].items()},
-            weights={str(k): float(v) for k, v in data["weights"].items()},
-            rows=int(data.get("rows", 0)),
-            report=dict(data.get("report", {})),
-        )
-    except FileNotFoundError as exc:
-        raise ConfigError(f"calibration file {path} not found") from exc
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"calibration file {path} is not a lidframe calibration: {exc}") from exc
+    return Calibration(**read_calibration_file(path))
+
+
+def calibrate_results(
+    results: str,
+    out: str | os.PathLike[str],
+    *,
+    models: Sequence[str] | None = None,
+    policy: str = "product",
+    storage_options: Mapping[str, Any] | None = None,
+) -> Calibration:
+    """Fit a calibration on the labelled rows of a run's results folder and save it to ``out``.
+
+    ``models``: names or column aliases of the models to combine (default: every model of the
+    results). ``storage_options``: fsspec options for reading ``results``.
+    """
+    from lidframe.columns import column_alias
+    from lidframe.sinks.parquet import read_results
+
+    df = read_results(results, storage_options)
+    if models:
+        aliases = list(dict.fromkeys(column_alias(m) for m in models))
+    else:
+        aliases = [c.removesuffix("_topk") for c in df.columns if c.endswith("_topk")]
+    fitted = fit_calibration(df, aliases, policy=policy)
+    fitted.save(out)
+    return fitted
 
 
 def _labelled_answers(
@@ -99,7 +140,7 @@ def _labelled_answers(
         label = row[label_column]
         if label is None or label is pd.NA or (isinstance(label, float) and math.isnan(label)):
             continue
-        answers.append({a: _as_pairs(row[model_columns(a)[2]]) for a in aliases})
+        answers.append({a: topk_pairs(row[model_columns(a)[2]]) for a in aliases})
         labels.append(equivalence.key(str(label)))
     if not labels:
         raise ConfigError("calibration needs labelled rows; none has a label")
@@ -141,10 +182,21 @@ def fit_calibration(
     policy: str = "product",
     label_column: str = "label",
     equivalence: LanguageEquivalence = DEFAULT_EQUIVALENCE,
+    label_counts: Mapping[str, int] | None = None,
 ) -> Calibration:
-    """Fit temperatures, then weights, on the labelled rows of a results frame."""
+    """Fit temperatures, then weights, on the labelled rows of a results frame.
+
+    ``label_counts``: each model's number of labels by alias (default: from the label sets the run
+    recorded with its results), as the run's consensus uses them.
+    """
+    from lidframe.sinks.parquet import LABELS_ATTR
+
     if not aliases:
         raise ConfigError("calibration needs at least one model")
+    if label_counts is None:
+        recorded = df.attrs.get(LABELS_ATTR) or {}
+        label_counts = {alias: len(codes) for alias, codes in recorded.items()}
+    counts = dict(label_counts)
     answers, labels = _labelled_answers(df, aliases, label_column, equivalence)
     temperatures: dict[str, float] = {}
     for alias in aliases:
@@ -153,7 +205,12 @@ def fit_calibration(
             t: _nll(
                 single,
                 labels,
-                ConsensusConfig("product", temperatures={alias: t}, equivalence=equivalence),
+                ConsensusConfig(
+                    "product",
+                    temperatures={alias: t},
+                    label_counts=counts,
+                    equivalence=equivalence,
+                ),
             )
             for t in _TEMPERATURES
         }
@@ -163,7 +220,11 @@ def fit_calibration(
         if not any(weights.values()):
             return math.inf
         config = ConsensusConfig(
-            policy, temperatures=temperatures, weights=weights, equivalence=equivalence
+            policy,
+            temperatures=temperatures,
+            weights=weights,
+            label_counts=counts,
+            equivalence=equivalence,
         )
         return _nll(answers, labels, config)
 
@@ -179,9 +240,13 @@ def fit_calibration(
             for alias in aliases:
                 weights = min(({**weights, alias: w} for w in _WEIGHTS), key=objective)
 
-    before = ConsensusConfig(policy, equivalence=equivalence)
+    before = ConsensusConfig(policy, label_counts=counts, equivalence=equivalence)
     after = ConsensusConfig(
-        policy, temperatures=temperatures, weights=weights, equivalence=equivalence
+        policy,
+        temperatures=temperatures,
+        weights=weights,
+        label_counts=counts,
+        equivalence=equivalence,
     )
     report = {
         "before": evaluate_consensus(df, aliases, before, label_column),

@@ -232,7 +232,7 @@ def _parser() -> argparse.ArgumentParser:
     cal.add_argument("--policy", default="product", choices=["weighted", "product"])
     cal.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE")
 
-    sub.add_parser("models", help="list the model names")
+    sub.add_parser("models", help="list the model names and the installed model families")
     return parser
 
 
@@ -249,152 +249,75 @@ def _db_arguments(parser: argparse.ArgumentParser, with_out: bool = False) -> No
         )
 
 
-def _db_url(args: argparse.Namespace) -> str:
-    import os
-
-    from lidframe.pipeline import default_db
-
-    if args.db:
-        return str(args.db)
-    if os.environ.get("LIDFRAME_DB"):
-        return os.environ["LIDFRAME_DB"]
-    if getattr(args, "out", None):
-        path = default_db(args.out)
-        if not os.path.exists(path.removeprefix("sqlite:///")):
-            raise LidframeError(f"no job database in {args.out} (looked for {path})")
-        return path
-    raise LidframeError("say which job database: --db URL, $LIDFRAME_DB, or --out OUT")
-
-
 def _eval(args: argparse.Namespace) -> int:
     from lidframe.eval import evaluate
+    from lidframe.eval.records import save_evaluation
+    from lidframe.eval.text import evaluation_text, stored_text
 
+    options = _storage_options(args.storage_option)
     ev = evaluate(
         args.results,
         labels=args.labels,
         models=args.models,
         confident=args.confident,
-        storage_options=_storage_options(args.storage_option),
+        storage_options=options,
     )
-    print(ev)
-    for name, source in ev.sources.items():
-        pick = source.threshold_for(args.target_accuracy)
-        if pick is None:
-            threshold = f"no threshold reaches {args.target_accuracy:.0%} accuracy"
-        else:
-            threshold = (
-                f"threshold {pick['threshold']:.3f} keeps {pick['coverage']:.0%} of rows at "
-                f"{pick['accuracy']:.1%} accuracy"
-            )
-        weakest = ", ".join(
-            f"{row.lang} {row.f1:.2f} (n={row.support})"
-            for row in source.weakest.head(5).reset_index().itertuples()
-        )
-        top = source.confusions.head(3)
-        confused = ", ".join(f"{r.true}->{r.predicted} {r.rows}" for r in top.itertuples())
-        print(f"\n{name}: {threshold}")
-        print(f"  weakest: {weakest}")
-        if confused:
-            print(f"  most confused: {confused}")
-    if not ev.agreement.empty:
-        print("\n" + ev.agreement.to_string(float_format=lambda x: f"{x:.3f}"))
+    print(evaluation_text(ev, args.target_accuracy))
     if not args.no_save:
-        from lidframe.eval.records import save_evaluation
-
         saved = save_evaluation(
             ev,
             args.results,
             name=args.name,
             labels=args.labels,
             db=args.db,
-            storage_options=_storage_options(args.storage_option),
+            storage_options=options,
         )
-        where = saved["saved_to"]
-        if saved["eval_id"] is not None:
-            where += f" and evaluation {saved['eval_id']} of the job database"
-        print(f"\nstored in {where}")
+        print(f"\n{stored_text(saved)}")
     return 0
 
 
 def _report(args: argparse.Namespace) -> int:
-    from lidframe.eval import evaluate
-    from lidframe.eval.report import render_report
+    from lidframe.eval.report import write_report
 
-    options = _storage_options(args.storage_option)
-    html = args.html or args.results.rstrip("/") + "-report.html"
-    _outside_results(html, args.results)
-    ev = evaluate(args.results, labels=args.labels, models=args.models, storage_options=options)
-    render_report(
-        ev,
-        html,
-        title=args.title or f"lidframe evaluation: {args.results}",
-        target_accuracy=args.target_accuracy,
+    print(
+        write_report(
+            args.results,
+            args.html,
+            labels=args.labels,
+            models=args.models,
+            title=args.title,
+            target_accuracy=args.target_accuracy,
+            storage_options=_storage_options(args.storage_option),
+        )
     )
-    summary = ", ".join(f"{name} {s.accuracy:.1%}" for name, s in ev.sources.items())
-    print(f"report: {html} ({ev.labelled} labelled rows; accuracy {summary})")
     return 0
 
 
-def _outside_results(path: str, results: str) -> None:
-    """A results folder holds only Parquet parts and ``_`` state, so any Parquet reader opens it."""
-    import os.path
-    import posixpath
-
-    def norm(p: str) -> str:
-        return posixpath.normpath(p) if "://" in p else os.path.abspath(p)
-
-    folder = norm(results.rstrip("/"))
-    parent, name = posixpath.split(norm(path))
-    if parent == folder and not name.startswith(("_", ".")):
-        raise LidframeError(
-            f"--html {path} would put a file inside the results folder {results}, which then no "
-            "longer reads as Parquet; write it beside the folder (the default) or name it _*.html"
-        )
-
-
 def _compare(args: argparse.Namespace) -> int:
-    from lidframe.eval import compare, evaluate
+    from lidframe.eval.regressions import compare_results
 
-    options = _storage_options(args.storage_option)
-    a = evaluate(args.run_a, labels=args.labels, storage_options=options)
-    b = evaluate(args.run_b, labels=args.labels, storage_options=options)
-    result = compare(a, b, alpha=args.alpha)
-    print(f"A: {args.run_a}\nB: {args.run_b}\n{result}")
+    result = compare_results(
+        args.run_a,
+        args.run_b,
+        labels=args.labels,
+        alpha=args.alpha,
+        storage_options=_storage_options(args.storage_option),
+    )
+    print(result)
     return 1 if result.regressed else 0
 
 
 def _status(args: argparse.Namespace) -> int:
-    from lidframe.store import open_store
+    from lidframe.job_queries import job_status
 
-    with open_store(_db_url(args)) as store:
-        job = args.job
-        if job is None:
-            listed = store.jobs()
-            if not listed:
-                raise LidframeError(f"no jobs in {store.url}")
-            job = listed[0]["job_id"]
-        print(store.status(job))
+    print(job_status(args.job, db=args.db, out=args.out))
     return 0
 
 
 def _jobs(args: argparse.Namespace) -> int:
-    from lidframe.store import open_store
+    from lidframe.job_queries import jobs_table
 
-    with open_store(_db_url(args)) as store:
-        listed = store.jobs()
-        if not listed:
-            print(f"no jobs in {store.url}")
-            return 0
-        print(
-            f"{'job':<28} {'status':<20} {'created':<20} {'parts':>7} {'done':>7} {'dead':>5}  manifest"
-        )
-        for j in listed:
-            created = str(j["created_at"])[:19]
-            states = j["states"]
-            print(
-                f"{j['job_id']:<28} {j['status']:<20} {created:<20} {j['n_partitions']:>7} "
-                f"{states.get('done', 0):>7} {states.get('dead', 0):>5}  {j['manifest']}"
-            )
+    print(jobs_table(db=args.db, out=args.out))
     return 0
 
 
@@ -435,9 +358,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "models":
-        from lidframe.models import available_models
+        from lidframe.models import models_text
 
-        print("\n".join(available_models()))
+        print(models_text())
         return 0
     commands = {
         "calibrate": _calibrate,
@@ -546,25 +469,16 @@ def _sigterm_interrupts() -> Iterator[None]:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from lidframe.calibration import fit_calibration
-    from lidframe.models.base import column_alias
-    from lidframe.sinks.parquet import read_results
+    from lidframe.calibration import calibrate_results
 
-    df = read_results(args.results, _storage_options(args.storage_option))
-    if args.models:
-        aliases = [column_alias(m) for m in args.models]
-    else:
-        aliases = [c.removesuffix("_topk") for c in df.columns if c.endswith("_topk")]
-    fitted = fit_calibration(df, aliases, policy=args.policy)
-    fitted.save(args.out)
-    before, after = fitted.report["before"], fitted.report["after"]
-    print(f"calibrated {', '.join(aliases)} on {fitted.rows} labelled rows -> {args.out}")
-    for alias in aliases:
-        print(
-            f"  {alias}: temperature {fitted.temperatures[alias]:.3f}, weight {fitted.weights[alias]:g}"
-        )
-    for name, m in (("before", before), ("after", after)):
-        print(f"  {name}: accuracy {m['accuracy']:.3f}, ECE {m['ece']:.3f}, NLL {m['nll']:.3f}")
+    fitted = calibrate_results(
+        args.results,
+        args.out,
+        models=args.models,
+        policy=args.policy,
+        storage_options=_storage_options(args.storage_option),
+    )
+    print(fitted.describe(args.out))
     return 0
 
 

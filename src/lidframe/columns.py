@@ -10,14 +10,20 @@ Per model, with ``alias`` = the model name with non-alphanumerics replaced by ``
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import pandas as pd
 import pyarrow as pa
 
-__all__ = ["model_columns", "result_meta", "result_schema"]
+__all__ = ["column_alias", "model_columns", "result_meta", "result_schema"]
 
 TOPK_TYPE = pa.list_(pa.struct([("lang", pa.string()), ("prob", pa.float32())]))
+
+
+def column_alias(name: str) -> str:
+    """Column prefix of a model: its name with every non-alphanumeric character replaced by ``_``."""
+    return re.sub(r"[^0-9A-Za-z]", "_", name)
 
 
 def model_columns(alias: str) -> tuple[str, str, str]:

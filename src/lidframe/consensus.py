@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from lidframe.columns import model_columns
+from lidframe.consensus_inputs import topk_pairs
 from lidframe.errors import ConfigError
 from lidframe.languages import DEFAULT_EQUIVALENCE, LanguageEquivalence
 
@@ -245,7 +246,7 @@ def consensus_frame(
         topk_cols.append(col)
     decisions = []
     for row in zip(*(df[c].tolist() for c in topk_cols), strict=True):
-        answers = {alias: _as_pairs(topk) for alias, topk in zip(aliases, row, strict=True)}
+        answers = {alias: topk_pairs(topk) for alias, topk in zip(aliases, row, strict=True)}
         decisions.append(decide(answers, config))
     out = df.copy()
     out["lang"] = pd.array([d.lang for d in decisions], dtype="string")
@@ -254,13 +255,6 @@ def consensus_frame(
     out["consensus_prob"] = np.array([d.prob for d in decisions], dtype=np.float32)
     out["consensus_method"] = pd.array([d.method for d in decisions], dtype="string")
     return out
-
-
-def _as_pairs(topk: Any) -> list[tuple[str, float]] | None:
-    if not isinstance(topk, (list, tuple, np.ndarray)):
-        return None  # None, NaN or pd.NA: the model has no answer for this row
-    pairs = [(item["lang"], float(item["prob"])) for item in topk]
-    return pairs or None
 
 
 def consensus_meta(meta: pd.DataFrame) -> pd.DataFrame:
@@ -286,18 +280,18 @@ def consensus_config(
 ) -> ConsensusConfig:
     """A :class:`ConsensusConfig` from user-facing settings (model names or aliases as keys).
 
-    ``calibration`` (a :class:`~lidframe.calibration.Calibration` or the path of its JSON file)
-    supplies the policy, weights and temperatures fitted by ``lidframe calibrate``.
+    ``calibration`` supplies the policy, weights and temperatures fitted by ``lidframe calibrate``:
+    the path of its JSON file, or any object with those three attributes
+    (:class:`~lidframe.consensus_inputs.FittedConsensus`, e.g. a loaded
+    :class:`~lidframe.calibration.Calibration`). The consensus never imports the calibration module.
     """
-    from lidframe.models.base import column_alias
+    from lidframe.columns import column_alias
+    from lidframe.consensus_inputs import fitted_settings
 
     if calibration is not None:
-        from lidframe.calibration import load_calibration
-
         if weights or temperatures:
             raise ConfigError("pass either a calibration or weights/temperatures, not both")
-        fitted = load_calibration(calibration)
-        policy, weights, temperatures = fitted.policy, fitted.weights, fitted.temperatures
+        policy, weights, temperatures = fitted_settings(calibration)
     return ConsensusConfig(
         policy=policy,
         min_prob=min_prob,
@@ -324,7 +318,7 @@ def consensus(
 
     Settings as in :func:`consensus_config`.
     """
-    from lidframe.models.base import column_alias
+    from lidframe.columns import column_alias
 
     config = consensus_config(
         policy=policy,

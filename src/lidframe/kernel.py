@@ -1,14 +1,16 @@
 """The function ``map_partitions`` runs: decode each clip once, batch, run every model, typed columns.
 
-This is the only place where audio meets models. Clips are decoded a few batches ahead of inference
-in killable decoder processes (:mod:`lidframe.audio_pool`), so reading and decoding overlap the
-models' forward passes and a hung or crashing decoder costs one row; every requested model sees the
-same waveform batch.
+This is the only place where audio meets models. Clips are decoded a window ahead of inference in
+killable decoder processes (:mod:`lidframe.audio_pool`), and each model's
+:meth:`~lidframe.models.LidModel.prepare` runs on the decoded waveform in the same decode thread, so
+reading, decoding and feature extraction overlap the models' forward passes, and a hung or crashing
+decoder costs one row. Every requested model sees the same decoded waveform.
 
 One bad clip costs one row, never its batch or partition:
 
 * a clip that cannot be decoded, or is shorter than a model can take (``too_short``), gets an
-  ``error`` value and null model columns before it reaches any model;
+  ``error`` value and null model columns before it reaches any model; a clip one model cannot
+  ``prepare`` gets ``model_failed: {alias}: prepare: ...`` and keeps the other models' answers;
 * when a model raises on a batch, the batch is split in halves until the clips it fails on are
   alone; each of those gets ``model_failed: {alias}: ...`` and the others keep their answers. If
   every clip of a batch fails alone, the model is run once on a known-good clip (a canary): when
@@ -31,9 +33,14 @@ from lidframe.audio import AudioConfig
 from lidframe.audio_pool import DecoderUnavailable, decoder_pool
 from lidframe.columns import model_columns
 from lidframe.errors import AudioError, ConfigError, ModelError
-from lidframe.models.base import LidModel, ModelSpec, load_model
+from lidframe.models import LidModel, ModelSpec, load_model
+from lidframe.models.registry import Factory, adopt_factories
 
-__all__ = ["KernelConfig", "identify_partition"]
+__all__ = ["BUCKETS", "KernelConfig", "identify_partition"]
+
+# Batches decoded and prepared per window: a model sorts a window's clips by length and cuts it
+# into forward passes of ``batch_size``, so clips of similar length share a pass (less padding).
+BUCKETS = 4
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,9 @@ class KernelConfig:
     storage_options: Mapping[str, Any] = field(default_factory=dict)
     # Decoder processes per worker process (each decodes one clip at a time, ahead of inference).
     decode_threads: int = 4
+    # Families registered with register_family() where the job started, carried to the workers
+    # (see lidframe.models.registry.runtime_factories); built-in and entry-point ones are not.
+    families: Mapping[str, Factory] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -84,17 +94,29 @@ def identify_partition(
     topks: dict[str, list[Any]] = {m.alias: [None] * n for m in config.models}
     tick = progress or (lambda rows: None)
 
+    def fail(row: int, message: str) -> None:
+        errors[row] = message if errors[row] is None else f"{errors[row]}; {message}"
+
     if n:
+        adopt_factories(config.families)
         models = [load_model(spec) for spec in config.models]
-        min_samples = max(model.min_samples for model in models)
-        for rows, waves in _decoded_batches(df, config, errors, min_samples, tick):
-            for spec, model in zip(config.models, models, strict=True):
-                answers = _predict(spec.alias, model, waves)
+        for window in _prepared_windows(df, config, models, errors, tick):
+            for m, (spec, model) in enumerate(zip(config.models, models, strict=True)):
+                rows = [row for row, features in window if not isinstance(features[m], str)]
+                for row, features in window:
+                    if isinstance(features[m], str):
+                        fail(row, features[m])
+                answers = _predict(
+                    spec.alias,
+                    model,
+                    [features[m] for _, features in window if not isinstance(features[m], str)],
+                    config.batch_size,
+                )
                 labels = model.labels
                 k = min(config.top_k, len(labels))
                 for row, answer in zip(rows, answers, strict=True):
                     if isinstance(answer, str):
-                        errors[row] = answer if errors[row] is None else f"{errors[row]}; {answer}"
+                        fail(row, answer)
                         continue
                     top = np.argsort(-answer, kind="stable")[:k]
                     langs[spec.alias][row] = labels[top[0]]
@@ -113,10 +135,14 @@ def identify_partition(
     return out
 
 
-def _predict(alias: str, model: LidModel, waves: Sequence[np.ndarray]) -> list[np.ndarray | str]:
+def _predict(
+    alias: str, model: LidModel, features: Sequence[Any], batch_size: int
+) -> list[np.ndarray | str]:
     """Each clip's probabilities, or its ``model_failed`` error; bisects a batch the model fails on."""
-    answers = _bisect(alias, model, list(waves))
-    if len(waves) > 1 and all(isinstance(a, str) for a in answers):
+    if not features:
+        return []
+    answers = _bisect(alias, model, list(features), batch_size)
+    if len(features) > 1 and all(isinstance(a, str) for a in answers):
         try:
             _check_output(model, model.predict_batch([_canary(model)]), 1)
         except Exception as exc:
@@ -127,15 +153,18 @@ def _predict(alias: str, model: LidModel, waves: Sequence[np.ndarray]) -> list[n
     return answers
 
 
-def _bisect(alias: str, model: LidModel, waves: list[np.ndarray]) -> list[np.ndarray | str]:
+def _bisect(
+    alias: str, model: LidModel, features: list[Any], batch_size: int
+) -> list[np.ndarray | str]:
     try:
-        p = _check_output(model, model.predict_batch(waves), len(waves))
+        p = _check_output(model, model.predict_prepared(features, batch_size), len(features))
     except Exception as exc:  # noqa: BLE001 - a model failure on some clips is those rows' error
-        if len(waves) == 1:
-            text = " ".join(str(exc).split())[:500]
-            return [f"model_failed: {alias}: {type(exc).__name__}: {text}"]
-        mid = len(waves) // 2
-        return _bisect(alias, model, waves[:mid]) + _bisect(alias, model, waves[mid:])
+        if len(features) == 1:
+            return [_failure(alias, exc)]
+        mid = len(features) // 2
+        return _bisect(alias, model, features[:mid], batch_size) + _bisect(
+            alias, model, features[mid:], batch_size
+        )
     answers: list[np.ndarray | str] = []
     for row in p:
         if np.isfinite(row).all():
@@ -145,11 +174,16 @@ def _bisect(alias: str, model: LidModel, waves: list[np.ndarray]) -> list[np.nda
     return answers
 
 
+def _failure(alias: str, exc: BaseException, stage: str = "") -> str:
+    text = " ".join(str(exc).split())[:500]
+    return f"model_failed: {alias}: {stage}{type(exc).__name__}: {text}"
+
+
 def _check_output(model: LidModel, p: Any, n: int) -> np.ndarray:
     p = np.asarray(p, dtype=np.float32)
     if p.shape != (n, len(model.labels)):
         raise ModelError(
-            f"predict_batch returned shape {p.shape} for {n} clips and {len(model.labels)} labels"
+            f"the model returned shape {p.shape} for {n} clips and {len(model.labels)} labels"
         )
     return p
 
@@ -160,40 +194,75 @@ def _canary(model: LidModel) -> np.ndarray:
     return (0.01 * rng.standard_normal(model.sample_rate)).astype(np.float32)
 
 
-def _decoded_batches(
+# A clip's features per model (in config.models order), or that model's error for the clip.
+Prepared = list[Any]
+
+
+def _decode_and_prepare(
+    pool: Any,
+    uri: str,
+    offset: float | None,
+    duration: float | None,
+    config: KernelConfig,
+    models: Sequence[LidModel],
+    min_samples: int,
+) -> tuple[int, Prepared | None]:
+    """Decode one clip and prepare it for every model (runs in a decode thread).
+
+    Returns the clip's length in samples and its features, None when it is too short for a model.
+    """
+    wave = pool.decode(uri, offset, duration, config.audio, config.storage_options)
+    if len(wave) < min_samples:
+        return len(wave), None
+    prepared: Prepared = []
+    for spec, model in zip(config.models, models, strict=True):
+        try:
+            prepared.append(model.prepare(wave))
+        except Exception as exc:  # noqa: BLE001 - a clip a model cannot prepare is that row's error
+            prepared.append(_failure(spec.alias, exc, "prepare: "))
+    return len(wave), prepared
+
+
+def _prepared_windows(
     df: pd.DataFrame,
     config: KernelConfig,
+    models: Sequence[LidModel],
     errors: list[str | None],
-    min_samples: int,
     tick: Callable[[int], None],
-) -> Iterator[tuple[list[int], list[np.ndarray]]]:
-    """Yield ``(row positions, waveforms)`` batches; decode errors are written into ``errors``."""
+) -> Iterator[list[tuple[int, Prepared]]]:
+    """Yield windows of ``(row position, features per model)``; decode errors go into ``errors``.
+
+    Decoding and :meth:`~lidframe.models.LidModel.prepare` run in the decode threads, a window
+    ahead of inference. A window holds :data:`BUCKETS` batches, so each model can sort its clips by
+    length before cutting them into forward passes.
+    """
     uris: Sequence[str] = df["audio"].tolist()
     offsets = df["offset"].to_numpy(dtype="float64") if "offset" in df else np.full(len(df), np.nan)
     durations = (
         df["duration"].to_numpy(dtype="float64") if "duration" in df else np.full(len(df), np.nan)
     )
+    min_samples = max(model.min_samples for model in models)
     pool = decoder_pool(config.decode_threads)
     rate = config.audio.sample_rate
-    ahead = config.batch_size * 2
-    rows: list[int] = []
-    waves: list[np.ndarray] = []
+    size = config.batch_size * BUCKETS
+    window: list[tuple[int, Prepared]] = []
     with ThreadPoolExecutor(config.decode_threads, thread_name_prefix="lidframe-decode") as threads:
-        pending: deque[tuple[int, Future[np.ndarray]]] = deque()
+        pending: deque[tuple[int, Future[tuple[int, Prepared | None]]]] = deque()
         nxt = 0
         try:
             while nxt < len(uris) or pending:
-                while nxt < len(uris) and len(pending) < ahead:
+                while nxt < len(uris) and len(pending) < size:
                     off = None if np.isnan(offsets[nxt]) else float(offsets[nxt])
                     dur = None if np.isnan(durations[nxt]) else float(durations[nxt])
                     future = threads.submit(
-                        pool.decode, uris[nxt], off, dur, config.audio, config.storage_options
-                    )
+                        _decode_and_prepare,
+                        pool, uris[nxt], off, dur, config, models, min_samples,
+                    )  # fmt: skip
                     pending.append((nxt, future))
                     nxt += 1
                 row, future = pending.popleft()
                 try:
-                    wave = future.result()
+                    samples, prepared = future.result()
                 except AudioError as exc:
                     errors[row] = str(exc)
                 except DecoderUnavailable:
@@ -201,20 +270,19 @@ def _decoded_batches(
                 except Exception as exc:  # noqa: BLE001 - an unexpected decoder failure is one row's
                     errors[row] = f"decode_failed: {uris[row]}: {type(exc).__name__}: {exc}"
                 else:
-                    if len(wave) < min_samples:
+                    if prepared is not None:
+                        window.append((row, prepared))
+                    else:
                         errors[row] = (
-                            f"too_short: {uris[row]}: {len(wave) / rate:.4f} s of audio; "
+                            f"too_short: {uris[row]}: {samples / rate:.4f} s of audio; "
                             f"the models need at least {min_samples / rate:.3f} s"
                         )
-                    else:
-                        waves.append(wave)
-                        rows.append(row)
                 tick(1)
-                if len(rows) == config.batch_size:
-                    yield rows, waves
-                    rows, waves = [], []
-            if rows:
-                yield rows, waves
+                if len(window) == size:
+                    yield window
+                    window = []
+            if window:
+                yield window
         finally:
             for _, future in pending:
                 future.cancel()

@@ -43,6 +43,9 @@ class PartitionTask:
     out: str
     schema: pa.Schema
     out_options: Mapping[str, Any] = field(default_factory=dict)
+    # Each model's label set by alias (from the models loaded before the job started); written
+    # into every part's metadata, so whoever reads the results knows what each model can answer.
+    labels: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # Seconds between two progress reports of one task.
     progress_every: float = 2.0
 
@@ -130,5 +133,6 @@ def _stage(frame: pd.DataFrame, partition: int, token: str, task: PartitionTask)
         "partition": partition,
         "lease_token": token,
         "models": [m.name for m in task.kernel.models],
+        "labels": {alias: list(codes) for alias, codes in task.labels.items()},
     }
     write_staged(frame, task.out, partition, token, task.schema, task.out_options, provenance)

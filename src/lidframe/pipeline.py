@@ -36,7 +36,8 @@ from lidframe.errors import ConfigError, JobInterrupted, LidframeError, Manifest
 from lidframe.job import JobSpec, check_job_id, environment
 from lidframe.kernel import KernelConfig, identify_partition
 from lidframe.manifest import open_manifest
-from lidframe.models.base import ModelSpec, load_model, parse_model
+from lidframe.models import load_model, parse_model
+from lidframe.models.registry import adopt_factories, runtime_factories
 from lidframe.orchestrator import JobSettings, Progress, reconcile_parts, run_partitions
 from lidframe.partition_task import PartitionTask
 from lidframe.run_config import RunConfig
@@ -62,8 +63,10 @@ def identify(
     """Add ``error`` and per-model language columns to a manifest dataframe (lazy)."""
     if isinstance(models, str):
         models = [models]
+    specs = tuple(parse_model(m, device=device, dtype=dtype) for m in models)
     config = KernelConfig(
-        models=tuple(parse_model(m, device=device, dtype=dtype) for m in models),
+        models=specs,
+        families=runtime_factories(specs),
         batch_size=batch_size,
         top_k=top_k,
         audio=audio or AudioConfig(),
@@ -199,6 +202,7 @@ def run(
     )
     kernel = KernelConfig(
         models=specs,
+        families=runtime_factories(specs),
         batch_size=config.batch_size,
         top_k=config.top_k,
         audio=audio,
@@ -298,8 +302,18 @@ def run(
                 with connect(
                     scheduler=config.scheduler, workers=config.workers, verbose=verbose
                 ) as client:
-                    _preflight_models(client, specs)
+                    labels = _preflight_models(client, kernel)
+                    task = dataclasses.replace(
+                        task,
+                        labels=labels,
+                        consensus=None
+                        if cons is None
+                        else dataclasses.replace(
+                            cons, label_counts={a: len(codes) for a, codes in labels.items()}
+                        ),
+                    )
                     take_over()
+                    store.record_labels(job_id, labels)
                     skipped = store.states(job_id).get("done", 0)
                     done = run_partitions(
                         client,
@@ -366,17 +380,19 @@ def _nothing_to_do(store: JobStore, job_id: str) -> bool:
     )
 
 
-def _preflight_models(client: Any, specs: Sequence[ModelSpec]) -> None:
+def _preflight_models(client: Any, kernel: KernelConfig) -> dict[str, tuple[str, ...]]:
     """Load every model on one worker before the manifest is scheduled (and keep it warm there).
 
     An unavailable model fails here in seconds with one line saying how to provide it, instead of
-    failing every partition of the job.
+    failing every partition of the job. Returns each model's label set by alias: consensus spreads
+    the mass a top-k list leaves out over the real number of labels, and the label sets are
+    recorded with the results so evaluation never has to guess them.
     """
     future = client.submit(
-        _load_models, list(specs), key=f"lidframe-preflight-{uuid.uuid4().hex[:8]}", pure=False
+        _load_models, kernel, key=f"lidframe-preflight-{uuid.uuid4().hex[:8]}", pure=False
     )
     try:
-        future.result()
+        return dict(future.result())
     except LidframeError:
         raise
     except Exception as exc:
@@ -388,11 +404,12 @@ def _preflight_models(client: Any, specs: Sequence[ModelSpec]) -> None:
         future.release()
 
 
-def _load_models(specs: Sequence[ModelSpec]) -> list[int]:
-    sizes = []
-    for spec in specs:
+def _load_models(kernel: KernelConfig) -> dict[str, tuple[str, ...]]:
+    adopt_factories(kernel.families)
+    labels = {}
+    for spec in kernel.models:
         try:
-            sizes.append(len(load_model(spec).labels))
+            labels[spec.alias] = tuple(load_model(spec).labels)
         except LidframeError:
             raise
         except Exception as exc:
@@ -400,7 +417,7 @@ def _load_models(specs: Sequence[ModelSpec]) -> list[int]:
                 f"model {spec.name!r} failed to load: {type(exc).__name__}: "
                 f"{' '.join(str(exc).split())}"
             ) from exc
-    return sizes
+    return labels
 
 
 def _summary(store: JobStore, job_id: str, out: str, multi_model: bool) -> RunSummary:

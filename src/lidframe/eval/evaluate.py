@@ -29,15 +29,9 @@ import pandas as pd
 
 from lidframe.errors import ConfigError
 from lidframe.eval import metrics
-from lidframe.languages import (
-    DEFAULT_EQUIVALENCE,
-    VOXLINGUA107_LABELS,
-    LanguageEquivalence,
-    canonical,
-    whisper_to_canonical,
-)
+from lidframe.languages import DEFAULT_EQUIVALENCE, LanguageEquivalence, canonical
 
-__all__ = ["Evaluation", "SourceEvaluation", "evaluate", "known_label_set"]
+__all__ = ["Evaluation", "SourceEvaluation", "evaluate", "recorded_label_sets"]
 
 CONSENSUS = "consensus"
 
@@ -158,16 +152,15 @@ class Evaluation:
         return "\n".join(parts)
 
 
-def known_label_set(alias: str) -> frozenset[str] | None:
-    """The canonical codes a built-in model can answer, from its column alias (None if unknown)."""
-    if alias == "voxlingua107_ecapa":
-        return frozenset(VOXLINGUA107_LABELS)
-    if alias.startswith("whisper_"):
-        from transformers.models.whisper.tokenization_whisper import LANGUAGES
+def recorded_label_sets(results: pd.DataFrame) -> dict[str, tuple[str, ...]]:
+    """The models' label sets a run recorded with its results (read by ``read_results``), by alias.
 
-        codes = [c for c in LANGUAGES if c != "yue" or "large_v3" in alias or "turbo" in alias]
-        return frozenset(whisper_to_canonical(c) for c in codes)
-    return None
+    Every run writes them into its parts' metadata; results from elsewhere have none, and then every
+    label counts as one the model could answer.
+    """
+    from lidframe.sinks.parquet import LABELS_ATTR
+
+    return dict(results.attrs.get(LABELS_ATTR) or {})
 
 
 def _read_results(
@@ -225,15 +218,17 @@ def evaluate(
     """Score a run's results against ground truth; see the module docstring.
 
     ``models``: aliases (or names) to score, default every ``*_lang`` column; the consensus is added
-    when the results have one. ``label_sets``: per alias, the codes the model can answer (built-in
-    models are known). ``confident``: the probability at or above which a wrong answer is
-    "confidently wrong". ``tail_support``: languages with fewer labelled rows are the long tail
-    (default: the bottom quartile of support).
+    when the results have one. ``label_sets``: per alias, the codes the model can answer (default:
+    the label sets the run recorded in its results' metadata). ``confident``: the probability at
+    or above which a wrong answer is "confidently wrong". ``tail_support``: languages with fewer
+    labelled rows are the long tail (default: the bottom quartile of support).
     """
-    from lidframe.models.base import column_alias
+    from lidframe.columns import column_alias
 
     options = dict(storage_options or {})
-    df = _read_results(results, options).reset_index(drop=True)
+    df = _read_results(results, options)
+    recorded = recorded_label_sets(df)
+    df = df.reset_index(drop=True)
     if labels is not None:
         truth = _read_labels(labels, options)
         df = df.drop(columns=["label"], errors="ignore")
@@ -253,13 +248,11 @@ def evaluate(
     truth_keys = _keys(df["label"], equivalence)
     labelled = np.array([k is not None for k in truth_keys])
     errors = df["error"].notna().to_numpy() if "error" in df.columns else np.zeros(len(df), bool)
-    sets = dict(label_sets or {})
+    sets: dict[str, Iterable[str]] = {**recorded, **dict(label_sets or {})}
 
     sources: dict[str, SourceEvaluation] = {}
     for alias in aliases:
         supported_set = sets.get(alias)
-        if supported_set is None:
-            supported_set = known_label_set(alias)
         if supported_set is None:
             supported = np.ones(len(df), bool)
         else:

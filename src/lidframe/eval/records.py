@@ -24,7 +24,7 @@ FOLDER = "_lidframe_evaluations"  # pyarrow and dask skip names starting with "_
 
 def weights_hashes(models: Sequence[str]) -> dict[str, str | None]:
     """sha256 of each model's weights where lidframe knows it without loading (packaged weights)."""
-    from lidframe.models.base import parse_model
+    from lidframe.models import parse_model
     from lidframe.models.whisper_weights import packaged_sha256
 
     out: dict[str, str | None] = {}

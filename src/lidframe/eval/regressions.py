@@ -10,16 +10,19 @@ A *regression* is a drop in accuracy (``c < b``) with a (corrected) p-value belo
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from lidframe.eval.evaluate import Evaluation
+from lidframe.eval.evaluate import Evaluation, evaluate
 
-__all__ = ["Comparison", "compare", "mcnemar_p"]
+__all__ = ["Comparison", "compare", "compare_results", "mcnemar_p"]
 
 _EXACT_UP_TO = 10_000
 
@@ -60,6 +63,8 @@ class Comparison:
     overall: pd.DataFrame  # index source
     per_language: pd.DataFrame  # columns source, lang, ...
     alpha: float
+    # The baseline and the new run, when known: named first in the text.
+    runs: tuple[str, str] | None = None
 
     @property
     def regressions(self) -> pd.DataFrame:
@@ -79,7 +84,8 @@ class Comparison:
         table = self.overall.copy()
         for col, f in fmt.items():
             table[col] = table[col].map(f.format)
-        lines = [f"paired rows per source, McNemar, alpha {self.alpha}", table.to_string()]
+        lines = [f"A: {self.runs[0]}", f"B: {self.runs[1]}"] if self.runs else []
+        lines += [f"paired rows per source, McNemar, alpha {self.alpha}", table.to_string()]
         regs = self.regressions
         if len(regs):
             lines.append(f"\n{len(regs)} significant regression(s):")
@@ -130,6 +136,23 @@ def compare(a: Evaluation, b: Evaluation, *, alpha: float = 0.05) -> Comparison:
     if not len(per):
         per = pd.DataFrame(columns=["source", "lang", "rows", "regression"])
     return Comparison(overall=over.set_index("source"), per_language=per, alpha=alpha)
+
+
+def compare_results(
+    run_a: str | os.PathLike[str],
+    run_b: str | os.PathLike[str],
+    *,
+    labels: str | os.PathLike[str] | None = None,
+    alpha: float = 0.05,
+    storage_options: Mapping[str, Any] | None = None,
+) -> Comparison:
+    """Evaluate two results folders against the same ground truth (``labels``, default their label
+    columns) and :func:`compare` run ``run_b`` against the baseline ``run_a``; the text of the
+    result names both runs, and ``.regressed`` says whether B got significantly worse."""
+    a = evaluate(run_a, labels=labels, storage_options=storage_options)
+    b = evaluate(run_b, labels=labels, storage_options=storage_options)
+    runs = (os.fspath(run_a), os.fspath(run_b))
+    return dataclasses.replace(compare(a, b, alpha=alpha), runs=runs)
 
 
 def _row(source: str, lang: str | None, ra: np.ndarray, rb: np.ndarray) -> dict[str, Any]:

@@ -15,18 +15,20 @@ import html
 import io
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+from lidframe.errors import ConfigError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from lidframe.eval.evaluate import Evaluation, SourceEvaluation
 
-__all__ = ["render_report"]
+__all__ = ["check_report_path", "default_report_path", "render_report", "write_report"]
 
 HEATMAP_LANGUAGES = 20
 CONFIDENTLY_WRONG_SHOWN = 50
@@ -86,6 +88,64 @@ def render_report(
         ) as f:
             f.write(text)
     return text
+
+
+def default_report_path(results: str | os.PathLike[str]) -> str:
+    """Where the report of a results folder goes by default: ``RESULTS-report.html`` beside it."""
+    return os.fspath(results).rstrip("/") + "-report.html"
+
+
+def check_report_path(path: str | os.PathLike[str], results: str | os.PathLike[str]) -> None:
+    """Refuse a report written inside the results folder (unless its name starts with ``_`` or
+    ``.``): the folder holds only Parquet parts and ``_`` state, so any Parquet reader opens it."""
+    import posixpath
+
+    path, results = os.fspath(path), os.fspath(results)
+
+    def norm(p: str) -> str:
+        return posixpath.normpath(p) if "://" in p else os.path.abspath(p)
+
+    folder = norm(results.rstrip("/"))
+    parent, name = posixpath.split(norm(path))
+    if parent == folder and not name.startswith(("_", ".")):
+        raise ConfigError(
+            f"--html {path} would put a file inside the results folder {results}, which then no "
+            "longer reads as Parquet; write it beside the folder (the default) or name it _*.html"
+        )
+
+
+def write_report(
+    results: str | os.PathLike[str],
+    path: str | os.PathLike[str] | None = None,
+    *,
+    labels: str | os.PathLike[str] | None = None,
+    models: Sequence[str] | None = None,
+    title: str | None = None,
+    target_accuracy: float = 0.95,
+    storage_options: Mapping[str, Any] | None = None,
+) -> str:
+    """Evaluate a results folder and write its HTML report; returns one line naming the file, the
+    labelled rows and each source's accuracy.
+
+    ``path``: the HTML file (default :func:`default_report_path`), checked by
+    :func:`check_report_path` before any work. ``title``: default ``lidframe evaluation: RESULTS``.
+    ``labels``, ``models`` and ``storage_options`` (for reading) as in
+    :func:`~lidframe.eval.evaluate.evaluate`.
+    """
+    from lidframe.eval.evaluate import evaluate
+
+    results = os.fspath(results)
+    path = default_report_path(results) if path is None else os.fspath(path)
+    check_report_path(path, results)
+    ev = evaluate(results, labels=labels, models=models, storage_options=storage_options)
+    render_report(
+        ev,
+        path,
+        title=title or f"lidframe evaluation: {results}",
+        target_accuracy=target_accuracy,
+    )
+    summary = ", ".join(f"{name} {s.accuracy:.1%}" for name, s in ev.sources.items())
+    return f"report: {path} ({ev.labelled} labelled rows; accuracy {summary})"
 
 
 def _settings(settings: Mapping[str, Any]) -> str:

@@ -1,180 +1,176 @@
-"""The language-identification model interface, the registry of model names, and the per-process cache.
+"""The language-identification model interface and the batching every family shares.
 
-A model family implements :class:`LidModel` (a ``labels`` tuple and ``predict_batch``); the registry
-maps user-facing names (``whisper-base``) and ``family:source`` strings (``whisper:openai/whisper-small``,
-``whisper:/models/whisper-large-v3``) to a frozen :class:`ModelSpec`. :func:`load_model` keeps one
-instance per ``(spec, device, dtype)`` in each worker process, so a partition never reloads weights and
-two different models on one worker never overwrite each other.
+A family's work is split in two, as in lhotse's feature extractors:
+
+* :meth:`LidModel.prepare` turns one waveform into features on the CPU (a log-mel spectrogram, a
+  normalised waveform). The kernel calls it in its decode threads, so features are computed while
+  the previous batch is in the model: this is the seam the GPU path overlaps decoding with compute
+  through, and where voice activity will cut clips.
+* :meth:`LidModel.forward` takes a padded :class:`Batch` on the model's device and returns
+  probabilities.
+
+Between them the base class does what every family would otherwise repeat: sorting clips by
+length so a forward pass pads little (length bucketing), padding along the last (time) axis,
+relative lengths and a mask, the move to the model's device and dtype, ``inference_mode``, a lock
+(one instance serves every thread of a worker; torch modules are not re-entrant), and the trip back
+to a float32 numpy array. A family that would rather do everything itself still only needs the
+minimal contract: ``labels`` plus :meth:`LidModel.predict_batch`.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 from abc import ABC, abstractmethod
-from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lidframe.errors import ConfigError, ModelError
+from lidframe.models.spec import ModelSpec
 
-__all__ = [
-    "LidModel",
-    "ModelSpec",
-    "available_models",
-    "column_alias",
-    "load_count",
-    "load_model",
-    "parse_model",
-    "register_family",
-    "register_name",
-]
+if TYPE_CHECKING:
+    import torch
 
-_DEVICES = ("auto", "cpu", "cuda")
-_DTYPES = ("float32", "float16", "bfloat16")
+__all__ = ["Batch", "LidModel", "resolve_device"]
 
 
 @dataclass(frozen=True)
-class ModelSpec:
-    """Everything that identifies one loaded model; hashable, so it keys the per-process cache."""
+class Batch:
+    """Prepared features of several clips, padded along the last axis, on the model's device."""
 
-    # The name the user asked for; column names derive from it (see :func:`column_alias`).
-    name: str
-    # Model family registered with :func:`register_family` (``whisper``, ...).
-    family: str
-    # Where the weights come from: a hub id, a local directory, or a packaged-weights name.
-    source: str
-    # ``auto`` picks CUDA when torch sees a GPU (on a dask-cuda worker: that worker's GPU), else CPU.
-    device: str = "auto"
-    # Weights and activations dtype.
-    dtype: str = "float32"
-
-    def __post_init__(self) -> None:
-        if self.device not in _DEVICES and not re.fullmatch(r"cuda:\d+", self.device):
-            raise ConfigError(
-                f"model device must be one of {_DEVICES} or cuda:N, got {self.device!r}"
-            )
-        if self.dtype not in _DTYPES:
-            raise ConfigError(f"model dtype must be one of {_DTYPES}, got {self.dtype!r}")
+    # ``(n, ..., longest)`` in the model's dtype (float features) or as prepared (integer ones).
+    values: torch.Tensor
+    # ``(n,)`` valid length of each clip along the last axis (int64).
+    lengths: torch.Tensor
 
     @property
-    def alias(self) -> str:
-        return column_alias(self.name)
+    def relative_lengths(self) -> torch.Tensor:
+        """Each clip's length over the padded length, as SpeechBrain's ``wav_lens`` (float32)."""
+        return self.lengths.float() / float(self.values.shape[-1])
+
+    @property
+    def mask(self) -> torch.Tensor:
+        """``(n, longest)`` int64, 1 where a clip has values: a transformers ``attention_mask``."""
+        import torch
+
+        steps = torch.arange(self.values.shape[-1], device=self.values.device)
+        return (steps[None, :] < self.lengths[:, None]).long()
+
+    def __len__(self) -> int:
+        return int(self.values.shape[0])
 
 
 class LidModel(ABC):
     """A spoken-language classifier over 16 kHz mono waveforms.
 
-    Subclasses load their weights in ``__init__`` and implement :meth:`predict_batch` as one batched
-    forward pass. ``labels`` are canonical language codes (see :mod:`lidframe.languages`), in the
-    order of the columns of the returned probabilities.
+    Subclasses load their weights in ``__init__`` (after ``super().__init__(spec)``) and implement
+    either :meth:`forward` (and, when their input is not the waveform itself, :meth:`prepare`) or
+    :meth:`predict_batch`. ``labels`` are canonical language codes (:func:`lidframe.languages.canonical`
+    gives them), in the order of the probabilities' columns; the registry checks them on load.
     """
 
     sample_rate: int = 16_000
     # Fewest samples a clip may have: shorter clips are ``too_short`` row errors and never reach
     # the model (one 25 ms analysis window at 16 kHz; raise it where a model needs more).
     min_samples: int = 400
+    # Pad every batch to at least this many steps of the last axis (Whisper's encoder takes exactly
+    # 3,000 frames); None pads to the longest clip of the batch.
+    pad_to: int | None = None
+    # Clips per forward pass when :meth:`predict_prepared` is not told (the kernel tells it).
+    batch_size: int = 8
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
+        self.device = resolve_device(spec.device)
+        self._lock = threading.Lock()
 
     @property
     @abstractmethod
     def labels(self) -> tuple[str, ...]:
-        """Canonical language codes, one per column of :meth:`predict_batch`'s output."""
+        """Canonical language codes, one per column of the probabilities."""
 
-    @abstractmethod
+    def prepare(self, waveform: np.ndarray) -> np.ndarray:
+        """One clip's features (CPU, thread-safe; the last axis is time). Default: the waveform."""
+        return np.asarray(waveform, dtype=np.float32)
+
+    def forward(self, batch: Batch) -> torch.Tensor | np.ndarray:
+        """``(len(batch), len(labels))`` probabilities of a padded batch (rows sum to 1)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} implements neither forward nor predict_batch"
+        )
+
     def predict_batch(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
-        """Return a ``(len(waveforms), len(labels))`` float32 array of probabilities (rows sum to 1)."""
+        """Return a ``(len(waveforms), len(labels))`` float32 array of probabilities."""
+        return self.predict_prepared([self.prepare(w) for w in waveforms])
+
+    def predict_prepared(
+        self, features: Sequence[Any], batch_size: int | None = None
+    ) -> np.ndarray:
+        """Probabilities for clips already :meth:`prepare`-d.
+
+        Clips are sorted by length and cut into forward passes of ``batch_size`` (length
+        bucketing: short clips are not padded to the longest of the call).
+        """
+        if not _implements_forward(self):
+            # The family implements predict_batch itself, and prepare() is the identity for it.
+            return np.asarray(self.predict_batch(list(features)), dtype=np.float32)
+        out = np.zeros((len(features), len(self.labels)), dtype=np.float32)
+        if not features:
+            return out
+        order = np.argsort([np.shape(f)[-1] for f in features], kind="stable")
+        step = max(1, int(batch_size or self.batch_size))
+        for start in range(0, len(order), step):
+            chosen = order[start : start + step]
+            out[chosen] = self._forward_numpy([features[i] for i in chosen])
+        return out
+
+    def _forward_numpy(self, features: Sequence[np.ndarray]) -> np.ndarray:
+        import torch
+
+        with self._lock, torch.inference_mode():
+            batch = self.collate(features)
+            probs = self.forward(batch)
+            if isinstance(probs, torch.Tensor):
+                probs = probs.float().cpu().numpy()
+        return np.asarray(probs, dtype=np.float32)
+
+    @property
+    def input_dtype(self) -> torch.dtype:
+        """The dtype floating features are cast to on the device (the spec's dtype)."""
+        import torch
+
+        return getattr(torch, self.spec.dtype)
+
+    def collate(self, features: Sequence[np.ndarray]) -> Batch:
+        """Pad features along their last axis (zeros) and move them to the model's device."""
+        import torch
+
+        lengths = np.array([np.shape(f)[-1] for f in features], dtype=np.int64)
+        longest = max(int(lengths.max()), self.pad_to or 0)
+        first = np.asarray(features[0])
+        padded = np.zeros((len(features), *first.shape[:-1], longest), dtype=first.dtype)
+        for i, f in enumerate(features):
+            padded[i, ..., : f.shape[-1]] = f
+        values = torch.from_numpy(padded).to(self.device)
+        if values.is_floating_point():
+            values = values.to(self.input_dtype)
+        return Batch(values, torch.from_numpy(lengths).to(self.device))
 
 
-Factory = Callable[[ModelSpec], LidModel]
-_FAMILIES: dict[str, Factory] = {}
-_NAMES: dict[str, tuple[str, str]] = {}
+def _implements_forward(model: LidModel) -> bool:
+    return type(model).forward is not LidModel.forward
 
 
-def register_family(family: str, factory: Factory) -> None:
-    """Register a model family: ``factory(spec)`` builds a loaded :class:`LidModel`."""
-    _FAMILIES[family] = factory
-
-
-def register_name(name: str, family: str, source: str) -> None:
-    """Register a short name (``whisper-base``) for ``family:source``."""
-    _NAMES[name] = (family, source)
-
-
-def available_models() -> list[str]:
-    """Registered short names, then the ``family:SOURCE`` forms."""
-    _ensure_builtin()
-    return sorted(_NAMES) + [f"{family}:SOURCE" for family in sorted(_FAMILIES)]
-
-
-def column_alias(name: str) -> str:
-    """Column prefix of a model: its name with every non-alphanumeric character replaced by ``_``."""
-    return re.sub(r"[^0-9A-Za-z]", "_", name)
-
-
-def parse_model(name: str, device: str = "auto", dtype: str = "float32") -> ModelSpec:
-    """Turn a user's model string into a :class:`ModelSpec`; unknown names list the valid ones."""
-    _ensure_builtin()
-    if not isinstance(name, str) or not name.strip():
-        raise ConfigError(f"a model name must be a non-empty string, got {name!r}")
-    name = name.strip()
-    if name in _NAMES:
-        family, source = _NAMES[name]
-        return ModelSpec(name=name, family=family, source=source, device=device, dtype=dtype)
-    family, sep, source = name.partition(":")
-    if sep and family in _FAMILIES and source:
-        return ModelSpec(name=name, family=family, source=source, device=device, dtype=dtype)
-    raise ConfigError(
-        f"unknown model {name!r}; valid models: {', '.join(available_models())} "
-        "(SOURCE is a hub id or a local directory)"
-    )
-
-
-_cache: dict[ModelSpec, LidModel] = {}
-_loads: Counter[ModelSpec] = Counter()
-_lock = threading.Lock()
-
-
-def load_model(spec: ModelSpec) -> LidModel:
-    """Return the process-wide instance for ``spec``, loading it on first use (thread-safe)."""
-    _ensure_builtin()
-    spec = replace(spec, device=resolve_device(spec.device))
-    model = _cache.get(spec)
-    if model is not None:
-        return model
-    with _lock:
-        model = _cache.get(spec)
-        if model is None:
-            factory = _FAMILIES.get(spec.family)
-            if factory is None:
-                raise ModelError(f"no model family {spec.family!r}; known: {sorted(_FAMILIES)}")
-            model = factory(spec)
-            _cache[spec] = model
-            _loads[spec] += 1
-    return model
-
-
-def load_count() -> dict[str, int]:
-    """How many times this process loaded each model (``name@device/dtype``); for tests and metrics."""
-    return {f"{s.name}@{s.device}/{s.dtype}": n for s, n in _loads.items()}
+def implements_contract(cls: type[LidModel]) -> bool:
+    """Whether a family class overrides :meth:`LidModel.forward` or :meth:`LidModel.predict_batch`."""
+    return cls.forward is not LidModel.forward or cls.predict_batch is not LidModel.predict_batch
 
 
 def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``; other values unchanged."""
     if device != "auto":
         return device
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def _ensure_builtin() -> None:
-    # Built-in families register on first use rather than at import time (no import side effects).
-    if "whisper" not in _FAMILIES:
-        from lidframe.models import speechbrain, whisper
-
-        whisper.register()
-        speechbrain.register()

@@ -11,19 +11,20 @@ probabilities (exact for log-softmax outputs, a normalisation for any other scor
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections.abc import Sequence
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from lidframe.errors import ModelError
 from lidframe.languages import voxlingua_to_canonical
-from lidframe.models.base import LidModel, ModelSpec, register_family, register_name
+from lidframe.models.base import Batch, LidModel
 from lidframe.models.hub import hub_access
+from lidframe.models.spec import ModelSpec
 from lidframe.models.whisper_weights import cache_dir
 
-__all__ = ["SpeechBrainLid", "register"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["SpeechBrainLid", "registrations"]
 
 VOXLINGUA107_HUB_ID = "speechbrain/lang-id-voxlingua107-ecapa"
 _HINT = (
@@ -32,10 +33,9 @@ _HINT = (
 )
 
 
-def register() -> None:
-    """Register the ``speechbrain`` family and the ``voxlingua107-ecapa`` name."""
-    register_family("speechbrain", SpeechBrainLid)
-    register_name("voxlingua107-ecapa", "speechbrain", VOXLINGUA107_HUB_ID)
+def registrations() -> list[tuple[str, type[LidModel], list[tuple[str, str]]]]:
+    """The ``speechbrain`` family and the ``voxlingua107-ecapa`` name (read by the registry)."""
+    return [("speechbrain", SpeechBrainLid, [("voxlingua107-ecapa", VOXLINGUA107_HUB_ID)])]
 
 
 class SpeechBrainLid(LidModel):
@@ -91,8 +91,6 @@ class SpeechBrainLid(LidModel):
             raise ModelError(f"{spec.source}: two labels map to the same language: {raw}")
         self._raw_labels = tuple(raw)
         self._classifier = classifier
-        self.device = spec.device
-        self._lock = threading.Lock()
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -103,19 +101,10 @@ class SpeechBrainLid(LidModel):
         """The model's own labels (``'de: German'``), aligned with :attr:`labels`."""
         return self._raw_labels
 
-    def predict_batch(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
+    def forward(self, batch: Batch) -> torch.Tensor:
         import torch
 
-        if len(waveforms) == 0:
-            return np.zeros((0, len(self._labels)), dtype=np.float32)
-        lengths = np.array([len(w) for w in waveforms], dtype=np.int64)
-        longest = int(lengths.max())
-        batch = np.zeros((len(waveforms), longest), dtype=np.float32)
-        for i, wave in enumerate(waveforms):
-            batch[i, : len(wave)] = wave
-        with self._lock, torch.inference_mode():
-            wavs = torch.from_numpy(batch).to(self.device)
-            rel = torch.from_numpy(lengths / longest).float().to(self.device)
-            scores, _, _, _ = self._classifier.classify_batch(wavs, rel)
-            probs = torch.softmax(scores.float(), dim=-1)
-        return probs.cpu().numpy().astype(np.float32)
+        # The waveforms as prepared (the default: float32), zero-padded; relative lengths make the
+        # statistics pooling ignore the padding.
+        scores, _, _, _ = self._classifier.classify_batch(batch.values, batch.relative_lengths)
+        return torch.softmax(scores.float(), dim=-1)

@@ -1,10 +1,11 @@
 """Whisper language identification in PyTorch with transformers' model classes.
 
-One forward pass per batch: log-mel features are computed on the model's device, the encoder runs
-once, the decoder takes one step from ``<|startoftranscript|>``, and a softmax over the language
-tokens alone gives each clip's language distribution (what ``whisper.detect_language`` and
-faster-whisper's ``detect_language`` compute). Only the language rows of the output projection are
-multiplied, not the 51k-token vocabulary.
+Log-mel features are computed per clip on the CPU in :meth:`WhisperLid.prepare` (the kernel's decode
+threads, overlapping inference). One forward pass per batch: the encoder runs once, the decoder
+takes one step from ``<|startoftranscript|>``, and a softmax over the language tokens alone gives
+each clip's language distribution (what ``whisper.detect_language`` and faster-whisper's
+``detect_language`` compute). Only the language rows of the output projection are multiplied, not
+the 51k-token vocabulary.
 
 Features follow faster-whisper exactly (the peer this model is checked against): the clip (at most
 30 s) plus 160 zero samples is turned into a log-mel spectrogram normalised by its own maximum, then
@@ -15,8 +16,6 @@ the two conventions can disagree on low-confidence answers.
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,14 +23,15 @@ import numpy as np
 
 from lidframe.errors import ModelError
 from lidframe.languages import whisper_to_canonical
-from lidframe.models.base import LidModel, ModelSpec, register_family, register_name
+from lidframe.models.base import Batch, LidModel
 from lidframe.models.hub import hub_access
+from lidframe.models.spec import ModelSpec
 from lidframe.models.whisper_weights import resolve_whisper_source
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["WhisperLid", "register"]
+__all__ = ["WhisperLid", "registrations"]
 
 SAMPLE_RATE = 16_000
 N_FFT = 400
@@ -47,16 +47,18 @@ _LOAD_HINT = (
 _HUB_SIZES = ("tiny", "small", "medium", "large-v2", "large-v3", "large-v3-turbo")
 
 
-def register() -> None:
-    """Register the ``whisper`` family and its short names (called lazily by the registry)."""
-    register_family("whisper", WhisperLid)
-    register_name("whisper-base", "whisper", "packaged:whisper-base")
-    for size in _HUB_SIZES:
-        register_name(f"whisper-{size}", "whisper", f"openai/whisper-{size}")
+def registrations() -> list[tuple[str, type[LidModel], list[tuple[str, str]]]]:
+    """The ``whisper`` family and its short names (read by the registry on first use)."""
+    names = [("whisper-base", "packaged:whisper-base")]
+    names += [(f"whisper-{size}", f"openai/whisper-{size}") for size in _HUB_SIZES]
+    return [("whisper", WhisperLid, names)]
 
 
 class WhisperLid(LidModel):
-    """Whisper's language detection as a batched :class:`LidModel`."""
+    """Whisper's language detection: log-mel features in :meth:`prepare`, one step in :meth:`forward`."""
+
+    # The encoder takes exactly 30 s of frames: every batch is padded to that.
+    pad_to = N_FRAMES
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
@@ -78,7 +80,6 @@ class WhisperLid(LidModel):
             raise ModelError(
                 f"cannot load Whisper weights {spec.source!r} ({text}). {_LOAD_HINT}"
             ) from exc
-        self.device = torch.device(spec.device)
         self._model = model.to(self.device).eval()  # type: ignore[arg-type]
         codes, token_ids = _language_tokens(location)
         if not codes:
@@ -92,8 +93,7 @@ class WhisperLid(LidModel):
             [[_token_id(location, "<|startoftranscript|>")]], device=self.device
         )
         self._lang_proj = self._model.proj_out.weight[self._lang_ids].detach()
-        self._mel = _LogMel(self._model.config.num_mel_bins, self.device)
-        self._lock = threading.Lock()
+        self._mel = _LogMel(self._model.config.num_mel_bins)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -104,28 +104,26 @@ class WhisperLid(LidModel):
         """Whisper's own codes (``jw``, ``haw``...), aligned with :attr:`labels`."""
         return self._whisper_codes
 
-    def predict_batch(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
+    def prepare(self, waveform: np.ndarray) -> np.ndarray:
+        """The clip's normalised log-mel spectrogram, ``(n_mels, frames)`` with frames <= 3,000."""
+        return self._mel(waveform)
+
+    def forward(self, batch: Batch) -> torch.Tensor:
         import torch
 
-        if len(waveforms) == 0:
-            return np.zeros((0, len(self._codes)), dtype=np.float32)
-        # One model instance serves every thread of a worker; torch modules are not re-entrant.
-        with self._lock, torch.inference_mode():
-            feats = self._mel(waveforms).to(self._model.dtype)
-            encoded = self._model.model.encoder(feats).last_hidden_state
-            sot = self._sot.expand(len(waveforms), 1)
-            hidden = self._model.model.decoder(
-                input_ids=sot, encoder_hidden_states=encoded, use_cache=False
-            ).last_hidden_state[:, -1]
-            logits = hidden.float() @ self._lang_proj.float().T
-            probs = torch.softmax(logits, dim=-1)
-        return probs.cpu().numpy().astype(np.float32)
+        encoded = self._model.model.encoder(batch.values).last_hidden_state
+        sot = self._sot.expand(len(batch), 1)
+        hidden = self._model.model.decoder(
+            input_ids=sot, encoder_hidden_states=encoded, use_cache=False
+        ).last_hidden_state[:, -1]
+        logits = hidden.float() @ self._lang_proj.float().T
+        return torch.softmax(logits, dim=-1)
 
 
 class _LogMel:
-    """Whisper's log-mel spectrogram, batched on ``device`` (numbers as in faster-whisper)."""
+    """Whisper's log-mel spectrogram of one clip on the CPU (numbers as in faster-whisper)."""
 
-    def __init__(self, n_mels: int, device: torch.device) -> None:
+    def __init__(self, n_mels: int) -> None:
         import torch
         from transformers.audio_utils import mel_filter_bank
 
@@ -138,26 +136,20 @@ class _LogMel:
             norm="slaney",
             mel_scale="slaney",
         )
-        self.filters = torch.tensor(filters.T, dtype=torch.float32, device=device)
-        self.window = torch.hann_window(N_FFT, device=device)
-        self.device = device
+        self.filters = torch.tensor(filters.T, dtype=torch.float32)
+        self.window = torch.hann_window(N_FFT)
 
-    def __call__(self, waveforms: Sequence[np.ndarray]) -> torch.Tensor:
+    def __call__(self, wave: np.ndarray) -> np.ndarray:
         import torch
 
-        out = torch.zeros(len(waveforms), self.filters.shape[0], N_FRAMES, device=self.device)
-        for i, wave in enumerate(waveforms):
-            audio = torch.as_tensor(
-                np.asarray(wave[:CHUNK_SAMPLES], dtype=np.float32), device=self.device
-            )
-            audio = torch.nn.functional.pad(audio, (0, HOP))
-            spec = torch.stft(audio, N_FFT, HOP, window=self.window, return_complex=True)
-            power = spec[:, :-1].abs() ** 2
-            logmel = torch.clamp(self.filters @ power, min=1e-10).log10()
-            logmel = torch.maximum(logmel, logmel.max() - 8.0)
-            frames = min(logmel.shape[-1], N_FRAMES)
-            out[i, :, :frames] = (logmel[:, :frames] + 4.0) / 4.0
-        return out
+        audio = torch.as_tensor(np.asarray(wave[:CHUNK_SAMPLES], dtype=np.float32))
+        audio = torch.nn.functional.pad(audio, (0, HOP))
+        spec = torch.stft(audio, N_FFT, HOP, window=self.window, return_complex=True)
+        power = spec[:, :-1].abs() ** 2
+        logmel = torch.clamp(self.filters @ power, min=1e-10).log10()
+        logmel = torch.maximum(logmel, logmel.max() - 8.0)
+        frames = min(logmel.shape[-1], N_FRAMES)
+        return ((logmel[:, :frames] + 4.0) / 4.0).numpy()
 
 
 def _tokenizer(location: str):

@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 from lidframe.errors import ConfigError
 
 __all__ = [
+    "LABELS_ATTR",
     "MARKER",
     "STAGING",
     "check_writable",
@@ -43,11 +44,14 @@ __all__ = [
     "promote",
     "read_results",
     "remove_staging",
+    "result_labels",
     "staged_parts",
     "write_staged",
 ]
 
 STAGING = "_staging"
+# Key of ``DataFrame.attrs`` where :func:`read_results` puts the models' label sets.
+LABELS_ATTR = "lidframe_labels"
 MARKER = "_lidframe_job.json"
 _PART = re.compile(r"part-(\d{5,})\.parquet$")
 _STAGED = re.compile(r"part-(\d{5,})\.([0-9A-Za-z-]{1,64})\.parquet$")
@@ -227,11 +231,39 @@ def read_results(results: str, storage_options: Mapping[str, Any] | None = None)
             raise ConfigError(
                 f"{results}: no part-*.parquet files (is it a lidframe results folder?)"
             )
-        return pd.read_parquet(paths, storage_options=dict(storage_options or {}) or None)
+        frame = pd.read_parquet(paths, storage_options=dict(storage_options or {}) or None)
+        frame.attrs[LABELS_ATTR] = _labels_of(fs, [p.split("://", 1)[-1] for p in paths])
+        return frame
     except ConfigError:
         raise
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot read results {results}: {' '.join(str(exc).split())}") from exc
+
+
+def result_labels(
+    results: str, storage_options: Mapping[str, Any] | None = None
+) -> dict[str, tuple[str, ...]]:
+    """Each model's label set by alias, as the run recorded it in its parts' metadata.
+
+    Empty for results written before label sets were recorded (or by another tool).
+    """
+    fs, root = _fs(results, storage_options)
+    paths = part_files(results, storage_options) if fs.isdir(root) else [results]
+    return _labels_of(fs, [p.split("://", 1)[-1] for p in paths])
+
+
+def _labels_of(fs: Any, paths: list[str]) -> dict[str, tuple[str, ...]]:
+    """The label sets in the first part whose metadata has them (every part has the same)."""
+    for path in paths:
+        try:
+            with fs.open(path, "rb") as fh:
+                metadata = pq.ParquetFile(fh).schema_arrow.metadata or {}
+            labels = json.loads(metadata[b"lidframe"]).get("labels")
+        except (KeyError, ValueError, TypeError, OSError, pa.ArrowInvalid):
+            continue
+        if isinstance(labels, dict) and labels:
+            return {str(alias): tuple(map(str, codes)) for alias, codes in labels.items()}
+    return {}
 
 
 def check_writable(out: str, storage_options: Mapping[str, Any] | None = None) -> None:

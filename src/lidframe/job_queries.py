@@ -1,0 +1,78 @@
+"""What a job database says about its jobs: which database, one job's progress, the list of jobs.
+
+The ``lidframe status`` and ``lidframe jobs`` commands print these; a notebook can call them too.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from lidframe.errors import LidframeError
+
+__all__ = ["find_job_database", "job_status", "jobs_table"]
+
+
+def find_job_database(db: str | None = None, out: str | os.PathLike[str] | None = None) -> str:
+    """The URL of an existing job database: ``db``, else ``$LIDFRAME_DB``, else the embedded one
+    in the output folder ``out`` (which must exist). Raises :class:`LidframeError` when none is
+    given or the output folder has none."""
+    from lidframe.pipeline import default_db
+
+    if db:
+        return str(db)
+    if os.environ.get("LIDFRAME_DB"):
+        return os.environ["LIDFRAME_DB"]
+    if out:
+        out = os.fspath(out)
+        path = default_db(out)
+        if not os.path.exists(path.removeprefix("sqlite:///")):
+            raise LidframeError(f"no job database in {out} (looked for {path})")
+        return path
+    raise LidframeError("say which job database: --db URL, $LIDFRAME_DB, or --out OUT")
+
+
+def job_status(
+    job: str | None = None, *, db: str | None = None, out: str | os.PathLike[str] | None = None
+) -> str:
+    """A job's progress by partition state, as text (default: the newest job of the database).
+
+    The database is found by :func:`find_job_database` from ``db`` and ``out``.
+    """
+    from lidframe.store import open_store
+
+    with open_store(find_job_database(db, out)) as store:
+        if job is None:
+            listed = store.jobs()
+            if not listed:
+                raise LidframeError(f"no jobs in {store.url}")
+            job = listed[0]["job_id"]
+        return str(store.status(job))
+
+
+def jobs_table(*, db: str | None = None, out: str | os.PathLike[str] | None = None) -> str:
+    """The jobs of a job database, newest first, one line each: id, status, creation time,
+    partitions, done and dead partitions, manifest. The database is found by
+    :func:`find_job_database` from ``db`` and ``out``."""
+    from lidframe.store import open_store
+
+    with open_store(find_job_database(db, out)) as store:
+        listed = store.jobs()
+        if not listed:
+            return f"no jobs in {store.url}"
+        return _table(listed)
+
+
+def _table(listed: Sequence[Mapping[str, Any]]) -> str:
+    lines = [
+        f"{'job':<28} {'status':<20} {'created':<20} {'parts':>7} {'done':>7} {'dead':>5}  manifest"
+    ]
+    for j in listed:
+        created = str(j["created_at"])[:19]
+        states = j["states"]
+        lines.append(
+            f"{j['job_id']:<28} {j['status']:<20} {created:<20} {j['n_partitions']:>7} "
+            f"{states.get('done', 0):>7} {states.get('dead', 0):>5}  {j['manifest']}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,47 @@
+"""What identifies one model: a frozen, hashable :class:`ModelSpec`.
+
+Kept apart from the registry and the base class so that code which only needs to *name* models (the
+job record, consensus, evaluation) never imports a model family.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from lidframe.columns import column_alias
+from lidframe.errors import ConfigError
+
+__all__ = ["DEVICES", "DTYPES", "ModelSpec"]
+
+DEVICES = ("auto", "cpu", "cuda")
+DTYPES = ("float32", "float16", "bfloat16")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything that identifies one loaded model; hashable, so it keys the per-process cache."""
+
+    # The name the user asked for; column names derive from it (see :func:`column_alias`).
+    name: str
+    # Model family (``whisper``, ``speechbrain``, ``hf-audio`` or one registered from outside).
+    family: str
+    # Where the weights come from: a hub id, a local directory, or a packaged-weights name.
+    source: str
+    # ``auto`` picks CUDA when torch sees a GPU (on a dask-cuda worker: that worker's GPU), else CPU.
+    device: str = "auto"
+    # Weights and activations dtype.
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        if self.device not in DEVICES and not re.fullmatch(r"cuda:\d+", self.device):
+            raise ConfigError(
+                f"model device must be one of {DEVICES} or cuda:N, got {self.device!r}"
+            )
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"model dtype must be one of {DTYPES}, got {self.dtype!r}")
+
+    @property
+    def alias(self) -> str:
+        """The prefix of this model's result columns."""
+        return column_alias(self.name)
