@@ -33,10 +33,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dask.dataframe as dd
-import numpy as np
 import pandas as pd
 
-from lidframe.columns import model_columns
+from lidframe.columns import CONSENSUS, consensus_names, model_columns, with_consensus_meta
 from lidframe.consensus_inputs import topk_pairs
 from lidframe.errors import ConfigError
 from lidframe.languages import DEFAULT_EQUIVALENCE, LanguageEquivalence
@@ -56,7 +55,7 @@ __all__ = [
 
 POLICIES = ("unanimous", "majority", "weighted", "product")
 UNDETERMINED = "und"
-CONSENSUS_COLUMNS = ("lang", "agree", "n_agree", "consensus_prob", "consensus_method")
+CONSENSUS_COLUMNS = consensus_names()
 # Labels a model has when the caller does not say (Whisper has 99, VoxLingua107 has 107).
 _DEFAULT_LABEL_COUNT = 100
 _EPS = 1e-9
@@ -249,23 +248,21 @@ def consensus_frame(
         answers = {alias: topk_pairs(topk) for alias, topk in zip(aliases, row, strict=True)}
         decisions.append(decide(answers, config))
     out = df.copy()
-    out["lang"] = pd.array([d.lang for d in decisions], dtype="string")
-    out["agree"] = np.array([d.agree for d in decisions], dtype=bool)
-    out["n_agree"] = np.array([d.n_agree for d in decisions], dtype=np.int16)
-    out["consensus_prob"] = np.array([d.prob for d in decisions], dtype=np.float32)
-    out["consensus_method"] = pd.array([d.method for d in decisions], dtype="string")
+    values: dict[str, list[Any]] = {
+        "lang": [d.lang for d in decisions],
+        "agree": [d.agree for d in decisions],
+        "n_agree": [d.n_agree for d in decisions],
+        "consensus_prob": [d.prob for d in decisions],
+        "consensus_method": [d.method for d in decisions],
+    }
+    for column in CONSENSUS:
+        out[column.name] = column.values(values[column.name], out.index)
     return out
 
 
 def consensus_meta(meta: pd.DataFrame) -> pd.DataFrame:
     """``meta`` with the consensus columns appended."""
-    out = meta.copy()
-    out["lang"] = pd.Series(dtype="string")
-    out["agree"] = pd.Series(dtype=bool)
-    out["n_agree"] = pd.Series(dtype=np.int16)
-    out["consensus_prob"] = pd.Series(dtype=np.float32)
-    out["consensus_method"] = pd.Series(dtype="string")
-    return out
+    return with_consensus_meta(meta)
 
 
 def consensus_config(

@@ -31,7 +31,7 @@ import pandas as pd
 
 from lidframe.audio import AudioConfig
 from lidframe.audio_pool import DecoderUnavailable, decoder_pool
-from lidframe.columns import model_columns
+from lidframe.columns import ROW, model_values
 from lidframe.errors import AudioError, ConfigError, ModelError
 from lidframe.models import LidModel, ModelSpec, load_model
 from lidframe.models.registry import Factory, adopt_factories
@@ -126,12 +126,15 @@ def identify_partition(
                     ]
             tick(0)
 
-    out["error"] = pd.array(errors, dtype="string")
+    out["error"] = ROW[0].values(errors, out.index)
     for spec in config.models:
-        lang, prob, topk = model_columns(spec.alias)
-        out[lang] = pd.array(langs[spec.alias], dtype="string")
-        out[prob] = probs[spec.alias]
-        out[topk] = pd.Series(topks[spec.alias], index=out.index, dtype="object")
+        found: dict[str, Sequence[Any]] = {
+            "lang": langs[spec.alias],
+            "prob": list(probs[spec.alias]),
+            "topk": topks[spec.alias],
+        }
+        for name, column in model_values(spec.alias, found, out.index).items():
+            out[name] = column
     return out
 
 

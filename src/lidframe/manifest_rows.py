@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lidframe.columns import MANIFEST
 from lidframe.errors import ConfigError
 from lidframe.languages import canonical
 
@@ -38,7 +39,7 @@ __all__ = [
     "split_lines",
 ]
 
-MANIFEST_COLUMNS = ("id", "audio", "label", "offset", "duration")
+MANIFEST_COLUMNS = tuple(c.name for c in MANIFEST)
 BAD_ROW = "bad_row"
 _Raw = dict[str, Any]
 
@@ -55,15 +56,7 @@ def derive_id(audio: str, offset: float | None, duration: float | None) -> str:
 
 def manifest_meta(with_label: bool) -> pd.DataFrame:
     """Empty frame with the dtypes of normalised manifest rows (without ``error``)."""
-    cols: dict[str, pd.Series] = {
-        "id": pd.Series(dtype="string"),
-        "audio": pd.Series(dtype="string"),
-    }
-    if with_label:
-        cols["label"] = pd.Series(dtype="string")
-    cols["offset"] = pd.Series(dtype="float64")
-    cols["duration"] = pd.Series(dtype="float64")
-    return pd.DataFrame(cols)
+    return pd.DataFrame({c.name: c.empty() for c in MANIFEST if with_label or c.name != "label"})
 
 
 def split_lines(data: bytes) -> list[bytes]:

@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from lidframe.columns import null_model_values
 from lidframe.consensus import ConsensusConfig, consensus_frame
 from lidframe.errors import StorageAccessDenied
 from lidframe.kernel import KernelConfig, identify_partition
@@ -112,11 +112,9 @@ def dead_partition(
 def _unanswered(rows: pd.DataFrame, task: PartitionTask) -> pd.DataFrame:
     """Rows with their ``error`` and null model columns."""
     frame = rows.copy()
-    n = len(frame)
     for spec in task.kernel.models:
-        frame[f"{spec.alias}_lang"] = pd.array([None] * n, dtype="string")
-        frame[f"{spec.alias}_prob"] = np.full(n, np.nan, dtype=np.float32)
-        frame[f"{spec.alias}_topk"] = pd.Series([None] * n, index=frame.index, dtype="object")
+        for name, column in null_model_values(spec.alias, frame.index).items():
+            frame[name] = column
     return frame
 
 

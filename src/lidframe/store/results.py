@@ -24,6 +24,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from lidframe.columns import CONSENSUS, MANIFEST, MODEL, ROW
 from lidframe.store.schema import predictions, results
 
 __all__ = ["DUPLICATE_ID", "PartitionRows", "frame_rows", "replace_rows"]
@@ -32,18 +33,33 @@ DUPLICATE_ID = "duplicate_id"
 
 RESULT_COLUMNS = [c.name for c in results.columns]
 PREDICTION_COLUMNS = [c.name for c in predictions.columns]
-# PostgreSQL types of the columns, in order, for binary COPY.
-_RESULT_PG_TYPES = [
-    "varchar", "text", "int8", "int4", "text", "float8", "float8", "varchar", "text", "varchar",
-    "varchar", "bool", "int4", "float8", "varchar",
-]  # fmt: skip
-_PREDICTION_PG_TYPES = ["varchar", "text", "varchar", "varchar", "float8", "jsonb"]
-_CONSENSUS = ("lang", "agree", "n_agree", "consensus_prob", "consensus_method")
+# Positions in a result row tuple, found by name (the tables derive from lidframe.columns).
+_ROW_ID, _ROW = RESULT_COLUMNS.index("row_id"), RESULT_COLUMNS.index("row")
+_ERROR, _CATEGORY = RESULT_COLUMNS.index("error"), RESULT_COLUMNS.index("error_category")
+_ANSWERS = [RESULT_COLUMNS.index(c.sql_name) for c in CONSENSUS]
+# Frame column of each stored result column (by database name).
+_FROM_FRAME = {c.sql_name: c for c in (*MANIFEST, *ROW, *CONSENSUS) if c.in_frame}
+
+
+def _pg_type(column: sa.Column[Any]) -> str:
+    """The PostgreSQL type name binary ``COPY`` needs for a column."""
+    kind = column.type
+    for cls, name in (
+        (sa.BigInteger, "int8"), (sa.Integer, "int4"), (sa.Boolean, "bool"),
+        (sa.Float, "float8"), (sa.Text, "text"), (sa.String, "varchar"), (sa.JSON, "jsonb"),
+    ):  # fmt: skip
+        if isinstance(kind, cls):
+            return name
+    raise TypeError(f"no COPY type for {column.name} ({kind})")
+
+
+_RESULT_PG_TYPES = [_pg_type(c) for c in results.columns]
+_PREDICTION_PG_TYPES = [_pg_type(c) for c in predictions.columns]
 
 
 @dataclass(frozen=True)
 class PartitionRows:
-    """One partition's rows for the two tables, as tuples in column order.
+    """One partition's rows for the two tables, as tuples in their tables' column order.
 
     Made where the partition ran (on the worker), so the process that writes to the database only
     streams them; ``topk`` values are lists of ``{"lang", "prob"}`` dicts.
@@ -57,31 +73,44 @@ class PartitionRows:
 
     @property
     def errors(self) -> int:
-        return sum(1 for r in self.results if r[8] is not None)
+        return sum(1 for r in self.results if r[_ERROR] is not None)
 
     def marked(self, errors: dict[int, str]) -> PartitionRows:
         """These rows with ``errors`` (``{position: error}``) set: no answers, no predictions."""
         results_ = list(self.results)
         for position, error in errors.items():
-            r = results_[position]
-            category = error.split(":", 1)[0][:32]
-            results_[position] = (*r[:8], error, category, None, None, None, None, None)
+            r = list(results_[position])
+            r[_ERROR], r[_CATEGORY] = error, _category(error)
+            for i in _ANSWERS:
+                r[i] = None
+            results_[position] = tuple(r)
         n = len(results_)
         predictions_ = [p for i, p in enumerate(self.predictions) if i % n not in errors]
         return PartitionRows(results_, predictions_)
 
 
-def _column(frame: pd.DataFrame, name: str) -> list[Any]:
-    """A column as plain Python values, nulls (NA, NaN) as None."""
+def _category(error: str | None) -> str | None:
+    return None if error is None else str(error).split(":", 1)[0][:32]
+
+
+def _column(frame: pd.DataFrame, name: str, dtype: str) -> list[Any]:
+    """A frame column as plain Python values of its declared type, nulls (NA, NaN) as None."""
     if name not in frame.columns:
         return [None] * len(frame)
     values = frame[name]
+    if dtype == "object":
+        return [_topk(v) for v in values.tolist()]
     if values.dtype.kind == "f":
         array = values.to_numpy(dtype="float64")
         return [None if math.isnan(x) else x for x in array.tolist()]
     if values.dtype.kind in "iub":
         return values.tolist()
-    return [None if (v is None or v is pd.NA or v != v) else v for v in values.tolist()]
+    out = [None if (v is None or v is pd.NA or v != v) else v for v in values.tolist()]
+    if dtype == "bool":
+        return [None if v is None else bool(v) for v in out]
+    if dtype.startswith("int"):
+        return [None if v is None else int(v) for v in out]
+    return out
 
 
 def _topk(topk: Any) -> list[dict[str, Any]] | None:
@@ -95,54 +124,25 @@ def frame_rows(
 ) -> PartitionRows:
     """The rows of a result frame (index = manifest row numbers) for both tables."""
     n = len(frame)
-    ids = _column(frame, "id")
-    positions = [int(i) for i in frame.index]
-    errors = _column(frame, "error")
-    categories = [None if e is None else str(e).split(":", 1)[0][:32] for e in errors]
-    consensus = {c: _column(frame, c) for c in _CONSENSUS}
-    consensus["agree"] = [None if a is None else bool(a) for a in consensus["agree"]]
-    audio, label, offset, duration = (
-        _column(frame, c) for c in ("audio", "label", "offset", "duration")
-    )
-    result_rows = list(
-        zip(
-            [job_id] * n,
-            ids,
-            positions,
-            [partition] * n,
-            audio,
-            offset,
-            duration,
-            label,
-            errors,
-            categories,
-            consensus["lang"],
-            consensus["agree"],
-            consensus["n_agree"],
-            consensus["consensus_prob"],
-            consensus["consensus_method"],
-            strict=True,
-        )
-    )
+    values: dict[str, list[Any]] = {
+        "job_id": [job_id] * n,
+        "row": [int(i) for i in frame.index],
+        "partition": [partition] * n,
+    }
+    for name, c in _FROM_FRAME.items():
+        values[name] = _column(frame, c.name, c.dtype)
+    values["error_category"] = [_category(e) for e in values["error"]]
+    result_rows = list(zip(*(values[name] for name in RESULT_COLUMNS), strict=True))
     prediction_rows: list[tuple[Any, ...]] = []
     for alias in aliases:
-        topk_col = f"{alias}_topk"
-        topks = (
-            [_topk(t) for t in frame[topk_col].tolist()]
-            if topk_col in frame.columns
-            else [None] * n
-        )
-        prediction_rows.extend(
-            zip(
-                [job_id] * n,
-                ids,
-                [alias] * n,
-                _column(frame, f"{alias}_lang"),
-                _column(frame, f"{alias}_prob"),
-                topks,
-                strict=True,
-            )
-        )
+        per_model: dict[str, list[Any]] = {
+            "job_id": values["job_id"],
+            "row_id": values["row_id"],
+            "model": [alias] * n,
+        }
+        for c in MODEL:
+            per_model[c.sql_name] = _column(frame, f"{alias}_{c.name}", c.dtype)
+        prediction_rows.extend(zip(*(per_model[name] for name in PREDICTION_COLUMNS), strict=True))
     return PartitionRows(result_rows, prediction_rows)
 
 
@@ -199,7 +199,7 @@ def _unique_id() -> sa.ColumnElement[bool]:
 
 def _duplicates(conn: Connection, job_id: str, rows: PartitionRows) -> dict[int, str]:
     """``{position: error}`` of the rows whose id an earlier row holds."""
-    ids = [r[1] for r in rows.results]
+    ids = [r[_ROW_ID] for r in rows.results]
     holders: dict[str, int] = {}
     for i in range(0, len(ids), 1000):
         for row_id, row in conn.execute(
@@ -212,7 +212,7 @@ def _duplicates(conn: Connection, job_id: str, rows: PartitionRows) -> dict[int,
             holders[str(row_id)] = int(row)
     out: dict[int, str] = {}
     for position, r in enumerate(rows.results):
-        row_id, row = r[1], r[2]
+        row_id, row = r[_ROW_ID], r[_ROW]
         if row_id in holders:
             out[position] = (
                 f"{DUPLICATE_ID}: id {row_id!r} of row {row} is also the id of row {holders[row_id]}"

@@ -23,10 +23,11 @@ All tables are prefixed ``lidframe_`` so they can share a database (and a schema
     say where its rows are and what they hash to.
 
 ``lidframe_results``: one row per (job, manifest row): ``row`` (its position in the manifest, the
-    key), ``row_id`` (the manifest id: unique per job except on ``duplicate_id`` error rows),
-    ``partition``, ``audio``, ``offset``, ``duration``, ``label``, ``error``
-    and ``error_category`` (the part of ``error`` before the colon), and the consensus columns
-    ``lang``, ``agree``, ``n_agree``, ``consensus_prob``, ``consensus_method`` (null with one model).
+    key), ``partition``, then the result columns declared in :mod:`lidframe.columns` (manifest,
+    row and consensus groups): ``row_id`` (the manifest id: unique per job except on
+    ``duplicate_id`` error rows), ``audio``, ``label``, ``offset``, ``duration``, ``error``,
+    ``error_category`` (the part of ``error`` before the colon), and the consensus columns ``lang``,
+    ``agree``, ``n_agree``, ``consensus_prob``, ``consensus_method`` (null with one model).
 
 ``lidframe_evaluations``: one row per stored evaluation (``lidframe eval``): ``eval_id``, ``name``,
     ``job_id`` (when the results belong to a job of this database), ``results`` (the folder),
@@ -34,7 +35,8 @@ All tables are prefixed ``lidframe_`` so they can share a database (and a schema
     the summary and per-language table).
 
 ``lidframe_predictions``: one row per (job, manifest row, model): ``model`` (the column alias, e.g.
-    ``whisper_base``), ``lang``, ``prob`` and ``topk`` (JSON list of ``{"lang", "prob"}``). Its
+    ``whisper_base``), then the per-model columns of :mod:`lidframe.columns`: ``lang``, ``prob`` and
+    ``topk`` (JSON list of ``{"lang", "prob"}``). Its
     foreign key is the job only: a per-row check against ``lidframe_results`` cost PostgreSQL about
     0.25 ms per row in bulk writes (benchmarks/job_overhead.py), and both tables are always written
     in one transaction anyway.
@@ -43,14 +45,14 @@ All tables are prefixed ``lidframe_`` so they can share a database (and a schema
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
+
+from lidframe.columns import CONSENSUS, JSON_TYPE, MANIFEST, MODEL, ROW
 
 __all__ = ["evaluations", "jobs", "metadata", "partitions", "predictions", "results"]
 
 metadata = sa.MetaData()
 
-# JSONB on PostgreSQL (indexable, queryable with ->>), JSON text elsewhere.
-JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+JSONType = JSON_TYPE
 Timestamp = sa.DateTime(timezone=True)
 # Ids are unique per job, except on rows that are themselves the duplicate_id errors.
 _UNIQUE_ID = "error_category IS NULL OR error_category <> 'duplicate_id'"
@@ -104,6 +106,9 @@ partitions = sa.Table(
     sa.Index("ix_lidframe_partitions_job_state", "job_id", "state", "partition"),
 )
 
+# The result columns come from lidframe.columns (declared once); the keys are this module's.
+_ID, *_MANIFEST_REST = MANIFEST
+
 results = sa.Table(
     "lidframe_results",
     metadata,
@@ -113,20 +118,10 @@ results = sa.Table(
         sa.ForeignKey("lidframe_jobs.job_id", ondelete="CASCADE"),
         primary_key=True,
     ),
-    sa.Column("row_id", sa.Text, nullable=False),
+    _ID.sql_column(),
     sa.Column("row", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("partition", sa.Integer, nullable=False),
-    sa.Column("audio", sa.Text, nullable=False),
-    sa.Column("offset", sa.Float),
-    sa.Column("duration", sa.Float),
-    sa.Column("label", sa.String(16)),
-    sa.Column("error", sa.Text),
-    sa.Column("error_category", sa.String(32)),
-    sa.Column("lang", sa.String(16)),
-    sa.Column("agree", sa.Boolean),
-    sa.Column("n_agree", sa.Integer),
-    sa.Column("consensus_prob", sa.Float),
-    sa.Column("consensus_method", sa.String(64)),
+    *(c.sql_column() for c in (*_MANIFEST_REST, *ROW, *CONSENSUS)),
     sa.Index("ix_lidframe_results_job_partition", "job_id", "partition"),
     sa.Index(
         "ux_lidframe_results_job_row_id",
@@ -144,9 +139,7 @@ predictions = sa.Table(
     sa.Column("job_id", sa.String(200), primary_key=True),
     sa.Column("row_id", sa.Text, primary_key=True),
     sa.Column("model", sa.String(200), primary_key=True),
-    sa.Column("lang", sa.String(16)),
-    sa.Column("prob", sa.Float),
-    sa.Column("topk", JSONType),
+    *(c.sql_column() for c in MODEL),
     sa.ForeignKeyConstraint(["job_id"], ["lidframe_jobs.job_id"], ondelete="CASCADE"),
 )
 
