@@ -2,7 +2,7 @@
 
 Flags become a library call; what this module adds is the command-line contract: one line
 ``lidframe: error: ...`` for every failure (a traceback only with ``--debug``), and exit statuses that
-a pipeline can act on (see :data:`EXIT_STATUSES`).
+a pipeline can act on (see :data:`lidframe.cli_parser.EXIT_STATUSES`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from lidframe.cli_parser import build_parser
 from lidframe.errors import JobInterrupted, LidframeError
 
 __all__ = ["main"]
@@ -33,220 +34,6 @@ def _storage_options(pairs: Sequence[str]) -> dict[str, object]:
         except json.JSONDecodeError:
             options[key] = value
     return options
-
-
-EXIT_STATUSES = """\
-exit status:
-  0    the job finished and every row has an answer or its own row error
-  1    the job finished with dead partitions, or it stopped on a systemic failure
-       (storage refusing the credentials, the job database lost); state is kept
-  2    bad input or settings, found before any work (manifest, model, --out, --db)
-  130  interrupted (Ctrl-C); 143: terminated (SIGTERM); state is kept, rerun to resume"""
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, with usage errors as the same one line as every other error (exit status 2)."""
-
-    def error(self, message: str) -> Any:
-        self.exit(2, f"lidframe: error: {message} (see `{self.prog} --help`)\n")
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="lidframe",
-        description="Spoken language identification over large audio collections, on Dask.",
-        epilog=EXIT_STATUSES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "--debug", action="store_true", help="show tracebacks and debug logs on errors"
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    run = sub.add_parser(
-        "run",
-        help="identify the language of every clip of a manifest",
-        epilog=EXIT_STATUSES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    run.add_argument(
-        "manifest", help="CSV, Parquet or JSONL manifest (local path or URL, e.g. s3://)"
-    )
-    run.add_argument(
-        "--out",
-        required=True,
-        help="output folder for part-NNNNN.parquet files; it belongs to one job",
-    )
-    run.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="delete another job's results in --out and write this job's there",
-    )
-    run.add_argument(
-        "--models",
-        nargs="+",
-        default=["whisper-base"],
-        help="model names (see `lidframe models`); default: whisper-base",
-    )
-    run.add_argument("--workers", type=int, default=None, help="local worker processes")
-    run.add_argument("--scheduler", default=None, help="address of a running Dask scheduler")
-    run.add_argument("--batch-size", type=int, default=8, help="clips per forward pass")
-    run.add_argument("--partition-rows", type=int, default=128, help="manifest rows per partition")
-    run.add_argument("--top-k", type=int, default=5, help="languages kept in each *_topk column")
-    run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    run.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
-    run.add_argument(
-        "--max-window",
-        type=float,
-        default=30.0,
-        help="longest stretch of a file decoded per row, in seconds",
-    )
-    run.add_argument(
-        "--io-timeout",
-        type=float,
-        default=30.0,
-        help="seconds to connect to remote storage and for each read (default 30)",
-    )
-    run.add_argument(
-        "--decode-timeout",
-        type=float,
-        default=120.0,
-        help="seconds one row may take to open, read and decode; then it is a 'timeout' "
-        "row error (default 120)",
-    )
-    run.add_argument(
-        "--storage-option",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="fsspec option for the manifest, audio and output (repeatable)",
-    )
-    run.add_argument(
-        "--consensus",
-        default="majority",
-        choices=["unanimous", "majority", "weighted", "product"],
-        help="how several models' answers are combined (default: majority)",
-    )
-    run.add_argument(
-        "--min-prob",
-        type=float,
-        default=0.0,
-        help="consensus support below which the answer is 'und'",
-    )
-    run.add_argument(
-        "--calibration",
-        default=None,
-        metavar="FILE",
-        help="consensus calibration written by `lidframe calibrate`",
-    )
-    run.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
-    _db_arguments(run)
-    run.add_argument(
-        "--no-db", action="store_true", help="no job database: no resume, no exactly-once"
-    )
-    run.add_argument(
-        "--job",
-        default=None,
-        help="job id (default: derived from the manifest, output, models and settings); "
-        "running the same job again resumes it",
-    )
-    run.add_argument(
-        "--max-attempts",
-        type=int,
-        default=3,
-        help="tries of one partition before it is given up as dead (default 3)",
-    )
-    run.add_argument(
-        "--lease-seconds",
-        type=float,
-        default=60.0,
-        help="lease length; a crashed run's partitions are taken over after it (default 60)",
-    )
-    run.add_argument(
-        "--stall-seconds",
-        type=float,
-        default=600.0,
-        help="a partition task silent for this long fails its attempt and its worker is "
-        "restarted (default 600)",
-    )
-    run.add_argument(
-        "--retry-dead", action="store_true", help="give dead partitions a new set of attempts"
-    )
-
-    ev = sub.add_parser("eval", help="score a run's results against ground truth")
-    ev.add_argument("results", help="a run's Parquet folder")
-    ev.add_argument(
-        "--labels", default=None, help="labelled manifest joined by id (default: the label column)"
-    )
-    ev.add_argument("--models", nargs="+", default=None, help="models to score (default: all)")
-    ev.add_argument(
-        "--confident",
-        type=float,
-        default=0.9,
-        help="probability at or above which a wrong answer counts as confidently wrong",
-    )
-    ev.add_argument("--target-accuracy", type=float, default=0.95, help="for the threshold picker")
-    ev.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE")
-    ev.add_argument(
-        "--name", default="latest", help="stored as RESULTS/_lidframe_evaluations/NAME.json"
-    )
-    ev.add_argument("--db", default=None, help="also store it in this job database")
-    ev.add_argument("--no-save", action="store_true", help="print only, store nothing")
-
-    rep = sub.add_parser("report", help="a self-contained HTML evaluation report")
-    rep.add_argument("results", help="a run's Parquet folder")
-    rep.add_argument(
-        "--html",
-        default=None,
-        help="the HTML file to write (default: RESULTS-report.html beside the results folder)",
-    )
-    rep.add_argument("--labels", default=None, help="labelled manifest (default: the label column)")
-    rep.add_argument("--models", nargs="+", default=None, help="models to report (default: all)")
-    rep.add_argument("--title", default=None, help="report title (default: the results folder)")
-    rep.add_argument("--target-accuracy", type=float, default=0.95, help="marked on the curves")
-    rep.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE")
-
-    cmp = sub.add_parser(
-        "compare",
-        help="paired test of run B against run A; exit 1 on a significant regression "
-        "(also `lidframe eval compare A B`)",
-    )
-    cmp.add_argument("run_a", help="baseline results folder")
-    cmp.add_argument("run_b", help="new results folder")
-    cmp.add_argument("--labels", default=None, help="labelled manifest (default: label columns)")
-    cmp.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
-    cmp.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE")
-
-    status = sub.add_parser("status", help="a job's progress by partition state")
-    status.add_argument("job", nargs="?", default=None, help="job id (default: the newest job)")
-    _db_arguments(status, with_out=True)
-    jobs = sub.add_parser("jobs", help="list the jobs of a job database")
-    _db_arguments(jobs, with_out=True)
-
-    cal = sub.add_parser(
-        "calibrate", help="fit consensus temperatures and weights on labelled results"
-    )
-    cal.add_argument("results", help="a run's Parquet folder (rows need a label)")
-    cal.add_argument("--out", required=True, help="calibration JSON to write")
-    cal.add_argument("--models", nargs="+", default=None, help="models to combine (default: all)")
-    cal.add_argument("--policy", default="product", choices=["weighted", "product"])
-    cal.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE")
-
-    sub.add_parser("models", help="list the model names and the installed model families")
-    return parser
-
-
-def _db_arguments(parser: argparse.ArgumentParser, with_out: bool = False) -> None:
-    parser.add_argument(
-        "--db",
-        default=None,
-        help="job database URL: postgresql+psycopg://USER@HOST/DB or sqlite:///FILE "
-        "(default: $LIDFRAME_DB, else OUT/_lidframe.sqlite); prefer $LIDFRAME_DB for passwords",
-    )
-    if with_out:
-        parser.add_argument(
-            "--out", default=None, help="a run's output folder (its embedded database)"
-        )
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -327,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     at = 1 if argv[:1] == ["--debug"] else 0
     if argv[at : at + 2] == ["eval", "compare"]:  # `lidframe eval compare A B`
         argv[at : at + 2] = ["compare"]
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     _configure_logging(args.debug)
     try:
         with _sigterm_interrupts():
