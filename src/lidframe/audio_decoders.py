@@ -1,0 +1,217 @@
+"""Decoder backends: one window of an open audio file -> mono float32 at the output rate.
+
+Why this shape:
+
+* **libsndfile first, FFmpeg second.** ``soundfile`` (libsndfile) decodes WAV, FLAC, Ogg/Vorbis,
+  Ogg/Opus and MP3 quickly and can seek by frame, so only the requested window is read
+  (:func:`read_soundfile`). What it cannot open (m4a/AAC, webm, ...) goes to PyAV, which bundles
+  FFmpeg and seeks by timestamp (:func:`read_pyav`). Each returns ``(None, 0)`` and appends its
+  reason when it cannot open the file, so that when both fail the error names the file and both
+  reasons (:func:`lidframe.audio.decode_window` tries them in this order).
+* **Limits before decoding.** Each backend reads the header (rate, channels, duration) and calls
+  :func:`~lidframe.audio_limits.check_header` before decoding any sample.
+* **Bounded memory.** Samples are decoded, mixed to mono and resampled in chunks of
+  :data:`CHUNK_FRAMES` frames, so a 32-channel 192 kHz file costs a few MB of memory, not the
+  700 MB its whole window would take as float32.
+* **Resampling with soxr**, the resampler that sox and many speech toolkits use: high quality and
+  fast, and streaming, so chunks resample exactly as a whole signal would.
+"""
+
+from __future__ import annotations
+
+from typing import BinaryIO
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from lidframe.audio_limits import AudioConfig, check_header, wav_promised_frames
+from lidframe.errors import AudioError
+
+__all__ = ["CHUNK_FRAMES", "read_pyav", "read_soundfile"]
+
+# Frames decoded (and mixed down, and resampled) at a time: memory is this many frames x channels.
+CHUNK_FRAMES = 64 * 1024
+
+
+class _MonoStream:
+    """Collects chunks of (frames x channels) audio as mono float32 at the output rate.
+
+    Each chunk is checked for NaN/inf (one such clip would poison a whole batch's features), mixed
+    down and fed to soxr's streaming resampler, so no more than one chunk of multichannel audio is
+    held at a time.
+    """
+
+    def __init__(self, uri: str, rate: int, out_rate: int) -> None:
+        self.uri = uri
+        self.frames = 0
+        self._parts: list[np.ndarray] = []
+        self._stream = (
+            None
+            if rate == out_rate
+            else soxr.ResampleStream(rate, out_rate, 1, dtype="float32", quality="HQ")
+        )
+
+    def add(self, mono: np.ndarray) -> None:
+        mono = np.ascontiguousarray(mono, dtype=np.float32)
+        if not np.isfinite(mono).all():
+            raise AudioError(
+                "decode_failed", f"{self.uri}: the audio holds NaN or infinite samples"
+            )
+        self.frames += mono.shape[0]
+        if self._stream is not None:
+            mono = self._stream.resample_chunk(mono, last=False)
+        if mono.size:
+            self._parts.append(mono)
+
+    def finish(self) -> np.ndarray:
+        if self._stream is not None and self.frames:
+            tail = self._stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+            if tail.size:
+                self._parts.append(tail)
+        if not self._parts:
+            return np.zeros(0, dtype=np.float32)
+        return np.concatenate(self._parts)
+
+
+def read_soundfile(
+    uri: str, fobj: BinaryIO, start: float, want: float, config: AudioConfig, reasons: list[str]
+) -> tuple[np.ndarray | None, int]:
+    """Read the window with libsndfile; ``(None, 0)`` when libsndfile cannot open the file."""
+    # libsndfile clamps a WAV's frame count to what the file holds, so a file cut short would read
+    # as a shorter, valid one: take the count the header promises from the header itself.
+    promised = wav_promised_frames(fobj)
+    try:
+        snd = sf.SoundFile(fobj)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        reasons.append(f"soundfile: {getattr(exc, 'error_string', None) or exc}")
+        return None, 0
+    with snd:
+        rate, channels = snd.samplerate, snd.channels
+        frames = available = snd.frames
+        if promised is not None and promised > frames:
+            frames = promised
+        known = 0 < frames < 2**62
+        # A header that promises more than the file holds is judged by what is there: 1,000 bytes
+        # that promise 4 GB are a truncated file, not a file that is too long.
+        seconds = min(frames, max(available, 1)) / rate if known and rate > 0 else None
+        check_header(uri, rate, channels, seconds, want, config)
+        first = round(start * rate)
+        if known and first >= frames:
+            raise AudioError(
+                "bad_window", f"{uri}: offset {start} s is past the end ({frames / rate:.3f} s)"
+            )
+        if first >= available and frames > available:
+            raise AudioError(
+                "truncated",
+                f"{uri}: header promises {frames} frames but only {available} are in the file",
+            )
+        count = round(want * rate)
+        expected = min(count, frames - first) if known else count
+        mono = _MonoStream(uri, rate, config.sample_rate)
+        try:
+            if first:
+                snd.seek(first)
+            left = count
+            while left > 0:
+                block = snd.read(min(CHUNK_FRAMES, left), dtype="float32", always_2d=True)
+                if block.shape[0] == 0:
+                    break
+                left -= block.shape[0]
+                mono.add(_to_mono(block))
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            raise AudioError("decode_failed", f"{uri}: soundfile: {exc}") from exc
+    if known and mono.frames < expected:
+        raise AudioError(
+            "truncated",
+            f"{uri}: header promises {frames} frames but only {first + mono.frames} could be read",
+        )
+    return mono.finish(), config.sample_rate
+
+
+def read_pyav(
+    uri: str, fobj: BinaryIO, start: float, want: float, config: AudioConfig, reasons: list[str]
+) -> tuple[np.ndarray | None, int]:
+    """Read the window with FFmpeg through PyAV; ``(None, 0)`` when FFmpeg cannot open the file."""
+    import av  # imported lazily: most corpora never need it
+
+    try:
+        container = av.open(fobj, mode="r")
+    except (av.error.FFmpegError, ValueError) as exc:
+        reasons.append(f"pyav: {exc}")
+        return None, 0
+    with container:
+        if not container.streams.audio:
+            reasons.append("pyav: no audio stream")
+            return None, 0
+        stream = container.streams.audio[0]
+        rate = int(stream.codec_context.sample_rate or stream.rate or 0)
+        channels = int(stream.codec_context.channels or 0)
+        seconds = None
+        if stream.duration is not None and stream.time_base is not None:
+            seconds = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            seconds = container.duration / 1_000_000
+        check_header(uri, rate, channels, seconds, want, config)
+        if seconds is not None and start >= seconds:
+            raise AudioError(
+                "bad_window", f"{uri}: offset {start} s is past the end ({seconds:.3f} s)"
+            )
+        first = round(start * rate)
+        count = round(want * rate)
+        if start > 0 and stream.time_base is not None:
+            try:
+                container.seek(int(start / stream.time_base), stream=stream, backward=True)
+            except av.error.FFmpegError:
+                container.seek(0)
+        mono = _MonoStream(uri, rate, config.sample_rate)
+        try:
+            for frame in container.decode(stream):
+                if int(frame.sample_rate or rate) != rate:
+                    raise AudioError(
+                        "decode_failed",
+                        f"{uri}: the sample rate changes inside the stream "
+                        f"({rate} -> {frame.sample_rate} Hz)",
+                    )
+                block = frame.to_ndarray()
+                if block.ndim == 1 or frame.format.is_packed:
+                    block = block.reshape(-1, len(frame.layout.channels)).T
+                block = _as_float(block).mean(axis=0)
+                pos = (
+                    round(float(frame.pts * frame.time_base) * rate)
+                    if frame.pts is not None and frame.time_base is not None
+                    else first + mono.frames
+                )
+                if pos < first:
+                    block = block[first - pos :]
+                block = block[: count - mono.frames]
+                if block.size == 0:
+                    if mono.frames >= count:
+                        break
+                    continue
+                mono.add(block)
+                if mono.frames >= count:
+                    break
+        except av.error.FFmpegError as exc:
+            if not mono.frames:
+                raise AudioError("decode_failed", f"{uri}: pyav: {exc}") from exc
+            # Some containers end in a damaged packet: keep what decoded before it.
+    return mono.finish(), config.sample_rate
+
+
+def _as_float(block: np.ndarray) -> np.ndarray:
+    if block.dtype.kind == "f":
+        return block.astype(np.float32, copy=False)
+    if block.dtype.kind in "iu":
+        info = np.iinfo(block.dtype)
+        scale = float(max(abs(info.min), info.max))
+        if block.dtype.kind == "u":
+            return (block.astype(np.float32) - (info.max + 1) / 2) / ((info.max + 1) / 2)
+        return block.astype(np.float32) / scale
+    raise AudioError("decode_failed", f"unsupported sample type {block.dtype}")
+
+
+def _to_mono(data: np.ndarray) -> np.ndarray:
+    if data.shape[1] == 1:
+        return data[:, 0]
+    return data.mean(axis=1)

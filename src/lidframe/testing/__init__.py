@@ -1,0 +1,31 @@
+"""Synthetic labelled speech for tests: users' tests and ours.
+
+Everything is importable from here (``from lidframe.testing import make_corpus``); the submodules
+split it by what it is:
+
+* :mod:`lidframe.testing.texts`: :data:`TEXTS`, natural sentences per language in the proper
+  script, and the espeak-ng :data:`VOICES` that speak them (why real text: see there);
+* :mod:`lidframe.testing.speech`: :func:`synthesize` and :func:`make_corpus`, speech from
+  espeak-ng that is varied yet deterministic;
+* :mod:`lidframe.testing.files`: :func:`sine`, :func:`write_wav` and the writers of every
+  container the decoder must handle (:data:`FORMATS`), so both decoding paths of
+  :mod:`lidframe.audio` get exercised.
+
+Nothing here runs at import time; espeak-ng is looked up when a clip is first synthesized.
+"""
+
+from __future__ import annotations
+
+from lidframe.testing.files import FORMATS, sine, write_wav
+from lidframe.testing.speech import make_corpus, synthesize
+from lidframe.testing.texts import TEXTS, VOICES
+
+__all__ = [
+    "FORMATS",
+    "TEXTS",
+    "VOICES",
+    "make_corpus",
+    "sine",
+    "synthesize",
+    "write_wav",
+]
