@@ -28,8 +28,9 @@ if TYPE_CHECKING:
     from lidframe.eval import Evaluation, evaluate
     from lidframe.manifest import open_manifest, read_manifest
     from lidframe.models import LidModel, ModelSpec, available_models, load_model, parse_model
-    from lidframe.pipeline import RunSummary, identify, run
+    from lidframe.pipeline import identify, run
     from lidframe.run_config import RunConfig
+    from lidframe.run_summary import RunSummary
 
 __version__ = "0.1.0"
 
@@ -58,7 +59,7 @@ _EXPORTS = {
     "load_model": "lidframe.models",
     "parse_model": "lidframe.models",
     "RunConfig": "lidframe.run_config",
-    "RunSummary": "lidframe.pipeline",
+    "RunSummary": "lidframe.run_summary",
     "identify": "lidframe.pipeline",
     "run": "lidframe.pipeline",
 }

@@ -2,7 +2,8 @@
 
 Every error a user can act on is a :class:`LidframeError`; the subclass says which room of the
 pipeline raised it (manifest, audio, model, configuration) and the message names the row, file or
-setting concerned.
+setting concerned. :func:`describe_failure` turns an exception nobody raised on purpose (a task
+that failed, planning that broke) into the one line the job database keeps for it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ __all__ = [
     "ModelError",
     "StorageAccessDenied",
     "StoreError",
+    "describe_failure",
 ]
 
 
@@ -95,3 +97,14 @@ class JobInterrupted(KeyboardInterrupt):
     def __init__(self, message: str, exit_status: int = 130) -> None:
         super().__init__(message)
         self.exit_status = exit_status
+
+
+def describe_failure(exc: BaseException | None) -> str:
+    """One line for what ended a partition task or the planning (None: the task was cancelled)."""
+    if exc is None:
+        return "cancelled"
+    name = type(exc).__name__
+    text = " ".join(str(exc).split())
+    if name == "KilledWorker":
+        text = "the task's worker process died (every time it was tried): " + text
+    return f"{name}: {text}"[:2000]

@@ -18,7 +18,7 @@ def find_job_database(db: str | None = None, out: str | os.PathLike[str] | None 
     """The URL of an existing job database: ``db``, else ``$LIDFRAME_DB``, else the embedded one
     in the output folder ``out`` (which must exist). Raises :class:`LidframeError` when none is
     given or the output folder has none."""
-    from lidframe.pipeline import default_db
+    from lidframe.job_database import default_db
 
     if db:
         return str(db)

@@ -21,14 +21,14 @@ Failure handling is layered, and only the top layer is ours:
   job database staying unreachable stops the job (:class:`~lidframe.errors.JobFailed`) with its
   state kept: no partition is marked for a problem that is not its own.
 
-Parts are fenced by the lease (see :mod:`lidframe.sinks.parquet`): a task stages its part under its
-token, and only a commit accepted by the database promotes it. :func:`reconcile_parts` finishes what a
-crash interrupted: staged parts whose commit landed are promoted, the others deleted.
+The loop's helpers have their own modules: planning the manifest beside the work
+(:mod:`lidframe.planner`, claims start with the first partition planned), finding stalled tasks and
+restarting their workers (:mod:`lidframe.stalls`), and promoting staged parts once their commit is
+accepted, or after a crash (:mod:`lidframe.promotion`; :func:`reconcile_parts` is re-exported here).
 
-The manifest is planned beside the work: a thread streams partitions into the job database in
-batches (:class:`_Planner`), and claims start with the first one. Nothing here holds an object per
-partition of the job: only the bounded window of partitions in flight (``per_thread`` per worker
-thread) is in memory, so the orchestrating process stays the same size for any manifest.
+Nothing here holds an object per partition of the job: only the bounded window of partitions in
+flight (``per_thread`` per worker thread) is in memory, so the orchestrating process stays the same
+size for any manifest.
 """
 
 from __future__ import annotations
@@ -41,34 +41,30 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from lidframe.errors import (
     ConfigError,
     JobFailed,
-    LidframeError,
-    ManifestError,
     StorageAccessDenied,
     StoreError,
+    describe_failure,
 )
-from lidframe.manifest import (
-    MANIFEST_COLUMNS,
-    Manifest,
-    ManifestChanged,
-    PlannedPartition,
-    plan_partitions,
-)
+from lidframe.manifest import ManifestChanged, PlannedPartition
 from lidframe.partition_task import (
     PROGRESS_TOPIC,
     PartitionTask,
     dead_partition,
     process_partition,
 )
-from lidframe.sinks.parquet import discard, mark_staged, promote, remove_staging, staged_parts
+from lidframe.planner import Planner, plan_job
+from lidframe.promotion import promote_committed, reconcile_parts
+from lidframe.sinks.parquet import discard
+from lidframe.stalls import StallWatch, restart_in_background
 from lidframe.store.jobs import JobStore, Lease
 
+# plan_job and reconcile_parts live in lidframe.planner and lidframe.promotion; re-exported.
 __all__ = ["JobSettings", "Progress", "plan_job", "reconcile_parts", "run_partitions"]
 
 log = logging.getLogger("lidframe")
@@ -126,10 +122,11 @@ def run_partitions(
 ) -> Progress:
     """Work on the job until it is planned and no partition is pending or running.
 
-    The manifest is planned in a thread beside the work (:class:`_Planner`); partitions are claimed
-    as soon as they are in the database. Returns what this process did. Raises :class:`JobFailed`
-    when the job cannot go on (storage refuses the credentials, the manifest changed, the job
-    database stays unreachable); the job's state is kept and a rerun resumes it.
+    The manifest is planned in a thread beside the work (:class:`~lidframe.planner.Planner`);
+    partitions are claimed as soon as they are in the database. Returns what this process did.
+    Raises :class:`JobFailed` when the job cannot go on (storage refuses the credentials, the
+    manifest changed, the job database stays unreachable); the job's state is kept and a rerun
+    resumes it.
     """
     from distributed import wait
     from tqdm.auto import tqdm
@@ -137,12 +134,10 @@ def run_partitions(
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     inflight: dict[Any, Lease] = {}  # future -> its partition's lease
     dead_tasks: dict[Any, Lease] = {}  # future -> the dead partition (its dead token)
-    # (partition, lease token) -> when its task last reported progress (one claim gives several
-    # partitions the same token)
-    last_seen: dict[tuple[int, str], float] = {}
+    stalls = StallWatch(settings.stall_seconds)
     done = Progress()
     heartbeat = _Heartbeat(store, job_id, owner, settings.lease_seconds)
-    planner = _Planner(store, job_id, task.manifest, partition_rows)
+    planner = Planner(store, job_id, task.manifest, partition_rows)
     states = store.states(job_id)
     bar = tqdm(
         total=None,
@@ -152,11 +147,6 @@ def run_partitions(
         file=sys.stderr,
         desc=f"lidframe {job_id}",
     )
-
-    def on_progress(event: tuple[float, Mapping[str, Any]]) -> None:
-        key = (event[1].get("partition"), event[1].get("token"))
-        if key in last_seen:
-            last_seen[key] = time.monotonic()
 
     def submit(lease: Lease) -> None:
         k = lease.partition
@@ -170,7 +160,7 @@ def run_partitions(
             pure=False,
         )
         inflight[future] = lease
-        last_seen[(k, lease.token)] = time.monotonic()
+        stalls.watch(lease)
 
     def submit_dead(lease: Lease, message: str) -> None:
         future = client.submit(
@@ -186,23 +176,15 @@ def run_partitions(
         dead_tasks[future] = lease
 
     def give_up_stalled() -> None:
-        now = time.monotonic()
-        stalled = [
-            f
-            for f, lease in inflight.items()
-            if now - last_seen[(lease.partition, lease.token)] > settings.stall_seconds
-        ]
+        stalled = stalls.stalled(inflight)
         if not stalled:
             return
         processing = client.processing()
         for future in stalled:
             lease = inflight.pop(future)
             k = lease.partition
-            last_seen.pop((k, lease.token), None)
-            error = (
-                f"stalled: no progress for {settings.stall_seconds:g} s (--stall-seconds); "
-                "the task was stopped and its worker restarted"
-            )
+            stalls.forget(lease)
+            error = stalls.error
             done.stalled += 1
             done.failed += 1
             log.warning("partition %d attempt %d %s", k, lease.attempt, error)
@@ -214,9 +196,7 @@ def run_partitions(
             if workers:
                 # In the background: the loop goes on claiming and committing meanwhile (a nanny
                 # that does not bring its worker back would otherwise hold it for the timeout).
-                threading.Thread(
-                    target=_restart, args=(client, workers), name="lidframe-restart", daemon=True
-                ).start()
+                restart_in_background(client, workers)
 
     def finish_task(future: Any) -> None:
         if future in dead_tasks:
@@ -225,7 +205,7 @@ def run_partitions(
             if future.status == "finished":
                 stored = store.store_dead_rows(job_id, k, token, future.result())
                 if stored:
-                    _promote(task, k, token, stored.duplicates)
+                    promote_committed(task, k, token, stored.duplicates)
                     bar.update(1)
                 else:
                     discard(task.out, k, token, task.out_options)
@@ -236,12 +216,12 @@ def run_partitions(
             return
         lease = inflight.pop(future)
         k = lease.partition
-        last_seen.pop((k, lease.token), None)
+        stalls.forget(lease)
         if future.status == "finished":
             rows, seconds = future.result()
             committed = store.commit(job_id, lease, rows, seconds=seconds)
             if committed:
-                _promote(task, k, lease.token, committed.duplicates)
+                promote_committed(task, k, lease.token, committed.duplicates)
                 done.committed += 1
                 bar.update(1)
             else:
@@ -252,14 +232,14 @@ def run_partitions(
         exc = future.exception() if future.status == "error" else None
         if isinstance(exc, StorageAccessDenied | ManifestChanged):
             raise JobFailed(str(exc)) from exc
-        error = _describe(exc)
+        error = describe_failure(exc)
         done.failed += 1
         state = store.fail(job_id, lease, error, max_attempts=settings.max_attempts)
         log.warning("partition %d attempt %d failed: %s", k, lease.attempt, error)
         if state == "dead":
             done.dead += 1
 
-    client.subscribe_topic(PROGRESS_TOPIC, on_progress)
+    client.subscribe_topic(PROGRESS_TOPIC, stalls.on_progress)
     heartbeat.start()
     planner.start()
     try:
@@ -323,55 +303,6 @@ def run_partitions(
     return done
 
 
-def plan_job(store: JobStore, job_id: str, manifest: Manifest, partition_rows: int) -> int:
-    """Plan the whole manifest into the job now (no cluster); returns the number of partitions."""
-    planner = _Planner(store, job_id, manifest, partition_rows)
-    planner.run()
-    planner.check()
-    return planner.planned
-
-
-def reconcile_parts(
-    store: JobStore,
-    job_id: str,
-    out: str,
-    out_options: Mapping[str, Any] | None = None,
-    *,
-    finished: bool = False,
-) -> tuple[int, int]:
-    """Finish what a crash interrupted in ``OUT/_staging``; returns ``(promoted, deleted)``.
-
-    A staged part whose token is its partition's committed one (done, or dead with its rows stored)
-    is promoted (the crash came between the commit and the move); one whose lease still holds the
-    partition is left alone (its holder may still commit); any other
-    (an attempt that failed, was taken over or never committed) is deleted. ``finished``: the job
-    has nothing left to run, and an empty staging folder is removed.
-    """
-    keep = (*MANIFEST_COLUMNS, "error")
-    staged = staged_parts(out, out_options)
-    if not staged:
-        if finished:
-            remove_staging(out, out_options)
-        return 0, 0
-    tokens = store.partition_tokens(job_id, [k for k, _ in staged])
-    promoted = deleted = 0
-    for k, token in staged:
-        state, current, stored = tokens.get(k, ("", None, False))
-        if token == current and (state == "done" or (state == "dead" and stored)):
-            marks = store.duplicate_marks(job_id, k)
-            if marks:
-                mark_staged(out, k, token, marks, keep, out_options)
-            promoted += promote(out, k, token, out_options)
-            continue
-        if token == current and state == "running":
-            continue  # its holder may still commit it (even past its lease, if nobody took over)
-        discard(out, k, token, out_options)
-        deleted += 1
-    if finished and promoted + deleted == len(staged):
-        remove_staging(out, out_options)
-    return promoted, deleted
-
-
 def _planned(lease: Lease) -> PlannedPartition:
     if lease.source is None or lease.digest is None:
         raise JobFailed(
@@ -381,119 +312,6 @@ def _planned(lease: Lease) -> PlannedPartition:
     return PlannedPartition(
         lease.partition, lease.row_start, lease.row_stop, lease.source, lease.digest
     )
-
-
-def _promote(task: PartitionTask, k: int, token: str, duplicates: Mapping[int, str]) -> None:
-    """Move a committed part into place, first giving its duplicate-id rows their errors."""
-    if duplicates:
-        keep = (*MANIFEST_COLUMNS, "error")
-        mark_staged(task.out, k, token, duplicates, keep, task.out_options)
-    promote(task.out, k, token, task.out_options)
-
-
-class _Planner:
-    """Plans the manifest into the job database in a thread, in batches, while the job runs.
-
-    Resumes after the last partition a previous run planned; does nothing for a job already planned.
-    The first partition is written alone, at once, so work starts while the rest is planned.
-    """
-
-    BATCH = 10_000
-    FLUSH_SECONDS = 0.5
-
-    def __init__(
-        self, store: JobStore, job_id: str, manifest: Manifest, partition_rows: int
-    ) -> None:
-        self.store, self.job_id, self.manifest = store, job_id, manifest
-        self.partition_rows = partition_rows
-        self.planned = 0
-        self.finished = False
-        self.error: BaseException | None = None
-        self._stop = threading.Event()
-        self._added = threading.Event()
-        self._thread = threading.Thread(target=self.run, name="lidframe-planner", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def run(self) -> None:
-        try:
-            self._plan()
-        except BaseException as exc:  # noqa: BLE001 - handed to the orchestrating loop
-            self.error = exc
-        finally:
-            self._added.set()
-
-    def _plan(self) -> None:
-        job = self.store.job(self.job_id) or {}
-        if job.get("planned"):
-            self.planned, self.finished = int(job["n_partitions"]), True
-            return
-        last = self.store.last_planned(self.job_id)
-        after = None if last is None else PlannedPartition(*last)
-        self.planned = 0 if last is None else last[0] + 1
-        batch: list[PlannedPartition] = []
-        flushed = time.monotonic()
-        for part in plan_partitions(self.manifest, self.partition_rows, after=after):
-            if self._stop.is_set():
-                return
-            batch.append(part)
-            now = time.monotonic()
-            if (
-                len(batch) >= self.BATCH
-                or now - flushed >= self.FLUSH_SECONDS
-                or part.partition == 0
-            ):
-                self._flush(batch)
-                batch, flushed = [], now
-        self._flush(batch)
-        if self.planned == 0:
-            raise ManifestError(f"{self.manifest.url}: the manifest has no rows")
-        self.store.finish_planning(self.job_id)
-        self.finished = True
-
-    def _flush(self, batch: list[PlannedPartition]) -> None:
-        if batch:
-            self.store.add_partitions(self.job_id, batch)
-            self.planned = batch[-1].partition + 1
-            self._added.set()
-
-    def wait(self, seconds: float) -> None:
-        """Until more partitions are planned (or planning ends), at most ``seconds``."""
-        self._added.wait(seconds)
-        self._added.clear()
-
-    def check(self) -> None:
-        """Raise what stopped planning: the manifest's error, or the job database's."""
-        if self.error is not None:
-            if isinstance(self.error, LidframeError):
-                raise self.error
-            raise JobFailed(
-                f"planning the manifest failed: {_describe(self.error)}"
-            ) from self.error
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=30)
-
-
-def _restart(client: Any, workers: list[str]) -> None:
-    """Restart ``workers`` through their nannies, so a thread stuck in native code is freed."""
-    try:
-        client.restart_workers(workers, timeout=120, raise_for_error=False)
-    except Exception as exc:  # noqa: BLE001 - without a nanny there is nothing more to do
-        log.warning("could not restart stalled worker(s) %s: %s", workers, exc)
-
-
-def _describe(exc: BaseException | None) -> str:
-    if exc is None:
-        return "cancelled"
-    name = type(exc).__name__
-    text = " ".join(str(exc).split())
-    if name == "KilledWorker":
-        text = "the task's worker process died (every time it was tried): " + text
-    return f"{name}: {text}"[:2000]
 
 
 class _Heartbeat:

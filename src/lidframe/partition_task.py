@@ -4,7 +4,7 @@ job database.
 
 While it works, the task reports progress (rows decoded and answered) to the orchestrating process as
 Dask events on the topic :data:`PROGRESS_TOPIC`, at most every few seconds; a task that stops
-reporting is stalled and loses its lease (see :mod:`lidframe.orchestrator`).
+reporting is stalled and loses its lease (see :mod:`lidframe.stalls`).
 """
 
 from __future__ import annotations

@@ -2,12 +2,13 @@
 
 ``identify`` only builds a graph: ``map_partitions`` over the manifest with an explicit ``meta``.
 ``run`` is one code path, with or without a persistent job database (``db=False`` uses a temporary
-SQLite file that is deleted afterwards). Everything that can be found out before work is, in this
-order, so a bad setting fails in seconds with one line (``ConfigError``, ``ManifestError``,
-``ModelError``, ``StoreError``): settings, the job database, the output folder is writable, the
-manifest is valid, the models load on a worker, the folder is this job's. Then the orchestrator
-works through the partitions (:mod:`lidframe.orchestrator`) and a :class:`RunSummary` comes back;
-a systemic failure while working is :class:`~lidframe.errors.JobFailed`, an interrupt
+SQLite file that is deleted afterwards; see :mod:`lidframe.job_database`). Everything that can be
+found out before work is, in this order, so a bad setting fails in seconds with one line
+(``ConfigError``, ``ManifestError``, ``ModelError``, ``StoreError``): settings, the job database,
+the output folder is writable, the manifest is valid, the models load on a worker
+(:mod:`lidframe.preflight`), the folder is this job's. Then the orchestrator works through the
+partitions (:mod:`lidframe.orchestrator`) and a :class:`~lidframe.run_summary.RunSummary` comes
+back; a systemic failure while working is :class:`~lidframe.errors.JobFailed`, an interrupt
 :class:`~lidframe.errors.JobInterrupted`, both with the job's state kept.
 """
 
@@ -16,14 +17,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import shutil
-import tempfile
 import time
-import uuid
-from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from typing import Any
 
 import dask.dataframe as dd
@@ -32,19 +28,21 @@ from lidframe.audio import AudioConfig, with_io_timeouts
 from lidframe.cluster import connect
 from lidframe.columns import result_meta, result_schema
 from lidframe.consensus import consensus_config, consensus_meta
-from lidframe.errors import ConfigError, JobInterrupted, LidframeError, ManifestError, ModelError
+from lidframe.errors import JobInterrupted, ManifestError
 from lidframe.job import JobSpec, check_job_id, environment
+from lidframe.job_database import database_url, default_db, job_database, nothing_to_do
 from lidframe.kernel import KernelConfig, identify_partition
 from lidframe.manifest import open_manifest
-from lidframe.models import load_model, parse_model
-from lidframe.models.registry import adopt_factories, runtime_factories
+from lidframe.models import parse_model
+from lidframe.models.registry import runtime_factories
 from lidframe.orchestrator import JobSettings, Progress, reconcile_parts, run_partitions
 from lidframe.partition_task import PartitionTask
+from lidframe.preflight import preflight_models
 from lidframe.run_config import RunConfig
+from lidframe.run_summary import RunSummary, summarize
 from lidframe.sinks.parquet import check_writable, claim_folder
-from lidframe.store import open_store
-from lidframe.store.jobs import JobStore
 
+# RunConfig, RunSummary and default_db live in run_config, run_summary and job_database; re-exported.
 __all__ = ["RunConfig", "RunSummary", "default_db", "identify", "run"]
 
 
@@ -75,67 +73,6 @@ def identify(
     )
     meta = result_meta(ddf._meta, [m.alias for m in config.models])
     return ddf.map_partitions(identify_partition, config, meta=meta, enforce_metadata=False)
-
-
-@dataclass
-class RunSummary:
-    """What a run did: counts, errors by category, languages per model, and time.
-
-    With a job database the counts cover the whole job (also partitions done by earlier runs);
-    ``committed`` is what this run added, ``skipped`` what it found already done.
-    """
-
-    out: str
-    partitions: int
-    rows: int = 0
-    errors: int = 0
-    error_categories: Counter[str] = field(default_factory=Counter)
-    languages: dict[str, Counter[str]] = field(default_factory=dict)
-    seconds: float = 0.0
-    job_id: str | None = None
-    db: str | None = None
-    status: str | None = None
-    committed: int = 0
-    skipped: int = 0
-    dead: int = 0
-
-    @property
-    def ok(self) -> bool:
-        """The job finished and every row has an answer or its own row error (no dead partition)."""
-        return self.status == "finished"
-
-    def __str__(self) -> str:
-        rate = self.rows / self.seconds if self.seconds > 0 else 0.0
-        lines = [
-            f"lidframe: {self.rows} rows in {self.partitions} partitions, {self.errors} errors, "
-            f"{self.seconds:.1f} s ({rate:.2f} rows/s) -> {self.out}",
-        ]
-        if self.job_id is not None:
-            lines.append(
-                f"  job {self.job_id} {self.status}: {self.committed} partitions done by this run, "
-                f"{self.skipped} already done, {self.dead} dead "
-                + (f"(state in {self.db})" if self.db else "(no job database kept: --no-db)")
-            )
-        if self.error_categories:
-            lines.append(
-                "  errors: " + ", ".join(f"{k} {v}" for k, v in self.error_categories.most_common())
-            )
-        for alias, counts in self.languages.items():
-            top = ", ".join(f"{k} {v}" for k, v in counts.most_common(12))
-            more = f" (+{len(counts) - 12} more)" if len(counts) > 12 else ""
-            lines.append(f"  {alias}: {len(counts)} languages: {top}{more}")
-        return "\n".join(lines)
-
-
-def default_db(out: str) -> str:
-    """The embedded default: ``OUT/_lidframe.sqlite`` (pyarrow and dask skip ``_`` files)."""
-    if "://" in out and not out.startswith("file://"):
-        raise ConfigError(
-            f"the output {out!r} is not a local folder, so there is no default job database: "
-            "pass --db postgresql+psycopg://... (or sqlite:///FILE), or --no-db"
-        )
-    path = os.path.abspath(out.removeprefix("file://"))
-    return f"sqlite:///{path}/_lidframe.sqlite"
 
 
 def run(
@@ -216,7 +153,7 @@ def run(
         if len(aliases) > 1
         else None
     )
-    db_url = _database_url(config.db, out)
+    db_url = database_url(config.db, out)
     job_id: str | None = None
     try:
         with ExitStack() as stack:
@@ -225,7 +162,7 @@ def run(
             # the folder are known to be good.
             early = None
             if db_url is not None and not db_url.startswith("sqlite:"):
-                early = stack.enter_context(_job_database(db_url))
+                early = stack.enter_context(job_database(db_url))
             source = open_manifest(
                 manifest,
                 storage_options=with_io_timeouts(
@@ -233,7 +170,7 @@ def run(
                 ),
             )
             check_writable(out, out_options)
-            store, kept = early or stack.enter_context(_job_database(db_url))
+            store, kept = early or stack.enter_context(job_database(db_url))
             meta = result_meta(source.meta(), aliases)
             if cons is not None:
                 meta = consensus_meta(meta)
@@ -294,7 +231,7 @@ def run(
                 reconcile_parts(store, job_id, out, out_options)
 
             done = Progress()
-            if not config.retry_dead and _nothing_to_do(store, job_id):
+            if not config.retry_dead and nothing_to_do(store, job_id):
                 take_over()  # a finished job run again: no cluster, no model, no work
                 skipped = store.states(job_id).get("done", 0)
             else:
@@ -302,7 +239,7 @@ def run(
                 with connect(
                     scheduler=config.scheduler, workers=config.workers, verbose=verbose
                 ) as client:
-                    labels = _preflight_models(client, kernel)
+                    labels = preflight_models(client, kernel)
                     task = dataclasses.replace(
                         task,
                         labels=labels,
@@ -325,7 +262,7 @@ def run(
                         progress=config.progress,
                     )
                     reconcile_parts(store, job_id, out, out_options, finished=True)
-            summary = _summary(store, job_id, out, cons is not None)
+            summary = summarize(store, job_id, out, cons is not None)
             summary.db = store.url if kept else None
             summary.committed = done.committed
             summary.skipped = skipped
@@ -341,100 +278,6 @@ def run(
         raise JobInterrupted(message, exit_status=status) from None
     summary.seconds = time.perf_counter() - started
     return summary
-
-
-def _database_url(db: str | bool | None, out: str) -> str | None:
-    """The job database's URL (None: a temporary one, for ``db=False``)."""
-    if db is False or db == "":
-        return None
-    if db is None:
-        return os.environ.get("LIDFRAME_DB") or default_db(out)
-    if db is True:
-        return default_db(out)
-    return str(db)
-
-
-@contextmanager
-def _job_database(url: str | None) -> Iterator[tuple[JobStore, bool]]:
-    """The job's store and whether it is kept (``url`` None: a temporary SQLite file)."""
-    if url is None:
-        folder = tempfile.mkdtemp(prefix="lidframe-nodb-")
-        try:
-            with open_store(f"sqlite:///{folder}/jobs.sqlite") as store:
-                yield store, False
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-        return
-    with open_store(url) as store:
-        yield store, True
-
-
-def _nothing_to_do(store: JobStore, job_id: str) -> bool:
-    """The job exists, is planned, and every partition is done, or dead with its rows written."""
-    job = store.job(job_id)
-    if job is None or not job["planned"]:
-        return False
-    states = store.states(job_id)
-    return not (states.get("pending") or states.get("running")) and not store.dead_without_rows(
-        job_id, limit=1
-    )
-
-
-def _preflight_models(client: Any, kernel: KernelConfig) -> dict[str, tuple[str, ...]]:
-    """Load every model on one worker before the manifest is scheduled (and keep it warm there).
-
-    An unavailable model fails here in seconds with one line saying how to provide it, instead of
-    failing every partition of the job. Returns each model's label set by alias: consensus spreads
-    the mass a top-k list leaves out over the real number of labels, and the label sets are
-    recorded with the results so evaluation never has to guess them.
-    """
-    future = client.submit(
-        _load_models, kernel, key=f"lidframe-preflight-{uuid.uuid4().hex[:8]}", pure=False
-    )
-    try:
-        return dict(future.result())
-    except LidframeError:
-        raise
-    except Exception as exc:
-        raise ModelError(
-            f"the models could not be loaded on a worker: {type(exc).__name__}: "
-            f"{' '.join(str(exc).split())}"
-        ) from exc
-    finally:
-        future.release()
-
-
-def _load_models(kernel: KernelConfig) -> dict[str, tuple[str, ...]]:
-    adopt_factories(kernel.families)
-    labels = {}
-    for spec in kernel.models:
-        try:
-            labels[spec.alias] = tuple(load_model(spec).labels)
-        except LidframeError:
-            raise
-        except Exception as exc:
-            raise ModelError(
-                f"model {spec.name!r} failed to load: {type(exc).__name__}: "
-                f"{' '.join(str(exc).split())}"
-            ) from exc
-    return labels
-
-
-def _summary(store: JobStore, job_id: str, out: str, multi_model: bool) -> RunSummary:
-    totals = store.summary(job_id, multi_model=multi_model)
-    states = store.states(job_id)
-    job_row = store.job(job_id) or {}
-    return RunSummary(
-        out=out,
-        partitions=int(job_row.get("n_partitions") or 0),
-        rows=totals["rows"],
-        errors=sum(totals["error_categories"].values()),
-        error_categories=totals["error_categories"],
-        languages=totals["languages"],
-        job_id=job_id,
-        status=job_row.get("status"),
-        dead=states.get("dead", 0),
-    )
 
 
 def _absolute(url: str) -> str:

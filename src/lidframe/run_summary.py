@@ -1,0 +1,82 @@
+"""What :func:`lidframe.run` hands back: a :class:`RunSummary` of the job, read from its database.
+
+The counts come from the job database, not from what this process saw, so a resumed job reports
+the whole job (partitions done by earlier runs too) and the same numbers ``lidframe status`` shows.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from lidframe.store.jobs import JobStore
+
+__all__ = ["RunSummary", "summarize"]
+
+
+@dataclass
+class RunSummary:
+    """What a run did: counts, errors by category, languages per model, and time.
+
+    With a job database the counts cover the whole job (also partitions done by earlier runs);
+    ``committed`` is what this run added, ``skipped`` what it found already done.
+    """
+
+    out: str
+    partitions: int
+    rows: int = 0
+    errors: int = 0
+    error_categories: Counter[str] = field(default_factory=Counter)
+    languages: dict[str, Counter[str]] = field(default_factory=dict)
+    seconds: float = 0.0
+    job_id: str | None = None
+    db: str | None = None
+    status: str | None = None
+    committed: int = 0
+    skipped: int = 0
+    dead: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """The job finished and every row has an answer or its own row error (no dead partition)."""
+        return self.status == "finished"
+
+    def __str__(self) -> str:
+        rate = self.rows / self.seconds if self.seconds > 0 else 0.0
+        lines = [
+            f"lidframe: {self.rows} rows in {self.partitions} partitions, {self.errors} errors, "
+            f"{self.seconds:.1f} s ({rate:.2f} rows/s) -> {self.out}",
+        ]
+        if self.job_id is not None:
+            lines.append(
+                f"  job {self.job_id} {self.status}: {self.committed} partitions done by this run, "
+                f"{self.skipped} already done, {self.dead} dead "
+                + (f"(state in {self.db})" if self.db else "(no job database kept: --no-db)")
+            )
+        if self.error_categories:
+            lines.append(
+                "  errors: " + ", ".join(f"{k} {v}" for k, v in self.error_categories.most_common())
+            )
+        for alias, counts in self.languages.items():
+            top = ", ".join(f"{k} {v}" for k, v in counts.most_common(12))
+            more = f" (+{len(counts) - 12} more)" if len(counts) > 12 else ""
+            lines.append(f"  {alias}: {len(counts)} languages: {top}{more}")
+        return "\n".join(lines)
+
+
+def summarize(store: JobStore, job_id: str, out: str, multi_model: bool) -> RunSummary:
+    """The job's summary as its database has it (this run's counts and time are set by the run)."""
+    totals = store.summary(job_id, multi_model=multi_model)
+    states = store.states(job_id)
+    job_row = store.job(job_id) or {}
+    return RunSummary(
+        out=out,
+        partitions=int(job_row.get("n_partitions") or 0),
+        rows=totals["rows"],
+        errors=sum(totals["error_categories"].values()),
+        error_categories=totals["error_categories"],
+        languages=totals["languages"],
+        job_id=job_id,
+        status=job_row.get("status"),
+        dead=states.get("dead", 0),
+    )
