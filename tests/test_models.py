@@ -9,6 +9,7 @@ installed package; nothing in the registry is patched.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -204,3 +205,48 @@ def test_entry_points_register_families_and_a_broken_one_is_reported(tmp_path):
     assert out["broken_error"].startswith(
         "model family 'broken' cannot be used: lid_broken_missing"
     )
+
+
+def test_bad_families_stop_a_run_with_one_line_and_exit_2(tmp_path):
+    """From the command line: a plugin that cannot be imported, and one whose labels are not
+    canonical codes (found when the worker loads it), each give one error line and exit 2."""
+    site = tmp_path / "site"
+    _dist_info(
+        site,
+        "lid-eng",
+        {"eng": "lid_eng:factory"},
+        module="""
+            import numpy as np
+            from lidframe.models import LidModel
+
+            class Eng(LidModel):
+                labels = ("eng", "deu")
+                def predict_batch(self, waveforms):
+                    return np.full((len(waveforms), 2), 0.5, np.float32)
+
+            def factory(spec):
+                return Eng(spec)
+        """,
+    )
+    _dist_info(site, "lid-broken", {"broken": "lid_broken_missing:factory"})
+    from lidframe.testing import sine, write_wav
+
+    write_wav(tmp_path / "a.wav", sine(1.0), 16_000)
+    (tmp_path / "m.csv").write_text(f"audio\n{tmp_path / 'a.wav'}\n")
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    for model, words in (
+        ("broken:x", ["model family 'broken' cannot be used", "lid_broken_missing"]),
+        ("eng:x", ["eng:x", "label 'eng' is not a canonical language code; use 'en'"]),
+    ):
+        proc = subprocess.run(
+            [
+                sys.executable, "-m", "lidframe.cli", "run", str(tmp_path / "m.csv"),
+                "--out", str(tmp_path / model.replace(":", "_")), "--models", model,
+                "--workers", "1", "--no-progress",
+            ],
+            capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
+        )  # fmt: skip
+        assert proc.returncode == 2, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("lidframe: error: "), proc.stderr
+        assert all(w in lines[0] for w in words), lines[0]
