@@ -50,3 +50,26 @@ def results_frame(n: int = 300, seed: int = 7) -> pd.DataFrame:
             "consensus_prob": (conf_a + conf_b) / 2,
         }
     )
+
+
+# Rows answered "und" for no speech by with_no_speech: labelled speech (30-59) and unlabelled (0-2).
+NO_SPEECH_ROWS = [*range(0, 3), *range(30, 60)]
+
+
+def with_no_speech(df: pd.DataFrame, rows=NO_SPEECH_ROWS, seed: int = 3) -> pd.DataFrame:
+    """``df`` with the speech columns (audio and speech seconds; null where the row failed to
+    decode) and ``rows`` answered as voice activity answers a row without speech: every model
+    ``und`` with no probability, the consensus ``und`` of ``[0/2]`` models, no error."""
+    rng = np.random.default_rng(seed)
+    out = df.copy()
+    n = len(out)
+    audio = rng.uniform(2.0, 30.0, n).astype(np.float32)
+    speech = (audio * rng.uniform(0.3, 1.0, n)).astype(np.float32)
+    speech[rows] = rng.uniform(0.0, 0.4, len(rows)).astype(np.float32)  # below --min-speech 0.5
+    failed = out["error"].notna().to_numpy()
+    audio[failed] = np.nan
+    speech[failed] = np.nan
+    out["audio_seconds"], out["speech_seconds"] = audio, speech
+    out.loc[rows, ["whisper_base_lang", "ecapa_lang", "lang"]] = "und"
+    out.loc[rows, ["whisper_base_prob", "ecapa_prob", "consensus_prob"]] = np.nan
+    return out

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pytest
 import sqlalchemy as sa
 
 from lidframe import columns
@@ -22,7 +23,7 @@ from lidframe.models import LidModel, ModelSpec, register_family
 from lidframe.store import open_store
 from lidframe.store.results import frame_rows, replace_rows
 from lidframe.store.schema import predictions, results
-from lidframe.testing import sine, write_wav
+from lidframe.testing import TEXTS, sine, synthesize, write_wav
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -37,9 +38,10 @@ class Half(LidModel):
 
 
 def _result_frame(tmp_path: Path) -> tuple[pd.DataFrame, list[str]]:
-    """A real kernel output for two models over three rows (one of them unreadable)."""
+    """A real kernel output for two models over three rows: speech, a tone (no speech: ``und``
+    without reaching a model) and an unreadable file."""
     register_family("test-half", Half)
-    write_wav(tmp_path / "a.wav", sine(1.0), 16_000)
+    synthesize(TEXTS["en"][0], "en", tmp_path / "a.wav")
     write_wav(tmp_path / "b.wav", sine(0.5, freq=220.0), 16_000)
     manifest = pd.DataFrame(
         {
@@ -62,7 +64,7 @@ def _result_frame(tmp_path: Path) -> tuple[pd.DataFrame, list[str]]:
 def test_frames_meta_and_parquet_schema_follow_the_declarations(tmp_path):
     frame, aliases = _result_frame(tmp_path)
     meta = consensus_meta(columns.result_meta(manifest_meta(with_label=True), aliases))
-    expected = [c.name for c in columns.MANIFEST] + ["error"]
+    expected = [c.name for c in columns.MANIFEST] + ["error"] + [c.name for c in columns.SPEECH]
     expected += [f"{a}_{c.name}" for a in aliases for c in columns.MODEL]
     expected += [c.name for c in columns.CONSENSUS]
     assert list(meta.columns) == expected
@@ -70,7 +72,9 @@ def test_frames_meta_and_parquet_schema_follow_the_declarations(tmp_path):
     # the kernel's and the consensus's columns have the declared dtypes, as the meta says
     assert dict(frame.dtypes.astype(str)) == dict(meta.dtypes.astype(str))
     schema = columns.result_schema(meta, aliases)
-    declared = {c.name: c.arrow_type for c in (*columns.MANIFEST, *columns.CONSENSUS)}
+    declared = {
+        c.name: c.arrow_type for c in (*columns.MANIFEST, *columns.SPEECH, *columns.CONSENSUS)
+    }
     declared["error"] = pa.string()
     declared.update({f"{a}_{c.name}": c.arrow_type for a in aliases for c in columns.MODEL})
     assert dict(zip(schema.names, schema.types, strict=True)) == declared
@@ -93,7 +97,9 @@ def test_rows_given_up_on_have_the_same_columns(tmp_path):
 
 
 def test_database_tables_and_rows_follow_the_declarations(tmp_path):
-    stored = [c.sql_name for c in (*columns.MANIFEST, *columns.ROW, *columns.CONSENSUS)]
+    stored = [
+        c.sql_name for c in (*columns.MANIFEST, *columns.ROW, *columns.SPEECH, *columns.CONSENSUS)
+    ]
     assert [c.name for c in results.columns if c.name not in ("job_id", "row", "partition")] == [
         stored[0],
         *stored[1:],
@@ -117,7 +123,7 @@ def test_database_tables_and_rows_follow_the_declarations(tmp_path):
         preds = store.predictions("job-columns")
     # every stored column reads back as the frame had it, by name
     assert back["row_id"].tolist() == frame["id"].tolist()
-    for c in (*columns.MANIFEST[1:], *columns.CONSENSUS, columns.ROW[0]):
+    for c in (*columns.MANIFEST[1:], *columns.SPEECH, *columns.CONSENSUS, columns.ROW[0]):
         got = [None if pd.isna(v) else v for v in back[c.sql_name].tolist()]
         want = [None if pd.isna(v) else v for v in frame[c.name].tolist()]
         if c.dtype.startswith("float"):
@@ -130,8 +136,13 @@ def test_database_tables_and_rows_follow_the_declarations(tmp_path):
     category = back["error_category"].tolist()
     assert pd.isna(category[0]) and pd.isna(category[1]) and category[2] == "not_found"
     one = preds[preds["model"] == aliases[0]].set_index("row_id").loc[["a", "b"]]
-    assert one["lang"].tolist() == ["en", "en"]
+    assert one["lang"].tolist() == ["en", "und"]
     assert one["topk"].iloc[0][0] == {"lang": "en", "prob": 0.5}
+    assert pd.isna(one["prob"].iloc[1]) and one["topk"].iloc[1] is None
+    assert back["speech_seconds"].tolist()[:2] == pytest.approx(
+        frame["speech_seconds"].tolist()[:2]
+    )
+    assert back["speech_seconds"].iloc[0] > 1.0 and back["speech_seconds"].iloc[1] < 0.5
 
 
 def test_readme_shows_the_declared_columns():

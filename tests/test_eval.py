@@ -14,7 +14,13 @@ sklearn_metrics = pytest.importorskip("sklearn.metrics")
 from sklearn.calibration import calibration_curve  # noqa: E402
 
 import lidframe  # noqa: E402
-from eval_data import LANGS, random_answers, results_frame  # noqa: E402
+from eval_data import (  # noqa: E402
+    LANGS,
+    NO_SPEECH_ROWS,
+    random_answers,
+    results_frame,
+    with_no_speech,
+)
 from lidframe.eval import metrics  # noqa: E402
 from lidframe.eval import regressions as compare_mod  # noqa: E402
 
@@ -179,6 +185,113 @@ def test_evaluate_scores_each_model_and_the_consensus_independently_checked():
     assert ev.per_language()[("whisper_base", "support")].sum() == w.scored
 
 
+def test_no_speech_on_labelled_speech_is_a_miss_with_its_own_rate():
+    from lidframe.eval.text import evaluation_text
+
+    before = results_frame()
+    df = with_no_speech(before)
+    ev = lidframe.evaluate(df, confident=0.8)
+    usable = (df["label"].notna() & df["error"].isna()).to_numpy()
+    silent = np.zeros(len(df), bool)
+    silent[NO_SPEECH_ROWS] = True
+    rows = df[usable]
+    truth = rows["label"].replace({"nb": "no"}).to_numpy()
+    missed = silent[usable]
+    assert missed.sum() == 30 and (df.loc[usable & ~silent, "lang"] == "und").sum() > 0
+
+    w = ev["whisper_base"]
+    # scored, not skipped: the 30 no-speech rows are answers, and wrong ones
+    assert w.errors == 6 and w.scored == usable.sum() == 284
+    pred = rows["whisper_base_lang"].to_numpy()
+    assert (pred[missed] == "und").all()
+    assert w.accuracy == pytest.approx(sklearn_metrics.accuracy_score(truth, pred))
+    assert w.accuracy < lidframe.evaluate(before)["whisper_base"].accuracy
+    recall = sklearn_metrics.recall_score(truth, pred, labels=LANGS, average=None, zero_division=0)
+    np.testing.assert_allclose(w.per_language.loc[LANGS, "recall"], recall)
+    assert w.per_language.loc["und", ["support", "predicted", "correct"]].tolist() == [0, 30, 0]
+    for lang in LANGS:  # per language: how many of its scored rows had no speech
+        assert w.per_language.loc[lang, "no_speech"] == np.sum(missed & (truth == lang))
+    assert w.no_speech == 30 and w.summary()["no_speech_rate"] == pytest.approx(30 / 284)
+    # calibration over the answers that have a probability; no-speech rows are never confident
+    conf = rows["whisper_base_prob"].to_numpy()
+    has = np.isfinite(conf)
+    assert has.sum() == 284 - 30
+    correct = truth[has] == pred[has]
+    assert w.brier == pytest.approx(
+        sklearn_metrics.brier_score_loss(correct.astype(int), conf[has])
+    )
+    assert not set(w.confidently_wrong["id"]) & set(df.loc[silent, "id"])
+    assert w.coverage.iloc[0]["coverage"] == pytest.approx(254 / 284)
+    assert ("en", "und") in set(zip(w.confusions["true"], w.confusions["predicted"], strict=True))
+
+    c = ev["consensus"]  # und of no speech counted; und of disagreement is a miss but not counted
+    assert c.no_speech == 30 and c.scored == 284
+    assert c.accuracy == pytest.approx(np.mean(truth == rows["lang"].to_numpy()))
+    # the agreement table leaves no-speech rows out (the models did not listen to them)
+    assert ev.agreement["rows"].sum() == 284 - 30
+
+    # overall: every decoded row (unlabelled ones too); per labelled language: its decoded rows
+    decoded = df["error"].isna().to_numpy()
+    speech = ev.speech
+    assert speech["decoded"] == 294 and speech["no_speech"] == 33
+    assert speech["no_speech_rate"] == pytest.approx(33 / 294)
+    seconds = df.loc[decoded, ["audio_seconds", "speech_seconds"]].astype(float)
+    assert speech["audio_seconds"] == pytest.approx(seconds["audio_seconds"].sum())
+    assert speech["speech_seconds"] == pytest.approx(seconds["speech_seconds"].sum())
+    assert speech["median_speech_seconds"] == pytest.approx(np.median(seconds["speech_seconds"]))
+    table = ev.speech_by_language
+    assert table["rows"].sum() == 284 and table["no_speech"].sum() == 30
+    for lang in table.index:
+        mine = rows["label"].replace({"nb": "no"}).to_numpy() == lang
+        assert table.loc[lang, "no_speech_rate"] == pytest.approx(missed[mine].mean())
+        assert table.loc[lang, "median_audio_seconds"] == pytest.approx(
+            np.median(rows.loc[mine, "audio_seconds"].astype(float))
+        )
+
+    record = json.loads(json.dumps(ev.record(), allow_nan=False))
+    assert record["speech"]["no_speech"] == 33
+    assert record["speech"]["per_language"]["en"]["no_speech"] == table.loc["en", "no_speech"]
+    assert record["sources"]["whisper_base"]["per_language"]["und"]["predicted"] == 30
+    assert "no speech: 33 of 294" in ev._repr_html_()
+    text = evaluation_text(ev)
+    assert f"no speech: 33 of 294 decoded rows ({33 / 294:.1%})" in text
+    assert f"speech {speech['speech_seconds']:.1f} s" in text
+    rates = table["no_speech_rate"]
+    worst = min(rates.index[rates == rates.max()])  # highest rate, ties by code
+    assert f"no speech most often in: {worst} " in text
+
+    # a run that turned speech into no speech regresses: every such row right before is lost
+    was_right = before.loc[silent & usable, "whisper_base_lang"] == df.loc[silent & usable, "label"]
+    diff = compare_mod.compare(lidframe.evaluate(before), ev).overall.loc["whisper_base"]
+    assert (diff["b"], diff["c"]) == (was_right.sum(), 0) and diff["regression"]
+
+
+def test_results_without_speech_columns_have_no_speech_figures():
+    from lidframe.columns import SPEECH
+    from lidframe.eval.speech_stats import has_speech_columns
+    from lidframe.eval.text import evaluation_text
+
+    full = with_no_speech(results_frame())
+    assert has_speech_columns(full) and {c.name for c in SPEECH} <= set(full.columns)
+    older = full.drop(columns=["audio_seconds", "speech_seconds"])  # written before VAD
+    ev = lidframe.evaluate(older)
+    assert ev.speech is None and ev.speech_by_language.empty
+    assert "no_speech" not in ev.summary().columns
+    assert "no_speech" not in ev["whisper_base"].per_language.columns
+    assert ev.record()["speech"] is None and "no speech" not in evaluation_text(ev)
+    # its und answers are misses all the same
+    assert ev["whisper_base"].accuracy == lidframe.evaluate(full)["whisper_base"].accuracy
+
+    no_vad = results_frame()  # --no-vad: speech_seconds null, nothing is und
+    no_vad["audio_seconds"] = np.float32(4.0)
+    no_vad["speech_seconds"] = pd.Series(np.nan, index=no_vad.index, dtype="float32")
+    ev = lidframe.evaluate(no_vad)
+    assert ev.speech == {"decoded": 294, "audio_seconds": 4.0 * 294, "median_audio_seconds": 4.0}
+    assert list(ev.speech_by_language.columns) == ["rows", "median_audio_seconds"]
+    assert "no_speech" not in ev.summary().columns
+    assert "audio 1176.0 s (median 4.0 s a row)" in evaluation_text(ev)
+
+
 @pytest.mark.slow
 def test_evaluate_a_real_run_against_a_labelled_manifest(tmp_path):
     from lidframe.testing import make_corpus
@@ -198,6 +311,9 @@ def test_evaluate_a_real_run_against_a_labelled_manifest(tmp_path):
         sklearn_metrics.accuracy_score(truth, parquet[f"{alias}_lang"])
     )
     assert result.accuracy >= 0.9  # the project-made ECAPA knows these espeak voices
+    # every voice is speech: none answered und, and the speech columns came through the Parquet
+    assert result.no_speech == 0 and ev.speech["no_speech"] == 0 and ev.speech["decoded"] == 12
+    assert 0 < ev.speech["speech_seconds"] <= ev.speech["audio_seconds"]
     with pytest.raises(lidframe.ConfigError, match="no ground truth"):
         lidframe.evaluate(tmp_path / "out")
 

@@ -34,6 +34,7 @@ from lidframe.run_config import RunConfig
 from lidframe.settings import identity
 from lidframe.sinks.parquet import read_results
 from lidframe.store import open_store
+from lidframe.store.schema import results
 from lidframe.testing import sine, write_wav
 
 FAMILY = "test-trivial"
@@ -423,7 +424,7 @@ def test_status_of_a_job_with_a_million_partitions_is_correct(tmp_path, db_url):
         assert [lease.partition for lease in leases] == [0, 1, 2, 3, 4]
         for lease in leases[:3]:
             row = ("million", f"r{lease.partition}", lease.row_start, lease.partition, "a.wav")
-            row += (None, None, None, None, None, None, None, None, None, None)
+            row += (None,) * (len(results.columns) - len(row))
             assert store.commit("million", lease, PartitionRows([row], []))
         assert store.fail("million", leases[3], "boom", max_attempts=1) == "dead"
         status = store.status("million")

@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 
 import lidframe
-from eval_data import LANGS, results_frame
-from lidframe.eval.report import render_report
+from eval_data import LANGS, results_frame, with_no_speech
+from lidframe.eval.report import _heatmap, render_report
 
 SCRIPT_AUDIO = "/data/<script>x.wav"
 IMG = re.compile(r"<img\b[^>]*>")
@@ -132,6 +132,45 @@ def test_report_caps_confidently_wrong_rows_and_handles_empty_sources():
     text = render_report(only)
     assert "Fewer than two models" in text
     assert len(_images(text)) == 1
+
+
+def test_report_shows_the_no_speech_rate_and_speech_seconds():
+    from lidframe.eval.speech_stats import speech_text
+
+    ev = lidframe.evaluate(with_no_speech(results_frame()), confident=0.8)
+    text = render_report(ev)
+    assert "<h2>Speech</h2>" in text
+    # the overall line: no-speech rate of the decoded rows, audio and speech seconds
+    line = speech_text(ev.speech)
+    assert f"no speech: 33 of 294 decoded rows ({33 / 294:.1%})" in line
+    assert f"<p>{line}</p>" in text and f"speech {ev.speech['speech_seconds']:.1f} s" in line
+    # per labelled language: the table with its no-speech rate and median seconds
+    table = ev.speech_by_language
+    assert "<h3>Speech per labelled language</h3>" in text
+    for column in ("no_speech_rate", "median_audio_seconds", "median_speech_seconds"):
+        assert f"<th>{column}</th>" in text
+    rows, no_speech, rate = table.loc["en", ["rows", "no_speech", "no_speech_rate"]]
+    assert (
+        f"<th>en</th>\n      <td>{int(rows)}</td>\n      <td>{int(no_speech)}</td>\n"
+        f"      <td>{rate:.3f}</td>"
+    ) in text
+    # each source: its no-speech misses in the heading, the summary's rate, und in the heat map
+    for name in ("whisper_base", "ecapa", "consensus"):
+        s = ev[name]
+        assert f"{s.no_speech} no speech (misses)); accuracy {100 * s.accuracy:.1f}%" in text
+        heat = _heatmap(s)
+        labels = [t.get_text() for t in heat.axes[0].get_xticklabels()]
+        assert labels[-2:] == ["und", "other"]
+    assert f"{30 / 284:.3f}" in text  # no_speech_rate in the summary table
+    assert len(_images(text)) == 3 * len(ev.sources)
+
+
+def test_report_without_speech_columns_has_no_speech_section():
+    text = render_report(_evaluation())
+    assert "<h2>Speech</h2>" not in text and "no speech" not in text
+    assert "<h2>Summary</h2>" in text and "<h2>Agreement</h2>" in text
+    heat = _heatmap(_evaluation()["ecapa"])
+    assert [t.get_text() for t in heat.axes[0].get_xticklabels()][-1] == "other"
 
 
 @pytest.mark.s3

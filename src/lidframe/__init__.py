@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from lidframe.pipeline import identify, run
     from lidframe.run_config import RunConfig
     from lidframe.run_summary import RunSummary
+    from lidframe.speech import SpeechConfig
 
 __version__ = "0.1.0"
 
@@ -60,6 +61,7 @@ _EXPORTS = {
     "parse_model": "lidframe.models",
     "RunConfig": "lidframe.run_config",
     "RunSummary": "lidframe.run_summary",
+    "SpeechConfig": "lidframe.speech",
     "identify": "lidframe.pipeline",
     "run": "lidframe.pipeline",
 }
@@ -79,6 +81,7 @@ __all__ = [
     "ModelSpec",
     "RunConfig",
     "RunSummary",
+    "SpeechConfig",
     "__version__",
     "available_models",
     "consensus",

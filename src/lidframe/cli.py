@@ -164,6 +164,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from lidframe.audio import AudioConfig
     from lidframe.pipeline import run
+    from lidframe.speech import SpeechConfig
 
     summary = run(
         args.manifest,
@@ -179,6 +180,7 @@ def _run(args: argparse.Namespace) -> int:
         audio=AudioConfig(
             max_window=args.max_window, io_timeout=args.io_timeout, timeout=args.decode_timeout
         ),
+        speech=SpeechConfig(vad=not args.no_vad, min_speech=args.min_speech, context=args.context),
         storage_options=_storage_options(args.storage_option),
         consensus_policy=args.consensus,
         calibration=args.calibration,

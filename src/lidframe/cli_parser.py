@@ -80,6 +80,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="longest stretch of a file decoded per row, in seconds",
     )
     run.add_argument(
+        "--min-speech",
+        type=float,
+        default=0.5,
+        help="seconds of speech below which a row is answered 'und' (no speech); 0: never "
+        "(default 0.5)",
+    )
+    run.add_argument(
+        "--context",
+        default="speech",
+        choices=["speech", "full"],
+        help="speech: models hear only the speech and Whisper's encoder runs on the frames it "
+        "needs; full: the clip as decoded, Whisper padded to 30 s (faster-whisper's numbers) "
+        "(default: speech)",
+    )
+    run.add_argument(
+        "--no-vad",
+        action="store_true",
+        help="no voice activity detection: models hear every clip whole, nothing is 'und'",
+    )
+    run.add_argument(
         "--io-timeout",
         type=float,
         default=30.0,

@@ -10,6 +10,7 @@ Groups, in frame order:
 
 * :data:`MANIFEST`: the normalised manifest row (``label`` only when the manifest has labels);
 * :data:`ROW`: what went wrong with the row (``error``), and, in the database only, its category;
+* :data:`SPEECH`: how much audio the row has and how much of it is speech (:mod:`lidframe.speech`);
 * :data:`MODEL`: per model, named ``{alias}_{name}`` with ``alias`` = the model name with every
   non-alphanumeric character replaced by ``_`` (stored in ``lidframe_predictions`` without the
   prefix, one row per model);
@@ -35,6 +36,7 @@ __all__ = [
     "MANIFEST",
     "MODEL",
     "ROW",
+    "SPEECH",
     "TOPK_TYPE",
     "Column",
     "column_alias",
@@ -45,6 +47,7 @@ __all__ = [
     "null_model_values",
     "result_meta",
     "result_schema",
+    "speech_values",
     "with_consensus_meta",
 ]
 
@@ -122,8 +125,15 @@ ROW = (
     Column("error_category", "string", sa.String(32), "the part of `error` before the colon",
            in_frame=False),
 )  # fmt: skip
+SPEECH = (
+    Column("audio_seconds", "float32", sa.Float, "seconds of audio decoded for the row"),
+    Column("speech_seconds", "float32", sa.Float,
+           "seconds of speech voice activity found in them (null with `--no-vad`); below "
+           "`--min-speech` every model answers `und`"),
+)  # fmt: skip
 MODEL = (
-    Column("lang", "string", sa.String(16), "the model's top-1 language (canonical code)"),
+    Column("lang", "string", sa.String(16),
+           "the model's top-1 language (canonical code), `und` when the row has no speech"),
     Column("prob", "float32", sa.Float, "its probability"),
     Column("topk", "object", JSON_TYPE, "the `--top-k` most probable languages: list of "
            "`{lang, prob}`", arrow=TOPK_TYPE),
@@ -158,15 +168,21 @@ def model_values(alias: str, values: dict[str, Sequence[Any]], index: pd.Index) 
     return {f"{alias}_{c.name}": c.values(values.get(c.name, [None] * n), index) for c in MODEL}
 
 
+def speech_values(values: dict[str, Sequence[Any]], index: pd.Index) -> dict[str, Any]:
+    """The typed :data:`SPEECH` columns from ``{column name: values}`` (missing ones null)."""
+    n = len(index)
+    return {c.name: c.values(values.get(c.name, [None] * n), index) for c in SPEECH}
+
+
 def null_model_values(alias: str, index: pd.Index) -> dict[str, Any]:
     """One model's columns for rows it did not answer."""
     return model_values(alias, {}, index)
 
 
 def result_meta(manifest_meta: pd.DataFrame, aliases: Sequence[str]) -> pd.DataFrame:
-    """Empty frame with the result columns: the manifest's, ``error``, then each model's."""
+    """Empty frame with the result columns: the manifest's, ``error``, speech, then each model's."""
     cols = {name: manifest_meta[name] for name in manifest_meta.columns}
-    for c in _in_frame(ROW):
+    for c in (*_in_frame(ROW), *SPEECH):
         cols[c.name] = c.empty()
     for alias in aliases:
         for c in MODEL:
@@ -184,7 +200,7 @@ def with_consensus_meta(meta: pd.DataFrame) -> pd.DataFrame:
 
 def result_schema(meta: pd.DataFrame, aliases: Sequence[str]) -> pa.Schema:
     """Arrow schema of the result Parquet files for a frame shaped like ``meta``."""
-    declared = {c.name: c for c in (*MANIFEST, *_in_frame(ROW), *CONSENSUS)}
+    declared = {c.name: c for c in (*MANIFEST, *_in_frame(ROW), *SPEECH, *CONSENSUS)}
     declared.update({f"{a}_{c.name}": c for a in aliases for c in MODEL})
     fields = []
     for name in meta.columns:
@@ -202,6 +218,7 @@ def markdown_table() -> str:
     ]
     groups: list[tuple[str, str, Iterable[Column]]] = [
         ("", "lidframe_results", MANIFEST), ("", "lidframe_results", ROW),
+        ("", "lidframe_results", SPEECH),
         ("{alias}_", "lidframe_predictions", MODEL), ("", "lidframe_results", CONSENSUS),
     ]  # fmt: skip
     for prefix, table, group in groups:

@@ -4,7 +4,10 @@ This is the only place where audio meets models. Clips are decoded a window ahea
 killable decoder processes (:mod:`lidframe.audio_pool`), and each model's
 :meth:`~lidframe.models.LidModel.prepare` runs on the decoded waveform in the same decode thread, so
 reading, decoding and feature extraction overlap the models' forward passes, and a hung or crashing
-decoder costs one row. Every requested model sees the same decoded waveform.
+decoder costs one row. Before ``prepare``, voice activity detection finds the clip's speech
+(:func:`lidframe.speech.listen`): a clip without enough speech is answered ``und`` by every model
+without running any, and the others reach the models as their speech only. Every requested model
+hears the same waveform.
 
 One bad clip costs one row, never its batch or partition:
 
@@ -31,16 +34,19 @@ import pandas as pd
 
 from lidframe.audio import AudioConfig
 from lidframe.audio_pool import DecoderUnavailable, decoder_pool
-from lidframe.columns import ROW, model_values
+from lidframe.columns import ROW, model_values, speech_values
 from lidframe.errors import AudioError, ConfigError, ModelError
 from lidframe.models import LidModel, ModelSpec, load_model
 from lidframe.models.registry import Factory, adopt_factories
+from lidframe.speech import Heard, SpeechConfig, listen
 
-__all__ = ["BUCKETS", "KernelConfig", "identify_partition"]
+__all__ = ["BUCKETS", "NO_SPEECH", "KernelConfig", "identify_partition"]
 
 # Batches decoded and prepared per window: a model sorts a window's clips by length and cuts it
 # into forward passes of ``batch_size``, so clips of similar length share a pass (less padding).
 BUCKETS = 4
+# Every model's language for a clip with less speech than ``SpeechConfig.min_speech``.
+NO_SPEECH = "und"
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,8 @@ class KernelConfig:
     # Families registered with register_family() where the job started, carried to the workers
     # (see lidframe.models.registry.runtime_factories); built-in and entry-point ones are not.
     families: Mapping[str, Factory] = field(default_factory=dict)
+    # Voice activity, ``und`` for no speech, and the encoder context models get.
+    speech: SpeechConfig = field(default_factory=SpeechConfig)
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -82,16 +90,18 @@ def identify_partition(
     config: KernelConfig,
     progress: Callable[[int], None] | None = None,
 ) -> pd.DataFrame:
-    """Add ``error`` and every model's columns to one manifest partition.
+    """Add ``error``, the speech columns and every model's columns to one manifest partition.
 
     ``progress(rows)`` is called as rows are decoded and answered (for stall detection).
     """
     n = len(df)
     out = df.copy()
     errors: list[str | None] = [None] * n
-    langs = {m.alias: [None] * n for m in config.models}
+    langs: dict[str, list[str | None]] = {m.alias: [None] * n for m in config.models}
     probs = {m.alias: np.full(n, np.nan, dtype=np.float32) for m in config.models}
     topks: dict[str, list[Any]] = {m.alias: [None] * n for m in config.models}
+    audio_seconds: list[float | None] = [None] * n
+    speech_seconds: list[float | None] = [None] * n
     tick = progress or (lambda rows: None)
 
     def fail(row: int, message: str) -> None:
@@ -100,7 +110,13 @@ def identify_partition(
     if n:
         adopt_factories(config.families)
         models = [load_model(spec) for spec in config.models]
-        for window in _prepared_windows(df, config, models, errors, tick):
+        for window, heard in _prepared_windows(df, config, models, errors, tick):
+            for row, clip in heard:
+                audio_seconds[row] = clip.audio_seconds
+                speech_seconds[row] = clip.speech_seconds
+                if clip.no_speech:
+                    for spec in config.models:
+                        langs[spec.alias][row] = NO_SPEECH
             for m, (spec, model) in enumerate(zip(config.models, models, strict=True)):
                 rows = [row for row, features in window if not isinstance(features[m], str)]
                 for row, features in window:
@@ -111,6 +127,7 @@ def identify_partition(
                     model,
                     [features[m] for _, features in window if not isinstance(features[m], str)],
                     config.batch_size,
+                    config.speech.full_context,
                 )
                 labels = model.labels
                 k = min(config.top_k, len(labels))
@@ -127,6 +144,12 @@ def identify_partition(
             tick(0)
 
     out["error"] = ROW[0].values(errors, out.index)
+    heard_values: dict[str, Sequence[Any]] = {
+        "audio_seconds": audio_seconds,
+        "speech_seconds": speech_seconds,
+    }
+    for name, column in speech_values(heard_values, out.index).items():
+        out[name] = column
     for spec in config.models:
         found: dict[str, Sequence[Any]] = {
             "lang": langs[spec.alias],
@@ -139,12 +162,12 @@ def identify_partition(
 
 
 def _predict(
-    alias: str, model: LidModel, features: Sequence[Any], batch_size: int
+    alias: str, model: LidModel, features: Sequence[Any], batch_size: int, full_context: bool
 ) -> list[np.ndarray | str]:
     """Each clip's probabilities, or its ``model_failed`` error; bisects a batch the model fails on."""
     if not features:
         return []
-    answers = _bisect(alias, model, list(features), batch_size)
+    answers = _bisect(alias, model, list(features), batch_size, full_context)
     if len(features) > 1 and all(isinstance(a, str) for a in answers):
         try:
             _check_output(model, model.predict_batch([_canary(model)]), 1)
@@ -157,16 +180,20 @@ def _predict(
 
 
 def _bisect(
-    alias: str, model: LidModel, features: list[Any], batch_size: int
+    alias: str, model: LidModel, features: list[Any], batch_size: int, full_context: bool
 ) -> list[np.ndarray | str]:
     try:
-        p = _check_output(model, model.predict_prepared(features, batch_size), len(features))
+        p = _check_output(
+            model,
+            model.predict_prepared(features, batch_size, full_context=full_context),
+            len(features),
+        )
     except Exception as exc:  # noqa: BLE001 - a model failure on some clips is those rows' error
         if len(features) == 1:
             return [_failure(alias, exc)]
         mid = len(features) // 2
-        return _bisect(alias, model, features[:mid], batch_size) + _bisect(
-            alias, model, features[mid:], batch_size
+        return _bisect(alias, model, features[:mid], batch_size, full_context) + _bisect(
+            alias, model, features[mid:], batch_size, full_context
         )
     answers: list[np.ndarray | str] = []
     for row in p:
@@ -209,21 +236,25 @@ def _decode_and_prepare(
     config: KernelConfig,
     models: Sequence[LidModel],
     min_samples: int,
-) -> tuple[int, Prepared | None]:
-    """Decode one clip and prepare it for every model (runs in a decode thread).
+) -> tuple[int, Heard | None, Prepared | None]:
+    """Decode one clip, find its speech and prepare it for every model (runs in a decode thread).
 
-    Returns the clip's length in samples and its features, None when it is too short for a model.
+    Returns the clip's length in samples, what the models hear of it (None when it is too short
+    for a model), and its features (None when it is too short or has no speech).
     """
     wave = pool.decode(uri, offset, duration, config.audio, config.storage_options)
     if len(wave) < min_samples:
-        return len(wave), None
+        return len(wave), None, None
+    heard = listen(wave, config.speech, config.audio.sample_rate)
+    if heard.no_speech:
+        return len(wave), heard, None
     prepared: Prepared = []
     for spec, model in zip(config.models, models, strict=True):
         try:
-            prepared.append(model.prepare(wave))
+            prepared.append(model.prepare(heard.wave))
         except Exception as exc:  # noqa: BLE001 - a clip a model cannot prepare is that row's error
             prepared.append(_failure(spec.alias, exc, "prepare: "))
-    return len(wave), prepared
+    return len(wave), heard, prepared
 
 
 def _prepared_windows(
@@ -232,8 +263,10 @@ def _prepared_windows(
     models: Sequence[LidModel],
     errors: list[str | None],
     tick: Callable[[int], None],
-) -> Iterator[list[tuple[int, Prepared]]]:
-    """Yield windows of ``(row position, features per model)``; decode errors go into ``errors``.
+) -> Iterator[tuple[list[tuple[int, Prepared]], list[tuple[int, Heard]]]]:
+    """Yield windows of ``(row position, features per model)``, with what was heard of each
+    decoded row (``(row position, Heard)``, no-speech rows included); decode errors go into
+    ``errors``.
 
     Decoding and :meth:`~lidframe.models.LidModel.prepare` run in the decode threads, a window
     ahead of inference. A window holds :data:`BUCKETS` batches, so each model can sort its clips by
@@ -249,8 +282,9 @@ def _prepared_windows(
     rate = config.audio.sample_rate
     size = config.batch_size * BUCKETS
     window: list[tuple[int, Prepared]] = []
+    heard: list[tuple[int, Heard]] = []
     with ThreadPoolExecutor(config.decode_threads, thread_name_prefix="lidframe-decode") as threads:
-        pending: deque[tuple[int, Future[tuple[int, Prepared | None]]]] = deque()
+        pending: deque[tuple[int, Future[tuple[int, Heard | None, Prepared | None]]]] = deque()
         nxt = 0
         try:
             while nxt < len(uris) or pending:
@@ -265,7 +299,7 @@ def _prepared_windows(
                     nxt += 1
                 row, future = pending.popleft()
                 try:
-                    samples, prepared = future.result()
+                    samples, clip, prepared = future.result()
                 except AudioError as exc:
                     errors[row] = str(exc)
                 except DecoderUnavailable:
@@ -273,19 +307,21 @@ def _prepared_windows(
                 except Exception as exc:  # noqa: BLE001 - an unexpected decoder failure is one row's
                     errors[row] = f"decode_failed: {uris[row]}: {type(exc).__name__}: {exc}"
                 else:
+                    if clip is not None:
+                        heard.append((row, clip))
                     if prepared is not None:
                         window.append((row, prepared))
-                    else:
+                    elif clip is None:
                         errors[row] = (
                             f"too_short: {uris[row]}: {samples / rate:.4f} s of audio; "
                             f"the models need at least {min_samples / rate:.3f} s"
                         )
                 tick(1)
-                if len(window) == size:
-                    yield window
-                    window = []
-            if window:
-                yield window
+                if len(window) == size or len(heard) >= 4 * size:
+                    yield window, heard
+                    window, heard = [], []
+            if window or heard:
+                yield window, heard
         finally:
             for _, future in pending:
                 future.cancel()

@@ -41,6 +41,7 @@ from lidframe.preflight import preflight_models
 from lidframe.run_config import RunConfig
 from lidframe.run_summary import RunSummary, summarize
 from lidframe.sinks.parquet import check_writable, claim_folder
+from lidframe.speech import SpeechConfig
 
 # RunConfig, RunSummary and default_db live in run_config, run_summary and job_database; re-exported.
 __all__ = ["RunConfig", "RunSummary", "default_db", "identify", "run"]
@@ -55,10 +56,15 @@ def identify(
     device: str = "auto",
     dtype: str = "float32",
     audio: AudioConfig | None = None,
+    speech: SpeechConfig | None = None,
     storage_options: Mapping[str, Any] | None = None,
     decode_threads: int = 4,
 ) -> dd.DataFrame:
-    """Add ``error`` and per-model language columns to a manifest dataframe (lazy)."""
+    """Add ``error``, speech and per-model language columns to a manifest dataframe (lazy).
+
+    ``speech`` sets voice activity, ``und`` for no speech and encoder context
+    (:class:`~lidframe.speech.SpeechConfig`; default: its defaults).
+    """
     if isinstance(models, str):
         models = [models]
     specs = tuple(parse_model(m, device=device, dtype=dtype) for m in models)
@@ -68,6 +74,7 @@ def identify(
         batch_size=batch_size,
         top_k=top_k,
         audio=audio or AudioConfig(),
+        speech=speech or SpeechConfig(),
         storage_options=dict(storage_options or {}),
         decode_threads=decode_threads,
     )
@@ -87,7 +94,7 @@ def run(
 
     Settings are the fields of :class:`~lidframe.run_config.RunConfig`, given as ``config`` or as
     keywords (``workers``, ``scheduler``, ``batch_size``, ``partition_rows``, ``top_k``,
-    ``device``, ``dtype``, ``audio``, ``storage_options``, ``out_storage_options``,
+    ``device``, ``dtype``, ``audio``, ``speech``, ``storage_options``, ``out_storage_options``,
     ``consensus_policy``, ``min_prob``, ``calibration``, ``progress``, ``db``, ``job``,
     ``max_attempts``, ``lease_seconds``, ``stall_seconds``, ``retry_dead``, ``overwrite``).
 
@@ -143,6 +150,7 @@ def run(
         batch_size=config.batch_size,
         top_k=config.top_k,
         audio=audio,
+        speech=config.speech,
         storage_options=dict(config.storage_options or {}),
     )
     aliases = [m.alias for m in specs]

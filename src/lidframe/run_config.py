@@ -16,6 +16,7 @@ from typing import Any
 from lidframe.audio import AudioConfig
 from lidframe.errors import ConfigError
 from lidframe.settings import identity, setting
+from lidframe.speech import SpeechConfig
 
 __all__ = ["RunConfig"]
 
@@ -33,6 +34,7 @@ class RunConfig:
     top_k: int = setting(5, identity=True)
     dtype: str = setting("float32", identity=True)
     audio: AudioConfig = setting(identity=True, factory=AudioConfig)
+    speech: SpeechConfig = setting(identity=True, factory=SpeechConfig)
     consensus_policy: str = setting("majority", identity=True)
     min_prob: float = setting(0.0, identity=True)
     # A Calibration or the path of its JSON file; recorded by its fitted values.
@@ -63,6 +65,8 @@ class RunConfig:
             )
         if self.audio is None:
             object.__setattr__(self, "audio", AudioConfig())
+        if self.speech is None:
+            object.__setattr__(self, "speech", SpeechConfig())
         if self.calibration is not None:
             from lidframe.calibration import load_calibration
 

@@ -17,6 +17,7 @@ kept).
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -54,7 +55,10 @@ def _session() -> Any:
             if _model is None:
                 from silero_vad import load_silero_vad
 
-                _model = load_silero_vad(sequence=True)
+                with warnings.catch_warnings():
+                    # silero-vad 6 finds its model with importlib.resources.path (deprecated).
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    _model = load_silero_vad(sequence=True)
     return _model
 
 

@@ -5,6 +5,10 @@ the results' own ``label`` column (a manifest with labels) or a labelled manifes
 Each *source* (every model, and the consensus when there is one) is scored on the labelled rows:
 
 * rows with an ``error`` are counted apart (they are not wrong answers, they are no answers);
+* rows answered ``und`` for no speech (:mod:`~lidframe.eval.speech_stats`) are answers, and wrong
+  ones on labelled speech: misses in accuracy and in their language's recall; their share (the
+  no-speech rate) and the audio and speech seconds are given when the results have the speech
+  columns;
 * rows whose label the model cannot output (outside its label set, when the set is known) are
   counted apart as ``unsupported``, not as errors of the model;
 * the rest give accuracy, macro-F1, per-language precision/recall/F1/support, the most frequent
@@ -28,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from lidframe.errors import ConfigError
-from lidframe.eval import metrics
+from lidframe.eval import metrics, speech_stats
 from lidframe.languages import DEFAULT_EQUIVALENCE, LanguageEquivalence, canonical
 
 __all__ = ["Evaluation", "SourceEvaluation", "evaluate", "recorded_label_sets"]
@@ -58,6 +62,8 @@ class SourceEvaluation:
     weakest: pd.DataFrame
     # One row per scored row: id, truth, predicted, confidence, correct (for paired comparisons).
     rows: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # Scored rows answered ``und`` for no speech (misses); None when the results do not say.
+    no_speech: int | None = None
 
     def threshold_for(self, target_accuracy: float) -> dict[str, float] | None:
         """The confidence threshold that keeps the most rows at ``target_accuracy`` or better."""
@@ -75,6 +81,7 @@ class SourceEvaluation:
             "brier": self.brier,
             "confidently_wrong": len(self.confidently_wrong),
             "languages": int((self.per_language["support"] > 0).sum()),
+            **speech_stats.no_speech_summary(self.no_speech, self.scored),
         }
 
 
@@ -87,6 +94,9 @@ class Evaluation:
     rows: int
     labelled: int
     settings: dict[str, Any] = field(default_factory=dict)
+    # speech_stats.speech_overview and speech_by_language: None / empty without speech columns.
+    speech: dict[str, Any] | None = None
+    speech_by_language: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def __getitem__(self, name: str) -> SourceEvaluation:
         return self.sources[name]
@@ -121,6 +131,7 @@ class Evaluation:
                 str(k): {c: clean(v) for c, v in row.items()}
                 for k, row in self.agreement.to_dict("index").items()
             },
+            "speech": speech_stats.speech_record(self.speech, self.speech_by_language, clean),
         }
 
     def per_language(self) -> pd.DataFrame:
@@ -135,12 +146,16 @@ class Evaluation:
 
     def __str__(self) -> str:
         table = self.summary()
-        for column in ("accuracy", "macro_f1", "ece", "brier"):
-            table[column] = table[column].map(lambda x: f"{x:.3f}")
-        return f"{self.labelled} labelled rows of {self.rows}\n{table.to_string()}"
+        for column in ("accuracy", "macro_f1", "ece", "brier", "no_speech_rate"):
+            if column in table.columns:
+                table[column] = table[column].map(lambda x: f"{x:.3f}")
+        speech = f"\n{speech_stats.speech_text(self.speech)}" if self.speech else ""
+        return f"{self.labelled} labelled rows of {self.rows}{speech}\n{table.to_string()}"
 
     def _repr_html_(self) -> str:
         parts = [f"<h4>lidframe evaluation: {self.labelled} labelled rows of {self.rows}</h4>"]
+        if self.speech:
+            parts.append(f"<p>{html.escape(speech_stats.speech_text(self.speech))}</p>")
         parts.append(self.summary().to_html(float_format=lambda x: f"{x:.3f}"))
         if not self.agreement.empty:
             parts.append(
@@ -248,6 +263,8 @@ def evaluate(
     truth_keys = _keys(df["label"], equivalence)
     labelled = np.array([k is not None for k in truth_keys])
     errors = df["error"].notna().to_numpy() if "error" in df.columns else np.zeros(len(df), bool)
+    no_speech = speech_stats.no_speech_rows(df, aliases, errors)
+    counted = no_speech if speech_stats.vad_ran(df) else None
     sets: dict[str, Iterable[str]] = {**recorded, **dict(label_sets or {})}
 
     sources: dict[str, SourceEvaluation] = {}
@@ -262,21 +279,26 @@ def evaluate(
             alias, df, truth_keys, labelled, errors, supported,
             _keys(df[f"{alias}_lang"], equivalence),
             df[f"{alias}_prob"].to_numpy(dtype=float) if f"{alias}_prob" in df else np.full(len(df), np.nan),
-            confident, tail_support, bins,
+            confident, tail_support, bins, counted,
         )  # fmt: skip
     if "lang" in df.columns and "consensus_prob" in df.columns:
         sources[CONSENSUS] = _score(
             CONSENSUS, df, truth_keys, labelled, errors, np.ones(len(df), bool),
             _keys(df["lang"], equivalence), df["consensus_prob"].to_numpy(dtype=float),
-            confident, tail_support, bins,
+            confident, tail_support, bins, counted,
         )  # fmt: skip
-    agreement = _agreement(df, aliases, truth_keys, labelled & ~errors, equivalence)
+    # No-speech rows are left out: every model answers ``und`` there without having listened.
+    agreement = _agreement(df, aliases, truth_keys, labelled & ~errors & ~no_speech, equivalence)
     return Evaluation(
         sources=sources,
         agreement=agreement,
         rows=len(df),
         labelled=int(labelled.sum()),
         settings={"confident": confident, "tail_support": tail_support, "bins": bins},
+        speech=speech_stats.speech_overview(df, errors, no_speech),
+        speech_by_language=speech_stats.speech_by_language(
+            df, truth_keys, labelled, errors, no_speech
+        ),
     )
 
 
@@ -292,13 +314,17 @@ def _score(
     confident: float,
     tail_support: int | None,
     bins: int,
+    no_speech: np.ndarray | None,
 ) -> SourceEvaluation:
+    """Scores of one source; ``no_speech``: the rows answered ``und`` for no speech, when known."""
     scored = labelled & ~errors & supported
     t = truth[scored]
     p = np.asarray([x if x is not None else "und" for x in predicted[scored]], dtype=object)
     conf = confidence[scored]
     correct = t == p
     table = metrics.per_language(t, p)
+    if no_speech is not None:
+        table["no_speech"] = speech_stats.no_speech_by_language(t, no_speech[scored], table.index)
     wrong = scored.copy()
     wrong[scored] = (~correct) & (np.nan_to_num(conf, nan=-1.0) >= confident)
     columns = [c for c in ("id", "audio", "label") if c in df.columns]
@@ -334,6 +360,7 @@ def _score(
                 "correct": correct,
             }
         ),
+        no_speech=None if no_speech is None else int((scored & no_speech).sum()),
     )
 
 

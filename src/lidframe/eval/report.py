@@ -1,7 +1,9 @@
 """One self-contained HTML report of an :class:`~lidframe.eval.evaluate.Evaluation`.
 
 :func:`render_report` gives a single HTML file with no external resource (no script, no web font, no
-style sheet or image from elsewhere): the summary and agreement tables, then per source the
+style sheet or image from elsewhere): the summary table, the speech section (no-speech rate, audio
+and speech seconds, overall and per labelled language; only when the results have the speech
+columns) and the agreement table, then per source the
 per-language table, a confusion heat map, a reliability diagram, the accuracy/coverage curve with the
 threshold for a target accuracy, the weakest languages and the confidently wrong rows. Plots are
 drawn by matplotlib's Agg canvas (never pyplot, so no global state and no display is needed) and
@@ -71,6 +73,7 @@ def render_report(
         f"<nav>{nav}</nav>",
         "<h2>Summary</h2>",
         _table(evaluation.summary()) if names else '<p class="note">No sources.</p>',
+        _speech(evaluation),
         "<h2>Agreement</h2>",
         _table(evaluation.agreement)
         if not evaluation.agreement.empty
@@ -170,11 +173,35 @@ def _num(x: float) -> str:
     return DASH if math.isnan(x) else f"{x:.3f}"
 
 
+def _speech(ev: Evaluation) -> str:
+    """The speech section: nothing when the results have no speech columns."""
+    from lidframe.eval.speech_stats import speech_text
+
+    if ev.speech is None:
+        return ""
+    note = (
+        "A row with less speech than <code>--min-speech</code> is answered <code>und</code> "
+        "(no speech): on labelled rows a miss, counted in accuracy and recall; left out of the "
+        "agreement table."
+    )
+    return "\n".join(
+        [
+            "<h2>Speech</h2>",
+            f"<p>{html.escape(speech_text(ev.speech))}</p>",
+            f'<p class="note">{note}</p>',
+            "<h3>Speech per labelled language</h3>",
+            _table(ev.speech_by_language, scroll=True),
+        ]
+    )
+
+
 def _source(name: str, s: SourceEvaluation, target: float) -> str:
     esc = html.escape(name)
+    no_speech = "" if s.no_speech is None else f", {s.no_speech} no speech (misses)"
     head = (
         f"<h2>{esc}</h2><p>{s.scored} scored of {s.labelled} labelled rows "
-        f"({s.errors} errors, {s.unsupported} unsupported); accuracy {_pct(s.accuracy)}, "
+        f"({s.errors} errors, {s.unsupported} unsupported{no_speech}); "
+        f"accuracy {_pct(s.accuracy)}, "
         f"macro-F1 {_num(s.macro_f1)}, ECE {_num(s.ece)}, Brier {_num(s.brier)}</p>"
     )
     best = s.threshold_for(target) if s.scored else None
@@ -241,17 +268,18 @@ def _heatmap(s: SourceEvaluation) -> Figure | None:
     langs = langs[:HEATMAP_LANGUAGES]
     truth, predicted = rows["truth"].astype(str), rows["predicted"].astype(str)
     keep = truth.isin(langs).to_numpy()
-    columns = predicted.where(predicted.isin(langs), "other")[keep]
-    counts = pd.crosstab(truth[keep], columns).reindex(
-        index=langs, columns=[*langs, "other"], fill_value=0
-    )
+    # ``und`` (no speech, or no consensus) gets its own column when answered
+    und = ["und"] if "und" not in langs and (predicted[keep] == "und").any() else []
+    shown = [*langs, *und, "other"]
+    columns = predicted.where(predicted.isin(shown), "other")[keep]
+    counts = pd.crosstab(truth[keep], columns).reindex(index=langs, columns=shown, fill_value=0)
     share = counts.to_numpy(dtype=float) / np.maximum(
         counts.to_numpy().sum(axis=1, keepdims=True), 1
     )
     fig = _figure(7.5, 6.5)
     ax = fig.add_subplot()
     image = ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto")
-    ax.set_xticks(range(len(langs) + 1), [*langs, "other"], rotation=90, fontsize=8)
+    ax.set_xticks(range(len(shown)), shown, rotation=90, fontsize=8)
     ax.set_yticks(range(len(langs)), langs, fontsize=8)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")

