@@ -29,12 +29,19 @@ from typing import Any
 
 import numpy as np
 
-from lidframe.audio_decoders import CHUNK_FRAMES, read_pyav, read_soundfile
+from lidframe.audio_decoders import CHUNK_FRAMES, Window, read_pyav, read_soundfile
 from lidframe.audio_io import locate, storage_error, with_io_timeouts
 from lidframe.audio_limits import AudioConfig
 from lidframe.errors import AudioError
 
-__all__ = ["CHUNK_FRAMES", "AudioConfig", "decode_window", "with_io_timeouts"]
+__all__ = [
+    "CHUNK_FRAMES",
+    "AudioConfig",
+    "Window",
+    "decode_window",
+    "decode_windows",
+    "with_io_timeouts",
+]
 
 
 def decode_window(
@@ -49,6 +56,21 @@ def decode_window(
     ``offset`` defaults to 0 and ``duration`` to the rest of the file; at most ``config.max_window``
     seconds are returned. Raises :class:`AudioError` whose category says what went wrong.
     """
+    return decode_windows(uri, offset, duration, config, storage_options)[0][1]
+
+
+def decode_windows(
+    uri: str,
+    offset: float | None = None,
+    duration: float | None = None,
+    config: AudioConfig | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    windows: int = 1,
+) -> list[Window]:
+    """Like :func:`decode_window`, but a file longer than one window without a ``duration`` gives
+    up to ``windows`` windows of ``config.max_window`` s spread evenly over it, as
+    ``(start in seconds, samples)``; only their byte ranges are read.
+    """
     config = config or AudioConfig()
     start = 0.0 if offset is None or _isnan(offset) else float(offset)
     if start < 0:
@@ -58,25 +80,26 @@ def decode_window(
         if duration <= 0:
             raise AudioError("bad_window", f"{uri}: duration {duration} s is not positive")
         want = min(float(duration), want)
+        windows = 1  # the row chose its stretch of the file
 
     fs, path = locate(uri, storage_options, config)
 
     reasons: list[str] = []
     try:
         with fs.open(path, "rb", block_size=config.block_size) as fobj:
-            samples, _ = read_soundfile(uri, fobj, start, want, config, reasons)
-            if samples is None:
+            found, _ = read_soundfile(uri, fobj, start, want, config, reasons, windows)
+            if found is None:
                 fobj.seek(0)
-                samples, _ = read_pyav(uri, fobj, start, want, config, reasons)
+                found, _ = read_pyav(uri, fobj, start, want, config, reasons, windows)
     except AudioError:
         raise
     except Exception as exc:
         raise storage_error(uri, "cannot read", exc) from exc
-    if samples is None:
+    if found is None:
         raise AudioError("decode_failed", f"{uri}: not decodable audio ({'; '.join(reasons)})")
-    if samples.size == 0:
+    if found[0][1].size == 0:
         raise AudioError("bad_window", f"{uri}: no samples in window offset={start} s")
-    return np.ascontiguousarray(samples, dtype=np.float32)
+    return [(at, np.ascontiguousarray(samples, dtype=np.float32)) for at, samples in found]
 
 
 def _isnan(value: float) -> bool:

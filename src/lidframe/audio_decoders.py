@@ -15,11 +15,15 @@ Why this shape:
   700 MB its whole window would take as float32.
 * **Resampling with soxr**, the resampler that sox and many speech toolkits use: high quality and
   fast, and streaming, so chunks resample exactly as a whole signal would.
+* **Several windows of a long file** (``windows`` > 1): once the header gives the file's length,
+  :func:`spread_windows` places up to that many windows evenly from the first to the end, and only
+  those stretches are read (a seek, then the window's bytes), from the same open file.
 """
 
 from __future__ import annotations
 
-from typing import BinaryIO
+import math
+from typing import Any, BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -28,7 +32,10 @@ import soxr
 from lidframe.audio_limits import AudioConfig, check_header, wav_promised_frames
 from lidframe.errors import AudioError
 
-__all__ = ["CHUNK_FRAMES", "read_pyav", "read_soundfile"]
+__all__ = ["CHUNK_FRAMES", "Window", "read_pyav", "read_soundfile", "spread_windows"]
+
+# A window of a file: its start in seconds and its samples (mono, output rate).
+Window = tuple[float, np.ndarray]
 
 # Frames decoded (and mixed down, and resampled) at a time: memory is this many frames x channels.
 CHUNK_FRAMES = 64 * 1024
@@ -74,10 +81,39 @@ class _MonoStream:
         return np.concatenate(self._parts)
 
 
+def spread_windows(
+    start: float, want: float, seconds: float | None, windows: int, budget: int | None = None
+) -> list[float]:
+    """Starts of up to ``windows`` windows of ``want`` s spread evenly over ``[start, seconds)``.
+
+    One window (at ``start``) when the rest of the file fits in one, when its length is unknown,
+    or when ``windows`` is 1; never more than ``budget`` windows (the decoding work limit allows).
+    """
+    if windows <= 1 or seconds is None or seconds - start <= want:
+        return [start]
+    count = min(windows, math.ceil((seconds - start) / want), max(1, budget or windows))
+    if count <= 1:
+        return [start]
+    last = seconds - want
+    return [start + (last - start) * i / (count - 1) for i in range(count)]
+
+
+def _budget(rate: int, channels: int, want: float, config: AudioConfig) -> int:
+    """How many windows of ``want`` s the decoding work limit allows for one row."""
+    per_window = max(1, round(rate * want) * max(1, channels))
+    return max(1, config.max_decode_samples // per_window)
+
+
 def read_soundfile(
-    uri: str, fobj: BinaryIO, start: float, want: float, config: AudioConfig, reasons: list[str]
-) -> tuple[np.ndarray | None, int]:
-    """Read the window with libsndfile; ``(None, 0)`` when libsndfile cannot open the file."""
+    uri: str,
+    fobj: BinaryIO,
+    start: float,
+    want: float,
+    config: AudioConfig,
+    reasons: list[str],
+    windows: int = 1,
+) -> tuple[list[Window] | None, int]:
+    """Read the window(s) with libsndfile; ``(None, 0)`` when libsndfile cannot open the file."""
     # libsndfile clamps a WAV's frame count to what the file holds, so a file cut short would read
     # as a shorter, valid one: take the count the header promises from the header itself.
     promised = wav_promised_frames(fobj)
@@ -107,32 +143,45 @@ def read_soundfile(
                 f"{uri}: header promises {frames} frames but only {available} are in the file",
             )
         count = round(want * rate)
-        expected = min(count, frames - first) if known else count
-        mono = _MonoStream(uri, rate, config.sample_rate)
-        try:
-            if first:
-                snd.seek(first)
-            left = count
-            while left > 0:
-                block = snd.read(min(CHUNK_FRAMES, left), dtype="float32", always_2d=True)
-                if block.shape[0] == 0:
-                    break
-                left -= block.shape[0]
-                mono.add(_to_mono(block))
-        except (sf.LibsndfileError, RuntimeError) as exc:
-            raise AudioError("decode_failed", f"{uri}: soundfile: {exc}") from exc
-    if known and mono.frames < expected:
-        raise AudioError(
-            "truncated",
-            f"{uri}: header promises {frames} frames but only {first + mono.frames} could be read",
+        starts = spread_windows(
+            start, want, seconds, windows, _budget(rate, channels, want, config)
         )
-    return mono.finish(), config.sample_rate
+        out: list[Window] = []
+        for at in starts:
+            first = round(at * rate)
+            expected = min(count, frames - first) if known else count
+            mono = _MonoStream(uri, rate, config.sample_rate)
+            try:
+                snd.seek(first)
+                left = count
+                while left > 0:
+                    block = snd.read(min(CHUNK_FRAMES, left), dtype="float32", always_2d=True)
+                    if block.shape[0] == 0:
+                        break
+                    left -= block.shape[0]
+                    mono.add(_to_mono(block))
+            except (sf.LibsndfileError, RuntimeError) as exc:
+                raise AudioError("decode_failed", f"{uri}: soundfile: {exc}") from exc
+            if known and mono.frames < expected:
+                raise AudioError(
+                    "truncated",
+                    f"{uri}: header promises {frames} frames but only {first + mono.frames} "
+                    "could be read",
+                )
+            out.append((first / rate, mono.finish()))
+    return out, config.sample_rate
 
 
 def read_pyav(
-    uri: str, fobj: BinaryIO, start: float, want: float, config: AudioConfig, reasons: list[str]
-) -> tuple[np.ndarray | None, int]:
-    """Read the window with FFmpeg through PyAV; ``(None, 0)`` when FFmpeg cannot open the file."""
+    uri: str,
+    fobj: BinaryIO,
+    start: float,
+    want: float,
+    config: AudioConfig,
+    reasons: list[str],
+    windows: int = 1,
+) -> tuple[list[Window] | None, int]:
+    """Read the window(s) with FFmpeg through PyAV; ``(None, 0)`` when FFmpeg cannot open it."""
     import av  # imported lazily: most corpora never need it
 
     try:
@@ -157,46 +206,67 @@ def read_pyav(
             raise AudioError(
                 "bad_window", f"{uri}: offset {start} s is past the end ({seconds:.3f} s)"
             )
-        first = round(start * rate)
         count = round(want * rate)
-        if start > 0 and stream.time_base is not None:
-            try:
-                container.seek(int(start / stream.time_base), stream=stream, backward=True)
-            except av.error.FFmpegError:
-                container.seek(0)
-        mono = _MonoStream(uri, rate, config.sample_rate)
-        try:
-            for frame in container.decode(stream):
-                if int(frame.sample_rate or rate) != rate:
-                    raise AudioError(
-                        "decode_failed",
-                        f"{uri}: the sample rate changes inside the stream "
-                        f"({rate} -> {frame.sample_rate} Hz)",
-                    )
-                block = frame.to_ndarray()
-                if block.ndim == 1 or frame.format.is_packed:
-                    block = block.reshape(-1, len(frame.layout.channels)).T
-                block = _as_float(block).mean(axis=0)
-                pos = (
-                    round(float(frame.pts * frame.time_base) * rate)
-                    if frame.pts is not None and frame.time_base is not None
-                    else first + mono.frames
+        starts = spread_windows(
+            start, want, seconds, windows, _budget(rate, channels, want, config)
+        )
+        out: list[Window] = []
+        for at in starts:
+            first = round(at * rate)
+            if (at > 0 or out) and stream.time_base is not None:
+                try:
+                    container.seek(int(at / stream.time_base), stream=stream, backward=True)
+                except av.error.FFmpegError:
+                    container.seek(0)
+            mono = _pyav_window(av, container, stream, uri, rate, first, count, config)
+            out.append((first / rate, mono))
+    return out, config.sample_rate
+
+
+def _pyav_window(
+    av: Any,
+    container: Any,
+    stream: Any,
+    uri: str,
+    rate: int,
+    first: int,
+    count: int,
+    config: AudioConfig,
+) -> np.ndarray:
+    """Decode ``count`` frames from frame ``first`` (the container already seeked before it)."""
+    mono = _MonoStream(uri, rate, config.sample_rate)
+    try:
+        for frame in container.decode(stream):
+            if int(frame.sample_rate or rate) != rate:
+                raise AudioError(
+                    "decode_failed",
+                    f"{uri}: the sample rate changes inside the stream "
+                    f"({rate} -> {frame.sample_rate} Hz)",
                 )
-                if pos < first:
-                    block = block[first - pos :]
-                block = block[: count - mono.frames]
-                if block.size == 0:
-                    if mono.frames >= count:
-                        break
-                    continue
-                mono.add(block)
+            block = frame.to_ndarray()
+            if block.ndim == 1 or frame.format.is_packed:
+                block = block.reshape(-1, len(frame.layout.channels)).T
+            block = _as_float(block).mean(axis=0)
+            pos = (
+                round(float(frame.pts * frame.time_base) * rate)
+                if frame.pts is not None and frame.time_base is not None
+                else first + mono.frames
+            )
+            if pos < first:
+                block = block[first - pos :]
+            block = block[: count - mono.frames]
+            if block.size == 0:
                 if mono.frames >= count:
                     break
-        except av.error.FFmpegError as exc:
-            if not mono.frames:
-                raise AudioError("decode_failed", f"{uri}: pyav: {exc}") from exc
-            # Some containers end in a damaged packet: keep what decoded before it.
-    return mono.finish(), config.sample_rate
+                continue
+            mono.add(block)
+            if mono.frames >= count:
+                break
+    except av.error.FFmpegError as exc:
+        if not mono.frames:
+            raise AudioError("decode_failed", f"{uri}: pyav: {exc}") from exc
+        # Some containers end in a damaged packet: keep what decoded before it.
+    return mono.finish()
 
 
 def _as_float(block: np.ndarray) -> np.ndarray:

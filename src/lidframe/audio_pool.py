@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from lidframe.audio import AudioConfig
+from lidframe.audio import AudioConfig, Window
 from lidframe.errors import AudioError
 
 __all__ = ["DecoderPool", "DecoderUnavailable", "decoder_pool", "serve"]
@@ -125,9 +125,10 @@ class _Decoder:
         duration: float | None,
         config: AudioConfig,
         storage_options: Mapping[str, Any],
-    ) -> np.ndarray:
+        windows: int = 1,
+    ) -> list[Window]:
         try:
-            return self._exchange(uri, offset, duration, config, storage_options)
+            return self._exchange(uri, offset, duration, config, storage_options, windows)
         except AudioError:
             raise
         except BaseException:
@@ -143,8 +144,9 @@ class _Decoder:
         duration: float | None,
         config: AudioConfig,
         storage_options: Mapping[str, Any],
-    ) -> np.ndarray:
-        request = (uri, offset, duration, config, dict(storage_options))
+        windows: int,
+    ) -> list[Window]:
+        request = (uri, offset, duration, config, dict(storage_options), windows)
         for retry in (False, True):  # a child that died between two clips is replaced, once
             if self._proc is None or self._proc.poll() is not None:
                 self.kill()
@@ -198,10 +200,23 @@ class DecoderPool:
         storage_options: Mapping[str, Any] | None = None,
     ) -> np.ndarray:
         """:func:`lidframe.audio.decode_window` in a decoder process, bounded by ``config.timeout``."""
+        return self.decode_windows(uri, offset, duration, config, storage_options)[0][1]
+
+    def decode_windows(
+        self,
+        uri: str,
+        offset: float | None = None,
+        duration: float | None = None,
+        config: AudioConfig | None = None,
+        storage_options: Mapping[str, Any] | None = None,
+        windows: int = 1,
+    ) -> list[Window]:
+        """:func:`lidframe.audio.decode_windows` in a decoder process (``config.timeout`` bounds
+        the whole row)."""
         decoder = self._free.get()
         try:
             return decoder.decode(
-                uri, offset, duration, config or AudioConfig(), storage_options or {}
+                uri, offset, duration, config or AudioConfig(), storage_options or {}, windows
             )
         finally:
             self._free.put(decoder)
@@ -251,18 +266,19 @@ def serve(read_fd: int, write_fd: int) -> None:
                 os._exit(0)
 
     threading.Thread(target=watch_parent, name="lidframe-parent-watch", daemon=True).start()
-    from lidframe.audio import decode_window
+    from lidframe.audio import decode_windows
 
     recv = Connection(read_fd, writable=False)
     send = Connection(write_fd, readable=False)
     send.send(("ready", os.getpid()))
     while True:
         try:
-            uri, offset, duration, config, options = recv.recv()
+            uri, offset, duration, config, options, windows = recv.recv()
         except (EOFError, OSError):
             return
         try:
-            reply: tuple[Any, ...] = ("ok", decode_window(uri, offset, duration, config, options))
+            found = decode_windows(uri, offset, duration, config, options, windows)
+            reply: tuple[Any, ...] = ("ok", found)
         except AudioError as exc:
             reply = ("error", exc.category, exc.args[0])
         except Exception as exc:  # noqa: BLE001 - an unexpected decoder failure is this row's

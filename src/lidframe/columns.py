@@ -20,7 +20,7 @@ Groups, in frame order:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +38,7 @@ __all__ = [
     "ROW",
     "SPEECH",
     "TOPK_TYPE",
+    "WINDOWS_TYPE",
     "Column",
     "column_alias",
     "consensus_names",
@@ -52,6 +53,16 @@ __all__ = [
 ]
 
 TOPK_TYPE = pa.list_(pa.struct([("lang", pa.string()), ("prob", pa.float32())]))
+WINDOWS_TYPE = pa.list_(
+    pa.struct(
+        [
+            ("start", pa.float64()),
+            ("end", pa.float64()),
+            ("lang", pa.string()),
+            ("prob", pa.float32()),
+        ]
+    )
+)
 # JSONB on PostgreSQL (indexable, queryable with ->>), JSON text elsewhere.
 JSON_TYPE = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
@@ -60,6 +71,7 @@ _ARROW = {
     "float32": pa.float32(),
     "float64": pa.float64(),
     "bool": pa.bool_(),
+    "boolean": pa.bool_(),
     "int16": pa.int16(),
 }
 
@@ -70,7 +82,8 @@ class Column:
 
     # Name in frames and Parquet (per-model columns: the part after ``{alias}_``).
     name: str
-    # pandas dtype of the frame column: string, float32, float64, bool, int16 or object.
+    # pandas dtype of the frame column: string, float32, float64, bool, boolean (nullable), int16
+    # or object.
     dtype: str
     # SQLAlchemy type of its database column; None: not stored in the database.
     sql: Any
@@ -105,6 +118,8 @@ class Column:
             return np.array([np.nan if v is None else v for v in values], dtype=self.dtype)
         if self.dtype == "object":
             return pd.Series(list(values), index=index, dtype="object")
+        if self.dtype == "boolean":
+            return pd.array(list(values), dtype="boolean")
         return np.asarray(list(values), dtype=self.dtype)
 
     def sql_column(self) -> sa.Column[Any]:
@@ -130,6 +145,9 @@ SPEECH = (
     Column("speech_seconds", "float32", sa.Float,
            "seconds of speech voice activity found in them (null with `--no-vad`); below "
            "`--min-speech` every model answers `und`"),
+    Column("code_switch", "boolean", sa.Boolean,
+           "a long file's confident windows disagree on the language (see Long files); null "
+           "when fewer than two windows had speech"),
 )  # fmt: skip
 MODEL = (
     Column("lang", "string", sa.String(16),
@@ -137,6 +155,8 @@ MODEL = (
     Column("prob", "float32", sa.Float, "its probability"),
     Column("topk", "object", JSON_TYPE, "the `--top-k` most probable languages: list of "
            "`{lang, prob}`", arrow=TOPK_TYPE),
+    Column("windows", "object", JSON_TYPE, "a long file's windows: list of `{start, end, lang, "
+           "prob}` (null when the row was heard in one window)", arrow=WINDOWS_TYPE),
 )  # fmt: skip
 CONSENSUS = (
     Column("lang", "string", sa.String(16), "the consensus language, or `und`"),
@@ -162,13 +182,15 @@ def consensus_names() -> tuple[str, ...]:
     return tuple(c.name for c in CONSENSUS)
 
 
-def model_values(alias: str, values: dict[str, Sequence[Any]], index: pd.Index) -> dict[str, Any]:
+def model_values(
+    alias: str, values: Mapping[str, Sequence[Any]], index: pd.Index
+) -> dict[str, Any]:
     """One model's typed frame columns from ``{column name: values}`` (missing ones null)."""
     n = len(index)
     return {f"{alias}_{c.name}": c.values(values.get(c.name, [None] * n), index) for c in MODEL}
 
 
-def speech_values(values: dict[str, Sequence[Any]], index: pd.Index) -> dict[str, Any]:
+def speech_values(values: Mapping[str, Sequence[Any]], index: pd.Index) -> dict[str, Any]:
     """The typed :data:`SPEECH` columns from ``{column name: values}`` (missing ones null)."""
     n = len(index)
     return {c.name: c.values(values.get(c.name, [None] * n), index) for c in SPEECH}
@@ -224,9 +246,12 @@ def markdown_table() -> str:
     for prefix, table, group in groups:
         for c in group:
             name = f"`{prefix}{c.name}`" if c.in_frame else "(database only)"
-            kind = "list of {lang, prob}" if c.dtype == "object" else c.dtype
+            kind = _KIND.get(c.name, c.dtype) if c.dtype == "object" else c.dtype
             lines.append(f"| {name} | {kind} | `{table}.{c.sql_name}` | {c.doc} |")
     return "\n".join(lines)
+
+
+_KIND = {"topk": "list of {lang, prob}", "windows": "list of {start, end, lang, prob}"}
 
 
 def _in_frame(group: Iterable[Column]) -> tuple[Column, ...]:

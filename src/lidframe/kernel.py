@@ -38,7 +38,8 @@ from lidframe.columns import ROW, model_values, speech_values
 from lidframe.errors import AudioError, ConfigError, ModelError
 from lidframe.models import LidModel, ModelSpec, load_model
 from lidframe.models.registry import Factory, adopt_factories
-from lidframe.speech import Heard, SpeechConfig, listen
+from lidframe.row_windows import Part, code_switch, combine, switches, window_list
+from lidframe.speech import SpeechConfig, listen
 
 __all__ = ["BUCKETS", "NO_SPEECH", "KernelConfig", "identify_partition"]
 
@@ -97,11 +98,11 @@ def identify_partition(
     n = len(df)
     out = df.copy()
     errors: list[str | None] = [None] * n
-    langs: dict[str, list[str | None]] = {m.alias: [None] * n for m in config.models}
-    probs = {m.alias: np.full(n, np.nan, dtype=np.float32) for m in config.models}
-    topks: dict[str, list[Any]] = {m.alias: [None] * n for m in config.models}
-    audio_seconds: list[float | None] = [None] * n
-    speech_seconds: list[float | None] = [None] * n
+    found: dict[str, dict[str, list[Any]]] = {
+        m.alias: {c: [None] * n for c in ("lang", "prob", "topk", "windows")} for m in config.models
+    }
+    heard: dict[str, list[Any]] = {c: [None] * n for c in ("audio_seconds", "speech_seconds")}
+    heard["code_switch"] = [None] * n
     tick = progress or (lambda rows: None)
 
     def fail(row: int, message: str) -> None:
@@ -110,55 +111,70 @@ def identify_partition(
     if n:
         adopt_factories(config.families)
         models = [load_model(spec) for spec in config.models]
-        for window, heard in _prepared_windows(df, config, models, errors, tick):
-            for row, clip in heard:
-                audio_seconds[row] = clip.audio_seconds
-                speech_seconds[row] = clip.speech_seconds
-                if clip.no_speech:
-                    for spec in config.models:
-                        langs[spec.alias][row] = NO_SPEECH
+        for window in _prepared_windows(df, config, models, errors, tick):
+            switched: dict[int, list[bool | None]] = {}
+            for row, parts in window:
+                heard["audio_seconds"][row] = sum(p.heard.audio_seconds for p in parts)
+                if config.speech.vad:
+                    heard["speech_seconds"][row] = sum(p.heard.speech_seconds or 0 for p in parts)
             for m, (spec, model) in enumerate(zip(config.models, models, strict=True)):
-                rows = [row for row, features in window if not isinstance(features[m], str)]
-                for row, features in window:
-                    if isinstance(features[m], str):
-                        fail(row, features[m])
+                items = [
+                    (row, k, part.prepared[m])
+                    for row, parts in window
+                    for k, part in enumerate(parts)
+                    if part.prepared is not None
+                ]
                 answers = _predict(
                     spec.alias,
                     model,
-                    [features[m] for _, features in window if not isinstance(features[m], str)],
+                    [features for _, _, features in items if not isinstance(features, str)],
                     config.batch_size,
                     config.speech.full_context,
                 )
-                labels = model.labels
-                k = min(config.top_k, len(labels))
-                for row, answer in zip(rows, answers, strict=True):
-                    if isinstance(answer, str):
-                        fail(row, answer)
+                per_part: dict[tuple[int, int], np.ndarray | str] = {}
+                given = iter(answers)
+                for row, k, features in items:
+                    per_part[row, k] = features if isinstance(features, str) else next(given)
+                for row, parts in window:
+                    got = [per_part.get((row, k)) for k in range(len(parts))]
+                    failure = next((a for a in got if isinstance(a, str)), None)
+                    if failure is not None:
+                        fail(row, failure)
                         continue
-                    top = np.argsort(-answer, kind="stable")[:k]
-                    langs[spec.alias][row] = labels[top[0]]
-                    probs[spec.alias][row] = answer[top[0]]
-                    topks[spec.alias][row] = [
-                        {"lang": labels[c], "prob": float(answer[c])} for c in top
-                    ]
+                    values = _row_answer(parts, got, model.labels, config.top_k)  # type: ignore[arg-type]
+                    for name, value in values.items():
+                        found[spec.alias][name][row] = value
+                    if len(parts) > 1:
+                        switched.setdefault(row, []).append(switches(parts, values["windows"]))
+            for row, said in switched.items():
+                heard["code_switch"][row] = code_switch(said)
             tick(0)
 
     out["error"] = ROW[0].values(errors, out.index)
-    heard_values: dict[str, Sequence[Any]] = {
-        "audio_seconds": audio_seconds,
-        "speech_seconds": speech_seconds,
-    }
-    for name, column in speech_values(heard_values, out.index).items():
+    for name, column in speech_values(heard, out.index).items():
         out[name] = column
     for spec in config.models:
-        found: dict[str, Sequence[Any]] = {
-            "lang": langs[spec.alias],
-            "prob": list(probs[spec.alias]),
-            "topk": topks[spec.alias],
-        }
-        for name, column in model_values(spec.alias, found, out.index).items():
+        for name, column in model_values(spec.alias, found[spec.alias], out.index).items():
             out[name] = column
     return out
+
+
+def _row_answer(
+    parts: Sequence[Part], answers: Sequence[np.ndarray | None], labels: Sequence[str], top_k: int
+) -> dict[str, Any]:
+    """One model's columns for one row from its windows' answers (None: a window without speech)."""
+    spoken = [(a, p.weight) for a, p in zip(answers, parts, strict=True) if a is not None]
+    windows = window_list(parts, answers, labels, NO_SPEECH) if len(parts) > 1 else None
+    if not spoken:
+        return {"lang": NO_SPEECH, "prob": None, "topk": None, "windows": windows}
+    answer = combine([a for a, _ in spoken], [w for _, w in spoken])
+    top = np.argsort(-answer, kind="stable")[: min(top_k, len(labels))]
+    return {
+        "lang": labels[top[0]],
+        "prob": float(answer[top[0]]),
+        "topk": [{"lang": labels[c], "prob": float(answer[c])} for c in top],
+        "windows": windows,
+    }
 
 
 def _predict(
@@ -224,10 +240,6 @@ def _canary(model: LidModel) -> np.ndarray:
     return (0.01 * rng.standard_normal(model.sample_rate)).astype(np.float32)
 
 
-# A clip's features per model (in config.models order), or that model's error for the clip.
-Prepared = list[Any]
-
-
 def _decode_and_prepare(
     pool: Any,
     uri: str,
@@ -236,25 +248,32 @@ def _decode_and_prepare(
     config: KernelConfig,
     models: Sequence[LidModel],
     min_samples: int,
-) -> tuple[int, Heard | None, Prepared | None]:
-    """Decode one clip, find its speech and prepare it for every model (runs in a decode thread).
+) -> tuple[int, list[Part]]:
+    """Decode one row (one window, or several of a long file), find the speech of each window and
+    prepare it for every model (runs in a decode thread).
 
-    Returns the clip's length in samples, what the models hear of it (None when it is too short
-    for a model), and its features (None when it is too short or has no speech).
+    Returns the samples decoded and the row's windows; none when the row is too short for a model.
     """
-    wave = pool.decode(uri, offset, duration, config.audio, config.storage_options)
-    if len(wave) < min_samples:
-        return len(wave), None, None
-    heard = listen(wave, config.speech, config.audio.sample_rate)
-    if heard.no_speech:
-        return len(wave), heard, None
-    prepared: Prepared = []
-    for spec, model in zip(config.models, models, strict=True):
-        try:
-            prepared.append(model.prepare(heard.wave))
-        except Exception as exc:  # noqa: BLE001 - a clip a model cannot prepare is that row's error
-            prepared.append(_failure(spec.alias, exc, "prepare: "))
-    return len(wave), heard, prepared
+    found = pool.decode_windows(
+        uri, offset, duration, config.audio, config.storage_options, config.speech.max_windows
+    )
+    samples = sum(len(wave) for _, wave in found)
+    if len(found) == 1 and len(found[0][1]) < min_samples:
+        return samples, []
+    rate = config.audio.sample_rate
+    parts = []
+    for start, wave in found:
+        heard = listen(wave, config.speech, rate)
+        prepared: list[Any] | None = None
+        if not heard.no_speech and len(heard.wave) >= min_samples:
+            prepared = []
+            for spec, model in zip(config.models, models, strict=True):
+                try:
+                    prepared.append(model.prepare(heard.wave))
+                except Exception as exc:  # noqa: BLE001 - a clip a model cannot prepare is that row's error
+                    prepared.append(_failure(spec.alias, exc, "prepare: "))
+        parts.append(Part(start, start + len(wave) / rate, heard, prepared))
+    return samples, parts
 
 
 def _prepared_windows(
@@ -263,14 +282,13 @@ def _prepared_windows(
     models: Sequence[LidModel],
     errors: list[str | None],
     tick: Callable[[int], None],
-) -> Iterator[tuple[list[tuple[int, Prepared]], list[tuple[int, Heard]]]]:
-    """Yield windows of ``(row position, features per model)``, with what was heard of each
-    decoded row (``(row position, Heard)``, no-speech rows included); decode errors go into
-    ``errors``.
+) -> Iterator[list[tuple[int, list[Part]]]]:
+    """Yield groups of ``(row position, the row's windows as heard and prepared)`` for the rows
+    that decoded; decode errors go into ``errors``.
 
-    Decoding and :meth:`~lidframe.models.LidModel.prepare` run in the decode threads, a window
-    ahead of inference. A window holds :data:`BUCKETS` batches, so each model can sort its clips by
-    length before cutting them into forward passes.
+    Decoding, voice activity and :meth:`~lidframe.models.LidModel.prepare` run in the decode
+    threads, a group ahead of inference. A group holds :data:`BUCKETS` batches of windows with
+    speech, so each model can sort them by length before cutting them into forward passes.
     """
     uris: Sequence[str] = df["audio"].tolist()
     offsets = df["offset"].to_numpy(dtype="float64") if "offset" in df else np.full(len(df), np.nan)
@@ -281,10 +299,10 @@ def _prepared_windows(
     pool = decoder_pool(config.decode_threads)
     rate = config.audio.sample_rate
     size = config.batch_size * BUCKETS
-    window: list[tuple[int, Prepared]] = []
-    heard: list[tuple[int, Heard]] = []
+    group: list[tuple[int, list[Part]]] = []
+    spoken = 0
     with ThreadPoolExecutor(config.decode_threads, thread_name_prefix="lidframe-decode") as threads:
-        pending: deque[tuple[int, Future[tuple[int, Heard | None, Prepared | None]]]] = deque()
+        pending: deque[tuple[int, Future[tuple[int, list[Part]]]]] = deque()
         nxt = 0
         try:
             while nxt < len(uris) or pending:
@@ -299,7 +317,7 @@ def _prepared_windows(
                     nxt += 1
                 row, future = pending.popleft()
                 try:
-                    samples, clip, prepared = future.result()
+                    samples, parts = future.result()
                 except AudioError as exc:
                     errors[row] = str(exc)
                 except DecoderUnavailable:
@@ -307,21 +325,20 @@ def _prepared_windows(
                 except Exception as exc:  # noqa: BLE001 - an unexpected decoder failure is one row's
                     errors[row] = f"decode_failed: {uris[row]}: {type(exc).__name__}: {exc}"
                 else:
-                    if clip is not None:
-                        heard.append((row, clip))
-                    if prepared is not None:
-                        window.append((row, prepared))
-                    elif clip is None:
+                    if parts:
+                        group.append((row, parts))
+                        spoken += sum(p.prepared is not None for p in parts)
+                    else:
                         errors[row] = (
                             f"too_short: {uris[row]}: {samples / rate:.4f} s of audio; "
                             f"the models need at least {min_samples / rate:.3f} s"
                         )
                 tick(1)
-                if len(window) == size or len(heard) >= 4 * size:
-                    yield window, heard
-                    window, heard = [], []
-            if window or heard:
-                yield window, heard
+                if spoken >= size or len(group) >= 4 * size:
+                    yield group
+                    group, spoken = [], 0
+            if group:
+                yield group
         finally:
             for _, future in pending:
                 future.cancel()

@@ -48,6 +48,9 @@ class SpeechConfig:
     keep_gap: float = setting(0.3, identity=True)
     # Frame speech probability at or above which silero-vad calls a frame speech.
     threshold: float = setting(0.5, identity=True)
+    # A row without ``duration`` whose file is longer than one window (``AudioConfig.max_window``)
+    # is heard in up to this many windows spread over the file (see lidframe.row_windows).
+    max_windows: int = setting(8, identity=True)
 
     def __post_init__(self) -> None:
         if self.context not in CONTEXTS:
@@ -58,6 +61,8 @@ class SpeechConfig:
             raise ConfigError(f"keep_gap must be >= 0 seconds, got {self.keep_gap!r}")
         if not 0 < self.threshold < 1:
             raise ConfigError(f"VAD threshold must be in (0, 1), got {self.threshold!r}")
+        if not isinstance(self.max_windows, int) or self.max_windows < 1:
+            raise ConfigError(f"max_windows must be a positive integer, got {self.max_windows!r}")
 
     @property
     def full_context(self) -> bool:

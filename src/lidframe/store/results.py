@@ -54,6 +54,10 @@ def _pg_type(column: sa.Column[Any]) -> str:
 
 
 _RESULT_PG_TYPES = [_pg_type(c) for c in results.columns]
+# Positions of the JSON columns of a prediction row (SQLite stores them as JSON text).
+_JSON_PREDICTIONS = frozenset(
+    i for i, c in enumerate(predictions.columns) if isinstance(c.type, sa.JSON)
+)
 _PREDICTION_PG_TYPES = [_pg_type(c) for c in predictions.columns]
 
 
@@ -99,24 +103,33 @@ def _column(frame: pd.DataFrame, name: str, dtype: str) -> list[Any]:
         return [None] * len(frame)
     values = frame[name]
     if dtype == "object":
-        return [_topk(v) for v in values.tolist()]
+        return [_records(v) for v in values.tolist()]
     if values.dtype.kind == "f":
         array = values.to_numpy(dtype="float64")
         return [None if math.isnan(x) else x for x in array.tolist()]
-    if values.dtype.kind in "iub":
+    if values.dtype.kind in "iub" and not values.isna().any():
         return values.tolist()
     out = [None if (v is None or v is pd.NA or v != v) else v for v in values.tolist()]
-    if dtype == "bool":
+    if dtype in ("bool", "boolean"):
         return [None if v is None else bool(v) for v in out]
     if dtype.startswith("int"):
         return [None if v is None else int(v) for v in out]
     return out
 
 
-def _topk(topk: Any) -> list[dict[str, Any]] | None:
-    if not isinstance(topk, (list, tuple, np.ndarray)):
+def _records(items: Any) -> list[dict[str, Any]] | None:
+    """A list-of-structs cell (``topk``, ``windows``) as plain JSON values."""
+    if not isinstance(items, (list, tuple, np.ndarray)):
         return None  # None, NaN or pd.NA: no answer
-    return [{"lang": str(item["lang"]), "prob": float(item["prob"])} for item in topk]
+    return [{key: _plain(value) for key, value in item.items()} for item in items]
+
+
+def _plain(value: Any) -> Any:
+    if value is None or value is pd.NA:
+        return None
+    if isinstance(value, (float, np.floating)):
+        return None if math.isnan(value) else float(value)
+    return str(value)
 
 
 def frame_rows(
@@ -182,9 +195,13 @@ def replace_rows(
         _copy(conn, predictions, _PREDICTION_PG_TYPES, rows.predictions)
     else:
         _insert(conn, results, rows.results)
-        topk = PREDICTION_COLUMNS.index("topk")
         as_text = [
-            (*r[:topk], None if r[topk] is None else json.dumps(r[topk], separators=(",", ":")))
+            tuple(
+                v
+                if v is None or i not in _JSON_PREDICTIONS
+                else json.dumps(v, separators=(",", ":"))
+                for i, v in enumerate(r)
+            )
             for r in rows.predictions
         ]
         _insert(conn, predictions, as_text)
