@@ -180,7 +180,12 @@ def _run(args: argparse.Namespace) -> int:
         audio=AudioConfig(
             max_window=args.max_window, io_timeout=args.io_timeout, timeout=args.decode_timeout
         ),
-        speech=SpeechConfig(vad=not args.no_vad, min_speech=args.min_speech, context=args.context),
+        speech=SpeechConfig(
+            vad=not args.no_vad,
+            min_speech=args.min_speech,
+            context=args.context,
+            max_windows=args.max_windows,
+        ),
         storage_options=_storage_options(args.storage_option),
         consensus_policy=args.consensus,
         calibration=args.calibration,

@@ -95,6 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: speech)",
     )
     run.add_argument(
+        "--max-windows",
+        type=int,
+        default=8,
+        help="a row without duration whose file is longer than --max-window is heard in up to "
+        "this many windows spread over the file (default 8; 1: its start only)",
+    )
+    run.add_argument(
         "--no-vad",
         action="store_true",
         help="no voice activity detection: models hear every clip whole, nothing is 'und'",
