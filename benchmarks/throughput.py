@@ -9,7 +9,16 @@ Same clips, same whisper-base weights, same machine, one run. Measured:
 * ``faster-whisper``: for each file, ``decode_audio`` then ``WhisperModel.detect_language``, with
   ``compute_type`` int8 (its usual CPU setting) and float32 (the same arithmetic as ours).
 
+With ``--corpus mixed`` the clips are a generated mixed-length corpus instead (:func:`mixed_corpus`:
+espeak-ng speech of 1-30 s in every language of ``lidframe.testing.TEXTS``, a third of it padded
+with silence and a third with noise, up to 30 s), and lidframe runs twice: speech-aware (the
+default: voice activity, speech only, encoder context proportional to speech) and ``--context
+full`` (the padded 30 s of faster-whisper). Printed: clips/s and the ratio to the faster-whisper
+int8 loop, top-1 accuracy against the labels (``und`` is a miss) and the voice-activity cost per
+clip.
+
 Usage: python benchmarks/throughput.py [--manifest examples/demo/manifest.csv] [--batch-size 8]
+       python benchmarks/throughput.py --corpus mixed [--clips 136]
 """
 
 from __future__ import annotations
@@ -44,7 +53,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--skip-run", action="store_true", help="skip the end-to-end lidframe.run")
+    parser.add_argument("--corpus", choices=["demo", "mixed"], default="demo")
+    parser.add_argument("--clips", type=int, default=136, help="clips of the mixed corpus")
     args = parser.parse_args()
+    if args.corpus == "mixed":
+        mixed(args)
+        return
 
     import torch
     from faster_whisper import WhisperModel, decode_audio
@@ -114,6 +128,151 @@ def main() -> None:
     for name, rate in results.items():
         print(f"{name:28s} {rate:9.2f} {rate / base:10.2f}x")
     print(f"top-1 agreement with faster-whisper: {json.dumps(agree)}")
+
+
+def mixed_corpus(out: Path, clips: int, seed: int = 0) -> pd.DataFrame:
+    """``clips`` labelled WAV files of 1-30 s: speech in every TEXTS language, some padded.
+
+    Speech lengths are drawn from 1-28 s (log-uniform: short clips are common in real collections);
+    a third of the clips get silence and a third low noise around the speech, up to 30 s in all.
+    """
+    import numpy as np
+    import soundfile as sf
+
+    from lidframe.testing import TEXTS, synthesize, write_wav
+
+    rng = np.random.default_rng(seed)
+    languages = sorted(TEXTS)
+    rows = []
+    out.mkdir(parents=True, exist_ok=True)
+    for i in range(clips):
+        lang = languages[i % len(languages)]
+        speech_s = float(np.exp(rng.uniform(np.log(1.0), np.log(28.0))))
+        pieces, total, k = [], 0, int(rng.integers(0, 4))
+        while total < speech_s * 16_000:
+            tmp = out / "_sentence.wav"
+            synthesize(
+                TEXTS[lang][k % len(TEXTS[lang])], lang, tmp,
+                speed=int(rng.integers(130, 190)), pitch=int(rng.integers(30, 70)),
+                noise_db=-60, noise_seed=int(rng.integers(2**31)),
+            )  # fmt: skip
+            wave, _ = sf.read(tmp, dtype="float32")
+            pieces.append(wave)
+            total += len(wave)
+            k += 1
+        speech = np.concatenate(pieces)[: int(speech_s * 16_000)]
+        kind = ("plain", "silence", "noise")[i % 3]
+        room = max(0, 30 * 16_000 - len(speech))
+        if kind == "plain" or room == 0:
+            wave = speech
+        else:
+            lead = int(rng.integers(0, room + 1))
+            tail = int(rng.integers(0, room - lead + 1))
+            pad = (
+                (lambda n: np.zeros(n, np.float32))
+                if kind == "silence"
+                else (lambda n: (0.003 * rng.standard_normal(n)).astype(np.float32))
+            )
+            wave = np.concatenate([pad(lead), speech, pad(tail)])
+        name = f"{lang}-{i:03d}-{kind}.wav"
+        write_wav(out / name, wave, 16_000)
+        rows.append({"id": name[:-4], "audio": str(out / name), "label": lang,
+                     "speech_s": len(speech) / 16_000, "kind": kind})  # fmt: skip
+    (out / "_sentence.wav").unlink(missing_ok=True)
+    frame = pd.DataFrame(rows)
+    frame[["id", "audio", "label"]].to_csv(out / "manifest.csv", index=False)
+    return frame
+
+
+def mixed(args: argparse.Namespace) -> None:
+    """The speech-aware kernel, --context full and faster-whisper int8 on a mixed-length corpus."""
+    import numpy as np
+    import torch
+    from faster_whisper import WhisperModel, decode_audio
+
+    import lidframe
+    from lidframe.audio import decode_window
+    from lidframe.kernel import KernelConfig, identify_partition
+    from lidframe.languages import canonical
+    from lidframe.models.whisper_weights import packaged_whisper_dir
+    from lidframe.speech import SpeechConfig, listen
+
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = mixed_corpus(Path(tmp) / "mixed", args.clips)
+        manifest_path = Path(tmp) / "mixed" / "manifest.csv"
+        with dask.config.set(scheduler="synchronous"):
+            manifest = lidframe.read_manifest(manifest_path, partition_rows=10**9).compute()
+        n = len(manifest)
+        labels = manifest["label"].astype(str).to_numpy()
+        rates: dict[str, float] = {}
+        accuracy: dict[str, float] = {}
+        answers: dict[str, np.ndarray] = {}
+        spec = lidframe.parse_model("whisper-base")
+        for name, speech in (
+            ("lidframe speech-aware kernel", SpeechConfig()),
+            ("lidframe --context full kernel", SpeechConfig(context="full")),
+        ):
+            config = KernelConfig(models=(spec,), batch_size=args.batch_size, speech=speech)
+            identify_partition(manifest.head(args.batch_size), config)  # load, warm up
+            start = time.perf_counter()
+            ours = identify_partition(manifest, config)
+            rates[name] = n / (time.perf_counter() - start)
+            answers[name] = ours["whisper_base_lang"].astype(str).to_numpy()
+            accuracy[name] = float((answers[name] == labels).mean())
+        if not args.skip_run:
+            with tempfile.TemporaryDirectory() as out:
+                start = time.perf_counter()
+                lidframe.run(
+                    manifest_path, out, ["whisper-base"], workers=1,
+                    batch_size=args.batch_size, partition_rows=max(1, n // 4), progress=False,
+                )  # fmt: skip
+                rates["lidframe run, speech-aware (end to end)"] = n / (time.perf_counter() - start)
+                done = pd.read_parquet(out).set_index("id").loc[manifest["id"]]
+                accuracy["lidframe run, speech-aware (end to end)"] = float(
+                    (done["whisper_base_lang"].astype(str).to_numpy() == labels).mean()
+                )
+
+        waves = [decode_window(uri) for uri in manifest["audio"]]
+        start = time.perf_counter()
+        for wave in waves:
+            listen(wave, SpeechConfig())
+        vad_ms = 1000 * (time.perf_counter() - start) / n
+
+        peer = WhisperModel(
+            str(packaged_whisper_dir()), device="cpu", compute_type="int8",
+            cpu_threads=args.threads,
+        )  # fmt: skip
+        peer.detect_language(decode_audio(manifest["audio"].iloc[0]))  # warm up
+        start = time.perf_counter()
+        peer_langs = [peer.detect_language(decode_audio(uri))[0] for uri in manifest["audio"]]
+        rates["faster-whisper int8 loop"] = n / (time.perf_counter() - start)
+        accuracy["faster-whisper int8 loop"] = float(
+            (np.array([canonical(c) for c in peer_langs]) == labels).mean()
+        )
+
+    base = rates["faster-whisper int8 loop"]
+    seconds = np.array([len(w) / 16_000 for w in waves])
+    print(f"machine: {_machine()}")
+    print(
+        f"clips: {n} mixed-length ({seconds.min():.1f}-{seconds.max():.1f} s, mean "
+        f"{seconds.mean():.1f} s; speech {corpus['speech_s'].min():.1f}-"
+        f"{corpus['speech_s'].max():.1f} s, mean {corpus['speech_s'].mean():.1f} s; "
+        f"{corpus['label'].nunique()} languages); batch size {args.batch_size}; "
+        f"threads {args.threads}"
+    )
+    print(f"{'':42s} {'clips/s':>8s} {'vs fw-int8':>11s} {'accuracy':>9s}")
+    for name, rate in rates.items():
+        acc = accuracy.get(name)
+        print(f"{name:42s} {rate:8.2f} {rate / base:10.2f}x {acc:9.3f}")
+    print(f"voice activity: {vad_ms:.1f} ms per clip (one thread, in the decode threads)")
+    for kind in ("plain", "silence", "noise"):
+        chosen = (corpus["kind"] == kind).to_numpy()
+        line = ", ".join(
+            f"{name.split(' kernel')[0]} {float((answers[name][chosen] == labels[chosen]).mean()):.3f}"
+            for name in answers
+        )
+        print(f"accuracy on {kind}-padded clips ({chosen.sum()}): {line}")
 
 
 if __name__ == "__main__":

@@ -89,10 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--context",
         default="speech",
-        choices=["speech", "full"],
+        metavar="speech|full|SECONDS",
         help="speech: models hear only the speech and Whisper's encoder runs on the frames it "
-        "needs; full: the clip as decoded, Whisper padded to 30 s (faster-whisper's numbers) "
-        "(default: speech)",
+        "needs, at least 20 s; SECONDS: at least that many (faster, less accurate); full: the "
+        "clip as decoded, Whisper padded to 30 s (faster-whisper's numbers) (default: speech)",
     )
     run.add_argument(
         "--max-windows",

@@ -7,7 +7,8 @@ reading, decoding and feature extraction overlap the models' forward passes, and
 decoder costs one row. Before ``prepare``, voice activity detection finds the clip's speech
 (:func:`lidframe.speech.listen`): a clip without enough speech is answered ``und`` by every model
 without running any, and the others reach the models as their speech only. Every requested model
-hears the same waveform.
+hears the same waveform. A long file without a ``duration`` is heard in several windows spread over
+it, each like a clip of its own; :mod:`lidframe.row_windows` makes the row's answer from theirs.
 
 One bad clip costs one row, never its batch or partition:
 
@@ -129,7 +130,7 @@ def identify_partition(
                     model,
                     [features for _, _, features in items if not isinstance(features, str)],
                     config.batch_size,
-                    config.speech.full_context,
+                    config.speech.min_context,
                 )
                 per_part: dict[tuple[int, int], np.ndarray | str] = {}
                 given = iter(answers)
@@ -178,12 +179,12 @@ def _row_answer(
 
 
 def _predict(
-    alias: str, model: LidModel, features: Sequence[Any], batch_size: int, full_context: bool
+    alias: str, model: LidModel, features: Sequence[Any], batch_size: int, context: float | None
 ) -> list[np.ndarray | str]:
     """Each clip's probabilities, or its ``model_failed`` error; bisects a batch the model fails on."""
     if not features:
         return []
-    answers = _bisect(alias, model, list(features), batch_size, full_context)
+    answers = _bisect(alias, model, list(features), batch_size, context)
     if len(features) > 1 and all(isinstance(a, str) for a in answers):
         try:
             _check_output(model, model.predict_batch([_canary(model)]), 1)
@@ -196,20 +197,20 @@ def _predict(
 
 
 def _bisect(
-    alias: str, model: LidModel, features: list[Any], batch_size: int, full_context: bool
+    alias: str, model: LidModel, features: list[Any], batch_size: int, context: float | None
 ) -> list[np.ndarray | str]:
     try:
         p = _check_output(
             model,
-            model.predict_prepared(features, batch_size, full_context=full_context),
+            model.predict_prepared(features, batch_size, context=context),
             len(features),
         )
     except Exception as exc:  # noqa: BLE001 - a model failure on some clips is those rows' error
         if len(features) == 1:
             return [_failure(alias, exc)]
         mid = len(features) // 2
-        return _bisect(alias, model, features[:mid], batch_size, full_context) + _bisect(
-            alias, model, features[mid:], batch_size, full_context
+        return _bisect(alias, model, features[:mid], batch_size, context) + _bisect(
+            alias, model, features[mid:], batch_size, context
         )
     answers: list[np.ndarray | str] = []
     for row in p:

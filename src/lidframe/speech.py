@@ -10,8 +10,14 @@ run voice activity (:mod:`lidframe.vad`) on every decoded clip, before any model
 * otherwise the models hear only the speech: leading and trailing silence and pauses longer than
   ``keep_gap`` are cut, the rest joined (:func:`lidframe.vad.speech_only`);
 * ``context`` says how much encoder context a model whose input has a fixed length (Whisper's
-  30 s) is given: ``speech`` (the frames the speech needs, rounded to a few lengths), or ``full``
-  (the whole clip as decoded, padded to 30 s: the numbers of faster-whisper's ``detect_language``).
+  30 s) is given: the frames the speech needs, rounded up to a few lengths, but at least
+  :data:`SPEECH_CONTEXT` seconds (``speech``) or the seconds given; or ``full`` (the whole clip as
+  decoded, padded to 30 s: the numbers of faster-whisper's ``detect_language``).
+
+:data:`SPEECH_CONTEXT` is measured (``benchmarks/context.py``, ``benchmarks/RESULTS.md``): with
+whisper-base on espeak-ng speech, a least context of 20 s kept accuracy within a point of full
+context (-0.7), 15 s and 10 s did not (-1.7, -2.4 points; 2.5x and 3.3x faster encoder passes than
+30 s). ``--context 10`` trades those points for speed.
 
 :func:`listen` is called once per clip; :class:`SpeechConfig` is the part of a run's settings it
 reads (every field changes results, so every field is part of the job's identity).
@@ -27,9 +33,10 @@ from lidframe.errors import ConfigError
 from lidframe.settings import setting
 from lidframe.vad import VadConfig, speech_only, speech_regions, speech_seconds
 
-__all__ = ["CONTEXTS", "Heard", "SpeechConfig", "listen"]
+__all__ = ["SPEECH_CONTEXT", "Heard", "SpeechConfig", "listen"]
 
-CONTEXTS = ("speech", "full")
+# Least encoder context, seconds, of ``context="speech"`` (chosen by measurement: see above).
+SPEECH_CONTEXT = 20.0
 
 
 @dataclass(frozen=True)
@@ -41,9 +48,10 @@ class SpeechConfig:
     vad: bool = setting(True, identity=True)
     # Seconds of speech below which a clip is no speech (``und``); 0 never answers ``und``.
     min_speech: float = setting(0.5, identity=True)
-    # ``speech``: models hear the speech only, and Whisper's encoder runs on as many frames as it
-    # needs; ``full``: models hear the clip as decoded, Whisper's encoder on a padded 30 s.
-    context: str = setting("speech", identity=True)
+    # ``speech``: models hear the speech only, and Whisper's encoder runs on the frames it needs
+    # but at least SPEECH_CONTEXT seconds; a number: the same with at least that many seconds;
+    # ``full``: models hear the clip as decoded, Whisper's encoder a padded 30 s.
+    context: str | float = setting("speech", identity=True)
     # Pauses up to this many seconds are kept between joined speech regions (speech rhythm).
     keep_gap: float = setting(0.3, identity=True)
     # Frame speech probability at or above which silero-vad calls a frame speech.
@@ -53,8 +61,16 @@ class SpeechConfig:
     max_windows: int = setting(8, identity=True)
 
     def __post_init__(self) -> None:
-        if self.context not in CONTEXTS:
-            raise ConfigError(f"context must be one of {', '.join(CONTEXTS)}, got {self.context!r}")
+        if self.context not in ("speech", "full"):
+            try:
+                seconds = float(self.context)
+            except (TypeError, ValueError):
+                seconds = float("nan")
+            if not 1.0 <= seconds <= 30.0:
+                raise ConfigError(
+                    f"context must be speech, full or seconds from 1 to 30, got {self.context!r}"
+                )
+            object.__setattr__(self, "context", seconds)
         if not self.min_speech >= 0:
             raise ConfigError(f"min_speech must be >= 0 seconds, got {self.min_speech!r}")
         if not self.keep_gap >= 0:
@@ -65,8 +81,11 @@ class SpeechConfig:
             raise ConfigError(f"max_windows must be a positive integer, got {self.max_windows!r}")
 
     @property
-    def full_context(self) -> bool:
-        return self.context == "full"
+    def min_context(self) -> float | None:
+        """Least encoder context in seconds; None: full context."""
+        if self.context == "full":
+            return None
+        return SPEECH_CONTEXT if self.context == "speech" else float(self.context)
 
 
 @dataclass(frozen=True)
@@ -93,7 +112,7 @@ def listen(wave: np.ndarray, config: SpeechConfig, sample_rate: int = 16_000) ->
     found = speech_seconds(regions, sample_rate)
     if config.min_speech > 0 and found < config.min_speech:
         return Heard(wave[:0], seconds, found, True)
-    if config.full_context or not regions:
+    if config.context == "full" or not regions:
         return Heard(wave, seconds, found, False)
     heard = speech_only(wave, regions, keep_gap_s=config.keep_gap, sample_rate=sample_rate)
     return Heard(heard, seconds, found, False)

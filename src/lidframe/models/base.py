@@ -106,14 +106,18 @@ class LidModel(ABC):
         return self.predict_prepared([self.prepare(w) for w in waveforms])
 
     def predict_prepared(
-        self, features: Sequence[Any], batch_size: int | None = None, *, full_context: bool = True
+        self,
+        features: Sequence[Any],
+        batch_size: int | None = None,
+        *,
+        context: float | None = None,
     ) -> np.ndarray:
         """Probabilities for clips already :meth:`prepare`-d.
 
         Clips are sorted by length and cut into forward passes of ``batch_size`` (length
-        bucketing: short clips are not padded to the longest of the call). ``full_context=False``
-        lets a model with a fixed input length (:attr:`pad_to`) run on less
-        (:meth:`padded_length`).
+        bucketing: short clips are not padded to the longest of the call). ``context`` (seconds)
+        lets a model with a fixed input length (:attr:`pad_to`) run on less, but on at least that
+        much (:meth:`padded_length`); None: its full input length.
         """
         if not _implements_forward(self):
             # The family implements predict_batch itself, and prepare() is the identity for it.
@@ -125,14 +129,14 @@ class LidModel(ABC):
         step = max(1, int(batch_size or self.batch_size))
         for start in range(0, len(order), step):
             chosen = order[start : start + step]
-            out[chosen] = self._forward_numpy([features[i] for i in chosen], full_context)
+            out[chosen] = self._forward_numpy([features[i] for i in chosen], context)
         return out
 
-    def _forward_numpy(self, features: Sequence[np.ndarray], full_context: bool) -> np.ndarray:
+    def _forward_numpy(self, features: Sequence[np.ndarray], context: float | None) -> np.ndarray:
         import torch
 
         with self._lock, torch.inference_mode():
-            batch = self.collate(features, full_context=full_context)
+            batch = self.collate(features, context=context)
             probs = self.forward(batch)
             if isinstance(probs, torch.Tensor):
                 probs = probs.float().cpu().numpy()
@@ -145,24 +149,27 @@ class LidModel(ABC):
 
         return getattr(torch, self.spec.dtype)
 
-    def padded_length(self, longest: int, full_context: bool) -> int:
+    def padded_length(self, longest: int, context: float | None = None) -> int:
         """Steps of the last axis a batch whose longest clip has ``longest`` is padded to.
 
-        Default: :attr:`pad_to` (at least ``longest``) with full context, else ``longest``. A model
-        that runs on fewer steps than it was trained on rounds up to a few lengths here.
+        Default: :attr:`pad_to` (at least ``longest``) with full context (``context`` None), else
+        ``longest``. A model that can run on fewer steps than it was trained on rounds up to a few
+        lengths of at least ``context`` seconds here (or down a step: :meth:`collate` cuts what is
+        longer).
         """
-        return max(longest, self.pad_to or 0) if full_context else longest
+        return max(longest, self.pad_to or 0) if context is None else longest
 
-    def collate(self, features: Sequence[np.ndarray], *, full_context: bool = True) -> Batch:
+    def collate(self, features: Sequence[np.ndarray], *, context: float | None = None) -> Batch:
         """Pad features along their last axis (zeros) and move them to the model's device."""
         import torch
 
         lengths = np.array([np.shape(f)[-1] for f in features], dtype=np.int64)
-        longest = self.padded_length(int(lengths.max()), full_context)
+        longest = self.padded_length(int(lengths.max()), context)
+        lengths = np.minimum(lengths, longest)  # a model may round a length down a little
         first = np.asarray(features[0])
         padded = np.zeros((len(features), *first.shape[:-1], longest), dtype=first.dtype)
         for i, f in enumerate(features):
-            padded[i, ..., : f.shape[-1]] = f
+            padded[i, ..., : lengths[i]] = f[..., : lengths[i]]
         values = torch.from_numpy(padded).to(self.device)
         if values.is_floating_point():
             values = values.to(self.input_dtype)

