@@ -329,6 +329,7 @@ def test_a_task_that_stops_making_progress_loses_its_lease_and_its_worker_restar
                 "run", str(manifest), "--out", str(out), "--models", "test-hang:x",
                 "--scheduler", c.address, "--partition-rows", "2",
                 "--stall-seconds", "4", "--max-attempts", "2", "--no-progress",
+                "--no-vad",  # the clips are tones: without it no model would hear them
             ]
         )  # fmt: skip
         took = time.monotonic() - started

@@ -268,6 +268,7 @@ def test_a_partition_that_kills_its_worker_every_time_ends_dead(
             job="poison",
             max_attempts=2,
             progress=False,
+            speech=lidframe.SpeechConfig(vad=False),  # tones: the model must hear the poison
         )
     assert summary.status == "finished_with_dead" and summary.dead == 1
     parts = _assert_exactly_once(path, out, pg_url, "poison").set_index("partition")
@@ -319,6 +320,8 @@ def test_sql_looking_manifest_strings_round_trip_through_a_run(pg_url, tmp_path)
         db=pg_url,
         lease_seconds=1,
         progress=False,
+        # tones, heard whole on a padded 30 s: whisper takes its time over each
+        speech=lidframe.SpeechConfig(vad=False, context="full"),
     )
     assert summary.rows == len(rows) and summary.errors == 1
     with open_store(pg_url) as store:

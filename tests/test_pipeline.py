@@ -70,9 +70,13 @@ def test_run_writes_one_part_per_partition_and_marks_bad_rows(corpus, tmp_path):
         "offset",
         "duration",
         "error",
+        "audio_seconds",
+        "speech_seconds",
+        "code_switch",
         "whisper_base_lang",
         "whisper_base_prob",
         "whisper_base_topk",
+        "whisper_base_windows",
     ]
     bad = df[df["error"].notna()]
     bad = bad.set_index(bad["audio"].str.rsplit("/", n=1).str[-1])
@@ -149,10 +153,11 @@ def test_identify_is_lazy_and_meta_matches(corpus):
     with dask.config.set(scheduler="synchronous"):
         ddf = lidframe.read_manifest(corpus, partition_rows=5)
         result = lidframe.identify(ddf, ["whisper-base"], top_k=3)
-        assert list(result.columns)[-3:] == [
+        assert list(result.columns)[-4:] == [
             "whisper_base_lang",
             "whisper_base_prob",
             "whisper_base_topk",
+            "whisper_base_windows",
         ]
         part = result.get_partition(0).compute()
     assert dict(part.dtypes) == dict(result._meta.dtypes)
