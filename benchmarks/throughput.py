@@ -10,12 +10,12 @@ Same clips, same whisper-base weights, same machine, one run. Measured:
   ``compute_type`` int8 (its usual CPU setting) and float32 (the same arithmetic as ours).
 
 With ``--corpus mixed`` the clips are a generated mixed-length corpus instead (:func:`mixed_corpus`:
-espeak-ng speech of 1-30 s in every language of ``lidframe.testing.TEXTS``, a third of it padded
-with silence and a third with noise, up to 30 s), and lidframe runs twice: speech-aware (the
-default: voice activity, speech only, encoder context proportional to speech) and ``--context
-full`` (the padded 30 s of faster-whisper). Printed: clips/s and the ratio to the faster-whisper
-int8 loop, top-1 accuracy against the labels (``und`` is a miss) and the voice-activity cost per
-clip.
+espeak-ng speech of 1-28 s in every language of ``lidframe.testing.TEXTS``, a third of it padded
+with silence and a third with noise, up to 30 s), and lidframe runs three ways: speech-aware (the
+default: voice activity, speech only, encoder context proportional to speech, at least 20 s),
+``--context 10`` (at least 10 s) and ``--context full`` (the padded 30 s of faster-whisper).
+Printed: clips/s and the ratio to the faster-whisper int8 loop, top-1 accuracy against the labels
+(``und`` is a miss) and the voice-activity cost per clip.
 
 Usage: python benchmarks/throughput.py [--manifest examples/demo/manifest.csv] [--batch-size 8]
        python benchmarks/throughput.py --corpus mixed [--clips 136]
@@ -211,6 +211,7 @@ def mixed(args: argparse.Namespace) -> None:
         spec = lidframe.parse_model("whisper-base")
         for name, speech in (
             ("lidframe speech-aware kernel", SpeechConfig()),
+            ("lidframe --context 10 kernel", SpeechConfig(context=10.0)),
             ("lidframe --context full kernel", SpeechConfig(context="full")),
         ):
             config = KernelConfig(models=(spec,), batch_size=args.batch_size, speech=speech)

@@ -87,7 +87,9 @@ def test_labelled_speech_is_almost_never_und(tmp_path):
 def test_twelve_seconds_of_silence_before_speech_change_nothing(tmp_path):
     rng = np.random.default_rng(3)
     plain, padded = [], []
-    for lang in ("en", "de", "es", "fr", "it", "ru"):
+    # languages whisper-base identifies in espeak-ng's voices (a low-confidence wrong answer, as
+    # it gives espeak's Russian, flips on any change of input, silence or not)
+    for lang in ("en", "de", "es", "fr", "it"):
         path = tmp_path / f"{lang}.wav"
         synthesize(TEXTS[lang][1], lang, path, noise_db=-60)
         wave, _ = sf.read(path, dtype="float32")
@@ -101,6 +103,7 @@ def test_twelve_seconds_of_silence_before_speech_change_nothing(tmp_path):
             padded.append(padded_path)
     base = _identify(_frame(plain))
     late = _identify(_frame(padded))
+    assert (base["whisper_base_lang"] == base.index).sum() >= 4, base["whisper_base_lang"]
     for path in padded:
         lang = path.stem.split("-")[0]
         assert late.loc[path.stem, "whisper_base_lang"] == base.loc[lang, "whisper_base_lang"]
