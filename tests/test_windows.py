@@ -152,3 +152,26 @@ def test_windows_of_a_long_file_on_s3_read_a_bounded_number_of_bytes(s3_server, 
     assert gets and all(r.range for r in gets), "every GET must be a range request"
     assert windows_bytes <= fetched <= windows_bytes + 8 * 4 * block
     assert fetched < size / 4
+
+
+@pytest.mark.parametrize(
+    "suffix", [".flac", ".opus", ".m4a"]
+)  # (libsndfile crashes writing long Vorbis)
+def test_windows_of_compressed_files_are_the_windows_read_alone(tmp_path, suffix):
+    """Every decoder path (libsndfile seeks; PyAV seeks back to a keyframe and skips forward) gives
+    each window of a long file the samples that reading that window alone gives (after its first
+    two AAC frames: a decoder restarted at a seek point has no history to overlap the first with)."""
+    from lidframe.testing.files import write_audio
+
+    t = np.arange(150 * SR) / SR
+    # a tone whose pitch rises through the file: a window from the wrong place would not match
+    wave = (0.3 * np.sin(2 * np.pi * (200 + 2 * t) * t)).astype(np.float32)
+    path = tmp_path / f"long{suffix}"
+    write_audio(path, suffix, wave, SR)
+    found = decode_windows(str(path), windows=4)
+    assert [at for at, _ in found] == pytest.approx([0.0, 40.0, 80.0, 120.0], abs=0.05)
+    for at, samples in found:
+        alone = decode_windows(str(path), offset=at, duration=30.0)[0][1]
+        assert abs(len(samples) - 30 * SR) <= SR // 100
+        n = min(len(samples), len(alone))
+        np.testing.assert_allclose(samples[2048:n], alone[2048:n], atol=2e-3)
