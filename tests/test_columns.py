@@ -65,6 +65,7 @@ def test_frames_meta_and_parquet_schema_follow_the_declarations(tmp_path):
     frame, aliases = _result_frame(tmp_path)
     meta = consensus_meta(columns.result_meta(manifest_meta(with_label=True), aliases))
     expected = [c.name for c in columns.MANIFEST] + ["error"] + [c.name for c in columns.SPEECH]
+    expected += [c.name for c in columns.CASCADE]
     expected += [f"{a}_{c.name}" for a in aliases for c in columns.MODEL]
     expected += [c.name for c in columns.CONSENSUS]
     assert list(meta.columns) == expected
@@ -73,7 +74,8 @@ def test_frames_meta_and_parquet_schema_follow_the_declarations(tmp_path):
     assert dict(frame.dtypes.astype(str)) == dict(meta.dtypes.astype(str))
     schema = columns.result_schema(meta, aliases)
     declared = {
-        c.name: c.arrow_type for c in (*columns.MANIFEST, *columns.SPEECH, *columns.CONSENSUS)
+        c.name: c.arrow_type
+        for c in (*columns.MANIFEST, *columns.SPEECH, *columns.CASCADE, *columns.CONSENSUS)
     }
     declared["error"] = pa.string()
     declared.update({f"{a}_{c.name}": c.arrow_type for a in aliases for c in columns.MODEL})
@@ -98,7 +100,14 @@ def test_rows_given_up_on_have_the_same_columns(tmp_path):
 
 def test_database_tables_and_rows_follow_the_declarations(tmp_path):
     stored = [
-        c.sql_name for c in (*columns.MANIFEST, *columns.ROW, *columns.SPEECH, *columns.CONSENSUS)
+        c.sql_name
+        for c in (
+            *columns.MANIFEST,
+            *columns.ROW,
+            *columns.SPEECH,
+            *columns.CASCADE,
+            *columns.CONSENSUS,
+        )
     ]
     assert [c.name for c in results.columns if c.name not in ("job_id", "row", "partition")] == [
         stored[0],
@@ -123,7 +132,13 @@ def test_database_tables_and_rows_follow_the_declarations(tmp_path):
         preds = store.predictions("job-columns")
     # every stored column reads back as the frame had it, by name
     assert back["row_id"].tolist() == frame["id"].tolist()
-    for c in (*columns.MANIFEST[1:], *columns.SPEECH, *columns.CONSENSUS, columns.ROW[0]):
+    for c in (
+        *columns.MANIFEST[1:],
+        *columns.SPEECH,
+        *columns.CASCADE,
+        *columns.CONSENSUS,
+        columns.ROW[0],
+    ):
         got = [None if pd.isna(v) else v for v in back[c.sql_name].tolist()]
         want = [None if pd.isna(v) else v for v in frame[c.name].tolist()]
         if c.dtype.startswith("float"):

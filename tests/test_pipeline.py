@@ -73,6 +73,7 @@ def test_run_writes_one_part_per_partition_and_marks_bad_rows(corpus, tmp_path):
         "audio_seconds",
         "speech_seconds",
         "code_switch",
+        "models_asked",
         "whisper_base_lang",
         "whisper_base_prob",
         "whisper_base_topk",

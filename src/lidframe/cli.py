@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from lidframe.cli_parser import build_parser
-from lidframe.errors import JobInterrupted, LidframeError
+from lidframe.errors import ConfigError, JobInterrupted, LidframeError
 
 __all__ = ["main"]
 
@@ -163,9 +163,15 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from lidframe.audio import AudioConfig
+    from lidframe.cascade import ESCALATE_BELOW
     from lidframe.pipeline import run
     from lidframe.speech import SpeechConfig
 
+    if args.escalate_below is not None and not args.cascade:
+        raise ConfigError("--escalate-below applies only with --cascade")
+    cascade = None
+    if args.cascade:
+        cascade = ESCALATE_BELOW if args.escalate_below is None else args.escalate_below
     summary = run(
         args.manifest,
         args.out,
@@ -190,6 +196,7 @@ def _run(args: argparse.Namespace) -> int:
         consensus_policy=args.consensus,
         calibration=args.calibration,
         min_prob=args.min_prob,
+        cascade=cascade,
         progress=not args.no_progress,
         db=False if args.no_db else args.db,
         job=args.job,

@@ -144,6 +144,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="consensus calibration written by `lidframe calibrate`",
     )
+    run.add_argument(
+        "--cascade",
+        action="store_true",
+        help="run the models in the order given, each only on the rows the ones before left "
+        "below --escalate-below consensus support (cheap model first)",
+    )
+    run.add_argument(
+        "--escalate-below",
+        type=float,
+        default=None,
+        metavar="P",
+        help="with --cascade: send a row on while its consensus support is below P "
+        "(default 0.9, see benchmarks/RESULTS.md)",
+    )
     run.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
     _db_arguments(run)
     run.add_argument(

@@ -11,6 +11,8 @@ Groups, in frame order:
 * :data:`MANIFEST`: the normalised manifest row (``label`` only when the manifest has labels);
 * :data:`ROW`: what went wrong with the row (``error``), and, in the database only, its category;
 * :data:`SPEECH`: how much audio the row has and how much of it is speech (:mod:`lidframe.speech`);
+* :data:`CASCADE`: which models a row was sent to when the models run as a cascade
+  (:mod:`lidframe.cascade`);
 * :data:`MODEL`: per model, named ``{alias}_{name}`` with ``alias`` = the model name with every
   non-alphanumeric character replaced by ``_`` (stored in ``lidframe_predictions`` without the
   prefix, one row per model);
@@ -31,6 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 __all__ = [
+    "CASCADE",
     "CONSENSUS",
     "JSON_TYPE",
     "MANIFEST",
@@ -40,6 +43,9 @@ __all__ = [
     "TOPK_TYPE",
     "WINDOWS_TYPE",
     "Column",
+    "asked_aliases",
+    "asked_value",
+    "cascade_values",
     "column_alias",
     "consensus_names",
     "markdown_table",
@@ -149,6 +155,11 @@ SPEECH = (
            "a long file's confident windows disagree on the language (see Long files); null "
            "when fewer than two windows had speech"),
 )  # fmt: skip
+CASCADE = (
+    Column("models_asked", "string", sa.Text,
+           "with `--cascade`: the models the row was sent to, their aliases in order, "
+           "comma-separated (empty: none: no speech or no audio); null without a cascade"),
+)  # fmt: skip
 MODEL = (
     Column("lang", "string", sa.String(16),
            "the model's top-1 language (canonical code), `und` when the row has no speech"),
@@ -196,6 +207,26 @@ def speech_values(values: Mapping[str, Sequence[Any]], index: pd.Index) -> dict[
     return {c.name: c.values(values.get(c.name, [None] * n), index) for c in SPEECH}
 
 
+def cascade_values(values: Mapping[str, Sequence[Any]], index: pd.Index) -> dict[str, Any]:
+    """The typed :data:`CASCADE` columns from ``{column name: values}`` (missing ones null)."""
+    n = len(index)
+    return {c.name: c.values(values.get(c.name, [None] * n), index) for c in CASCADE}
+
+
+def asked_aliases(value: object, aliases: Sequence[str]) -> list[str]:
+    """The aliases of ``aliases`` a row's ``models_asked`` cell names, in ``aliases``' order; all of
+    them when the row was not cascaded (null) or reached no model (empty)."""
+    if not isinstance(value, str) or not value:
+        return list(aliases)
+    asked = set(value.split(_ASKED_SEP))
+    return [a for a in aliases if a in asked]
+
+
+def asked_value(aliases: Sequence[str]) -> str:
+    """The ``models_asked`` cell of a row sent to ``aliases``."""
+    return _ASKED_SEP.join(aliases)
+
+
 def null_model_values(alias: str, index: pd.Index) -> dict[str, Any]:
     """One model's columns for rows it did not answer."""
     return model_values(alias, {}, index)
@@ -204,7 +235,7 @@ def null_model_values(alias: str, index: pd.Index) -> dict[str, Any]:
 def result_meta(manifest_meta: pd.DataFrame, aliases: Sequence[str]) -> pd.DataFrame:
     """Empty frame with the result columns: the manifest's, ``error``, speech, then each model's."""
     cols = {name: manifest_meta[name] for name in manifest_meta.columns}
-    for c in (*_in_frame(ROW), *SPEECH):
+    for c in (*_in_frame(ROW), *SPEECH, *CASCADE):
         cols[c.name] = c.empty()
     for alias in aliases:
         for c in MODEL:
@@ -222,7 +253,7 @@ def with_consensus_meta(meta: pd.DataFrame) -> pd.DataFrame:
 
 def result_schema(meta: pd.DataFrame, aliases: Sequence[str]) -> pa.Schema:
     """Arrow schema of the result Parquet files for a frame shaped like ``meta``."""
-    declared = {c.name: c for c in (*MANIFEST, *_in_frame(ROW), *SPEECH, *CONSENSUS)}
+    declared = {c.name: c for c in (*MANIFEST, *_in_frame(ROW), *SPEECH, *CASCADE, *CONSENSUS)}
     declared.update({f"{a}_{c.name}": c for a in aliases for c in MODEL})
     fields = []
     for name in meta.columns:
@@ -240,7 +271,7 @@ def markdown_table() -> str:
     ]
     groups: list[tuple[str, str, Iterable[Column]]] = [
         ("", "lidframe_results", MANIFEST), ("", "lidframe_results", ROW),
-        ("", "lidframe_results", SPEECH),
+        ("", "lidframe_results", SPEECH), ("", "lidframe_results", CASCADE),
         ("{alias}_", "lidframe_predictions", MODEL), ("", "lidframe_results", CONSENSUS),
     ]  # fmt: skip
     for prefix, table, group in groups:
@@ -251,6 +282,7 @@ def markdown_table() -> str:
     return "\n".join(lines)
 
 
+_ASKED_SEP = ","
 _KIND = {"topk": "list of {lang, prob}", "windows": "list of {start, end, lang, prob}"}
 
 

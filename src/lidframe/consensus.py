@@ -35,7 +35,13 @@ from typing import Any
 import dask.dataframe as dd
 import pandas as pd
 
-from lidframe.columns import CONSENSUS, consensus_names, model_columns, with_consensus_meta
+from lidframe.columns import (
+    CONSENSUS,
+    asked_aliases,
+    consensus_names,
+    model_columns,
+    with_consensus_meta,
+)
 from lidframe.consensus_inputs import topk_pairs
 from lidframe.errors import ConfigError
 from lidframe.languages import DEFAULT_EQUIVALENCE, LanguageEquivalence
@@ -243,9 +249,13 @@ def consensus_frame(
         if col not in df.columns:
             raise ConfigError(f"no column {col!r}: is {alias!r} one of the models of this run?")
         topk_cols.append(col)
+    # A cascaded row's consensus is over the models it was sent to (lidframe.cascade).
+    asked = df["models_asked"].tolist() if "models_asked" in df.columns else [None] * len(df)
     decisions = []
-    for row in zip(*(df[c].tolist() for c in topk_cols), strict=True):
+    for sent, *row in zip(asked, *(df[c].tolist() for c in topk_cols), strict=True):
         answers = {alias: topk_pairs(topk) for alias, topk in zip(aliases, row, strict=True)}
+        if isinstance(sent, str) and sent:
+            answers = {a: answers[a] for a in asked_aliases(sent, aliases)}
         decisions.append(decide(answers, config))
     out = df.copy()
     values: dict[str, list[Any]] = {

@@ -35,7 +35,9 @@ import pandas as pd
 
 from lidframe.audio import AudioConfig
 from lidframe.audio_pool import DecoderUnavailable, decoder_pool
-from lidframe.columns import ROW, model_values, speech_values
+from lidframe.cascade import Cascade
+from lidframe.columns import ROW, asked_value, cascade_values, model_values, speech_values
+from lidframe.consensus_inputs import topk_pairs
 from lidframe.errors import AudioError, ConfigError, ModelError
 from lidframe.models import LidModel, ModelSpec, load_model
 from lidframe.models.registry import Factory, adopt_factories
@@ -72,6 +74,8 @@ class KernelConfig:
     families: Mapping[str, Factory] = field(default_factory=dict)
     # Voice activity, ``und`` for no speech, and the encoder context models get.
     speech: SpeechConfig = field(default_factory=SpeechConfig)
+    # Run the models in order, each on the rows the ones before did not settle (None: all on all).
+    cascade: Cascade | None = None
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -85,6 +89,8 @@ class KernelConfig:
         aliases = [m.alias for m in self.models]
         if len(set(aliases)) != len(aliases):
             raise ConfigError(f"two models share a column alias: {aliases}")
+        if self.cascade is not None and len(aliases) < 2:
+            raise ConfigError("a cascade needs at least two models")
 
 
 def identify_partition(
@@ -104,6 +110,8 @@ def identify_partition(
     }
     heard: dict[str, list[Any]] = {c: [None] * n for c in ("audio_seconds", "speech_seconds")}
     heard["code_switch"] = [None] * n
+    cascade = config.cascade
+    asked: list[str | None] = [None if cascade is None else ""] * n
     tick = progress or (lambda rows: None)
 
     def fail(row: int, message: str) -> None:
@@ -118,10 +126,16 @@ def identify_partition(
                 heard["audio_seconds"][row] = sum(p.heard.audio_seconds for p in parts)
                 if config.speech.vad:
                     heard["speech_seconds"][row] = sum(p.heard.speech_seconds or 0 for p in parts)
+            # Rows with speech that the models so far have not settled (all of them without a
+            # cascade); a row without speech reaches no model and is answered ``und`` by each.
+            open_rows = {row for row, parts in window if any(p.prepared for p in parts)}
+            sent: dict[int, list[str]] = {row: [] for row in open_rows}
             for m, (spec, model) in enumerate(zip(config.models, models, strict=True)):
+                asking = set(open_rows)
                 items = [
                     (row, k, part.prepared[m])
                     for row, parts in window
+                    if row in asking
                     for k, part in enumerate(parts)
                     if part.prepared is not None
                 ]
@@ -137,6 +151,10 @@ def identify_partition(
                 for row, k, features in items:
                     per_part[row, k] = features if isinstance(features, str) else next(given)
                 for row, parts in window:
+                    if cascade is not None and row in sent and row not in asking:
+                        continue  # settled by the models before: not sent to this one
+                    if row in sent:
+                        sent[row].append(spec.alias)
                     got = [per_part.get((row, k)) for k in range(len(parts))]
                     failure = next((a for a in got if isinstance(a, str)), None)
                     if failure is not None:
@@ -147,12 +165,24 @@ def identify_partition(
                         found[spec.alias][name][row] = value
                     if len(parts) > 1:
                         switched.setdefault(row, []).append(switches(parts, values["windows"]))
+                if cascade is not None:
+                    so_far = [s.alias for s in config.models[: m + 1]]
+                    open_rows -= {
+                        row
+                        for row in asking
+                        if cascade.settled({a: topk_pairs(found[a]["topk"][row]) for a in so_far})
+                    }
             for row, said in switched.items():
                 heard["code_switch"][row] = code_switch(said)
+            if cascade is not None:
+                for row, _ in window:
+                    asked[row] = asked_value(sent.get(row, []))
             tick(0)
 
     out["error"] = ROW[0].values(errors, out.index)
     for name, column in speech_values(heard, out.index).items():
+        out[name] = column
+    for name, column in cascade_values({"models_asked": asked}, out.index).items():
         out[name] = column
     for spec in config.models:
         for name, column in model_values(spec.alias, found[spec.alias], out.index).items():

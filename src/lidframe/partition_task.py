@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from lidframe.columns import null_model_values, speech_values
+from lidframe.columns import cascade_values, null_model_values, speech_values
 from lidframe.consensus import ConsensusConfig, consensus_frame
 from lidframe.errors import StorageAccessDenied
 from lidframe.kernel import KernelConfig, identify_partition
@@ -112,7 +112,10 @@ def dead_partition(
 def _unanswered(rows: pd.DataFrame, task: PartitionTask) -> pd.DataFrame:
     """Rows with their ``error``, null speech and null model columns."""
     frame = rows.copy()
-    for name, column in speech_values({}, frame.index).items():
+    for name, column in (
+        *speech_values({}, frame.index).items(),
+        *cascade_values({}, frame.index).items(),
+    ):
         frame[name] = column
     for spec in task.kernel.models:
         for name, column in null_model_values(spec.alias, frame.index).items():

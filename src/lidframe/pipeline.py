@@ -25,9 +25,10 @@ from typing import Any
 import dask.dataframe as dd
 
 from lidframe.audio import AudioConfig, with_io_timeouts
+from lidframe.cascade import Cascade
 from lidframe.cluster import connect
 from lidframe.columns import result_meta, result_schema
-from lidframe.consensus import consensus_config, consensus_meta
+from lidframe.consensus import ConsensusConfig, consensus_config, consensus_meta
 from lidframe.errors import JobInterrupted, ManifestError
 from lidframe.job import JobSpec, check_job_id, environment
 from lidframe.job_database import database_url, default_db, job_database, nothing_to_do
@@ -59,11 +60,14 @@ def identify(
     speech: SpeechConfig | None = None,
     storage_options: Mapping[str, Any] | None = None,
     decode_threads: int = 4,
+    cascade: Cascade | float | None = None,
 ) -> dd.DataFrame:
     """Add ``error``, speech and per-model language columns to a manifest dataframe (lazy).
 
     ``speech`` sets voice activity, ``und`` for no speech and encoder context
-    (:class:`~lidframe.speech.SpeechConfig`; default: its defaults).
+    (:class:`~lidframe.speech.SpeechConfig`; default: its defaults). ``cascade`` runs the models in
+    order, each on the rows the ones before left below that support (a number, with the default
+    consensus, or a :class:`~lidframe.cascade.Cascade`; see :mod:`lidframe.cascade`).
     """
     if isinstance(models, str):
         models = [models]
@@ -77,6 +81,7 @@ def identify(
         speech=speech or SpeechConfig(),
         storage_options=dict(storage_options or {}),
         decode_threads=decode_threads,
+        cascade=cascade if cascade is None or isinstance(cascade, Cascade) else Cascade(cascade),
     )
     meta = result_meta(ddf._meta, [m.alias for m in config.models])
     return ddf.map_partitions(identify_partition, config, meta=meta, enforce_metadata=False)
@@ -95,7 +100,7 @@ def run(
     Settings are the fields of :class:`~lidframe.run_config.RunConfig`, given as ``config`` or as
     keywords (``workers``, ``scheduler``, ``batch_size``, ``partition_rows``, ``top_k``,
     ``device``, ``dtype``, ``audio``, ``speech``, ``storage_options``, ``out_storage_options``,
-    ``consensus_policy``, ``min_prob``, ``calibration``, ``progress``, ``db``, ``job``,
+    ``consensus_policy``, ``min_prob``, ``calibration``, ``cascade``, ``progress``, ``db``, ``job``,
     ``max_attempts``, ``lease_seconds``, ``stall_seconds``, ``retry_dead``, ``overwrite``).
 
     Starts a local cluster (or attaches to ``scheduler``), and returns a :class:`RunSummary`
@@ -144,6 +149,14 @@ def run(
         lease_seconds=config.lease_seconds,
         stall_seconds=config.stall_seconds,
     )
+    aliases = [m.alias for m in specs]
+    cons = (
+        consensus_config(
+            policy=config.consensus_policy, min_prob=config.min_prob, calibration=config.calibration
+        )
+        if len(aliases) > 1
+        else None
+    )
     kernel = KernelConfig(
         models=specs,
         families=runtime_factories(specs),
@@ -152,14 +165,9 @@ def run(
         audio=audio,
         speech=config.speech,
         storage_options=dict(config.storage_options or {}),
-    )
-    aliases = [m.alias for m in specs]
-    cons = (
-        consensus_config(
-            policy=config.consensus_policy, min_prob=config.min_prob, calibration=config.calibration
-        )
-        if len(aliases) > 1
-        else None
+        cascade=None
+        if config.cascade is None
+        else Cascade(config.cascade, cons or ConsensusConfig()),
     )
     db_url = database_url(config.db, out)
     job_id: str | None = None
@@ -248,14 +256,18 @@ def run(
                     scheduler=config.scheduler, workers=config.workers, verbose=verbose
                 ) as client:
                     labels = preflight_models(client, kernel)
-                    task = dataclasses.replace(
-                        task,
-                        labels=labels,
-                        consensus=None
+                    counted = (
+                        None
                         if cons is None
                         else dataclasses.replace(
                             cons, label_counts={a: len(codes) for a, codes in labels.items()}
-                        ),
+                        )
+                    )
+                    task = dataclasses.replace(
+                        task,
+                        labels=labels,
+                        consensus=counted,
+                        kernel=_with_cascade_consensus(kernel, counted),
                     )
                     take_over()
                     store.record_labels(job_id, labels)
@@ -286,6 +298,13 @@ def run(
         raise JobInterrupted(message, exit_status=status) from None
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _with_cascade_consensus(kernel: KernelConfig, cons: ConsensusConfig | None) -> KernelConfig:
+    """``kernel`` whose cascade settles rows with the job's consensus (label counts known)."""
+    if kernel.cascade is None or cons is None:
+        return kernel
+    return dataclasses.replace(kernel, cascade=dataclasses.replace(kernel.cascade, consensus=cons))
 
 
 def _absolute(url: str) -> str:

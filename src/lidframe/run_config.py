@@ -36,6 +36,8 @@ class RunConfig:
     audio: AudioConfig = setting(identity=True, factory=AudioConfig)
     speech: SpeechConfig = setting(identity=True, factory=SpeechConfig)
     consensus_policy: str = setting("majority", identity=True)
+    # Escalate-below threshold of a cascade (lidframe.cascade); None: every model on every row.
+    cascade: float | None = setting(None, identity=True)
     min_prob: float = setting(0.0, identity=True)
     # A Calibration or the path of its JSON file; recorded by its fitted values.
     calibration: Any = setting(None, identity=_calibration_identity)
@@ -63,6 +65,12 @@ class RunConfig:
             raise ConfigError(
                 f"partition_rows must be a positive integer, got {self.partition_rows!r}"
             )
+        if self.cascade is not None:
+            from lidframe.cascade import check_threshold
+
+            object.__setattr__(self, "cascade", check_threshold(self.cascade))
+            if len(models) < 2:
+                raise ConfigError("cascade needs at least two models (--models cheap,expensive)")
         if self.audio is None:
             object.__setattr__(self, "audio", AudioConfig())
         if self.speech is None:

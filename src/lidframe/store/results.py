@@ -24,7 +24,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from lidframe.columns import CONSENSUS, MANIFEST, MODEL, ROW, SPEECH
+from lidframe.columns import CASCADE, CONSENSUS, MANIFEST, MODEL, ROW, SPEECH
 from lidframe.store.schema import predictions, results
 
 __all__ = ["DUPLICATE_ID", "PartitionRows", "frame_rows", "replace_rows"]
@@ -38,7 +38,9 @@ _ROW_ID, _ROW = RESULT_COLUMNS.index("row_id"), RESULT_COLUMNS.index("row")
 _ERROR, _CATEGORY = RESULT_COLUMNS.index("error"), RESULT_COLUMNS.index("error_category")
 _ANSWERS = [RESULT_COLUMNS.index(c.sql_name) for c in CONSENSUS]
 # Frame column of each stored result column (by database name).
-_FROM_FRAME = {c.sql_name: c for c in (*MANIFEST, *ROW, *SPEECH, *CONSENSUS) if c.in_frame}
+_FROM_FRAME = {
+    c.sql_name: c for c in (*MANIFEST, *ROW, *SPEECH, *CASCADE, *CONSENSUS) if c.in_frame
+}
 
 
 def _pg_type(column: sa.Column[Any]) -> str:

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from lidframe.columns import CONSENSUS, JSON_TYPE, MANIFEST, MODEL, ROW, SPEECH
+from lidframe.columns import CASCADE, CONSENSUS, JSON_TYPE, MANIFEST, MODEL, ROW, SPEECH
 
 __all__ = ["evaluations", "jobs", "metadata", "partitions", "predictions", "results"]
 
@@ -121,7 +121,7 @@ results = sa.Table(
     _ID.sql_column(),
     sa.Column("row", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("partition", sa.Integer, nullable=False),
-    *(c.sql_column() for c in (*_MANIFEST_REST, *ROW, *SPEECH, *CONSENSUS)),
+    *(c.sql_column() for c in (*_MANIFEST_REST, *ROW, *SPEECH, *CASCADE, *CONSENSUS)),
     sa.Index("ix_lidframe_results_job_partition", "job_id", "partition"),
     sa.Index(
         "ux_lidframe_results_job_row_id",
