@@ -178,6 +178,8 @@ def _run(args: argparse.Namespace) -> int:
         args.models,
         workers=args.workers,
         scheduler=args.scheduler,
+        decode_threads=args.decode_threads,
+        gpu_threads=args.gpu_threads,
         batch_size=args.batch_size,
         partition_rows=args.partition_rows,
         top_k=args.top_k,

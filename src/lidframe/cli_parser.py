@@ -68,6 +68,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--workers", type=int, default=None, help="local worker processes")
     run.add_argument("--scheduler", default=None, help="address of a running Dask scheduler")
+    run.add_argument(
+        "--decode-threads",
+        type=int,
+        default=None,
+        help="decoder processes per worker (default: 4; on a GPU worker, its host's cores per GPU "
+        "less one)",
+    )
+    run.add_argument(
+        "--gpu-threads",
+        type=int,
+        default=2,
+        help="partitions in flight per local GPU worker: one decodes while the other is in the "
+        "model (default 2)",
+    )
     run.add_argument("--batch-size", type=int, default=8, help="clips per forward pass")
     run.add_argument("--partition-rows", type=int, default=128, help="manifest rows per partition")
     run.add_argument("--top-k", type=int, default=5, help="languages kept in each *_topk column")

@@ -1,10 +1,28 @@
 """Start or attach a Dask cluster. Knows nothing about models or audio.
 
 * ``scheduler=ADDRESS`` attaches to a running cluster (the workers' environment is theirs).
-* Otherwise, with CUDA GPUs visible, dask-cuda's ``LocalCUDACluster`` starts one worker per GPU
-  (``pip install 'lidframe[gpu]'``); without GPUs, a ``LocalCluster`` of worker *processes* bound to
-  127.0.0.1. Dask's nanny pins ``OMP_NUM_THREADS=1`` in workers by default, which would leave PyTorch
-  one core per worker; the cores are shared out between workers instead.
+* Otherwise, with CUDA GPUs visible, dask-cuda's ``LocalCUDACluster`` starts one worker process per
+  GPU (``pip install 'lidframe[gpu]'``), each seeing its own GPU as ``cuda`` (a rotated
+  ``CUDA_VISIBLE_DEVICES``), with :data:`GPU_THREADS` threads. Each thread runs one partition; the
+  worker's models are loaded once per process (:func:`lidframe.models.load_model`) and shared, and a
+  model's lock serialises its forward passes, so while one partition is in the model the other
+  decodes: the next partition's decoding starts before the current one's inference ends. Each
+  worker's decoder processes are sized to the cores per GPU (:func:`gpu_decode_threads`, on the
+  worker, unless ``decode_threads`` is given).
+* Without GPUs, a ``LocalCluster`` of single-threaded worker *processes* bound to 127.0.0.1. Dask's
+  nanny pins ``OMP_NUM_THREADS=1`` in workers by default, which would leave PyTorch one core per
+  worker; the cores are shared out between workers instead. (GPU workers keep the pin: their CPU
+  work is decoding and feature extraction, spread over decode threads and processes already.)
+* **GPU memory: PyTorch's caching allocator alone, no RMM.** lidframe's only device memory is
+  PyTorch's (weights, padded batches, activations); nothing it keeps in Dask lives on the device
+  (partitions are pandas frames), and it uses no cuDF. An RMM pool (``rmm_pool_size``) would reserve
+  memory PyTorch cannot use, and routing PyTorch through RMM (``rmm_allocator_external_lib_list``)
+  would trade its caching allocator (size-class reuse across the few padded shapes of
+  :data:`lidframe.models.whisper.CONTEXT_FRAMES`, ``torch.cuda.memory_stats``,
+  ``PYTORCH_CUDA_ALLOC_CONF``) for a pool shared with a library that is not there. So no RMM
+  option is set, and dask-cuda's device-to-host spilling is off (``device_memory_limit=0``): it
+  would only watch device objects in the worker's store, of which there are none. A deployment
+  that adds cuDF to the workers should route both through one RMM pool instead.
 * **Credentials stay home.** Local worker processes are spawned (and re-spawned by their nannies)
   from this process's environment, so while the cluster runs the variables that carry database
   credentials (:data:`DATABASE_CREDENTIAL_VARIABLES`) are taken out of it and put back afterwards:
@@ -20,8 +38,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 from distributed import Client, LocalCluster
 
@@ -29,14 +48,19 @@ from lidframe.errors import ConfigError
 
 __all__ = [
     "DATABASE_CREDENTIAL_VARIABLES",
+    "GPU_THREADS",
     "connect",
+    "cuda_cluster_options",
     "cuda_device_count",
     "dask_setup",
+    "gpu_decode_threads",
     "without_variables",
 ]
 
 # Environment variables that may hold a database URL or password.
 DATABASE_CREDENTIAL_VARIABLES = ("LIDFRAME_DB", "PGPASSWORD", "PGPASSFILE", "DATABASE_URL")
+# Threads (partitions in flight) of a GPU worker: one in the model while the other decodes.
+GPU_THREADS = 2
 
 
 def cuda_device_count() -> int:
@@ -46,6 +70,33 @@ def cuda_device_count() -> int:
     except ImportError:
         return 0
     return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
+
+
+def gpu_decode_threads(gpus: int | None = None, cores: int | None = None) -> int:
+    """Decoder processes for one GPU worker: the cores per GPU of this host, less the one that
+    drives the GPU (at least 1).
+
+    Run on the worker: a dask-cuda worker sees every GPU of its host (rotated), so
+    ``torch.cuda.device_count()`` is the number of GPU workers sharing the host's cores.
+    """
+    gpus = cuda_device_count() if gpus is None else gpus
+    cores = (os.cpu_count() or 1) if cores is None else cores
+    return max(1, cores // max(1, gpus) - 1)
+
+
+def cuda_cluster_options(
+    gpus: int, workers: int | None, threads: int, env: Mapping[str, str], dashboard: str
+) -> dict[str, Any]:
+    """Keyword arguments of ``LocalCUDACluster`` (see the module docstring for each choice)."""
+    return {
+        "n_workers": workers or gpus,
+        "threads_per_worker": threads,
+        "host": "127.0.0.1",
+        "dashboard_address": dashboard,
+        "env": dict(env),
+        # No RMM pool and no RMM allocator for PyTorch: its caching allocator owns the device.
+        "device_memory_limit": 0,
+    }
 
 
 def dask_setup(worker: object) -> None:
@@ -80,6 +131,7 @@ def connect(
     workers: int | None = None,
     *,
     gpu: bool | None = None,
+    gpu_threads: int = GPU_THREADS,
     dashboard: bool | str = False,
     verbose: bool = False,
 ) -> Iterator[Client]:
@@ -87,7 +139,8 @@ def connect(
 
     ``dashboard``: an address such as ``"0.0.0.0:8787"`` to expose the dashboard on purpose;
     otherwise it (and the scheduler's HTTP endpoints) listen on 127.0.0.1 on a free port, so a taken
-    port 8787 is no warning. ``verbose``: let local workers log at WARNING (and Dask's own
+    port 8787 is no warning. ``gpu_threads``: threads (partitions in flight) per GPU worker.
+    ``verbose``: let local workers log at WARNING (and Dask's own
     messages through); otherwise only critical messages reach the terminal, where the job reports
     failures itself, in one line each.
     """
@@ -97,6 +150,8 @@ def connect(
         return
     if workers is not None and workers <= 0:
         raise ConfigError(f"workers must be a positive integer, got {workers}")
+    if not isinstance(gpu_threads, int) or gpu_threads <= 0:
+        raise ConfigError(f"gpu_threads must be a positive integer, got {gpu_threads!r}")
     gpus = cuda_device_count() if gpu is None else (cuda_device_count() if gpu else 0)
     if gpu and not gpus:
         raise ConfigError("gpu=True but no CUDA device is visible")
@@ -115,12 +170,7 @@ def connect(
                     "GPUs are present but dask-cuda is not installed: pip install 'lidframe[gpu]'"
                 ) from exc
             cluster = LocalCUDACluster(
-                n_workers=workers or gpus,
-                threads_per_worker=1,
-                ip="127.0.0.1",
-                dashboard_address=address,
-                env=log_level,
-                **quiet,
+                **cuda_cluster_options(gpus, workers, gpu_threads, log_level, address), **quiet
             )
         else:
             n = workers or 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
@@ -22,6 +22,7 @@ from lidframe.consensus import ConsensusConfig, consensus_frame
 from lidframe.errors import StorageAccessDenied
 from lidframe.kernel import KernelConfig, identify_partition
 from lidframe.manifest import Manifest, PlannedPartition, read_partition
+from lidframe.models.base import resolve_device
 from lidframe.sinks.parquet import write_staged
 from lidframe.store.results import PartitionRows, frame_rows
 
@@ -48,6 +49,19 @@ class PartitionTask:
     labels: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # Seconds between two progress reports of one task.
     progress_every: float = 2.0
+    # The job left decode threads to the workers: on one whose models run on a GPU, the kernel's
+    # decode_threads become the host's cores per GPU (lidframe.cluster.gpu_decode_threads).
+    auto_decode_threads: bool = False
+
+    def worker_kernel(self) -> KernelConfig:
+        """The kernel settings for this worker (decode threads sized to its cores per GPU)."""
+        if not self.auto_decode_threads or not any(
+            resolve_device(m.device).startswith("cuda") for m in self.kernel.models
+        ):
+            return self.kernel
+        from lidframe.cluster import gpu_decode_threads
+
+        return replace(self.kernel, decode_threads=gpu_decode_threads())
 
 
 class _Progress:
@@ -86,7 +100,7 @@ def process_partition(
     progress = _Progress(part.partition, token, task.progress_every)
     rows = read_partition(task.manifest, part)
     usable = rows["error"].isna()
-    frame = identify_partition(rows[usable].drop(columns="error"), task.kernel, progress)
+    frame = identify_partition(rows[usable].drop(columns="error"), task.worker_kernel(), progress)
     errors = frame["error"].dropna()
     if len(frame) and len(errors) == len(frame) and errors.str.startswith("access_denied").all():
         raise StorageAccessDenied(

@@ -98,10 +98,11 @@ def run(
     """Identify the language of every row of ``manifest`` and write Parquet parts under ``out``.
 
     Settings are the fields of :class:`~lidframe.run_config.RunConfig`, given as ``config`` or as
-    keywords (``workers``, ``scheduler``, ``batch_size``, ``partition_rows``, ``top_k``,
-    ``device``, ``dtype``, ``audio``, ``speech``, ``storage_options``, ``out_storage_options``,
-    ``consensus_policy``, ``min_prob``, ``calibration``, ``cascade``, ``progress``, ``db``, ``job``,
-    ``max_attempts``, ``lease_seconds``, ``stall_seconds``, ``retry_dead``, ``overwrite``).
+    keywords (``workers``, ``scheduler``, ``decode_threads``, ``gpu_threads``, ``batch_size``,
+    ``partition_rows``, ``top_k``, ``device``, ``dtype``, ``audio``, ``speech``,
+    ``storage_options``, ``out_storage_options``, ``consensus_policy``, ``min_prob``,
+    ``calibration``, ``cascade``, ``progress``, ``db``, ``job``, ``max_attempts``,
+    ``lease_seconds``, ``stall_seconds``, ``retry_dead``, ``overwrite``).
 
     Starts a local cluster (or attaches to ``scheduler``), and returns a :class:`RunSummary`
     (``summary.ok`` is False when partitions died). ``storage_options`` apply to the manifest and the
@@ -169,6 +170,8 @@ def run(
         if config.cascade is None
         else Cascade(config.cascade, cons or ConsensusConfig()),
     )
+    if config.decode_threads is not None:
+        kernel = dataclasses.replace(kernel, decode_threads=config.decode_threads)
     db_url = database_url(config.db, out)
     job_id: str | None = None
     try:
@@ -207,6 +210,7 @@ def run(
                 out=out,
                 schema=result_schema(meta, aliases),
                 out_options=out_options,
+                auto_decode_threads=config.decode_threads is None,
             )
 
             def take_over() -> None:
@@ -253,7 +257,10 @@ def run(
             else:
                 verbose = logging.getLogger("lidframe").isEnabledFor(logging.DEBUG)
                 with connect(
-                    scheduler=config.scheduler, workers=config.workers, verbose=verbose
+                    scheduler=config.scheduler,
+                    workers=config.workers,
+                    gpu_threads=config.gpu_threads,
+                    verbose=verbose,
                 ) as client:
                     labels = preflight_models(client, kernel)
                     counted = (

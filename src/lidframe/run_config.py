@@ -44,6 +44,10 @@ class RunConfig:
     batch_size: int = setting(8, identity=False)
     device: str = setting("auto", identity=False)
     workers: int | None = setting(None, identity=False)
+    # Decoder processes per worker; None: 4 on CPU workers, the cores per GPU on GPU workers.
+    decode_threads: int | None = setting(None, identity=False)
+    # Partitions in flight per GPU worker (lidframe.cluster.GPU_THREADS).
+    gpu_threads: int = setting(2, identity=False)
     scheduler: str | None = setting(None, identity=False)
     storage_options: Mapping[str, Any] | None = setting(None, identity=False)
     out_storage_options: Mapping[str, Any] | None = setting(None, identity=False)
