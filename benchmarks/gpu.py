@@ -24,13 +24,13 @@ every language of ``lidframe.testing.TEXTS``, some padded with silence or noise)
 ``--corpus-out DIR`` (FLAC) and read with ``--corpus DIR``; ``--clips`` rows cycle over its files.
 
     python benchmarks/gpu.py --device cpu --clips 16 --models base --dtypes float32   # here
-    python benchmarks/gpu.py --device cuda --corpus .gpu/corpus --clips 1024 \\
-        --models base,large-v3 --dtypes float32,bfloat16 --whisper-base /tmp/wb     # the H200
+    python benchmarks/gpu.py --device cuda --corpus /tmp/stage/corpus --clips 1024 \
+        --models base,large-v3 --dtypes float32,bfloat16 --whisper-base /tmp/stage/wb  # the H200
 
-On the H200 (see benchmarks/gpu.md): the machine has torch, transformers, numpy, pandas, pyarrow,
-onnxruntime and nvidia-ml-py but no espeak-ng, no Dask and none of lidframe's audio libraries, and
-each call carries at most 64 MiB: carry the wheels it lacks (``.whl``), the corpus made here
-(``.gpu/corpus``), and whisper-base's converted directory in three pieces over three warm calls.
+On the H200 (benchmarks/gpu.md says how): the machine has torch, transformers, numpy, pandas,
+pyarrow, onnxruntime and nvidia-ml-py but no espeak-ng, no Dask and none of lidframe's audio
+libraries, and a call carries at most 64 MiB: the wheels it lacks, the corpus made here and
+whisper-base's converted directory (145 MB) go as one tar cut into pieces, one per staging call.
 """
 
 from __future__ import annotations
