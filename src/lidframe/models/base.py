@@ -9,25 +9,28 @@ A family's work is split in two, as in lhotse's feature extractors:
 * :meth:`LidModel.forward` takes a padded :class:`Batch` on the model's device and returns
   probabilities.
 
-Between them the base class does what every family would otherwise repeat: sorting clips by
-length so a forward pass pads little (length bucketing), padding along the last (time) axis,
-relative lengths and a mask, the move to the model's device and dtype, ``inference_mode``, a lock
-(one instance serves every thread of a worker; torch modules are not re-entrant), and the trip back
-to a float32 numpy array. A family that would rather do everything itself still only needs the
-minimal contract: ``labels`` plus :meth:`LidModel.predict_batch`.
+Between them the base class does what every family would otherwise repeat: sorting clips by length
+so a forward pass pads little (length bucketing), cutting them into passes of at most ``batch_size``
+clips and ``batch_seconds`` of padded input, padding along the last (time) axis, relative lengths
+and a mask, the move to the model's device and dtype, ``inference_mode``, a lock (one instance
+serves every thread of a worker; torch modules are not re-entrant), and the trip back to a float32
+numpy array. On a CUDA device the moves overlap compute (:mod:`lidframe.models.transfer`: pinned
+host memory, a side stream, answers fetched one pass late). A family that would rather do everything
+itself still only needs the minimal contract: ``labels`` plus :meth:`LidModel.predict_batch`.
 """
 
 from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lidframe.models.spec import ModelSpec
+from lidframe.models.transfer import DeviceCopier
 
 if TYPE_CHECKING:
     import torch
@@ -80,11 +83,15 @@ class LidModel(ABC):
     pad_to: int | None = None
     # Clips per forward pass when :meth:`predict_prepared` is not told (the kernel tells it).
     batch_size: int = 8
+    # Steps of the last axis per second of audio, to turn ``batch_seconds`` into steps: the sample
+    # rate for waveform models, the frame rate for spectrogram ones (Whisper: 100).
+    steps_per_second: float = 16_000
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
         self.device = resolve_device(spec.device)
         self._lock = threading.Lock()
+        self._copier = DeviceCopier(self.device)
 
     @property
     @abstractmethod
@@ -111,36 +118,80 @@ class LidModel(ABC):
         batch_size: int | None = None,
         *,
         context: float | None = None,
+        batch_seconds: float | None = None,
     ) -> np.ndarray:
-        """Probabilities for clips already :meth:`prepare`-d.
+        """Probabilities for clips already :meth:`prepare`-d, in the order given.
 
-        Clips are sorted by length and cut into forward passes of ``batch_size`` (length
-        bucketing: short clips are not padded to the longest of the call). ``context`` (seconds)
-        lets a model with a fixed input length (:attr:`pad_to`) run on less, but on at least that
-        much (:meth:`padded_length`); None: its full input length.
+        Clips are sorted by length and cut into forward passes (:meth:`passes`: at most
+        ``batch_size`` clips and ``batch_seconds`` of padded input each), so short clips are not
+        padded to the longest of the call. ``context`` (seconds) lets a model with a fixed input
+        length (:attr:`pad_to`) run on less, but on at least that much (:meth:`padded_length`);
+        None: its full input length. A pass's answers are fetched after the next pass is queued,
+        so on a GPU the next batch is padded and copied while the previous one computes.
         """
         if not _implements_forward(self):
             # The family implements predict_batch itself, and prepare() is the identity for it.
             return np.asarray(self.predict_batch(list(features)), dtype=np.float32)
-        out = np.zeros((len(features), len(self.labels)), dtype=np.float32)
-        if not features:
-            return out
-        order = np.argsort([np.shape(f)[-1] for f in features], kind="stable")
-        step = max(1, int(batch_size or self.batch_size))
-        for start in range(0, len(order), step):
-            chosen = order[start : start + step]
-            out[chosen] = self._forward_numpy([features[i] for i in chosen], context)
-        return out
-
-    def _forward_numpy(self, features: Sequence[np.ndarray], context: float | None) -> np.ndarray:
         import torch
 
-        with self._lock, torch.inference_mode():
-            batch = self.collate(features, context=context)
-            probs = self.forward(batch)
-            if isinstance(probs, torch.Tensor):
-                probs = probs.float().cpu().numpy()
-        return np.asarray(probs, dtype=np.float32)
+        out = np.zeros((len(features), len(self.labels)), dtype=np.float32)
+        pending: list[tuple[np.ndarray, Callable[[], np.ndarray]]] = []
+        for chosen in self.passes(
+            features, batch_size, context=context, batch_seconds=batch_seconds
+        ):
+            with self._lock, torch.inference_mode():
+                probs = self.forward(self.collate([features[i] for i in chosen], context=context))
+                pending.append((chosen, self._copier.to_host(probs)))
+            del probs  # the pass's device memory goes back once its answers are copied
+            if len(pending) > 1:
+                done, fetch = pending.pop(0)
+                out[done] = fetch()
+        for done, fetch in pending:
+            out[done] = fetch()
+        return out
+
+    def passes(
+        self,
+        features: Sequence[Any],
+        batch_size: int | None = None,
+        *,
+        context: float | None = None,
+        batch_seconds: float | None = None,
+    ) -> list[np.ndarray]:
+        """Positions of ``features`` in each forward pass: sorted by length (:meth:`input_steps`),
+        at most ``batch_size`` clips a pass and, when ``batch_seconds`` is given, at most that many
+        seconds of padded input (clips times :meth:`padded_length`, over :attr:`steps_per_second`);
+        a clip longer than the budget has a pass of its own.
+
+        A budget in seconds keeps one unit across families (samples, mel frames) and lets short
+        clips share a pass in greater numbers than long ones at the same memory.
+        """
+        steps = np.array([self.input_steps(f) for f in features], dtype=np.int64)
+        order = np.argsort(steps, kind="stable")
+        most = max(1, int(batch_size or self.batch_size))
+        budget = None if batch_seconds is None else batch_seconds * self.steps_per_second
+        cut: list[np.ndarray] = []
+        start = 0
+        for end, i in enumerate(order):
+            clips = end - start + 1  # the pass if clip i joins it; i is its longest (sorted)
+            if clips > most or (
+                budget is not None
+                and clips > 1
+                and clips * self.padded_length(int(steps[i]), context) > budget
+            ):
+                cut.append(order[start:end])
+                start = end
+        if len(order):
+            cut.append(order[start:])
+        return cut
+
+    def input_steps(self, feature: Any) -> int:
+        """Steps of the last axis of the batch one prepared clip needs (default: its last axis).
+
+        A family whose :meth:`collate` turns features into something else (Whisper computing
+        log-mel on the GPU from waveforms) says here how long the result is.
+        """
+        return int(np.shape(feature)[-1])
 
     @property
     def input_dtype(self) -> torch.dtype:
@@ -166,14 +217,26 @@ class LidModel(ABC):
         lengths = np.array([np.shape(f)[-1] for f in features], dtype=np.int64)
         longest = self.padded_length(int(lengths.max()), context)
         lengths = np.minimum(lengths, longest)  # a model may round a length down a little
-        first = np.asarray(features[0])
-        padded = np.zeros((len(features), *first.shape[:-1], longest), dtype=first.dtype)
-        for i, f in enumerate(features):
-            padded[i, ..., : lengths[i]] = f[..., : lengths[i]]
-        values = torch.from_numpy(padded).to(self.device)
+        values = self.to_device(self.pad_host(features, longest))
         if values.is_floating_point():
             values = values.to(self.input_dtype)
-        return Batch(values, torch.from_numpy(lengths).to(self.device))
+        return Batch(values, self.to_device(torch.from_numpy(lengths)))
+
+    def pad_host(self, features: Sequence[np.ndarray], longest: int) -> torch.Tensor:
+        """Features in one zero-padded host tensor ``(n, ..., longest)``, cut at ``longest``
+        (in pinned memory when the model is on CUDA, for :meth:`to_device`)."""
+        first = np.asarray(features[0])
+        padded = self._copier.zeros((len(features), *first.shape[:-1], longest), first.dtype)
+        view = padded.numpy()
+        for i, f in enumerate(features):
+            n = min(np.shape(f)[-1], longest)
+            view[i, ..., :n] = np.asarray(f)[..., :n]
+        return padded
+
+    def to_device(self, host: torch.Tensor) -> torch.Tensor:
+        """A host tensor on the model's device (on CUDA: an async copy on a side stream that the
+        compute stream waits for)."""
+        return self._copier.to_device(host)
 
 
 def _implements_forward(model: LidModel) -> bool:
