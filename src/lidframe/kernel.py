@@ -16,10 +16,9 @@ One bad clip costs one row, never its batch or partition:
   ``error`` value and null model columns before it reaches any model; a clip one model cannot
   ``prepare`` gets ``model_failed: {alias}: prepare: ...`` and keeps the other models' answers;
 * when a model raises on a batch, the batch is split in halves until the clips it fails on are
-  alone; each of those gets ``model_failed: {alias}: ...`` and the others keep their answers. If
-  every clip of a batch fails alone, the model is run once on a known-good clip (a canary): when
-  that fails too the model itself is broken, and the partition fails with :class:`ModelError`
-  instead of giving every row of the job an error.
+  alone; each of those gets ``model_failed: {alias}: ...`` and the others keep their answers; a
+  model that fails a known-good clip too fails the partition with :class:`ModelError`; CUDA out of
+  memory makes the passes smaller instead (:mod:`lidframe.model_faults`).
 """
 
 from __future__ import annotations
@@ -38,7 +37,8 @@ from lidframe.audio_pool import DecoderUnavailable, decoder_pool
 from lidframe.cascade import Cascade
 from lidframe.columns import ROW, asked_value, cascade_values, model_values, speech_values
 from lidframe.consensus_inputs import topk_pairs
-from lidframe.errors import AudioError, ConfigError, ModelError
+from lidframe.errors import AudioError, ConfigError
+from lidframe.model_faults import PassSize, model_failure, predict_clips
 from lidframe.models import LidModel, ModelSpec, load_model
 from lidframe.models.registry import Factory, adopt_factories
 from lidframe.row_windows import Part, code_switch, combine, switches, window_list
@@ -61,6 +61,9 @@ class KernelConfig:
     models: tuple[ModelSpec, ...]
     # Clips per forward pass.
     batch_size: int = 8
+    # Seconds of padded input per forward pass (clips times their padded length), or no limit:
+    # short clips then share a pass in greater numbers than long ones (see LidModel.passes).
+    batch_seconds: float | None = None
     # Length of each ``{alias}_topk`` list.
     top_k: int = 5
     # Decoding limits and output rate.
@@ -82,6 +85,8 @@ class KernelConfig:
             raise ConfigError("at least one model is required")
         if self.batch_size <= 0:
             raise ConfigError(f"batch_size must be positive, got {self.batch_size}")
+        if self.batch_seconds is not None and not self.batch_seconds > 0:
+            raise ConfigError(f"batch_seconds must be positive, got {self.batch_seconds}")
         if self.top_k <= 0:
             raise ConfigError(f"top_k must be positive, got {self.top_k}")
         if self.decode_threads <= 0:
@@ -120,6 +125,7 @@ def identify_partition(
     if n:
         adopt_factories(config.families)
         models = [load_model(spec) for spec in config.models]
+        sizes = [PassSize(config.batch_size, config.batch_seconds) for _ in models]
         for window in _prepared_windows(df, config, models, errors, tick):
             switched: dict[int, list[bool | None]] = {}
             for row, parts in window:
@@ -139,11 +145,11 @@ def identify_partition(
                     for k, part in enumerate(parts)
                     if part.prepared is not None
                 ]
-                answers = _predict(
+                answers = predict_clips(
                     spec.alias,
                     model,
                     [features for _, _, features in items if not isinstance(features, str)],
-                    config.batch_size,
+                    sizes[m],
                     config.speech.min_context,
                 )
                 per_part: dict[tuple[int, int], np.ndarray | str] = {}
@@ -208,69 +214,6 @@ def _row_answer(
     }
 
 
-def _predict(
-    alias: str, model: LidModel, features: Sequence[Any], batch_size: int, context: float | None
-) -> list[np.ndarray | str]:
-    """Each clip's probabilities, or its ``model_failed`` error; bisects a batch the model fails on."""
-    if not features:
-        return []
-    answers = _bisect(alias, model, list(features), batch_size, context)
-    if len(features) > 1 and all(isinstance(a, str) for a in answers):
-        try:
-            _check_output(model, model.predict_batch([_canary(model)]), 1)
-        except Exception as exc:
-            raise ModelError(
-                f"model {alias} fails on every clip of a batch and on a known-good clip "
-                f"({type(exc).__name__}: {exc}); the model or its device is broken"
-            ) from exc
-    return answers
-
-
-def _bisect(
-    alias: str, model: LidModel, features: list[Any], batch_size: int, context: float | None
-) -> list[np.ndarray | str]:
-    try:
-        p = _check_output(
-            model,
-            model.predict_prepared(features, batch_size, context=context),
-            len(features),
-        )
-    except Exception as exc:  # noqa: BLE001 - a model failure on some clips is those rows' error
-        if len(features) == 1:
-            return [_failure(alias, exc)]
-        mid = len(features) // 2
-        return _bisect(alias, model, features[:mid], batch_size, context) + _bisect(
-            alias, model, features[mid:], batch_size, context
-        )
-    answers: list[np.ndarray | str] = []
-    for row in p:
-        if np.isfinite(row).all():
-            answers.append(row)
-        else:
-            answers.append(f"model_failed: {alias}: non-finite probabilities")
-    return answers
-
-
-def _failure(alias: str, exc: BaseException, stage: str = "") -> str:
-    text = " ".join(str(exc).split())[:500]
-    return f"model_failed: {alias}: {stage}{type(exc).__name__}: {text}"
-
-
-def _check_output(model: LidModel, p: Any, n: int) -> np.ndarray:
-    p = np.asarray(p, dtype=np.float32)
-    if p.shape != (n, len(model.labels)):
-        raise ModelError(
-            f"the model returned shape {p.shape} for {n} clips and {len(model.labels)} labels"
-        )
-    return p
-
-
-def _canary(model: LidModel) -> np.ndarray:
-    """One second of quiet noise at the model's rate: any working model can answer it."""
-    rng = np.random.default_rng(0)
-    return (0.01 * rng.standard_normal(model.sample_rate)).astype(np.float32)
-
-
 def _decode_and_prepare(
     pool: Any,
     uri: str,
@@ -302,7 +245,7 @@ def _decode_and_prepare(
                 try:
                     prepared.append(model.prepare(heard.wave))
                 except Exception as exc:  # noqa: BLE001 - a clip a model cannot prepare is that row's error
-                    prepared.append(_failure(spec.alias, exc, "prepare: "))
+                    prepared.append(model_failure(spec.alias, exc, "prepare: "))
         parts.append(Part(start, start + len(wave) / rate, heard, prepared))
     return samples, parts
 
