@@ -1,11 +1,13 @@
 """Whisper language identification in PyTorch with transformers' model classes.
 
-Log-mel features are computed per clip on the CPU in :meth:`WhisperLid.prepare` (the kernel's decode
-threads, overlapping inference). One forward pass per batch: the encoder runs once, the decoder
-takes one step from ``<|startoftranscript|>``, and a softmax over the language tokens alone gives
-each clip's language distribution (what ``whisper.detect_language`` and faster-whisper's
-``detect_language`` compute). Only the language rows of the output projection are multiplied, not
-the 51k-token vocabulary.
+On the CPU, log-mel features are computed per clip in :meth:`WhisperLid.prepare` (the kernel's
+decode threads, overlapping inference); on a GPU, ``prepare`` keeps the waveform and
+:meth:`WhisperLid.collate` computes a whole batch's log-mel on the device
+(:mod:`lidframe.models.whisper_mel`: the same numbers). One forward pass per batch: the encoder runs
+once, the decoder takes one step from ``<|startoftranscript|>``, and a softmax over the language
+tokens alone gives each clip's language distribution (what ``whisper.detect_language`` and
+faster-whisper's ``detect_language`` compute). Only the language rows of the output projection are
+multiplied, not the 51k-token vocabulary.
 
 Features follow faster-whisper exactly (the peer this model is checked against): the clip (at most
 30 s) plus 160 zero samples is turned into a log-mel spectrogram normalised by its own maximum, then
@@ -24,6 +26,7 @@ against context (``benchmarks/context.py``, ``benchmarks/RESULTS.md``; see
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,18 +37,22 @@ from lidframe.languages import whisper_to_canonical
 from lidframe.models.base import Batch, LidModel
 from lidframe.models.hub import hub_access
 from lidframe.models.spec import ModelSpec
+from lidframe.models.whisper_mel import (
+    CHUNK_SAMPLES,
+    HOP,
+    N_FRAMES,
+    SAMPLE_RATE,
+    LogMel,
+    log_mel_batch,
+    mel_frames,
+)
 from lidframe.models.whisper_weights import resolve_whisper_source
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["WhisperLid", "registrations"]
+__all__ = ["CONTEXT_FRAMES", "N_FRAMES", "WhisperLid", "registrations"]
 
-SAMPLE_RATE = 16_000
-N_FFT = 400
-HOP = 160
-CHUNK_SAMPLES = 30 * SAMPLE_RATE
-N_FRAMES = CHUNK_SAMPLES // HOP
 # Encoder input lengths (mel frames, 100 per second) a batch is padded up to without full context:
 # few, so batches of similar clips share shapes (and, on a GPU, compiled kernels).
 CONTEXT_FRAMES = (200, 300, 400, 600, 800, 1000, 1200, 1500, 2000, 2500, 3000)
@@ -70,6 +77,8 @@ class WhisperLid(LidModel):
 
     # With full context the encoder takes 30 s of frames: every batch is padded to that.
     pad_to = N_FRAMES
+    # Mel frames per second (the unit of padded_length and of a batch_seconds budget).
+    steps_per_second = SAMPLE_RATE / HOP
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
@@ -104,7 +113,12 @@ class WhisperLid(LidModel):
             [[_token_id(location, "<|startoftranscript|>")]], device=self.device
         )
         self._lang_proj = self._model.proj_out.weight[self._lang_ids].detach()
-        self._mel = _LogMel(self._model.config.num_mel_bins)
+        self._mel = LogMel(self._model.config.num_mel_bins)
+        # Whether collate computes the batch's log-mel on the device from waveforms (on CUDA),
+        # rather than prepare per clip on the CPU; a CPU test turns it on to check its numbers.
+        self.mel_on_device = self.device.startswith("cuda")
+        self._mel_filters = self._mel.filters.to(self.device)
+        self._mel_window = self._mel.window.to(self.device)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -116,8 +130,36 @@ class WhisperLid(LidModel):
         return self._whisper_codes
 
     def prepare(self, waveform: np.ndarray) -> np.ndarray:
-        """The clip's normalised log-mel spectrogram, ``(n_mels, frames)`` with frames <= 3,000."""
+        """The clip's normalised log-mel spectrogram, ``(n_mels, frames)`` with frames <= 3,000;
+        on a GPU the clip's first 30 s instead (:meth:`collate` computes the log-mel there)."""
+        if self.mel_on_device:
+            return np.asarray(waveform[:CHUNK_SAMPLES], dtype=np.float32)
         return self._mel(waveform)
+
+    def input_steps(self, feature: Any) -> int:
+        if self.mel_on_device:
+            return mel_frames(int(np.shape(feature)[-1]))
+        return super().input_steps(feature)
+
+    def collate(self, features: Sequence[np.ndarray], *, context: float | None = None) -> Batch:
+        """On a GPU: pad the waveforms, copy them there and compute their log-mel as a batch."""
+        if not self.mel_on_device:
+            return super().collate(features, context=context)
+        import torch
+
+        samples = np.array([np.shape(f)[-1] for f in features], dtype=np.int64)
+        frames = np.array([mel_frames(int(n)) for n in samples], dtype=np.int64)
+        longest = self.padded_length(int(frames.max()), context)
+        waves = self.to_device(self.pad_host(features, int(samples.max())))
+        mel = log_mel_batch(
+            waves,
+            self.to_device(torch.from_numpy(samples)),
+            self._mel_filters,
+            self._mel_window,
+            longest,
+        )
+        lengths = self.to_device(torch.from_numpy(np.minimum(frames, longest)))
+        return Batch(mel.to(self.input_dtype), lengths)
 
     def padded_length(self, longest: int, context: float | None = None) -> int:
         if context is None:
@@ -154,38 +196,6 @@ def _encode(encoder: Any, mel: torch.Tensor) -> torch.Tensor:
         if isinstance(hidden, tuple):  # older transformers return (hidden, attentions)
             hidden = hidden[0]
     return encoder.layer_norm(hidden)
-
-
-class _LogMel:
-    """Whisper's log-mel spectrogram of one clip on the CPU (numbers as in faster-whisper)."""
-
-    def __init__(self, n_mels: int) -> None:
-        import torch
-        from transformers.audio_utils import mel_filter_bank
-
-        filters = mel_filter_bank(
-            num_frequency_bins=N_FFT // 2 + 1,
-            num_mel_filters=n_mels,
-            min_frequency=0.0,
-            max_frequency=SAMPLE_RATE / 2,
-            sampling_rate=SAMPLE_RATE,
-            norm="slaney",
-            mel_scale="slaney",
-        )
-        self.filters = torch.tensor(filters.T, dtype=torch.float32)
-        self.window = torch.hann_window(N_FFT)
-
-    def __call__(self, wave: np.ndarray) -> np.ndarray:
-        import torch
-
-        audio = torch.as_tensor(np.asarray(wave[:CHUNK_SAMPLES], dtype=np.float32))
-        audio = torch.nn.functional.pad(audio, (0, HOP))
-        spec = torch.stft(audio, N_FFT, HOP, window=self.window, return_complex=True)
-        power = spec[:, :-1].abs() ** 2
-        logmel = torch.clamp(self.filters @ power, min=1e-10).log10()
-        logmel = torch.maximum(logmel, logmel.max() - 8.0)
-        frames = min(logmel.shape[-1], N_FRAMES)
-        return ((logmel[:, :frames] + 4.0) / 4.0).numpy()
 
 
 def _tokenizer(location: str):
