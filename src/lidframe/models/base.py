@@ -35,7 +35,7 @@ from lidframe.models.transfer import DeviceCopier
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["Batch", "LidModel", "resolve_device"]
+__all__ = ["Batch", "LidModel", "resolve_device", "resolve_dtype"]
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,9 @@ class LidModel(ABC):
     # Steps of the last axis per second of audio, to turn ``batch_seconds`` into steps: the sample
     # rate for waveform models, the frame rate for spectrogram ones (Whisper: 100).
     steps_per_second: float = 16_000
+    # Whether the family can run in float16/bfloat16: dtype ``auto`` resolves to float32 for a
+    # family that cannot (see :func:`resolve_dtype`).
+    half_precision: bool = True
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
@@ -255,3 +258,27 @@ def resolve_device(device: str) -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_dtype(dtype: str, device: str, half_precision: bool = True) -> str:
+    """``auto`` -> the fastest dtype the device runs well; other values unchanged.
+
+    bfloat16 on a CUDA device with native bfloat16 (compute capability 8.0 and later: emulated
+    bfloat16 on older GPUs is slower than float32), float16 on an older CUDA device, float32 on
+    the CPU (half precision there is emulated, slower than float32) and for a family that runs in
+    float32 only (``half_precision`` False). Call it where the model loads: the answer depends on
+    that machine's device.
+    """
+    if dtype != "auto":
+        return dtype
+    device = resolve_device(device)
+    if not half_precision or not device.startswith("cuda"):
+        return "float32"
+    import torch
+
+    if not torch.cuda.is_available():
+        return "float32"  # loading on this device fails anyway, with the family's own message
+    index = torch.device(device).index
+    with torch.cuda.device(torch.cuda.current_device() if index is None else index):
+        native = torch.cuda.is_bf16_supported(including_emulation=False)
+    return "bfloat16" if native else "float16"

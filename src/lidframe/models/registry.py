@@ -10,8 +10,9 @@ Families come from three places, looked up in this order:
 A family registered with :func:`register_family` in the process that starts a job is carried to the
 workers with the job's kernel settings (:func:`runtime_factories`), so it works on a distributed
 cluster without an installed package. :func:`load_model` keeps one instance per ``(spec, device,
-dtype)`` per process, so a partition never reloads weights and two models on one worker never
-overwrite each other, and checks what the family built: a :class:`LidModel` whose labels are
+dtype)`` per process (dtype ``auto`` resolved there, for the family and the device:
+:func:`~lidframe.models.base.resolve_dtype`), so a partition never reloads weights and two models on
+one worker never overwrite each other, and checks what the family built: a :class:`LidModel` whose labels are
 distinct canonical language codes.
 """
 
@@ -24,8 +25,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from lidframe.errors import ConfigError, ModelError
-from lidframe.models.base import LidModel, implements_contract, resolve_device
-from lidframe.models.spec import ModelSpec
+from lidframe.models.base import LidModel, implements_contract, resolve_device, resolve_dtype
+from lidframe.models.spec import ModelSpec, dtype_name
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -40,6 +41,8 @@ __all__ = [
     "parse_model",
     "register_family",
     "register_name",
+    "release_model",
+    "resolved_spec",
     "runtime_factories",
 ]
 
@@ -127,6 +130,7 @@ def available_models() -> list[str]:
 def parse_model(name: str, device: str = "auto", dtype: str = "float32") -> ModelSpec:
     """Turn a user's model string into a :class:`ModelSpec`; unknown names list the valid ones."""
     _discover()
+    dtype = dtype_name(dtype)
     if not isinstance(name, str) or not name.strip():
         raise ConfigError(f"a model name must be a non-empty string, got {name!r}")
     name = name.strip()
@@ -170,10 +174,17 @@ _loads: Counter[ModelSpec] = Counter()
 _lock = threading.Lock()
 
 
+def resolved_spec(spec: ModelSpec) -> ModelSpec:
+    """``spec`` with its device and dtype as this process resolves ``auto`` (what it would load)."""
+    _discover()
+    device = resolve_device(spec.device)
+    half = bool(getattr(_families.get(spec.family), "half_precision", True))
+    return replace(spec, device=device, dtype=resolve_dtype(spec.dtype, device, half))
+
+
 def load_model(spec: ModelSpec) -> LidModel:
     """Return the process-wide instance for ``spec``, loading it on first use (thread-safe)."""
-    _discover()
-    spec = replace(spec, device=resolve_device(spec.device))
+    spec = resolved_spec(spec)
     model = _cache.get(spec)
     if model is not None:
         return model
@@ -197,8 +208,18 @@ def load_model(spec: ModelSpec) -> LidModel:
 
 def cached_labels(spec: ModelSpec) -> tuple[str, ...] | None:
     """The labels of ``spec`` if this process has loaded it, without loading anything."""
-    model = _cache.get(replace(spec, device=resolve_device(spec.device)))
+    model = _cache.get(resolved_spec(spec))
     return None if model is None else tuple(model.labels)
+
+
+def release_model(spec: ModelSpec) -> bool:
+    """Drop this process's instance of ``spec`` (its memory is freed once nothing holds it).
+
+    For a worker that loaded a model it will not use again (the fidelity check loads a model in
+    two dtypes; the job keeps one). Returns whether one was loaded.
+    """
+    with _lock:
+        return _cache.pop(resolved_spec(spec), None) is not None
 
 
 def load_count() -> dict[str, int]:

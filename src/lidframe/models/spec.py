@@ -12,10 +12,23 @@ from dataclasses import dataclass
 from lidframe.columns import column_alias
 from lidframe.errors import ConfigError
 
-__all__ = ["DEVICES", "DTYPES", "ModelSpec"]
+__all__ = ["DEVICES", "DTYPES", "HALF_DTYPES", "ModelSpec", "dtype_name"]
 
 DEVICES = ("auto", "cpu", "cuda")
-DTYPES = ("float32", "float16", "bfloat16")
+# ``auto``: bfloat16 on a CUDA device that supports it, float16 on an older one, float32 on the CPU
+# (resolved where the model loads: :func:`lidframe.models.base.resolve_dtype`).
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+HALF_DTYPES = ("float16", "bfloat16")
+_DTYPE_ALIASES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+
+
+def dtype_name(value: str) -> str:
+    """A dtype as :data:`DTYPES` spells it (``bf16``, ``fp16`` and ``fp32`` are accepted too)."""
+    name = _DTYPE_ALIASES.get(str(value).strip().lower(), str(value).strip().lower())
+    if name not in DTYPES:
+        aliases = ", ".join(_DTYPE_ALIASES)
+        raise ConfigError(f"dtype must be one of {', '.join(DTYPES)} ({aliases}), got {value!r}")
+    return name
 
 
 @dataclass(frozen=True)
@@ -30,7 +43,7 @@ class ModelSpec:
     source: str
     # ``auto`` picks CUDA when torch sees a GPU (on a dask-cuda worker: that worker's GPU), else CPU.
     device: str = "auto"
-    # Weights and activations dtype.
+    # Weights and activations dtype (``auto``: see :data:`DTYPES`).
     dtype: str = "float32"
 
     def __post_init__(self) -> None:

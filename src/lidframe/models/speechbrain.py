@@ -43,6 +43,8 @@ class SpeechBrainLid(LidModel):
 
     # ECAPA-TDNN's reflect-padded convolutions need 5 frames of 10 ms (measured: 600 samples fail).
     min_samples = 640
+    # SpeechBrain's ECAPA-TDNN runs in float32 only: dtype ``auto`` gives it float32.
+    half_precision = False
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
