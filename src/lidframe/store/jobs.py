@@ -134,6 +134,23 @@ class JobStore(Planning, Leases, Reads, Evaluations):
 
         self._tx(f"recording the label sets of job {job_id}", tx)
 
+    def record_fidelity(self, job_id: str, record: Mapping[str, Any]) -> None:
+        """Record a run's half-precision check (:mod:`lidframe.fidelity`) in the job's row.
+
+        The newest check is the value; the checks of earlier runs of the job (a resume on other
+        hardware checks again) are kept under its ``earlier`` key, newest first.
+        """
+
+        def tx(conn: Connection) -> None:
+            old = conn.execute(sa.select(jobs.c.fidelity).where(jobs.c.job_id == job_id)).scalar()
+            value = dict(record)
+            if old:
+                previous = {k: v for k, v in old.items() if k != "earlier"}
+                value["earlier"] = [previous, *old.get("earlier", [])]
+            conn.execute(jobs.update().where(jobs.c.job_id == job_id).values(fidelity=value))
+
+        self._tx(f"recording the fidelity check of job {job_id}", tx)
+
     def jobs(self) -> list[dict[str, Any]]:
         """Every job, newest first, with its partition counts by state."""
 

@@ -11,7 +11,9 @@ All tables are prefixed ``lidframe_`` so they can share a database (and a schema
     ``n_partitions``, ``n_rows`` (so far, while ``planned`` is false: partitions are added as the
     manifest is planned), ``content_digest`` (hash of every partition's digest, once planned),
     ``labels`` (JSON ``{alias: [codes]}``: each model's label set, recorded when the models are
-    loaded), ``created_at``, ``updated_at``.
+    loaded), ``fidelity`` (JSON: the last half-precision check against float32, see
+    :mod:`lidframe.fidelity`, with ``fallback`` and the checks of earlier runs under ``earlier``;
+    null when the job never ran in half precision), ``created_at``, ``updated_at``.
 
 ``lidframe_partitions``: one row per (job, partition); partition ``k`` is manifest rows
     ``[row_start, row_stop)``. ``state`` is ``pending``, ``running`` (leased), ``done`` or ``dead``.
@@ -74,6 +76,7 @@ jobs = sa.Table(
     sa.Column("planned", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("content_digest", sa.String(64)),
     sa.Column("labels", JSONType),
+    sa.Column("fidelity", JSONType),
     sa.Column("created_at", Timestamp, nullable=False, server_default=sa.func.now()),
     sa.Column("updated_at", Timestamp, nullable=False, server_default=sa.func.now()),
 )
