@@ -150,6 +150,7 @@ def _stage(frame: pd.DataFrame, partition: int, token: str, task: PartitionTask)
         "partition": partition,
         "lease_token": token,
         "models": [m.name for m in task.kernel.models],
+        "dtypes": {m.alias: m.dtype for m in task.kernel.models},
         "labels": {alias: list(codes) for alias, codes in task.labels.items()},
     }
     write_staged(frame, task.out, partition, token, task.schema, task.out_options, provenance)

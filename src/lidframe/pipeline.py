@@ -6,7 +6,9 @@ SQLite file that is deleted afterwards; see :mod:`lidframe.job_database`). Every
 found out before work is, in this order, so a bad setting fails in seconds with one line
 (``ConfigError``, ``ManifestError``, ``ModelError``, ``StoreError``): settings, the job database,
 the output folder is writable, the manifest is valid, the models load on a worker
-(:mod:`lidframe.preflight`), the folder is this job's. Then the orchestrator works through the
+(:mod:`lidframe.preflight`), the folder is this job's. A model that would run in half precision is
+first checked against float32 on a worker (:mod:`lidframe.precision`): the job runs in float32
+when it fails, and the check is stored with the job. Then the orchestrator works through the
 partitions (:mod:`lidframe.orchestrator`) and a :class:`~lidframe.run_summary.RunSummary` comes
 back; a systemic failure while working is :class:`~lidframe.errors.JobFailed`, an interrupt
 :class:`~lidframe.errors.JobInterrupted`, both with the job's state kept.
@@ -30,6 +32,7 @@ from lidframe.cluster import connect
 from lidframe.columns import result_meta, result_schema
 from lidframe.consensus import ConsensusConfig, consensus_config, consensus_meta
 from lidframe.errors import JobInterrupted, ManifestError
+from lidframe.fidelity import check_settings
 from lidframe.job import JobSpec, check_job_id, environment
 from lidframe.job_database import database_url, default_db, job_database, nothing_to_do
 from lidframe.kernel import KernelConfig, identify_partition
@@ -38,6 +41,7 @@ from lidframe.models import parse_model
 from lidframe.models.registry import runtime_factories
 from lidframe.orchestrator import JobSettings, Progress, reconcile_parts, run_partitions
 from lidframe.partition_task import PartitionTask
+from lidframe.precision import settle_precision
 from lidframe.preflight import preflight_models
 from lidframe.run_config import RunConfig
 from lidframe.run_summary import RunSummary, summarize
@@ -102,7 +106,14 @@ def run(
     ``partition_rows``, ``top_k``, ``device``, ``dtype``, ``audio``, ``speech``,
     ``storage_options``, ``out_storage_options``, ``consensus_policy``, ``min_prob``,
     ``calibration``, ``cascade``, ``progress``, ``db``, ``job``, ``max_attempts``,
-    ``lease_seconds``, ``stall_seconds``, ``retry_dead``, ``overwrite``).
+    ``lease_seconds``, ``stall_seconds``, ``retry_dead``, ``overwrite``, ``fidelity_clips``,
+    ``fidelity_threshold``).
+
+    ``dtype`` ``auto`` (the default) runs half precision on a GPU that supports it and float32
+    elsewhere. Half precision is checked against float32 first, on the first
+    ``fidelity_clips`` clips with speech: when a model's top-1 agreement is below
+    ``fidelity_threshold`` the job runs in float32. The figures are printed, stored with the job
+    and in ``summary.fidelity`` (see :mod:`lidframe.fidelity`).
 
     Starts a local cluster (or attaches to ``scheduler``), and returns a :class:`RunSummary`
     (``summary.ok`` is False when partitions died). ``storage_options`` apply to the manifest and the
@@ -133,6 +144,7 @@ def run(
         config = dataclasses.replace(config, **settings) if settings else config
     else:
         config = RunConfig.of(**settings)
+    check_settings(config.fidelity_clips, config.fidelity_threshold)
     specs = tuple(
         parse_model(name, device=config.device, dtype=config.dtype) for name in config.models
     )
@@ -174,6 +186,7 @@ def run(
         kernel = dataclasses.replace(kernel, decode_threads=config.decode_threads)
     db_url = database_url(config.db, out)
     job_id: str | None = None
+    fidelity: dict[str, Any] | None = None
     try:
         with ExitStack() as stack:
             # A database server is checked first (a wrong password fails in seconds); the embedded
@@ -262,6 +275,13 @@ def run(
                     gpu_threads=config.gpu_threads,
                     verbose=verbose,
                 ) as client:
+                    kernel, fidelity = settle_precision(
+                        client,
+                        source,
+                        kernel,
+                        clips=config.fidelity_clips,
+                        threshold=config.fidelity_threshold,
+                    )
                     labels = preflight_models(client, kernel)
                     counted = (
                         None
@@ -278,6 +298,8 @@ def run(
                     )
                     take_over()
                     store.record_labels(job_id, labels)
+                    if fidelity is not None:
+                        store.record_fidelity(job_id, fidelity)
                     skipped = store.states(job_id).get("done", 0)
                     done = run_partitions(
                         client,
@@ -293,6 +315,7 @@ def run(
             summary.db = store.url if kept else None
             summary.committed = done.committed
             summary.skipped = skipped
+            summary.fidelity = fidelity
     except KeyboardInterrupt as exc:
         status = getattr(exc, "exit_status", 130)
         what = "terminated" if status == 143 else "interrupted"

@@ -25,6 +25,12 @@ def _calibration_identity(value: Any) -> Any:
     return None if value is None else dataclasses.asdict(value)
 
 
+def _dtype_identity(value: Any) -> str:
+    # Every dtype stands for float32: half precision runs only after a fidelity check against
+    # float32 passed (else the job falls back to it), so a job keeps its id on any hardware.
+    return "float32"
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """The settings of one run (see :func:`lidframe.run` for what each does)."""
@@ -32,7 +38,7 @@ class RunConfig:
     models: tuple[str, ...] = setting(("whisper-base",), identity=True)
     partition_rows: int = setting(128, identity=True)
     top_k: int = setting(5, identity=True)
-    dtype: str = setting("float32", identity=True)
+    dtype: str = setting("auto", identity=_dtype_identity)
     audio: AudioConfig = setting(identity=True, factory=AudioConfig)
     speech: SpeechConfig = setting(identity=True, factory=SpeechConfig)
     consensus_policy: str = setting("majority", identity=True)
@@ -59,6 +65,10 @@ class RunConfig:
     stall_seconds: float = setting(600.0, identity=False)
     retry_dead: bool = setting(False, identity=False)
     overwrite: bool = setting(False, identity=False)
+    # The half-precision check against float32 (lidframe.fidelity): clips compared, least top-1
+    # agreement (below it the job runs in float32).
+    fidelity_clips: int = setting(32, identity=False)
+    fidelity_threshold: float = setting(0.995, identity=False)
 
     def __post_init__(self) -> None:
         models = (self.models,) if isinstance(self.models, str) else tuple(self.models)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
+from lidframe.fidelity import fidelity_lines
 from lidframe.store.jobs import JobStore
 
 __all__ = ["RunSummary", "summarize"]
@@ -35,6 +37,9 @@ class RunSummary:
     committed: int = 0
     skipped: int = 0
     dead: int = 0
+    # This run's half-precision check against float32 (None: the job ran in float32 unchecked);
+    # the record stored with the job (lidframe.fidelity.FidelityReport.record, with ``fallback``).
+    fidelity: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -53,6 +58,8 @@ class RunSummary:
                 f"{self.skipped} already done, {self.dead} dead "
                 + (f"(state in {self.db})" if self.db else "(no job database kept: --no-db)")
             )
+        if self.fidelity is not None:
+            lines.extend(f"  {line}" for line in fidelity_lines(self.fidelity))
         if self.error_categories:
             lines.append(
                 "  errors: " + ", ".join(f"{k} {v}" for k, v in self.error_categories.most_common())

@@ -1,0 +1,109 @@
+"""Which dtype a job's models run in: half precision only after it passed a check against float32.
+
+Before a job's partitions are scheduled, a task on a worker (where the GPU is) resolves each model's
+dtype as that worker would (``auto``: bfloat16 on a GPU with native bfloat16, float16 on an older
+GPU, float32 on the CPU or for a float32-only family: :func:`lidframe.models.base.resolve_dtype`).
+When one resolves to half precision, :func:`lidframe.fidelity.check_fidelity` compares it with
+float32 on the first clips of the manifest; the job then runs in the dtypes that worker resolved
+when every model passed, and in float32 when one failed ("falls back"). Either way the kernel's
+model specs carry the settled dtype, so every worker of the job runs what was checked, and the
+loaded model the job will not use is released on the checking worker. With float32 nothing is
+checked.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from dataclasses import replace
+from typing import Any
+
+from lidframe.errors import LidframeError, ModelError
+from lidframe.fidelity import FidelityReport, check_fidelity, fidelity_lines
+from lidframe.kernel import KernelConfig
+from lidframe.manifest import Manifest
+from lidframe.models.registry import adopt_factories, release_model, resolved_spec
+from lidframe.models.spec import HALF_DTYPES
+
+__all__ = ["check_models", "settle_precision"]
+
+
+def settle_precision(
+    client: Any, manifest: Manifest, kernel: KernelConfig, *, clips: int, threshold: float
+) -> tuple[KernelConfig, dict[str, Any] | None]:
+    """The kernel with every model's dtype settled, and the check's record (None: none ran).
+
+    Prints one line per checked model, and one more when the job falls back to float32.
+    """
+    future = client.submit(
+        check_models,
+        manifest,
+        kernel,
+        clips,
+        threshold,
+        key=f"lidframe-fidelity-{uuid.uuid4().hex[:8]}",
+        pure=False,
+    )
+    try:
+        dtypes, report = future.result()
+    except LidframeError:
+        raise
+    except Exception as exc:
+        raise ModelError(
+            f"the half-precision check failed on a worker: {type(exc).__name__}: "
+            f"{' '.join(str(exc).split())}"
+        ) from exc
+    finally:
+        future.release()
+    fallback = report is not None and not report.passed
+    models = tuple(
+        replace(spec, dtype="float32" if fallback else dtypes[spec.alias]) for spec in kernel.models
+    )
+    record = None
+    if report is not None:
+        record = report.record(fallback=fallback, job_dtypes={m.alias: m.dtype for m in models})
+        for line in fidelity_lines(record):
+            print(f"lidframe: {line}", file=sys.stderr, flush=True)
+    return replace(kernel, models=models), record
+
+
+def check_models(
+    manifest: Manifest | str, kernel: KernelConfig, clips: int, threshold: float
+) -> tuple[dict[str, str], FidelityReport | None]:
+    """Each model's dtype as this process resolves it (by alias), and the check of those in half
+    precision against float32 (None: every model runs in float32). Of the two dtypes each checked
+    model was loaded in, the one a job would not use is released."""
+    adopt_factories(kernel.families)
+    dtypes = {spec.alias: resolved_spec(spec).dtype for spec in kernel.models}
+    half = [spec for spec in kernel.models if dtypes[spec.alias] in HALF_DTYPES]
+    if not half:
+        return dtypes, None
+    reports = [
+        check_fidelity(
+            manifest,
+            [spec for spec in half if dtypes[spec.alias] == dtype],
+            dtype,
+            clips=clips,
+            threshold=threshold,
+            settings=kernel,
+        )
+        for dtype in sorted({dtypes[spec.alias] for spec in half})
+    ]
+    report = replace(
+        reports[0],
+        models=tuple(m for r in reports for m in r.models),
+        rows_read=max(r.rows_read for r in reports),
+    )
+    # The job keeps one of the two dtypes each model was loaded in: free the other's memory.
+    for spec in half:
+        unused = dtypes[spec.alias] if not report.passed else "float32"
+        release_model(replace(spec, dtype=unused))
+    _free_cuda_cache()
+    return dtypes, report
+
+
+def _free_cuda_cache() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
