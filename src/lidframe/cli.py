@@ -157,6 +157,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "status": _status,
         "jobs": _jobs,
         "run": _run,
+        "check": _check,
     }
     return commands[args.command](args)
 
@@ -207,6 +208,8 @@ def _run(args: argparse.Namespace) -> int:
         stall_seconds=args.stall_seconds,
         retry_dead=args.retry_dead,
         overwrite=args.overwrite,
+        fidelity_clips=args.fidelity_clips,
+        fidelity_threshold=args.fidelity_threshold,
     )
     print(summary)
     if summary.ok:
@@ -218,6 +221,28 @@ def _run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 1
+
+
+def _check(args: argparse.Namespace) -> int:
+    """``lidframe check``: the half-precision check a job runs, alone; 1 when a model fails it."""
+    from lidframe.fidelity import check_settings, fidelity_lines
+    from lidframe.kernel import KernelConfig
+    from lidframe.models import parse_model
+    from lidframe.precision import check_models
+
+    check_settings(args.clips, args.threshold)
+    specs = tuple(parse_model(m, device=args.device, dtype=args.dtype) for m in args.models)
+    kernel = KernelConfig(
+        models=specs,
+        batch_size=args.batch_size,
+        storage_options=_storage_options(args.storage_option),
+    )
+    dtypes, report = check_models(args.manifest, kernel, args.clips, args.threshold)
+    if report is None:
+        print(f"nothing to check: the models run in float32 here ({', '.join(dtypes.values())})")
+        return 0
+    print("\n".join(fidelity_lines(report.record())))
+    return 0 if report.passed else 1
 
 
 def _one_line(exc: BaseException) -> str:

@@ -21,6 +21,11 @@ exit status:
   130  interrupted (Ctrl-C); 143: terminated (SIGTERM); state is kept, rerun to resume"""
 
 
+# lidframe.models.spec.DTYPES and the aliases dtype_name() accepts (not imported: the parser stays
+# light).
+_DTYPES = ["auto", "float32", "float16", "bfloat16", "fp32", "fp16", "bf16"]
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, with usage errors as the same one line as every other error (exit status 2)."""
 
@@ -86,7 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--partition-rows", type=int, default=128, help="manifest rows per partition")
     run.add_argument("--top-k", type=int, default=5, help="languages kept in each *_topk column")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    run.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    run.add_argument(
+        "--dtype",
+        default="auto",
+        choices=_DTYPES,
+        help="auto: bfloat16 on a GPU that supports it, float16 on an older GPU, float32 on the "
+        "CPU; half precision is checked against float32 first (see `lidframe check`) and the job "
+        "runs in float32 when it disagrees (default: auto)",
+    )
     run.add_argument(
         "--max-window",
         type=float,
@@ -205,6 +217,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--retry-dead", action="store_true", help="give dead partitions a new set of attempts"
     )
+    run.add_argument(
+        "--fidelity-clips",
+        type=int,
+        default=32,
+        help="clips with speech on which half precision is checked against float32 (default 32)",
+    )
+    run.add_argument(
+        "--fidelity-threshold",
+        type=float,
+        default=0.995,
+        help="least top-1 agreement with float32 for half precision; below it the job runs in "
+        "float32 (default 0.995)",
+    )
 
     ev = sub.add_parser("eval", help="score a run's results against ground truth")
     ev.add_argument("results", help="a run's Parquet folder")
@@ -265,8 +290,34 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--policy", default="product", choices=["weighted", "product"])
     cal.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE")
 
+    _check_parser(sub)
     sub.add_parser("models", help="list the model names and the installed model families")
     return parser
+
+
+def _check_parser(sub: Any) -> None:
+    check = sub.add_parser(
+        "check",
+        help="compare half precision with float32 on a manifest's first clips with speech",
+        epilog="exit status:\n  0    every model passed\n  1    a model's top-1 agreement "
+        "is below --threshold\n  2    bad input or settings",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check.add_argument("manifest", help="CSV, Parquet or JSONL manifest (local path or URL)")
+    check.add_argument("--models", nargs="+", default=["whisper-base"], help="model names")
+    check.add_argument(
+        "--dtype",
+        default="bfloat16",
+        choices=_DTYPES,
+        help="half dtype to check (auto: what a job on this device would run; default bfloat16)",
+    )
+    check.add_argument("--clips", type=int, default=32, help="clips compared (default 32)")
+    check.add_argument(
+        "--threshold", type=float, default=0.995, help="least top-1 agreement (default 0.995)"
+    )
+    check.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    check.add_argument("--batch-size", type=int, default=8, help="clips per forward pass")
+    check.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE")
 
 
 def _db_arguments(parser: argparse.ArgumentParser, with_out: bool = False) -> None:
