@@ -13,7 +13,7 @@ partitions (:mod:`lidframe.precision`) and falls back to float32 when a model fa
 The clips take the kernel's own path (:func:`lidframe.kernel._prepared_windows`): decoded in the
 decoder processes, cut to their speech by voice activity (:func:`lidframe.speech.listen`), and
 prepared by each model's :meth:`~lidframe.models.LidModel.prepare` (CPU, float32, the same for both
-dtypes); the forward passes run as the kernel runs them (:func:`lidframe.kernel._predict`), with
+dtypes); the forward passes run as the kernel runs them (:func:`lidframe.model_faults.predict_clips`), with
 its batch size and encoder context. So the figures are
 about the job's own clips as the job's models will hear them.
 """
@@ -29,8 +29,9 @@ import numpy as np
 import pandas as pd
 
 from lidframe.errors import ConfigError
-from lidframe.kernel import KernelConfig, _predict, _prepared_windows
+from lidframe.kernel import KernelConfig, _prepared_windows
 from lidframe.manifest import Manifest, open_manifest, plan_partitions, read_partition
+from lidframe.model_faults import PassSize, predict_clips
 from lidframe.models import ModelSpec, load_model
 from lidframe.models.registry import adopt_factories
 
@@ -162,7 +163,7 @@ def compare_prepared(
     """Each model's figures on clips already prepared: ``features[i][m]`` is clip ``i`` as
     ``specs[m]`` prepares it.
 
-    Batches run as in the kernel (:func:`lidframe.kernel._predict`: a batch a model fails on is
+    Batches run as in the kernel (:func:`lidframe.model_faults.predict_clips`: a batch a model fails on is
     split down to the clips it fails on). A clip the model fails on in float32 is left out (it is
     that row's error in any dtype); one it fails on only in ``dtype`` (an error, or probabilities
     that are not finite) counts as disagreeing; a model that cannot run in ``dtype`` at all fails
@@ -171,7 +172,9 @@ def compare_prepared(
     out = []
     for m, spec in enumerate(specs):
         full = load_model(replace(spec, dtype="float32"))
-        answers = _predict(spec.alias, full, [f[m] for f in features], batch_size, context)
+        answers = predict_clips(
+            spec.alias, full, [f[m] for f in features], PassSize(batch_size, None), context
+        )
         kept = [i for i, a in enumerate(answers) if not isinstance(a, str)]
         clips = [features[i][m] for i in kept]
         ref = np.array([answers[i] for i in kept]).reshape(len(kept), len(full.labels))
@@ -180,7 +183,7 @@ def compare_prepared(
         )
         try:
             half = load_model(replace(spec, dtype=dtype))
-            got = _predict(spec.alias, half, clips, batch_size, context)
+            got = predict_clips(spec.alias, half, clips, PassSize(batch_size, None), context)
         except Exception as exc:  # noqa: BLE001 - a model that cannot run in half precision fails
             out.append(replace(blank, failed=len(clips), error=_text(exc)))
             continue
