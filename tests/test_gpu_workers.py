@@ -175,3 +175,41 @@ def test_whisper_base_runs_on_gpu_workers(tmp_path):
     )
     assert summary.ok
     assert pd.read_parquet(tmp_path / "out")["whisper_base_lang"].tolist() == ["en"] * 4
+
+
+def test_a_gpu_worker_sizes_passes_by_seconds_unless_the_job_says():
+    from dataclasses import replace
+
+    import pyarrow as pa
+
+    from lidframe.kernel import CPU_BATCH_SIZE, GPU_BATCH_SECONDS, GPU_BATCH_SIZE, KernelConfig
+    from lidframe.partition_task import PartitionTask
+
+    def task(device: str, auto: bool) -> PartitionTask:
+        spec = ModelSpec(name="m", family="loudness", source="m", device=device)
+        kernel = KernelConfig(models=(spec,), batch_size=CPU_BATCH_SIZE)
+        return PartitionTask(job_id="j", manifest=None, kernel=kernel, aliases=("m",),  # type: ignore[arg-type]
+                             consensus=None, out="o", schema=pa.schema([]), auto_batches=auto)  # fmt: skip
+
+    gpu = task("cuda", auto=True).worker_kernel()
+    assert (gpu.batch_size, gpu.batch_seconds) == (GPU_BATCH_SIZE, GPU_BATCH_SECONDS)
+    for unchanged in (task("cpu", auto=True), task("cuda", auto=False)):
+        kernel = unchanged.worker_kernel()
+        assert (kernel.batch_size, kernel.batch_seconds) == (CPU_BATCH_SIZE, None)
+    assert (
+        replace(task("cuda", auto=True), auto_batches=False).worker_kernel().batch_seconds is None
+    )
+
+
+def test_batch_settings_are_checked_in_one_line():
+    from lidframe.run_config import RunConfig
+
+    assert RunConfig(batch_seconds=120).batch_seconds == 120
+    for bad in (
+        {"batch_size": 0},
+        {"batch_size": 2.5},
+        {"batch_seconds": 0},
+        {"batch_seconds": "x"},
+    ):
+        with pytest.raises(ConfigError, match="batch_s"):
+            RunConfig(**bad)

@@ -182,6 +182,7 @@ def _run(args: argparse.Namespace) -> int:
         decode_threads=args.decode_threads,
         gpu_threads=args.gpu_threads,
         batch_size=args.batch_size,
+        batch_seconds=args.batch_seconds,
         partition_rows=args.partition_rows,
         top_k=args.top_k,
         device=args.device,

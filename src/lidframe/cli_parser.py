@@ -87,7 +87,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="partitions in flight per local GPU worker: one decodes while the other is in the "
         "model (default 2)",
     )
-    run.add_argument("--batch-size", type=int, default=8, help="clips per forward pass")
+    run.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="clips per forward pass (default: 8; on a GPU worker 64, within --batch-seconds 960)",
+    )
+    run.add_argument(
+        "--batch-seconds",
+        type=float,
+        default=None,
+        metavar="S",
+        help="at most S seconds of padded input per forward pass (clips x padded length)",
+    )
     run.add_argument("--partition-rows", type=int, default=128, help="manifest rows per partition")
     run.add_argument("--top-k", type=int, default=5, help="languages kept in each *_topk column")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")

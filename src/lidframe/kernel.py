@@ -44,11 +44,25 @@ from lidframe.models.registry import Factory, adopt_factories
 from lidframe.row_windows import Part, code_switch, combine, switches, window_list
 from lidframe.speech import SpeechConfig, listen
 
-__all__ = ["BUCKETS", "NO_SPEECH", "KernelConfig", "identify_partition"]
+__all__ = [
+    "BUCKETS",
+    "CPU_BATCH_SIZE",
+    "GPU_BATCH_SECONDS",
+    "GPU_BATCH_SIZE",
+    "NO_SPEECH",
+    "KernelConfig",
+    "identify_partition",
+]
 
 # Batches decoded and prepared per window: a model sorts a window's clips by length and cuts it
 # into forward passes of ``batch_size``, so clips of similar length share a pass (less padding).
 BUCKETS = 4
+# Forward passes when a job leaves them to the workers: clips per pass on the CPU; on a GPU worker,
+# up to GPU_BATCH_SIZE clips within GPU_BATCH_SECONDS of padded input (32 Whisper passes of 30 s, 48
+# of 20 s). Not yet measured on a GPU: benchmarks/gpu.py will say (see benchmarks/gpu.md).
+CPU_BATCH_SIZE = 8
+GPU_BATCH_SIZE = 64
+GPU_BATCH_SECONDS = 960.0
 # Every model's language for a clip with less speech than ``SpeechConfig.min_speech``.
 NO_SPEECH = "und"
 

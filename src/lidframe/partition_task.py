@@ -20,7 +20,7 @@ import pyarrow as pa
 from lidframe.columns import cascade_values, null_model_values, speech_values
 from lidframe.consensus import ConsensusConfig, consensus_frame
 from lidframe.errors import StorageAccessDenied
-from lidframe.kernel import KernelConfig, identify_partition
+from lidframe.kernel import GPU_BATCH_SECONDS, GPU_BATCH_SIZE, KernelConfig, identify_partition
 from lidframe.manifest import Manifest, PlannedPartition, read_partition
 from lidframe.models.base import resolve_device
 from lidframe.sinks.parquet import write_staged
@@ -52,16 +52,23 @@ class PartitionTask:
     # The job left decode threads to the workers: on one whose models run on a GPU, the kernel's
     # decode_threads become the host's cores per GPU (lidframe.cluster.gpu_decode_threads).
     auto_decode_threads: bool = False
+    # The job left the size of forward passes to the workers: on one whose models run on a GPU,
+    # passes hold up to GPU_BATCH_SIZE clips within GPU_BATCH_SECONDS (lidframe.kernel).
+    auto_batches: bool = False
 
     def worker_kernel(self) -> KernelConfig:
-        """The kernel settings for this worker (decode threads sized to its cores per GPU)."""
-        if not self.auto_decode_threads or not any(
-            resolve_device(m.device).startswith("cuda") for m in self.kernel.models
-        ):
+        """The kernel settings for this worker (on a GPU: decode threads sized to its cores per
+        GPU, and passes sized by a seconds budget)."""
+        if not any(resolve_device(m.device).startswith("cuda") for m in self.kernel.models):
             return self.kernel
-        from lidframe.cluster import gpu_decode_threads
+        kernel = self.kernel
+        if self.auto_decode_threads:
+            from lidframe.cluster import gpu_decode_threads
 
-        return replace(self.kernel, decode_threads=gpu_decode_threads())
+            kernel = replace(kernel, decode_threads=gpu_decode_threads())
+        if self.auto_batches:
+            kernel = replace(kernel, batch_size=GPU_BATCH_SIZE, batch_seconds=GPU_BATCH_SECONDS)
+        return kernel
 
 
 class _Progress:

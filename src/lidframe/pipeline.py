@@ -35,7 +35,7 @@ from lidframe.errors import JobInterrupted, ManifestError
 from lidframe.fidelity import check_settings
 from lidframe.job import JobSpec, check_job_id, environment
 from lidframe.job_database import database_url, default_db, job_database, nothing_to_do
-from lidframe.kernel import KernelConfig, identify_partition
+from lidframe.kernel import CPU_BATCH_SIZE, KernelConfig, identify_partition
 from lidframe.manifest import open_manifest
 from lidframe.models import parse_model
 from lidframe.models.registry import runtime_factories
@@ -56,7 +56,8 @@ def identify(
     ddf: dd.DataFrame,
     models: Sequence[str] = ("whisper-base",),
     *,
-    batch_size: int = 8,
+    batch_size: int = CPU_BATCH_SIZE,
+    batch_seconds: float | None = None,
     top_k: int = 5,
     device: str = "auto",
     dtype: str = "float32",
@@ -80,6 +81,7 @@ def identify(
         models=specs,
         families=runtime_factories(specs),
         batch_size=batch_size,
+        batch_seconds=batch_seconds,
         top_k=top_k,
         audio=audio or AudioConfig(),
         speech=speech or SpeechConfig(),
@@ -173,7 +175,8 @@ def run(
     kernel = KernelConfig(
         models=specs,
         families=runtime_factories(specs),
-        batch_size=config.batch_size,
+        batch_size=config.batch_size or CPU_BATCH_SIZE,
+        batch_seconds=config.batch_seconds,
         top_k=config.top_k,
         audio=audio,
         speech=config.speech,
@@ -224,6 +227,7 @@ def run(
                 schema=result_schema(meta, aliases),
                 out_options=out_options,
                 auto_decode_threads=config.decode_threads is None,
+                auto_batches=config.batch_size is None and config.batch_seconds is None,
             )
 
             def take_over() -> None:

@@ -47,7 +47,10 @@ class RunConfig:
     min_prob: float = setting(0.0, identity=True)
     # A Calibration or the path of its JSON file; recorded by its fitted values.
     calibration: Any = setting(None, identity=_calibration_identity)
-    batch_size: int = setting(8, identity=False)
+    # Clips per forward pass and seconds of padded input per pass; None: 8 clips on the CPU, and on a
+    # GPU worker lidframe.kernel.GPU_BATCH_SIZE clips within GPU_BATCH_SECONDS.
+    batch_size: int | None = setting(None, identity=False)
+    batch_seconds: float | None = setting(None, identity=False)
     device: str = setting("auto", identity=False)
     workers: int | None = setting(None, identity=False)
     # Decoder processes per worker; None: 4 on CPU workers, the cores per GPU on GPU workers.
@@ -85,6 +88,16 @@ class RunConfig:
             object.__setattr__(self, "cascade", check_threshold(self.cascade))
             if len(models) < 2:
                 raise ConfigError("cascade needs at least two models (--models cheap,expensive)")
+        if self.batch_size is not None and (
+            isinstance(self.batch_size, bool)
+            or not isinstance(self.batch_size, int)
+            or self.batch_size <= 0
+        ):
+            raise ConfigError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+        if self.batch_seconds is not None and not (
+            isinstance(self.batch_seconds, (int, float)) and self.batch_seconds > 0
+        ):
+            raise ConfigError(f"batch_seconds must be positive, got {self.batch_seconds!r}")
         if self.audio is None:
             object.__setattr__(self, "audio", AudioConfig())
         if self.speech is None:
