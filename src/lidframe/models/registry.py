@@ -108,16 +108,27 @@ def families() -> list[Family]:
 
 
 def models_text() -> str:
-    """What ``lidframe models`` prints: the short names, then every family and where it comes from."""
+    """What ``lidframe models`` prints: the short names, whether each works offline here and where
+    its weights come from (:mod:`lidframe.models.availability`), then every family and its origin."""
+    from lidframe.models.availability import weights
+
     _discover()
     width = max([len(n) for n in _names] + [len(f.name) + 7 for f in families()] + [10])
-    lines = [
-        f"{name:<{width}}  {family}:{source}" for name, (family, source) in sorted(_names.items())
-    ]
+    lines = [f"{'NAME':<{width}}  OFFLINE  WEIGHTS"]
+    for name, (family_name, source) in sorted(_names.items()):
+        found = weights(family_name, source)
+        offline = {True: "yes", False: "no", None: "?"}[found.offline]
+        lines.append(f"{name:<{width}}  {offline:<7}  {found.origin}")
     lines.append("")
     for family in families():
         where = f"cannot be used: {family.error}" if family.error else family.origin
         lines.append(f"{family.name + ':SOURCE':<{width}}  {where}")
+    lines += [
+        "",
+        "OFFLINE yes: the weights are on this machine; no: they come from the Hugging Face hub",
+        "(once, then from its cache). Every family also takes FAMILY:SOURCE, SOURCE a hub id or a",
+        "local directory (offline): -m whisper:/models/whisper-small,speechbrain:/models/vl107",
+    ]
     return "\n".join(lines)
 
 

