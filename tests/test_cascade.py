@@ -125,7 +125,7 @@ def test_cli_cascade_job_stores_which_models_each_row_reached(clips, tmp_path):
     db = f"sqlite:///{tmp_path / 'jobs.sqlite'}"
     proc = subprocess.run(
         [sys.executable, "-m", "lidframe.cli", "run", str(manifest), "--out", str(out),
-         "--models", ECAPA, "whisper-base", "--cascade", "--escalate-below", "0.99",
+         "--models", f"{ECAPA},whisper-base", "--cascade", "--escalate-below", "0.99",
          "--workers", "1", "--no-progress", "--db", db],
         capture_output=True, text=True, timeout=800,
     )  # fmt: skip
@@ -155,7 +155,7 @@ def test_cli_cascade_job_stores_which_models_each_row_reached(clips, tmp_path):
         (["--escalate-below", "0.5"], ["--escalate-below", "--cascade"]),
         (["--cascade"], ["cascade", "two models"]),
         (
-            ["--models", "a", "b", "--cascade", "--escalate-below", "1.5"],
+            ["--models", "a,b", "--cascade", "--escalate-below", "1.5"],
             ["--escalate-below", "1.5"],
         ),
     ],

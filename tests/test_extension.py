@@ -27,7 +27,7 @@ from lidframe.store import open_store
 from lidframe.testing import make_corpus
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "custom_model"
-FAMILY_MODEL = "bands:en,de,fr"
+FAMILY_MODEL = "bands:en+de+fr"
 ALIAS = "bands_en_de_fr"
 
 
@@ -50,7 +50,9 @@ def site(tmp_path_factory) -> Path:
 
 
 def _lidframe(site: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(site)}
+    # the plugin's folder first, then the caller's path (the lidframe under test)
+    path = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path}
     return subprocess.run(
         [sys.executable, "-m", "lidframe.cli", *args],
         capture_output=True, text=True, cwd=cwd, env=env, timeout=600,
@@ -74,7 +76,7 @@ def test_installed_family_runs_with_whisper_through_eval_db_and_report(site, tmp
 
     run = _lidframe(
         site, "run", str(tmp_path / "manifest.csv"), "--out", str(out),
-        "--models", "whisper-base", FAMILY_MODEL, "--workers", "1", "--no-progress",
+        "--models", f"whisper-base,{FAMILY_MODEL}", "--workers", "1", "--no-progress",
         cwd=tmp_path,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from lidframe.cli_options import COMMON_COMMANDS, EVAL_COMPARE, models_argument, version
+
 __all__ = ["EXIT_STATUSES", "build_parser"]
 
 
@@ -37,14 +39,21 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``lidframe`` command's flags: one subcommand per library call."""
     parser = _Parser(
         prog="lidframe",
-        description="Spoken language identification over large audio collections, on Dask.",
-        epilog=EXIT_STATUSES,
+        description="Identify the spoken language of every clip in an audio collection, on one "
+        "machine or a Dask cluster.",
+        epilog=f"{COMMON_COMMANDS}\n\n{EXIT_STATUSES}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"lidframe {version()}",
+        help="print lidframe's version and exit",
     )
     parser.add_argument(
         "--debug", action="store_true", help="show tracebacks and debug logs on errors"
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", title="commands")
 
     run = sub.add_parser(
         "run",
@@ -65,12 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="delete another job's results in --out and write this job's there",
     )
-    run.add_argument(
-        "--models",
-        nargs="+",
-        default=["whisper-base"],
-        help="model names (see `lidframe models`); default: whisper-base",
-    )
+    models_argument(run, ["whisper-base"], "models to run")
     run.add_argument("--workers", type=int, default=None, help="local worker processes")
     run.add_argument("--scheduler", default=None, help="address of a running Dask scheduler")
     run.add_argument(
@@ -243,12 +247,17 @@ def build_parser() -> argparse.ArgumentParser:
         "float32 (default 0.995)",
     )
 
-    ev = sub.add_parser("eval", help="score a run's results against ground truth")
+    ev = sub.add_parser(
+        "eval",
+        help="score a run's results against ground truth (`eval compare`: two runs)",
+        epilog=EVAL_COMPARE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ev.add_argument("results", help="a run's Parquet folder")
     ev.add_argument(
         "--labels", default=None, help="labelled manifest joined by id (default: the label column)"
     )
-    ev.add_argument("--models", nargs="+", default=None, help="models to score (default: all)")
+    models_argument(ev, None, "models to score")
     ev.add_argument(
         "--confident",
         type=float,
@@ -271,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the HTML file to write (default: RESULTS-report.html beside the results folder)",
     )
     rep.add_argument("--labels", default=None, help="labelled manifest (default: the label column)")
-    rep.add_argument("--models", nargs="+", default=None, help="models to report (default: all)")
+    models_argument(rep, None, "models to report")
     rep.add_argument("--title", default=None, help="report title (default: the results folder)")
     rep.add_argument("--target-accuracy", type=float, default=0.95, help="marked on the curves")
     rep.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE")
@@ -298,12 +307,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cal.add_argument("results", help="a run's Parquet folder (rows need a label)")
     cal.add_argument("--out", required=True, help="calibration JSON to write")
-    cal.add_argument("--models", nargs="+", default=None, help="models to combine (default: all)")
+    models_argument(cal, None, "models to combine")
     cal.add_argument("--policy", default="product", choices=["weighted", "product"])
     cal.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE")
 
     _check_parser(sub)
-    sub.add_parser("models", help="list the model names and the installed model families")
+    sub.add_parser(
+        "models", help="the model names: which work offline here, where their weights come from"
+    )
     return parser
 
 
@@ -316,7 +327,7 @@ def _check_parser(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     check.add_argument("manifest", help="CSV, Parquet or JSONL manifest (local path or URL)")
-    check.add_argument("--models", nargs="+", default=["whisper-base"], help="model names")
+    models_argument(check, ["whisper-base"], "models to check")
     check.add_argument(
         "--dtype",
         default="bfloat16",

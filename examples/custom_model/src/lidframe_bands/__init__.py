@@ -8,13 +8,16 @@ shape a real family has:
   one clip, runs in lidframe's decode threads) and ``forward`` (a padded batch on the device);
 * a ``factory(spec)`` registered as an entry point in the group ``lidframe.models`` (see this
   package's pyproject.toml), so after ``pip install`` the family is usable as
-  ``--models bands:en,de,fr`` on every worker, listed by ``lidframe models``.
+  ``--models bands:en+de+fr`` on every worker, listed by ``lidframe models``.
 
-``SOURCE`` is the comma-separated list of language codes the model answers: its label set, which
-lidframe records with the results and uses in consensus and evaluation.
+``SOURCE`` is the ``+``-separated list of language codes the model answers (``,`` works too from
+Python, not on the command line, where a comma separates models): its label set, which lidframe
+records with the results and uses in consensus and evaluation.
 """
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import torch
@@ -34,7 +37,7 @@ class BandEnergyLid(LidModel):
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
-        codes = [code.strip() for code in spec.source.split(",") if code.strip()]
+        codes = [code.strip() for code in re.split(r"[+,]", spec.source) if code.strip()]
         self._labels = tuple(canonical(code) for code in codes)
         rng = np.random.default_rng(len(codes))
         weights = rng.standard_normal((BANDS, len(codes))).astype(np.float32)
