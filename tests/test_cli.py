@@ -239,3 +239,24 @@ def test_bad_input_exits_2_with_clear_message(tmp_path, monkeypatch):
     assert proc.returncode == 2 and "no job database in" in proc.stderr
     proc = _lidframe("run", str(tmp_path / "ok.csv"), "--out", "s3://bucket/results")
     assert proc.returncode == 2 and "no default job database" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "words"),
+    [
+        (["--context", "45"], ["context", "45"]),
+        (["--context", "soon"], ["context", "soon"]),
+        (["--max-windows", "0"], ["max_windows", "0"]),
+        (["--min-speech", "-1"], ["min_speech", "-1"]),
+        (["--batch-seconds", "0"], ["batch_seconds", "0"]),
+    ],
+)
+def test_bad_speech_and_batch_settings_exit_2_in_one_line(tmp_path, flags, words):
+    (tmp_path / "m.csv").write_text("audio\nx.wav\n")
+    proc = _lidframe("run", str(tmp_path / "m.csv"), "--out", str(tmp_path / "out"), *flags)
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("lidframe: error:"), proc.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+    assert not (tmp_path / "out").exists()
