@@ -10,14 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Sequence
 
 from lidframe.cli_parser import build_parser
 from lidframe.errors import ConfigError, JobInterrupted, LidframeError
+from lidframe.interrupts import interrupts_that_stick, raise_pending
 
 __all__ = ["main"]
 
@@ -117,8 +115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _configure_logging(args.debug)
     try:
-        with _sigterm_interrupts():
-            return _dispatch(args)
+        with interrupts_that_stick():
+            status = _dispatch(args)
+            raise_pending()  # an interrupt whose exception Python lost (see lidframe.interrupts)
+            return status
     except JobInterrupted as exc:
         _quiet_shutdown()
         print(f"lidframe: {exc}", file=sys.stderr)
@@ -277,24 +277,6 @@ def _quiet_shutdown() -> None:
     """After an interrupt, Dask's messages about closing the cluster are noise: only errors."""
     for name in ("distributed", "tornado", "asyncio"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
-
-
-@contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM (batch schedulers, ``kill``) stops a run like Ctrl-C: leases released, exit 143."""
-
-    def handler(signum: int, frame: Any) -> None:
-        raise JobInterrupted("terminated", exit_status=143)
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _calibrate(args: argparse.Namespace) -> int:

@@ -51,6 +51,7 @@ from lidframe.errors import (
     StoreError,
     describe_failure,
 )
+from lidframe.interrupts import raise_pending
 from lidframe.manifest import ManifestChanged, PlannedPartition
 from lidframe.partition_task import (
     PROGRESS_TOPIC,
@@ -244,6 +245,7 @@ def run_partitions(
     planner.start()
     try:
         while True:
+            raise_pending()  # a Ctrl-C or SIGTERM whose exception Python lost (lidframe.interrupts)
             planner.check()
             bar.total = planner.planned if planner.finished else None
             threads = sum(client.nthreads().values()) or 1
