@@ -260,3 +260,21 @@ def test_bad_speech_and_batch_settings_exit_2_in_one_line(tmp_path, flags, words
     for word in words:
         assert word in lines[0], lines[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_output_cut_short_by_a_pipe_is_not_an_error():
+    """`lidframe models | head -1`: the reader has gone before lidframe writes (a pipe whose read
+    end is closed), which is not an error."""
+    import os
+
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "lidframe.cli", "models"],
+            stdout=write, stderr=subprocess.PIPE, text=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        os.close(write)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == "", proc.stderr

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -132,6 +133,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             logging.getLogger("lidframe").exception("failed")
         print(f"lidframe: error: {_one_line(exc)}", file=sys.stderr)
         return exc.exit_status
+    except BrokenPipeError:
+        # Whoever read the output stopped early (`lidframe models | head`): not an error. Point
+        # stdout at /dev/null so that flushing it at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as exc:
         if args.debug:
             raise
