@@ -1,6 +1,11 @@
 """Start or attach a Dask cluster. Knows nothing about models or audio.
 
+* ``client=`` (a ``distributed.Client``) is used as it is, and left open: it is the caller's.
 * ``scheduler=ADDRESS`` attaches to a running cluster (the workers' environment is theirs).
+* Otherwise the client Dask itself would use, when there is one (:func:`active_client`: the one
+  made current, else the latest ``Client(...)`` made in this process, which sets itself as the
+  default): a notebook that made a client runs its jobs there, and never gets a second cluster
+  behind its back. That client is left open too.
 * Otherwise, with CUDA GPUs visible, dask-cuda's ``LocalCUDACluster`` starts one worker process per
   GPU (``pip install 'lidframe[gpu]'``), each seeing its own GPU as ``cuda`` (a rotated
   ``CUDA_VISIBLE_DEVICES``), with :data:`GPU_THREADS` threads. Each thread runs one partition; the
@@ -28,7 +33,9 @@
   credentials (:data:`DATABASE_CREDENTIAL_VARIABLES`) are taken out of it and put back afterwards:
   workers read audio and write Parquet, and never need them. The job database connection reads them
   when it is created, before.
-* The dashboard, when asked for, listens on 127.0.0.1 unless another address is given.
+* The dashboard of a started cluster listens on 127.0.0.1 on a free port unless an address is
+  given, so another process holding 8787 costs no warning; ``announce`` prints its link (of any
+  cluster used) once, as ``lidframe: dashboard: URL`` on stderr, when there is one (Bokeh installed).
 * Local workers ignore SIGINT (:func:`dask_setup`, run by Dask as a worker preload): a terminal's
   Ctrl-C reaches every process of its group, and the process running the job decides what stops;
   it then closes the cluster, so nothing is left running.
@@ -38,6 +45,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -49,9 +57,11 @@ from lidframe.errors import ConfigError
 __all__ = [
     "DATABASE_CREDENTIAL_VARIABLES",
     "GPU_THREADS",
+    "active_client",
     "connect",
     "cuda_cluster_options",
     "cuda_device_count",
+    "dashboard_link",
     "dask_setup",
     "gpu_decode_threads",
     "without_variables",
@@ -70,6 +80,25 @@ def cuda_device_count() -> int:
     except ImportError:
         return 0
     return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
+
+
+def active_client() -> Client | None:
+    """The client Dask would use now (``distributed.default_client()``), or None when there is none."""
+    from distributed import default_client
+
+    try:
+        return default_client()
+    except ValueError:  # Dask's way of saying that no client was made
+        return None
+
+
+def dashboard_link(client: Client) -> str | None:
+    """The client's dashboard URL, or None when its scheduler serves none (Bokeh not installed)."""
+    try:
+        link = client.dashboard_link
+    except KeyError:  # a scheduler without a dashboard has no "dashboard" service
+        return None
+    return link or None
 
 
 def gpu_decode_threads(gpus: int | None = None, cores: int | None = None) -> int:
@@ -130,13 +159,18 @@ def connect(
     scheduler: str | None = None,
     workers: int | None = None,
     *,
+    client: Client | None = None,
     gpu: bool | None = None,
     gpu_threads: int = GPU_THREADS,
     dashboard: bool | str = False,
     verbose: bool = False,
+    announce: bool = False,
 ) -> Iterator[Client]:
-    """Yield a ``distributed.Client``: attached to ``scheduler`` or to a new local cluster.
+    """Yield a ``distributed.Client``: ``client``, attached to ``scheduler``, the active client
+    (:func:`active_client`), or one of a new local cluster, closed afterwards (in that order; the
+    settings of a local cluster apply only to one started here).
 
+    ``announce``: print the dashboard link of the cluster used, when it has one.
     ``dashboard``: an address such as ``"0.0.0.0:8787"`` to expose the dashboard on purpose;
     otherwise it (and the scheduler's HTTP endpoints) listen on 127.0.0.1 on a free port, so a taken
     port 8787 is no warning. ``gpu_threads``: threads (partitions in flight) per GPU worker.
@@ -144,9 +178,19 @@ def connect(
     messages through); otherwise only critical messages reach the terminal, where the job reports
     failures itself, in one line each.
     """
+    if client is not None and scheduler:
+        raise ConfigError("give a client or a scheduler address, not both")
+    if client is not None and client.status == "closed":
+        raise ConfigError("the client given is closed")
+    borrowed = client if client is not None else None if scheduler else active_client()
+    if borrowed is not None:
+        _announce(borrowed, announce)
+        yield borrowed  # the caller's client: left open
+        return
     if scheduler:
-        with Client(scheduler) as client:
-            yield client
+        with Client(scheduler) as attached:
+            _announce(attached, announce)
+            yield attached
         return
     if workers is not None and workers <= 0:
         raise ConfigError(f"workers must be a positive integer, got {workers}")
@@ -184,5 +228,12 @@ def connect(
                 env={"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, **log_level},
                 **quiet,
             )
-        with cluster, Client(cluster) as client:
-            yield client
+        with cluster, Client(cluster) as started:
+            _announce(started, announce)
+            yield started
+
+
+def _announce(client: Client, announce: bool) -> None:
+    link = dashboard_link(client) if announce else None
+    if link:
+        print(f"lidframe: dashboard: {link}", file=sys.stderr, flush=True)

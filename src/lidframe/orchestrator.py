@@ -60,6 +60,7 @@ from lidframe.partition_task import (
     process_partition,
 )
 from lidframe.planner import Planner, plan_job
+from lidframe.progress_bar import progress_bar, set_total
 from lidframe.promotion import promote_committed, reconcile_parts
 from lidframe.sinks.parquet import discard
 from lidframe.stalls import StallWatch, restart_in_background
@@ -130,7 +131,6 @@ def run_partitions(
     resumes it.
     """
     from distributed import wait
-    from tqdm.auto import tqdm
 
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     inflight: dict[Any, Lease] = {}  # future -> its partition's lease
@@ -140,7 +140,7 @@ def run_partitions(
     heartbeat = _Heartbeat(store, job_id, owner, settings.lease_seconds)
     planner = Planner(store, job_id, task.manifest, partition_rows)
     states = store.states(job_id)
-    bar = tqdm(
+    bar = progress_bar(
         total=None,
         initial=states.get("done", 0) + states.get("dead", 0),
         unit="part",
@@ -247,7 +247,7 @@ def run_partitions(
         while True:
             raise_pending()  # a Ctrl-C or SIGTERM whose exception Python lost (lidframe.interrupts)
             planner.check()
-            bar.total = planner.planned if planner.finished else None
+            set_total(bar, planner.planned if planner.finished else None)
             threads = sum(client.nthreads().values()) or 1
             room = max(1, settings.per_thread * threads) - len(inflight)
             if room > 0:

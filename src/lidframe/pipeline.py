@@ -25,6 +25,7 @@ from contextlib import ExitStack
 from typing import Any
 
 import dask.dataframe as dd
+from distributed import Client
 
 from lidframe.audio import AudioConfig, with_io_timeouts
 from lidframe.cascade import Cascade
@@ -99,6 +100,7 @@ def run(
     models: Sequence[str] | None = None,
     *,
     config: RunConfig | None = None,
+    client: Client | None = None,
     **settings: Any,
 ) -> RunSummary:
     """Identify the language of every row of ``manifest`` and write Parquet parts under ``out``.
@@ -117,7 +119,12 @@ def run(
     ``fidelity_threshold`` the job runs in float32. The figures are printed, stored with the job
     and in ``summary.fidelity`` (see :mod:`lidframe.fidelity`).
 
-    Starts a local cluster (or attaches to ``scheduler``), and returns a :class:`RunSummary`
+    Runs on ``client`` (a ``distributed.Client``), else on the cluster at ``scheduler``, else on
+    the client Dask would use (``distributed.default_client()``: in a notebook, the ``Client`` made
+    there), else on a local cluster started for the job and closed after it; a client that is not
+    the job's own is left open. With ``progress``, the cluster's dashboard link is printed (when it
+    has one). ``client`` is not a :class:`RunConfig` setting: a live connection, not a value to
+    keep, compare or derive a job id from. Returns a :class:`RunSummary`
     (``summary.ok`` is False when partitions died). ``storage_options`` apply to the manifest and the
     audio, ``out_storage_options`` to ``out`` (default: the same). With more than one model,
     consensus columns are added (:func:`lidframe.consensus.consensus` with ``consensus_policy`` and
@@ -276,8 +283,10 @@ def run(
                 with connect(
                     scheduler=config.scheduler,
                     workers=config.workers,
+                    client=client,
                     gpu_threads=config.gpu_threads,
                     verbose=verbose,
+                    announce=config.progress,
                 ) as client:
                     kernel, fidelity = settle_precision(
                         client,

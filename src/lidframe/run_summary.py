@@ -6,6 +6,7 @@ the whole job (partitions done by earlier runs too) and the same numbers ``lidfr
 
 from __future__ import annotations
 
+import html
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +19,8 @@ __all__ = ["RunSummary", "summarize"]
 
 @dataclass
 class RunSummary:
-    """What a run did: counts, errors by category, languages per model, and time.
+    """What a run did: counts, errors by category, languages per model, and time; shows as its
+    text (``repr`` too, not the fields) and as a table in Jupyter (``_repr_html_``).
 
     With a job database the counts cover the whole job (also partitions done by earlier runs);
     ``committed`` is what this run added, ``skipped`` what it found already done.
@@ -69,6 +71,46 @@ class RunSummary:
             more = f" (+{len(counts) - 12} more)" if len(counts) > 12 else ""
             lines.append(f"  {alias}: {len(counts)} languages: {top}{more}")
         return "\n".join(lines)
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        rate = self.rows / self.seconds if self.seconds > 0 else 0.0
+        job = "" if self.job_id is None else f"{self.job_id} {self.status}"
+        rows: list[tuple[str, str]] = [
+            ("job", job),
+            ("rows", f"{self.rows} in {self.partitions} partitions"),
+            (
+                "this run",
+                f"{self.committed} partitions done, {self.skipped} already done, {self.dead} dead",
+            ),
+            ("errors", _counts(str(self.errors), self.error_categories)),
+        ]
+        rows += [
+            (alias, _counts(f"{len(counts)} languages", counts))
+            for alias, counts in self.languages.items()
+        ]
+        if self.fidelity is not None:
+            rows.append(("half precision", "; ".join(fidelity_lines(self.fidelity))))
+        rows += [
+            ("time", f"{self.seconds:.1f} s ({rate:.2f} rows/s)"),
+            ("output", self.out),
+            ("job database", self.db or "none kept"),
+        ]
+        body = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
+            f"<td style='text-align:left'>{html.escape(v)}</td></tr>"
+            for k, v in rows
+        )
+        state = "ok" if self.ok else html.escape(self.status or "not finished")
+        return f"<table><caption>lidframe run: {state}</caption>{body}</table>"
+
+
+def _counts(head: str, counts: Counter[str], top: int = 12) -> str:
+    """``head``, then the ``top`` most common of ``counts``, and how many more there are."""
+    shown = ", ".join(f"{k} {v}" for k, v in counts.most_common(top))
+    more = f" (+{len(counts) - top} more)" if len(counts) > top else ""
+    return f"{head}: {shown}{more}" if shown else head
 
 
 def summarize(store: JobStore, job_id: str, out: str, multi_model: bool) -> RunSummary:

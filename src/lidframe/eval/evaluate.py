@@ -21,7 +21,6 @@ the models and the consensus (``nb`` and ``no`` are one language by default).
 
 from __future__ import annotations
 
-import html
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -32,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from lidframe.errors import ConfigError
-from lidframe.eval import metrics, speech_stats
+from lidframe.eval import display, metrics, speech_stats
 from lidframe.languages import DEFAULT_EQUIVALENCE, LanguageEquivalence, canonical
 
 __all__ = ["Evaluation", "SourceEvaluation", "evaluate", "recorded_label_sets"]
@@ -42,7 +41,8 @@ CONSENSUS = "consensus"
 
 @dataclass
 class SourceEvaluation:
-    """The scores of one model (or of the consensus) on the labelled rows."""
+    """The scores of one model (or of the consensus) on the labelled rows; shows as one line of
+    text, and as HTML in Jupyter."""
 
     name: str
     labelled: int
@@ -69,6 +69,14 @@ class SourceEvaluation:
         """The confidence threshold that keeps the most rows at ``target_accuracy`` or better."""
         return metrics.threshold_for_accuracy(self.coverage, target_accuracy)
 
+    def __str__(self) -> str:
+        return display.source_text(self)
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        return display.source_html(self)
+
     def summary(self) -> dict[str, Any]:
         return {
             "labelled": self.labelled,
@@ -87,7 +95,8 @@ class SourceEvaluation:
 
 @dataclass
 class Evaluation:
-    """Every source's scores, and how the models agree; displays as HTML in Jupyter."""
+    """Every source's scores, and how the models agree; shows as text, and as HTML in Jupyter
+    (:mod:`lidframe.eval.display`)."""
 
     sources: dict[str, SourceEvaluation]
     agreement: pd.DataFrame
@@ -145,26 +154,13 @@ class Evaluation:
         )
 
     def __str__(self) -> str:
-        table = self.summary()
-        for column in ("accuracy", "macro_f1", "ece", "brier", "no_speech_rate"):
-            if column in table.columns:
-                table[column] = table[column].map(lambda x: f"{x:.3f}")
-        speech = f"\n{speech_stats.speech_text(self.speech)}" if self.speech else ""
-        return f"{self.labelled} labelled rows of {self.rows}{speech}\n{table.to_string()}"
+        return display.evaluation_text(self)
+
+    __repr__ = __str__
 
     def _repr_html_(self) -> str:
-        parts = [f"<h4>lidframe evaluation: {self.labelled} labelled rows of {self.rows}</h4>"]
-        if self.speech:
-            parts.append(f"<p>{html.escape(speech_stats.speech_text(self.speech))}</p>")
-        parts.append(self.summary().to_html(float_format=lambda x: f"{x:.3f}"))
-        if not self.agreement.empty:
-            parts.append(
-                "<h5>agreement</h5>" + self.agreement.to_html(float_format="{:.3f}".format)
-            )
         main = self.sources.get(CONSENSUS) or next(iter(self.sources.values()))
-        parts.append(f"<h5>{html.escape(main.name)}: per language</h5>")
-        parts.append(main.per_language.to_html(float_format=lambda x: f"{x:.3f}"))
-        return "\n".join(parts)
+        return display.evaluation_html(self, main)
 
 
 def recorded_label_sets(results: pd.DataFrame) -> dict[str, tuple[str, ...]]:
