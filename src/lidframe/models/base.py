@@ -101,6 +101,18 @@ class LidModel(ABC):
     def labels(self) -> tuple[str, ...]:
         """Canonical language codes, one per column of the probabilities."""
 
+    def weights_digest(self) -> str | None:
+        """``sha256:HEX`` of the weights this instance holds (:mod:`lidframe.models.digest`): the
+        tensors of the torch modules in its attributes; None when it has none. Computed on first
+        call and kept, so a process pays it once per model. A family whose weights live elsewhere
+        overrides this."""
+        with _DIGEST_LOCK:
+            if not hasattr(self, "_weights_digest"):
+                from lidframe.models.digest import tensors_digest, torch_modules
+
+                self._weights_digest = tensors_digest(torch_modules(self))
+            return self._weights_digest
+
     def prepare(self, waveform: np.ndarray) -> np.ndarray:
         """One clip's features (CPU, thread-safe; the last axis is time). Default: the waveform."""
         return np.asarray(waveform, dtype=np.float32)
@@ -240,6 +252,10 @@ class LidModel(ABC):
         """A host tensor on the model's device (on CUDA: an async copy on a side stream that the
         compute stream waits for)."""
         return self._copier.to_device(host)
+
+
+# One digest at a time per process: two partitions staging at once hash a model once.
+_DIGEST_LOCK = threading.Lock()
 
 
 def _implements_forward(model: LidModel) -> bool:

@@ -34,6 +34,7 @@ __all__ = [
     "Family",
     "available_models",
     "cached_labels",
+    "cached_weights",
     "families",
     "load_count",
     "load_model",
@@ -221,6 +222,13 @@ def cached_labels(spec: ModelSpec) -> tuple[str, ...] | None:
     """The labels of ``spec`` if this process has loaded it, without loading anything."""
     model = _cache.get(resolved_spec(spec))
     return None if model is None else tuple(model.labels)
+
+
+def cached_weights(spec: ModelSpec) -> str | None:
+    """The weights digest of ``spec`` as this process loaded it (:meth:`LidModel.weights_digest`),
+    without loading anything: None when it is not loaded here, or holds no torch tensors."""
+    model = _cache.get(resolved_spec(spec))
+    return None if model is None else model.weights_digest()
 
 
 def release_model(spec: ModelSpec) -> bool:
