@@ -23,6 +23,7 @@ from lidframe.errors import StorageAccessDenied
 from lidframe.kernel import GPU_BATCH_SECONDS, GPU_BATCH_SIZE, KernelConfig, identify_partition
 from lidframe.manifest import Manifest, PlannedPartition, read_partition
 from lidframe.models.base import resolve_device
+from lidframe.provenance import part_provenance
 from lidframe.sinks.parquet import write_staged
 from lidframe.store.results import PartitionRows, frame_rows
 
@@ -47,6 +48,8 @@ class PartitionTask:
     # Each model's label set by alias (from the models loaded before the job started); written
     # into every part's metadata, so whoever reads the results knows what each model can answer.
     labels: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # The job's identifying settings (RunConfig.identity()), recorded in every part's provenance.
+    settings: Mapping[str, Any] = field(default_factory=dict)
     # Seconds between two progress reports of one task.
     progress_every: float = 2.0
     # The job left decode threads to the workers: on one whose models run on a GPU, the kernel's
@@ -152,12 +155,7 @@ def _finish(frame: pd.DataFrame, partition: int, token: str, task: PartitionTask
 
 
 def _stage(frame: pd.DataFrame, partition: int, token: str, task: PartitionTask) -> None:
-    provenance = {
-        "job_id": task.job_id,
-        "partition": partition,
-        "lease_token": token,
-        "models": [m.name for m in task.kernel.models],
-        "dtypes": {m.alias: m.dtype for m in task.kernel.models},
-        "labels": {alias: list(codes) for alias, codes in task.labels.items()},
-    }
+    provenance = part_provenance(
+        task.job_id, partition, token, task.kernel.models, task.labels, task.settings
+    )
     write_staged(frame, task.out, partition, token, task.schema, task.out_options, provenance)

@@ -233,6 +233,7 @@ def run(
                 out=out,
                 schema=result_schema(meta, aliases),
                 out_options=out_options,
+                settings=spec.config,
                 auto_decode_threads=config.decode_threads is None,
                 auto_batches=config.batch_size is None and config.batch_seconds is None,
             )
