@@ -14,9 +14,12 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from lidframe.columns import CONSENSUS, MODEL, column_alias
 from lidframe.errors import StoreError
 from lidframe.store.base import StoreBase
+from lidframe.store.results import DUPLICATE_ID
 from lidframe.store.schema import jobs, partitions, predictions, results
+from lidframe.typed_results import as_declared, declared_columns
 
 __all__ = ["JobStatus", "Reads"]
 
@@ -170,26 +173,52 @@ class Reads(StoreBase):
         return self._tx(f"summarising job {job_id}", tx)
 
     def results(self, job_id: str) -> pd.DataFrame:
-        """The job's result rows (without predictions), ordered by manifest row."""
-        return self._tx(
-            f"reading results of {job_id}",
-            lambda conn: pd.DataFrame(
-                conn.execute(
-                    sa.select(results).where(results.c.job_id == job_id).order_by(results.c.row)
-                )
-                .mappings()
-                .all(),
-                columns=[c.name for c in results.columns],
-            ),
-        )
+        """The job's result rows, ordered by manifest row, with each model's predictions joined.
+
+        The columns of ``lidframe_results`` (``job_id``, ``row_id``, ``row``, ``partition``, the
+        manifest, row, speech and cascade columns), then per model of the job, in its order,
+        ``{alias}_lang``, ``{alias}_prob``, ``{alias}_topk`` and ``{alias}_windows`` as in the
+        Parquet parts, then the consensus columns, each column in its declared dtype
+        (:mod:`lidframe.columns`; see :func:`lidframe.typed_results.as_declared`). A job of one
+        model has no consensus: its consensus columns, null on every row, are left out, as its
+        Parquet parts leave them out (the model's own answer is ``{alias}_lang``). A
+        ``duplicate_id`` row has no predictions (its id is the other row's): its model columns are
+        null.
+        """
+
+        def tx(conn: Connection) -> tuple[list[str], pd.DataFrame, pd.DataFrame]:
+            models = conn.execute(sa.select(jobs.c.models).where(jobs.c.job_id == job_id)).scalar()
+            rows = conn.execute(
+                sa.select(results).where(results.c.job_id == job_id).order_by(results.c.row)
+            )
+            frame = pd.DataFrame(rows.mappings().all(), columns=[c.name for c in results.columns])
+            return list(models or []), frame, self._predictions(conn, job_id)
+
+        models, frame, found = self._tx(f"reading results of {job_id}", tx)
+        aliases = [column_alias(str(m)) for m in models]
+        consensus = [c.sql_name for c in CONSENSUS]
+        out = frame.drop(columns=consensus)
+        key = frame["row_id"].where(frame["error_category"] != DUPLICATE_ID)
+        for alias in aliases:
+            answers = found[found["model"] == alias].set_index("row_id")
+            for c in MODEL:
+                out[f"{alias}_{c.name}"] = key.map(answers[c.sql_name]).astype("object")
+        if len(aliases) > 1:
+            out = pd.concat([out, frame[consensus]], axis=1)
+        return as_declared(out, declared_columns(out.columns, aliases))
 
     def predictions(self, job_id: str) -> pd.DataFrame:
+        """The job's ``lidframe_predictions`` rows (one per row and model), columns typed as
+        declared."""
         return self._tx(
-            f"reading predictions of {job_id}",
-            lambda conn: pd.DataFrame(
-                conn.execute(sa.select(predictions).where(predictions.c.job_id == job_id))
-                .mappings()
-                .all(),
-                columns=[c.name for c in predictions.columns],
-            ),
+            f"reading predictions of {job_id}", lambda conn: self._predictions(conn, job_id)
         )
+
+    def _predictions(self, conn: Connection, job_id: str) -> pd.DataFrame:
+        frame = pd.DataFrame(
+            conn.execute(sa.select(predictions).where(predictions.c.job_id == job_id))
+            .mappings()
+            .all(),
+            columns=[c.name for c in predictions.columns],
+        )
+        return as_declared(frame, {c.sql_name: c for c in MODEL})

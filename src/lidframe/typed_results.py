@@ -1,0 +1,106 @@
+"""A run's results in their declared dtypes, from Parquet (:func:`read_results`) or the database.
+
+The dtypes are those of :mod:`lidframe.columns`; what a reader gives back differs from them where
+the storage cannot say it: Arrow strings come back as ``str``/``string[pyarrow]``, a ``bool`` or
+``int16`` column with nulls (rows the job database gave an error after the part was staged) as
+``object`` or ``float``, list columns as numpy arrays of dicts, and the database's columns as
+``object`` holding ``None``. :func:`as_declared` casts each column to its declaration: a null in a
+``bool`` column (``agree``) becomes False and one in an ``int16`` column (``n_agree``) 0, what the
+consensus answers for a row that no model answered; list cells become lists of dicts, nulls None.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from lidframe.columns import CASCADE, CONSENSUS, MANIFEST, MODEL, ROW, SPEECH, Column
+
+if TYPE_CHECKING:
+    import dask.dataframe as dd
+
+__all__ = ["as_declared", "declared_columns", "read_results"]
+
+# The columns whose names do not depend on the models (by frame name, and by database name).
+_FIXED = {c.name: c for c in (*MANIFEST, *ROW, *SPEECH, *CASCADE, *CONSENSUS)}
+_FIXED.update({c.sql_name: c for c in (*MANIFEST, *ROW)})
+
+
+def declared_columns(names: Iterable[str], aliases: Iterable[str] = ()) -> dict[str, Column]:
+    """The declaration of each of ``names`` that has one: a fixed column (by frame or database
+    name), or a model's ``{alias}_{name}``: of ``aliases``, or found by its suffix."""
+    aliases = tuple(aliases)
+    found: dict[str, Column] = {}
+    for name in names:
+        if name in _FIXED:
+            found[name] = _FIXED[name]
+            continue
+        for c in MODEL:
+            alias = name.removesuffix(f"_{c.name}")
+            if alias != name and alias and (not aliases or alias in aliases):
+                found[name] = c
+                break
+    return found
+
+
+def as_declared(frame: pd.DataFrame, declared: Mapping[str, Column]) -> pd.DataFrame:
+    """``frame`` with each column of ``declared`` in its declared dtype (see the module's doc)."""
+    out = frame.copy()
+    for name, column in declared.items():
+        if name in out.columns:
+            out[name] = _cast(out[name], column)
+    return out
+
+
+def _cast(series: pd.Series, column: Column) -> pd.Series:
+    dtype = column.dtype
+    if dtype == "object":
+        return series.map(_records).astype("object")
+    if dtype == "bool" or dtype.startswith("int"):
+        filled = series.where(series.notna(), False if dtype == "bool" else 0)
+        return filled.astype(dtype)
+    return series.astype(column.empty().dtype)
+
+
+def _records(cell: Any) -> list[dict[str, Any]] | None:
+    """A list-of-structs cell as a list of dicts (None for null)."""
+    if isinstance(cell, (list, tuple, np.ndarray)):
+        return [dict(item) for item in cell]
+    return None
+
+
+def read_results(path: str, storage_options: Mapping[str, Any] | None = None) -> dd.DataFrame:
+    """A run's results folder (its ``part-N.parquet`` files; ``_``-prefixed state is skipped) as a
+    lazy Dask dataframe whose columns have the dtypes declared in :mod:`lidframe.columns`.
+
+    The models' columns are found by the aliases the parts' provenance records (by suffix for
+    parts without it). Raises :class:`~lidframe.errors.ConfigError` naming ``path`` when it holds no
+    part. :func:`lidframe.read_provenance` says what produced the results.
+    """
+    import dask.dataframe as dd
+
+    from lidframe.errors import ConfigError
+    from lidframe.provenance import read_provenance
+    from lidframe.sinks.parquet import part_files
+
+    path = str(path)
+    try:
+        parts = part_files(path, storage_options)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read results {path}: {' '.join(str(exc).split())}") from exc
+    if not parts:
+        raise ConfigError(f"{path}: no part-*.parquet files (is it a lidframe results folder?)")
+    try:
+        record = read_provenance(parts[0], storage_options)
+    except ConfigError:
+        record = {}
+    # ``models`` by alias; parts of earlier versions listed names there, and aliases in ``dtypes``.
+    models = record.get("models")
+    aliases = tuple(models if isinstance(models, dict) else record.get("dtypes") or ())
+    frame = dd.read_parquet(parts, storage_options=dict(storage_options or {}) or None)
+    declared = declared_columns(frame.columns, aliases)
+    meta = as_declared(frame._meta, declared)
+    return frame.map_partitions(as_declared, declared, meta=meta)
