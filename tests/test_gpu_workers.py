@@ -54,7 +54,8 @@ def _register_loudness() -> None:
     register_family("loudness", factory)
 
 
-def _manifest(tmp_path: Path, rows: int) -> Path:
+def _manifest(tmp_path: Path, rows: int, labels: bool = False) -> Path:
+    """Loud clips (``en`` to the loudness model) and quiet ones (``de``), labelled if asked."""
     rng = np.random.default_rng(0)
     entries = []
     for i in range(rows):
@@ -62,6 +63,8 @@ def _manifest(tmp_path: Path, rows: int) -> Path:
         level = 0.9 if i % 2 else 0.1
         write_wav(path, level * np.sign(rng.standard_normal(4000)), 16_000)
         entries.append({"id": f"c{i:02d}", "audio": str(path)})
+        if labels:
+            entries[-1]["label"] = "en" if i % 2 else "de"
     pd.DataFrame(entries).to_csv(tmp_path / "m.csv", index=False)
     return tmp_path / "m.csv"
 

@@ -18,8 +18,6 @@ import warnings
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import numpy as np
-import pandas as pd
 import psutil
 import pytest
 
@@ -28,7 +26,7 @@ from lidframe.cluster import active_client, connect, dashboard_link
 from lidframe.errors import ConfigError
 from lidframe.models.registry import load_count
 from lidframe.run_summary import RunSummary
-from lidframe.testing import write_wav
+from test_gpu_workers import _manifest as _labelled_manifest
 from test_gpu_workers import _register_loudness
 
 pytestmark = pytest.mark.timeout(300)
@@ -42,16 +40,7 @@ COMMON = {
 
 
 def _manifest(tmp_path: Path, rows: int = 6) -> Path:
-    """Loud clips (``en`` to the loudness model) and quiet ones (``de``), each with its label."""
-    rng = np.random.default_rng(0)
-    entries = []
-    for i in range(rows):
-        path = tmp_path / f"c{i}.wav"
-        level = 0.9 if i % 2 else 0.1
-        write_wav(path, level * np.sign(rng.standard_normal(4000)), 16_000)
-        entries.append({"id": f"c{i}", "audio": str(path), "label": "en" if i % 2 else "de"})
-    pd.DataFrame(entries).to_csv(tmp_path / "m.csv", index=False)
-    return tmp_path / "m.csv"
+    return _labelled_manifest(tmp_path, rows, labels=True)
 
 
 class _NewChildren:
