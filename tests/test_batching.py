@@ -71,7 +71,25 @@ class OomLid(ShapeLid):
         return super().forward(batch)
 
 
-for _name, _cls in (("test-shape", ShapeLid), ("test-seconds", SecondsLid), ("test-oom", OomLid)):
+class LongOomLid(ShapeLid):
+    """Runs out of memory on a pass longer than LONG samples only: any number of short clips fit."""
+
+    shapes: ClassVar[list[tuple[int, int]]] = []
+    refused: ClassVar[list[int]] = []
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        if batch.values.shape[-1] > LONG:
+            LongOomLid.refused.append(len(batch))
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB")
+        return super().forward(batch)
+
+
+for _name, _cls in (
+    ("test-shape", ShapeLid),
+    ("test-seconds", SecondsLid),
+    ("test-oom", OomLid),
+    ("test-long-oom", LongOomLid),
+):
     register_family(_name, _cls)
 
 
@@ -146,6 +164,37 @@ def test_cuda_out_of_memory_halves_the_passes_and_answers_every_row(tmp_path):
     assert [n for n, _ in OomLid.shapes] == [2] * 20
     reference = identify_partition(frame, _config("test-shape:x", 8, None))
     np.testing.assert_allclose(out["test_oom_x_prob"], reference["test_shape_x_prob"], rtol=1e-6)
+
+
+def test_shrunken_passes_grow_back_and_back_off_when_memory_stays_short(tmp_path):
+    # six windows of 32 clips; passes of more than MOST = 2 clips never fit
+    frame = _tones(tmp_path, [0.1 + 0.001 * i for i in range(192)])
+    OomLid.shapes.clear()
+    OomLid.refused.clear()
+    out = identify_partition(frame, _config("test-oom:x", 8, None))
+    assert out["error"].isna().all(), out["error"].dropna().tolist()
+    # window 1: 8 and 4 run out, 2 fits; after two windows that fit it tries 4 again (window 3),
+    # which runs out, so the next try waits four windows: window 7 would be the next
+    assert OomLid.refused == [8, 4, 4]
+    assert {n for n, _ in OomLid.shapes} == {2}
+
+
+def test_one_clip_too_long_for_the_device_does_not_shrink_the_rest_of_the_partition(tmp_path):
+    # a 4 s clip (longer than LONG) in the first window, then three windows of short clips
+    seconds = [0.5 + 0.001 * i for i in range(128)]
+    seconds[5] = 4.0
+    frame = _tones(tmp_path, seconds)
+    LongOomLid.shapes.clear()
+    LongOomLid.refused.clear()
+    out = identify_partition(frame, _config("test-long-oom:x", 8, None))
+    failed = out.set_index("id")["error"].dropna()
+    assert list(failed.index) == ["tone05"]
+    assert failed["tone05"].startswith("model_failed: test_long_oom_x: OutOfMemoryError")
+    assert out.loc[out["id"] != "tone05", "test_long_oom_x_prob"].notna().all()
+    # after the first window every pass is back to 8 clips
+    later = LongOomLid.shapes[-12:]
+    assert [n for n, _ in later] == [8] * 12
+    assert LongOomLid.refused[-1] == 1  # the long clip, alone
 
 
 def test_a_clip_that_does_not_fit_alone_gets_its_own_row_error(tmp_path):

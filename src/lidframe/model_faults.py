@@ -6,8 +6,10 @@
   that fails too the model itself is broken, and the partition fails with :class:`ModelError`
   instead of giving every row of the job an error.
 * CUDA running out of memory is no clip's fault: the same clips are tried again in passes half
-  the size (clips and seconds of padded input), and the smaller size is kept for the rest of the
-  partition (:class:`PassSize`); only a clip that does not fit alone gets the error.
+  the size (clips and seconds of padded input); only a clip that does not fit alone gets the error.
+  The smaller size is kept while it works, and grows back towards the job's size after a few
+  calls that fit (:class:`PassSize`): one clip too long for the device, or a moment of memory
+  pressure from another process, must not leave the rest of the partition in passes of one clip.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import gc
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -23,22 +25,62 @@ import numpy as np
 from lidframe.errors import ModelError
 from lidframe.models import LidModel
 
-__all__ = ["PassSize", "model_failure", "predict_clips"]
+__all__ = ["GROW_AFTER", "PassSize", "model_failure", "predict_clips"]
+
+
+# Calls that must fit in a row before a shrunken pass size doubles again; doubled itself each time
+# a size it grew to ran out of memory (so memory that is really short costs few failed passes).
+GROW_AFTER = 2
 
 
 @dataclass
 class PassSize:
     """The most clips and seconds of padded input one forward pass of a model may hold in this
-    partition; halved on each CUDA out-of-memory error and kept small for the rest of it."""
+    partition: halved on each CUDA out-of-memory error, doubled back (never above the job's size)
+    after :data:`GROW_AFTER` calls in a row that fit; a size that grew and then ran out of memory
+    makes the next growth wait twice as long (additive patience, multiplicative back-off)."""
 
     clips: int
     seconds: float | None
+    # the job's size, the most this ever grows back to (set from the first two)
+    most_clips: int = field(init=False)
+    most_seconds: float | None = field(init=False)
+    patience: int = field(init=False, default=GROW_AFTER)
+    _fits: int = field(init=False, default=0)
+    _grew: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        self.most_clips, self.most_seconds = self.clips, self.seconds
 
     def halve(self, clips: int) -> None:
         """Halve after a pass of at most ``clips`` clips (the call held no more) ran out of memory."""
         self.clips = max(1, min(self.clips, clips) // 2)
         if self.seconds is not None:
             self.seconds /= 2
+        if self._grew:
+            self.patience *= 2
+        self._fits, self._grew = 0, False
+
+    def fitted(self) -> None:
+        """A call ran without running out of memory: after enough of them, grow back."""
+        self._grew = False  # the size it grew to (if it did) held
+        if self.clips >= self.most_clips and self.seconds == self.most_seconds:
+            return
+        self._fits += 1
+        if self._fits < self.patience:
+            return
+        self.clips = min(self.most_clips, self.clips * 2)
+        if self.seconds is not None and self.most_seconds is not None:
+            self.seconds = min(self.most_seconds, self.seconds * 2)
+        self._fits, self._grew = 0, True
+
+    def restore(self, clips: int, seconds: float | None) -> None:
+        """Back to a size from before a clip that does not fit alone shrank it: that clip, not the
+        device, ran out of memory (if the device did too, the next call halves again)."""
+        self.clips = max(self.clips, clips)
+        if self.seconds is not None and seconds is not None:
+            self.seconds = max(self.seconds, seconds)
+        self._fits, self._grew = 0, False
 
 
 def predict_clips(
@@ -67,15 +109,18 @@ def _bisect(
     A range of clips the model fails on is split in halves until the failing clips are alone.
     CUDA running out of memory is no clip's fault: the passes are made smaller (``size`` halves)
     and the same clips tried again, until a pass holds one clip; only a clip that does not fit
-    alone gets the error. Every retry happens after the failed attempt has returned, so its
+    alone gets the error, and the size goes back to what it was before that clip shrank it. Every
+    retry happens after the failed attempt has returned, so its
     exception, traceback and the device tensors their frames hold are gone by then.
     """
     answers: list[np.ndarray | str | None] = [None] * len(features)
+    before = (size.clips, size.seconds)
     todo = [(0, len(features))]  # ranges of clips still to answer, the next one last
     while todo:
         lo, hi = todo.pop()
         got, out_of_memory = _attempt(alias, model, features[lo:hi], size, context)
         if isinstance(got, np.ndarray):
+            size.fitted()
             answers[lo:hi] = [
                 row
                 if np.isfinite(row).all()
@@ -91,6 +136,8 @@ def _bisect(
                 continue
         if hi - lo == 1:
             answers[lo] = got
+            if out_of_memory:
+                size.restore(*before)
         else:
             mid = (lo + hi) // 2
             todo += [(mid, hi), (lo, mid)]
