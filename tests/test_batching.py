@@ -84,7 +84,24 @@ class LongOomLid(ShapeLid):
         return super().forward(batch)
 
 
+class BatchOnlyLid(LidModel):
+    """A family with predict_batch only (no forward): runs out of memory above MOST clips."""
+
+    calls: ClassVar[list[int]] = []
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return ("en", "de")
+
+    def predict_batch(self, waveforms):  # type: ignore[no-untyped-def]
+        BatchOnlyLid.calls.append(len(waveforms))
+        if len(waveforms) > MOST:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.00 GiB")
+        return np.array([[min(len(w) / SR, 1.0), 1 - min(len(w) / SR, 1.0)] for w in waveforms])
+
+
 for _name, _cls in (
+    ("test-batch-only", BatchOnlyLid),
     ("test-shape", ShapeLid),
     ("test-seconds", SecondsLid),
     ("test-oom", OomLid),
@@ -195,6 +212,23 @@ def test_one_clip_too_long_for_the_device_does_not_shrink_the_rest_of_the_partit
     later = LongOomLid.shapes[-12:]
     assert [n for n, _ in later] == [8] * 12
     assert LongOomLid.refused[-1] == 1  # the long clip, alone
+
+
+def test_a_predict_batch_family_gets_the_pass_sizes_and_their_halving(tmp_path):
+    frame = _tones(tmp_path, [0.2 + 0.02 * i for i in range(20)])  # 20 clips: one window
+    BatchOnlyLid.calls.clear()
+    out = identify_partition(frame, _config("test-batch-only:x", 8, None))
+    assert out["error"].isna().all(), out["error"].dropna().tolist()
+    # passes of 8 (8, 8, 4) run out on the first, then of 4, then 2 answer all 20 clips
+    assert BatchOnlyLid.calls == [8, 4] + [2] * 10
+    expected = [min(s, 1.0) for s in 0.2 + 0.02 * np.arange(20)]
+    np.testing.assert_allclose(
+        out["test_batch_only_x_prob"].where(
+            out["test_batch_only_x_lang"] == "en", 1 - out["test_batch_only_x_prob"]
+        ),
+        expected,
+        rtol=1e-4,
+    )
 
 
 def test_a_clip_that_does_not_fit_alone_gets_its_own_row_error(tmp_path):

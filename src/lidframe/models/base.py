@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lidframe.errors import ModelError
 from lidframe.models.spec import ModelSpec
 from lidframe.models.transfer import DeviceCopier
 
@@ -144,12 +145,24 @@ class LidModel(ABC):
         None: its full input length. A pass's answers are fetched after the next pass is queued,
         so on a GPU the next batch is padded and copied while the previous one computes.
         """
+        out = np.zeros((len(features), len(self.labels)), dtype=np.float32)
         if not _implements_forward(self):
-            # The family implements predict_batch itself, and prepare() is the identity for it.
-            return np.asarray(self.predict_batch(list(features)), dtype=np.float32)
+            # The family implements predict_batch itself, and prepare() is the identity for it:
+            # its calls are cut into the same passes, so pass sizes (and out-of-memory halving)
+            # hold for it too.
+            for chosen in self.passes(
+                features, batch_size, context=context, batch_seconds=batch_seconds
+            ):
+                got = np.asarray(self.predict_batch([features[i] for i in chosen]), np.float32)
+                if got.shape != (len(chosen), len(self.labels)):
+                    raise ModelError(
+                        f"{self.spec.name}: predict_batch returned shape {got.shape} for "
+                        f"{len(chosen)} clips and {len(self.labels)} labels"
+                    )
+                out[chosen] = got
+            return out
         import torch
 
-        out = np.zeros((len(features), len(self.labels)), dtype=np.float32)
         pending: list[tuple[np.ndarray, Callable[[], np.ndarray]]] = []
         for chosen in self.passes(
             features, batch_size, context=context, batch_seconds=batch_seconds
