@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import dask.dataframe as dd
@@ -43,6 +43,13 @@ from lidframe.columns import (
     with_consensus_meta,
 )
 from lidframe.consensus_inputs import topk_pairs
+from lidframe.consensus_settings import (
+    DEFAULT_LABEL_COUNT,
+    LOG_FLOOR,
+    POLICIES,
+    UNDETERMINED,
+    ConsensusConfig,
+)
 from lidframe.errors import ConfigError
 from lidframe.languages import DEFAULT_EQUIVALENCE, LanguageEquivalence
 
@@ -55,48 +62,12 @@ __all__ = [
     "consensus_config",
     "consensus_frame",
     "consensus_meta",
+    "consensus_rows",
     "decide",
     "supports",
 ]
 
-POLICIES = ("unanimous", "majority", "weighted", "product")
-UNDETERMINED = "und"
 CONSENSUS_COLUMNS = consensus_names()
-# Labels a model has when the caller does not say (Whisper has 99, VoxLingua107 has 107).
-_DEFAULT_LABEL_COUNT = 100
-_EPS = 1e-9
-
-
-@dataclass(frozen=True)
-class ConsensusConfig:
-    """How per-model answers are combined."""
-
-    # One of POLICIES.
-    policy: str = "majority"
-    # Below this support the answer is ``und`` (0 keeps every answer).
-    min_prob: float = 0.0
-    # Per-model weight by column alias (vote weight or product exponent, >= 0); missing ones weigh 1.
-    weights: Mapping[str, float] = field(default_factory=dict)
-    # Per-model temperature by alias (from calibration): p ** (1 / T), renormalised. Default 1.
-    temperatures: Mapping[str, float] = field(default_factory=dict)
-    # Number of labels of each model, to spread the mass its top-k leaves out (default 100).
-    label_counts: Mapping[str, int] = field(default_factory=dict)
-    # Which codes count as the same language.
-    equivalence: LanguageEquivalence = DEFAULT_EQUIVALENCE
-
-    def __post_init__(self) -> None:
-        if self.policy not in POLICIES:
-            raise ConfigError(f"consensus policy must be one of {POLICIES}, got {self.policy!r}")
-        if not (0.0 <= self.min_prob <= 1.0):
-            raise ConfigError(f"consensus min_prob must be in [0, 1], got {self.min_prob!r}")
-        for alias, value in self.weights.items():
-            if not (value >= 0 and math.isfinite(value)):
-                raise ConfigError(f"consensus weights[{alias!r}] must be >= 0, got {value!r}")
-        for alias, value in self.temperatures.items():
-            if not (value > 0 and math.isfinite(value)):
-                raise ConfigError(
-                    f"consensus temperatures[{alias!r}] must be positive, got {value!r}"
-                )
 
 
 @dataclass(frozen=True)
@@ -148,7 +119,8 @@ def _score(
     weight = {a: float(config.weights.get(a, 1.0)) for a in aliases}
     if config.policy == "product":
         logs = {
-            c: sum(weight[a] * math.log(max(p(a, c), _EPS)) for a in aliases) for c in candidates
+            c: sum(weight[a] * math.log(max(p(a, c), LOG_FLOOR)) for a in aliases)
+            for c in candidates
         }
         top = max(logs.values())
         norm = sum(math.exp(v - top) for v in logs.values())
@@ -229,7 +201,7 @@ def _floor(
     """Probability given to a language missing from ``alias``'s top-k list."""
     if not dist:
         return 0.0
-    n_labels = int(config.label_counts.get(alias, _DEFAULT_LABEL_COUNT))
+    n_labels = int(config.label_counts.get(alias, DEFAULT_LABEL_COUNT))
     missing = max(1, n_labels - len(topk))
     residual = max(
         0.0, 1.0 - sum(max(float(p), 0.0) for _, p in topk if p is not None and math.isfinite(p))
@@ -238,17 +210,38 @@ def _floor(
 
 
 def consensus_frame(
+    df: Any, aliases: Sequence[str], config: ConsensusConfig, *, backend: str | None = None
+) -> Any:
+    """Add the consensus columns to one partition holding ``{alias}_topk`` columns.
+
+    Computed as frame operations (:func:`lidframe.consensus_frames.consensus_columns`, the same
+    answers as :func:`decide` row by row, faster on pandas too: ``benchmarks/consensus.py``), on
+    the partition's own library: a cuDF partition gives a cuDF frame. ``backend="cudf"`` computes
+    a pandas partition's consensus on the GPU and hands back a pandas frame (what a GPU worker of
+    :func:`lidframe.run` with the cuDF backend does).
+    """
+    from lidframe.backend import is_cudf, to_cudf
+    from lidframe.consensus_frames import consensus_columns
+
+    _topk_columns(df, aliases)
+    if backend == "cudf" and not is_cudf(df):
+        inputs = [c for c in ("models_asked", *_topk_columns(df, aliases)) if c in df.columns]
+        columns = consensus_columns(to_cudf(df[inputs]), aliases, config).to_pandas()
+        columns = columns.astype({c.name: c.dtype for c in CONSENSUS})
+    else:
+        columns = consensus_columns(df, aliases, config)
+    out = df.copy()
+    for column in CONSENSUS:
+        out[column.name] = columns[column.name]
+    return out
+
+
+def consensus_rows(
     df: pd.DataFrame, aliases: Sequence[str], config: ConsensusConfig
 ) -> pd.DataFrame:
-    """Add the consensus columns to one partition holding ``{alias}_topk`` columns."""
-    if not aliases:
-        raise ConfigError("consensus needs at least one model")
-    topk_cols = []
-    for alias in aliases:
-        col = model_columns(alias)[2]
-        if col not in df.columns:
-            raise ConfigError(f"no column {col!r}: is {alias!r} one of the models of this run?")
-        topk_cols.append(col)
+    """:func:`consensus_frame` computed row by row with :func:`decide` (pandas only): the reference
+    the frame operations are tested against."""
+    topk_cols = _topk_columns(df, aliases)
     # A cascaded row's consensus is over the models it was sent to (lidframe.cascade).
     asked = df["models_asked"].tolist() if "models_asked" in df.columns else [None] * len(df)
     decisions = []
@@ -268,6 +261,19 @@ def consensus_frame(
     for column in CONSENSUS:
         out[column.name] = column.values(values[column.name], out.index)
     return out
+
+
+def _topk_columns(df: Any, aliases: Sequence[str]) -> list[str]:
+    """The ``{alias}_topk`` column of each alias; a missing one is a :class:`ConfigError`."""
+    if not aliases:
+        raise ConfigError("consensus needs at least one model")
+    columns = []
+    for alias in aliases:
+        col = model_columns(alias)[2]
+        if col not in df.columns:
+            raise ConfigError(f"no column {col!r}: is {alias!r} one of the models of this run?")
+        columns.append(col)
+    return columns
 
 
 def consensus_meta(meta: pd.DataFrame) -> pd.DataFrame:
