@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from lidframe.columns import CONSENSUS
 from lidframe.consensus import (
+    FRAME_OPS_ROWS,
     POLICIES,
     ConsensusConfig,
     consensus_frame,
@@ -110,11 +111,41 @@ def _assert_same(got: pd.DataFrame, want: pd.DataFrame) -> None:
             assert g.tolist() == w.tolist(), (name, g.tolist(), w.tolist())
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def _by_frames(frame: pd.DataFrame, aliases, config) -> pd.DataFrame:
+    """``frame`` with the consensus columns of the frame operations, whatever its size."""
+    out = frame.copy()
+    columns = consensus_columns(frame, aliases, config)
+    for c in CONSENSUS:
+        out[c.name] = columns[c.name]
+    return out
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=partitions())
 def test_frame_consensus_equals_decide_row_by_row(case):
     frame, aliases, config = case
-    _assert_same(consensus_frame(frame, aliases, config), consensus_rows(frame, aliases, config))
+    _assert_same(_by_frames(frame, aliases, config), consensus_rows(frame, aliases, config))
+
+
+def test_large_partitions_take_the_frame_operations_with_the_same_answers():
+    """From FRAME_OPS_ROWS rows consensus_frame computes by frames; the answers stay decide's."""
+    rng = np.random.default_rng(3)
+    n = FRAME_OPS_ROWS + 7
+    frame = pd.DataFrame(index=pd.RangeIndex(n))
+    for alias in ("a", "b", "c"):
+        picks = rng.integers(0, len(LANGS), size=(n, 3))
+        probs = -np.sort(-rng.dirichlet(np.ones(4), size=n)[:, :3], axis=1)
+        pairs = [list(zip(picks[r], probs[r], strict=True))[: 1 + r % 3] for r in range(n)]
+        cells = [
+            [{"lang": LANGS[p], "prob": float(q)} for p, q in pairs[r]] if r % 17 else None
+            for r in range(n)
+        ]
+        frame[f"{alias}_topk"] = pd.Series(cells, index=frame.index, dtype=object)
+    for policy in POLICIES:
+        config = ConsensusConfig(policy, weights={"b": 2.0}, temperatures={"c": 1.5})
+        got = consensus_frame(frame, ["a", "b", "c"], config)
+        _assert_same(got, consensus_rows(frame, ["a", "b", "c"], config))
+        assert got["lang"].nunique() > 3
 
 
 def test_policies_and_ties_on_fixed_rows():
@@ -152,11 +183,9 @@ def test_arrow_cells_and_empty_partitions_match():
     for name in ("a_topk", "b_topk"):
         cells = pa.array(frame[name].tolist(), type=schema)
         arrow[name] = pd.Series(cells, dtype=pd.ArrowDtype(schema))
-    _assert_same(
-        consensus_frame(arrow, ["a", "b"], config), consensus_rows(frame, ["a", "b"], config)
-    )
+    _assert_same(_by_frames(arrow, ["a", "b"], config), consensus_rows(frame, ["a", "b"], config))
     empty = frame.iloc[:0]
-    got = consensus_frame(empty, ["a", "b"], config)
+    got = _by_frames(empty, ["a", "b"], config)
     assert dict(got.dtypes) == dict(consensus_meta(empty).dtypes)
     assert list(consensus_columns(empty, ["a", "b"], config).columns) == [c.name for c in CONSENSUS]
 

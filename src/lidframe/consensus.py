@@ -55,6 +55,7 @@ from lidframe.languages import DEFAULT_EQUIVALENCE, LanguageEquivalence
 
 __all__ = [
     "CONSENSUS_COLUMNS",
+    "FRAME_OPS_ROWS",
     "POLICIES",
     "UNDETERMINED",
     "ConsensusConfig",
@@ -68,6 +69,8 @@ __all__ = [
 ]
 
 CONSENSUS_COLUMNS = consensus_names()
+# From this many rows a pandas partition's consensus is computed by frame operations.
+FRAME_OPS_ROWS = 2000
 
 
 @dataclass(frozen=True)
@@ -214,22 +217,26 @@ def consensus_frame(
 ) -> Any:
     """Add the consensus columns to one partition holding ``{alias}_topk`` columns.
 
-    Computed as frame operations (:func:`lidframe.consensus_frames.consensus_columns`, the same
-    answers as :func:`decide` row by row, faster on pandas too: ``benchmarks/consensus.py``), on
-    the partition's own library: a cuDF partition gives a cuDF frame. ``backend="cudf"`` computes
-    a pandas partition's consensus on the GPU and hands back a pandas frame (what a GPU worker of
-    :func:`lidframe.run` with the cuDF backend does).
+    Two implementations give the same columns (``tests/test_consensus_frames.py``): frame
+    operations (:func:`lidframe.consensus_frames.consensus_columns`) and :func:`decide` row by row
+    (:func:`consensus_rows`). A cuDF partition always takes the frame operations and gives a cuDF
+    frame. A pandas one takes them from :data:`FRAME_OPS_ROWS` rows up, where they are faster
+    (about 3x at 100,000 rows); below, their fixed cost (tens of milliseconds) loses to the loop
+    (``benchmarks/consensus.py``). ``backend="cudf"`` computes a pandas partition's consensus on
+    the GPU and hands back a pandas frame (what a worker of a ``backend="cudf"`` run does).
     """
     from lidframe.backend import is_cudf, to_cudf
     from lidframe.consensus_frames import consensus_columns
 
-    _topk_columns(df, aliases)
+    topk_cols = _topk_columns(df, aliases)
     if backend == "cudf" and not is_cudf(df):
-        inputs = [c for c in ("models_asked", *_topk_columns(df, aliases)) if c in df.columns]
+        inputs = [c for c in ("models_asked", *topk_cols) if c in df.columns]
         columns = consensus_columns(to_cudf(df[inputs]), aliases, config).to_pandas()
         columns = columns.astype({c.name: c.dtype for c in CONSENSUS})
-    else:
+    elif is_cudf(df) or len(df) >= FRAME_OPS_ROWS:
         columns = consensus_columns(df, aliases, config)
+    else:
+        return consensus_rows(df, aliases, config)
     out = df.copy()
     for column in CONSENSUS:
         out[column.name] = columns[column.name]
