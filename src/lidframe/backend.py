@@ -32,11 +32,11 @@ __all__ = [
     "cudf_imports",
     "frame_library",
     "is_cudf",
+    "local_backend",
     "on_backend",
     "resolve_backend",
     "to_cudf",
     "to_pandas",
-    "worker_backend",
 ]
 
 BACKENDS = ("pandas", "cudf", "auto")
@@ -76,10 +76,11 @@ def resolve_backend(backend: str, *, gpus: bool) -> str:
     return "cudf" if gpus and cudf_imports() else "pandas"
 
 
-def worker_backend(backend: str) -> str:
-    """:func:`resolve_backend` on a worker: ``auto`` is ``cudf`` when this worker sees a GPU."""
-    if check_backend(backend) != "auto":
-        return resolve_backend(backend, gpus=True)
+def local_backend(backend: str) -> str:
+    """:func:`resolve_backend` for this process (a worker, or where a frame is read): ``auto`` is
+    ``cudf`` when cuDF imports and a GPU is visible (torch is asked only once cuDF imports)."""
+    if check_backend(backend) != "auto" or not cudf_imports():
+        return resolve_backend(backend, gpus=False)
     from lidframe.cluster import cuda_device_count
 
     return resolve_backend(backend, gpus=cuda_device_count() > 0)

@@ -192,6 +192,7 @@ def _run(args: argparse.Namespace) -> int:
         partition_rows=args.partition_rows,
         top_k=args.top_k,
         device=args.device,
+        backend=args.backend,
         dtype=args.dtype,
         audio=AudioConfig(
             max_window=args.max_window, io_timeout=args.io_timeout, timeout=args.decode_timeout

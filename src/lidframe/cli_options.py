@@ -13,7 +13,14 @@ import importlib.metadata
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["COMMON_COMMANDS", "EVAL_COMPARE", "ModelList", "models_argument", "version"]
+__all__ = [
+    "COMMON_COMMANDS",
+    "EVAL_COMPARE",
+    "ModelList",
+    "backend_argument",
+    "models_argument",
+    "version",
+]
 
 
 COMMON_COMMANDS = """\
@@ -84,4 +91,16 @@ def models_argument(parser: argparse.ArgumentParser, default: list[str] | None, 
         "(a directory whose path holds a comma cannot be passed) (default: "
         + (", ".join(default) if default else "all")
         + ")",
+    )
+
+
+def backend_argument(parser: argparse.ArgumentParser) -> None:
+    """The ``--backend`` option: the dataframe library of the run's frames (lidframe.backend)."""
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        choices=("auto", "pandas", "cudf"),
+        help="frames on the workers: cudf computes the consensus on the GPU (needs "
+        "pip install 'lidframe[gpu]'); auto: cudf on GPU workers where cudf imports, else pandas "
+        "(default auto; results are the same)",
     )

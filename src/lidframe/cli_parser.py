@@ -9,7 +9,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from lidframe.cli_options import COMMON_COMMANDS, EVAL_COMPARE, models_argument, version
+from lidframe.cli_options import (
+    COMMON_COMMANDS,
+    EVAL_COMPARE,
+    backend_argument,
+    models_argument,
+    version,
+)
 
 __all__ = ["EXIT_STATUSES", "build_parser"]
 
@@ -107,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--partition-rows", type=int, default=128, help="manifest rows per partition")
     run.add_argument("--top-k", type=int, default=5, help="languages kept in each *_topk column")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    backend_argument(run)
     run.add_argument(
         "--dtype",
         default="auto",

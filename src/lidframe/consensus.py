@@ -283,8 +283,12 @@ def _topk_columns(df: Any, aliases: Sequence[str]) -> list[str]:
     return columns
 
 
-def consensus_meta(meta: pd.DataFrame) -> pd.DataFrame:
-    """``meta`` with the consensus columns appended."""
+def consensus_meta(meta: Any) -> Any:
+    """``meta`` with the consensus columns appended (a cuDF ``meta`` gives a cuDF one)."""
+    from lidframe.backend import is_cudf, to_cudf
+
+    if is_cudf(meta):
+        return to_cudf(with_consensus_meta(meta.to_pandas()))
     return with_consensus_meta(meta)
 
 
@@ -336,7 +340,8 @@ def consensus(
 ) -> dd.DataFrame:
     """Add consensus columns to a result dataframe (lazy). ``models``: names or aliases; default all.
 
-    Settings as in :func:`consensus_config`.
+    Settings as in :func:`consensus_config`. A dask-cuDF ``ddf`` gives a dask-cuDF frame, its
+    partitions reduced by frame operations on the GPU (:mod:`lidframe.consensus_frames`).
     """
     from lidframe.columns import column_alias
 
@@ -353,7 +358,7 @@ def consensus(
         aliases = [c.removesuffix("_topk") for c in ddf.columns if c.endswith("_topk")]
     else:
         aliases = [column_alias(m) for m in models]
-    consensus_frame(ddf._meta, aliases, config)  # validates the columns before any work
+    _topk_columns(ddf._meta, aliases)  # validates the columns before any work
     return ddf.map_partitions(
         consensus_frame, aliases, config, meta=consensus_meta(ddf._meta), enforce_metadata=False
     )

@@ -210,13 +210,18 @@ def read_manifest(
     partition_rows: int = 128,
     storage_options: Mapping[str, Any] | None = None,
     format: str | None = None,
+    backend: str = "auto",
 ) -> dd.DataFrame:
     """Read ``path`` into a Dask dataframe of normalised manifest rows, ``partition_rows`` each.
 
     For manifests that fit a notebook: every row is validated before this returns, and the first
     bad row or duplicate id raises :class:`ManifestError` naming it. (``lidframe.run`` instead starts
-    at once and gives each bad row its own error.)
+    at once and gives each bad row its own error.) ``backend`` (:mod:`lidframe.backend`): ``cudf``
+    gives a dask-cuDF frame (``to_backend``), ``auto`` does where a GPU is visible and cuDF imports.
     """
+    from lidframe.backend import local_backend, on_backend
+
+    resolved = local_backend(backend)
     manifest = open_manifest(path, storage_options=storage_options, format=format)
     parts = list(plan_partitions(manifest, partition_rows))
     if not parts:
@@ -233,11 +238,12 @@ def read_manifest(
                     f"{manifest.url}: duplicate ids: {row_id!r} (rows {seen[row_id]} and {row})"
                 )
             seen[row_id] = row
-    return dd.from_delayed(
+    ddf = dd.from_delayed(
         [delayed(f.drop(columns="error")) for f in frames],
         meta=manifest.meta(),
         verify_meta=False,
     )
+    return on_backend(ddf, resolved)
 
 
 def _locate(source: str) -> tuple[int, int, int]:

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from lidframe.backend import local_backend
 from lidframe.columns import cascade_values, null_model_values, speech_values
 from lidframe.consensus import ConsensusConfig, consensus_frame
 from lidframe.errors import StorageAccessDenied
@@ -58,6 +59,8 @@ class PartitionTask:
     # The job left the size of forward passes to the workers: on one whose models run on a GPU,
     # passes hold up to GPU_BATCH_SIZE clips within GPU_BATCH_SECONDS (lidframe.kernel).
     auto_batches: bool = False
+    # Dataframe library of the consensus on the worker: pandas, cudf or auto (lidframe.backend).
+    backend: str = "pandas"
 
     def worker_kernel(self) -> KernelConfig:
         """The kernel settings for this worker (on a GPU: decode threads sized to its cores per
@@ -149,7 +152,8 @@ def _unanswered(rows: pd.DataFrame, task: PartitionTask) -> pd.DataFrame:
 
 def _finish(frame: pd.DataFrame, partition: int, token: str, task: PartitionTask) -> PartitionRows:
     if task.consensus is not None:
-        frame = consensus_frame(frame, task.aliases, task.consensus)
+        backend = local_backend(task.backend)
+        frame = consensus_frame(frame, task.aliases, task.consensus, backend=backend)
     _stage(frame, partition, token, task)
     return frame_rows(frame, task.job_id, partition, [m.alias for m in task.kernel.models])
 

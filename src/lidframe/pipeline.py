@@ -28,6 +28,7 @@ import dask.dataframe as dd
 from distributed import Client
 
 from lidframe.audio import AudioConfig, with_io_timeouts
+from lidframe.backend import on_backend, resolve_backend
 from lidframe.cascade import Cascade
 from lidframe.cluster import connect
 from lidframe.columns import result_meta, result_schema
@@ -39,6 +40,7 @@ from lidframe.job_database import database_url, default_db, job_database, nothin
 from lidframe.kernel import CPU_BATCH_SIZE, KernelConfig, identify_partition
 from lidframe.manifest import open_manifest
 from lidframe.models import parse_model
+from lidframe.models.base import resolve_device
 from lidframe.models.registry import runtime_factories
 from lidframe.orchestrator import JobSettings, Progress, reconcile_parts, run_partitions
 from lidframe.partition_task import PartitionTask
@@ -67,6 +69,7 @@ def identify(
     storage_options: Mapping[str, Any] | None = None,
     decode_threads: int = 4,
     cascade: Cascade | float | None = None,
+    backend: str = "auto",
 ) -> dd.DataFrame:
     """Add ``error``, speech and per-model language columns to a manifest dataframe (lazy).
 
@@ -74,6 +77,11 @@ def identify(
     (:class:`~lidframe.speech.SpeechConfig`; default: its defaults). ``cascade`` runs the models in
     order, each on the rows the ones before left below that support (a number, with the default
     consensus, or a :class:`~lidframe.cascade.Cascade`; see :mod:`lidframe.cascade`).
+
+    ``backend`` (:mod:`lidframe.backend`): ``cudf`` gives a dask-cuDF frame, ``pandas`` a pandas
+    one, ``auto`` a cuDF one when the models run on a GPU and cuDF imports. ``ddf`` may be either:
+    the kernel takes pandas partitions, so a cuDF manifest crosses to pandas before it
+    (``to_backend``) and the results cross back after it.
     """
     if isinstance(models, str):
         models = [models]
@@ -90,8 +98,12 @@ def identify(
         decode_threads=decode_threads,
         cascade=cascade if cascade is None or isinstance(cascade, Cascade) else Cascade(cascade),
     )
-    meta = result_meta(ddf._meta, [m.alias for m in config.models])
-    return ddf.map_partitions(identify_partition, config, meta=meta, enforce_metadata=False)
+    gpus = any(resolve_device(m.device).startswith("cuda") for m in specs)
+    resolved = resolve_backend(backend, gpus=gpus)
+    host = on_backend(ddf, "pandas")
+    meta = result_meta(host._meta, [m.alias for m in config.models])
+    out = host.map_partitions(identify_partition, config, meta=meta, enforce_metadata=False)
+    return on_backend(out, resolved)
 
 
 def run(
@@ -109,7 +121,7 @@ def run(
     keywords (``workers``, ``scheduler``, ``decode_threads``, ``gpu_threads``, ``batch_size``,
     ``partition_rows``, ``top_k``, ``device``, ``dtype``, ``audio``, ``speech``,
     ``storage_options``, ``out_storage_options``, ``consensus_policy``, ``min_prob``,
-    ``calibration``, ``cascade``, ``progress``, ``db``, ``job``, ``max_attempts``,
+    ``calibration``, ``cascade``, ``backend``, ``progress``, ``db``, ``job``, ``max_attempts``,
     ``lease_seconds``, ``stall_seconds``, ``retry_dead``, ``overwrite``, ``fidelity_clips``,
     ``fidelity_threshold``).
 
@@ -128,7 +140,10 @@ def run(
     (``summary.ok`` is False when partitions died). ``storage_options`` apply to the manifest and the
     audio, ``out_storage_options`` to ``out`` (default: the same). With more than one model,
     consensus columns are added (:func:`lidframe.consensus.consensus` with ``consensus_policy`` and
-    ``min_prob``, or with a ``calibration`` fitted by ``lidframe calibrate``).
+    ``min_prob``, or with a ``calibration`` fitted by ``lidframe calibrate``). ``backend``
+    (:mod:`lidframe.backend`): with ``cudf`` each worker computes its partitions' consensus with
+    cuDF on its GPU (``auto``, the default: where the worker has a GPU and cuDF imports); the
+    results are the same. ``cudf`` where cuDF does not import is a ``ConfigError``.
 
     Work starts while the manifest is still being planned (see :mod:`lidframe.manifest`); a bad row
     gets its own ``bad_row`` error, a duplicate id a ``duplicate_id`` error naming the other row.
@@ -154,6 +169,8 @@ def run(
     else:
         config = RunConfig.of(**settings)
     check_settings(config.fidelity_clips, config.fidelity_threshold)
+    if config.backend == "cudf":
+        resolve_backend("cudf", gpus=True)  # cuDF must import before any work
     specs = tuple(
         parse_model(name, device=config.device, dtype=config.dtype) for name in config.models
     )
@@ -236,6 +253,7 @@ def run(
                 settings=spec.config,
                 auto_decode_threads=config.decode_threads is None,
                 auto_batches=config.batch_size is None and config.batch_seconds is None,
+                backend=config.backend,
             )
 
             def take_over() -> None:

@@ -52,6 +52,8 @@ class RunConfig:
     batch_size: int | None = setting(None, identity=False)
     batch_seconds: float | None = setting(None, identity=False)
     device: str = setting("auto", identity=False)
+    # Dataframe library of the frames on the workers: pandas, cudf or auto (lidframe.backend).
+    backend: str = setting("auto", identity=False)
     workers: int | None = setting(None, identity=False)
     # Decoder processes per worker; None: 4 on CPU workers, the cores per GPU on GPU workers.
     decode_threads: int | None = setting(None, identity=False)
@@ -98,6 +100,9 @@ class RunConfig:
             isinstance(self.batch_seconds, (int, float)) and self.batch_seconds > 0
         ):
             raise ConfigError(f"batch_seconds must be positive, got {self.batch_seconds!r}")
+        from lidframe.backend import check_backend
+
+        check_backend(self.backend)
         if self.audio is None:
             object.__setattr__(self, "audio", AudioConfig())
         if self.speech is None:

@@ -72,16 +72,23 @@ def _records(cell: Any) -> list[dict[str, Any]] | None:
     return None
 
 
-def read_results(path: str, storage_options: Mapping[str, Any] | None = None) -> dd.DataFrame:
+def read_results(
+    path: str, storage_options: Mapping[str, Any] | None = None, *, backend: str = "auto"
+) -> dd.DataFrame:
     """A run's results folder (its ``part-N.parquet`` files; ``_``-prefixed state is skipped) as a
     lazy Dask dataframe whose columns have the dtypes declared in :mod:`lidframe.columns`.
 
     The models' columns are found by the aliases the parts' provenance records (by suffix for
     parts without it). Raises :class:`~lidframe.errors.ConfigError` naming ``path`` when it holds no
-    part. :func:`lidframe.read_provenance` says what produced the results.
+    part. :func:`lidframe.read_provenance` says what produced the results. ``backend``
+    (:mod:`lidframe.backend`): ``cudf`` gives a dask-cuDF frame (``to_backend``), ``auto`` does
+    where a GPU is visible and cuDF imports.
     """
     import dask.dataframe as dd
 
+    from lidframe.backend import local_backend, on_backend
+
+    resolved = local_backend(backend)
     from lidframe.errors import ConfigError
     from lidframe.provenance import read_provenance
     from lidframe.sinks.parquet import part_files
@@ -103,4 +110,4 @@ def read_results(path: str, storage_options: Mapping[str, Any] | None = None) ->
     frame = dd.read_parquet(parts, storage_options=dict(storage_options or {}) or None)
     declared = declared_columns(frame.columns, aliases)
     meta = as_declared(frame._meta, declared)
-    return frame.map_partitions(as_declared, declared, meta=meta)
+    return on_backend(frame.map_partitions(as_declared, declared, meta=meta), resolved)

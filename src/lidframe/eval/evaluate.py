@@ -1,6 +1,7 @@
 """``lidframe.evaluate``: how right a run's answers are, per model and for the consensus.
 
-Input: a run's results (its Parquet folder, or a frame with the same columns) and ground truth, either
+Input: a run's results (its Parquet folder, or a pandas or cuDF frame with the same columns; a cuDF
+one is copied to the host, where codes are mapped and calibration computed) and ground truth, either
 the results' own ``label`` column (a manifest with labels) or a labelled manifest joined by ``id``.
 Each *source* (every model, and the consensus when there is one) is scored on the labelled rows:
 
@@ -177,6 +178,10 @@ def recorded_label_sets(results: pd.DataFrame) -> dict[str, tuple[str, ...]]:
 def _read_results(
     results: str | os.PathLike[str] | pd.DataFrame, options: Mapping[str, Any]
 ) -> pd.DataFrame:
+    from lidframe.backend import is_cudf, to_pandas
+
+    if is_cudf(results):
+        return to_pandas(results)  # language codes and calibration are host work
     if isinstance(results, pd.DataFrame):
         return results
     from lidframe.sinks.parquet import read_results
@@ -196,7 +201,9 @@ def _read_labels(
         from lidframe.manifest import read_manifest
 
         with dask.config.set(scheduler="synchronous"):
-            frame = read_manifest(labels, partition_rows=1 << 30, storage_options=options).compute()
+            frame = read_manifest(
+                labels, partition_rows=1 << 30, storage_options=options, backend="pandas"
+            ).compute()
     if "label" not in frame.columns or "id" not in frame.columns:
         raise ConfigError(
             f"labels {labels if not isinstance(labels, pd.DataFrame) else ''}: need 'id' and 'label' columns"

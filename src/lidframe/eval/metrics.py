@@ -7,6 +7,9 @@ Conventions (the ones LID evaluation needs, stated once):
 * ``macro_f1`` averages over the languages that occur in the ground truth (support > 0): a model's
   stray answers lower the precision of the languages they are confused with, not the average's
   denominator. (scikit-learn: ``f1_score(..., labels=true languages, average="macro")``.)
+* The counts (:func:`per_language_frame`, :func:`confusions_frame`, :func:`accuracy_frame`) are
+  groupby/merge over a frame of ``truth`` and ``predicted`` columns: the same code on a pandas or
+  a cuDF frame. Calibration (ECE, Brier, reliability, coverage) is NumPy on the host.
 * Calibration is of the *top-label* confidence: ``confidence`` is the probability of the answer,
   ``correct`` whether the answer is right. ECE uses equal-width bins; Brier is the mean squared
   difference between confidence and correctness.
@@ -14,19 +17,24 @@ Conventions (the ones LID evaluation needs, stated once):
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
 __all__ = [
     "accuracy",
+    "accuracy_frame",
     "brier_score",
     "confusions",
+    "confusions_frame",
     "coverage_curve",
     "expected_calibration_error",
     "long_tail",
     "macro_f1",
     "per_language",
+    "per_language_frame",
     "reliability",
     "threshold_for_accuracy",
     "weakest",
@@ -84,8 +92,21 @@ def reliability(confidence: ArrayLike, correct: ArrayLike, bins: int = 10) -> pd
 
 
 def accuracy(truth: ArrayLike, predicted: ArrayLike) -> float:
-    t, p = np.asarray(truth, dtype=object), np.asarray(predicted, dtype=object)
-    return float(np.mean(t == p)) if t.size else float("nan")
+    """Share of rows whose answer is the truth (NaN without rows)."""
+    return accuracy_frame(_pairs(truth, predicted))
+
+
+def accuracy_frame(pairs: Any) -> float:
+    """:func:`accuracy` of a frame with ``truth`` and ``predicted`` columns, pandas or cuDF."""
+    if not len(pairs):
+        return float("nan")
+    return float((pairs["truth"] == pairs["predicted"]).astype("float64").mean())
+
+
+def _pairs(truth: ArrayLike, predicted: ArrayLike) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"truth": np.asarray(truth, dtype=object), "predicted": np.asarray(predicted, dtype=object)}
+    )
 
 
 def per_language(truth: ArrayLike, predicted: ArrayLike) -> pd.DataFrame:
@@ -94,23 +115,33 @@ def per_language(truth: ArrayLike, predicted: ArrayLike) -> pd.DataFrame:
     Indexed by language, sorted by support (descending) then code. A language never predicted has
     precision 0; one never true has recall 0 and support 0.
     """
-    t = pd.Series(np.asarray(truth, dtype=object))
-    p = pd.Series(np.asarray(predicted, dtype=object))
-    hits = t[t.to_numpy() == p.to_numpy()].value_counts()
-    support = t.value_counts()
-    answered = p.value_counts()
-    langs = sorted(set(support.index) | set(answered.index))
-    table = pd.DataFrame(index=pd.Index(langs, name="lang"))
-    table["support"] = support.reindex(langs, fill_value=0).astype(int)
-    table["predicted"] = answered.reindex(langs, fill_value=0).astype(int)
-    table["correct"] = hits.reindex(langs, fill_value=0).astype(int)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        precision = np.where(table["predicted"] > 0, table["correct"] / table["predicted"], 0.0)
-        recall = np.where(table["support"] > 0, table["correct"] / table["support"], 0.0)
-        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
-    table["precision"], table["recall"], table["f1"] = precision, recall, f1
-    order = sorted(langs, key=lambda lang: (-table.loc[lang, "support"], lang))
-    return table.loc[order]
+    return per_language_frame(_pairs(truth, predicted))
+
+
+def _counts(frame: Any, column: str, name: str) -> Any:
+    """``(lang, name)``: rows per value of ``column``."""
+    counts = frame.groupby(column).size().rename("rows").reset_index()
+    return counts.rename(columns={column: "lang", "rows": name})
+
+
+def per_language_frame(pairs: Any) -> Any:
+    """:func:`per_language` of a frame with ``truth`` and ``predicted`` columns (no nulls), pandas
+    or cuDF (groupby and merge only: the table is of the frame's library)."""
+    hits = pairs[pairs["truth"] == pairs["predicted"]]
+    table = _counts(pairs, "truth", "support").merge(
+        _counts(pairs, "predicted", "predicted"), on="lang", how="outer"
+    )
+    table = table.merge(_counts(hits, "truth", "correct"), on="lang", how="left")
+    for name in ("support", "predicted", "correct"):
+        table[name] = table[name].fillna(0).astype("int64")
+    correct = table["correct"].astype("float64")
+    precision = (correct / table["predicted"].where(table["predicted"] > 0, 1)).astype("float64")
+    recall = (correct / table["support"].where(table["support"] > 0, 1)).astype("float64")
+    both = precision + recall
+    table["precision"], table["recall"] = precision, recall
+    table["f1"] = (2 * precision * recall / both.where(both > 0, 1.0)).where(both > 0, 0.0)
+    table = table.sort_values(["support", "lang"], ascending=[False, True])
+    return table.set_index("lang")
 
 
 def macro_f1(table: pd.DataFrame) -> float:
@@ -122,14 +153,20 @@ def macro_f1(table: pd.DataFrame) -> float:
 def confusions(truth: ArrayLike, predicted: ArrayLike, top: int = 20) -> pd.DataFrame:
     """The most frequent (true, predicted) pairs with true != predicted, and their share of the true
     language's rows."""
-    t = pd.Series(np.asarray(truth, dtype=object), name="true")
-    p = pd.Series(np.asarray(predicted, dtype=object), name="predicted")
-    wrong = pd.DataFrame({"true": t, "predicted": p})[t.to_numpy() != p.to_numpy()]
-    counts = wrong.value_counts().rename("rows").reset_index()
-    support = t.value_counts()
-    counts["share_of_true"] = counts["rows"] / support.reindex(counts["true"]).to_numpy()
+    return confusions_frame(_pairs(truth, predicted), top)
+
+
+def confusions_frame(pairs: Any, top: int = 20) -> Any:
+    """:func:`confusions` of a frame with ``truth`` and ``predicted`` columns, pandas or cuDF."""
+    wrong = pairs[pairs["truth"] != pairs["predicted"]]
+    counts = wrong.groupby(["truth", "predicted"]).size().rename("rows").reset_index()
+    counts = counts.rename(columns={"truth": "true"})
+    support = _counts(pairs, "truth", "support").rename(columns={"lang": "true"})
+    counts = counts.merge(support, on="true", how="left")
+    counts["rows"] = counts["rows"].astype("int64")
+    counts["share_of_true"] = counts["rows"] / counts["support"]
     counts = counts.sort_values(["rows", "true", "predicted"], ascending=[False, True, True])
-    return counts.head(top).reset_index(drop=True)
+    return counts[["true", "predicted", "rows", "share_of_true"]].head(top).reset_index(drop=True)
 
 
 def long_tail(table: pd.DataFrame, min_support: int | None = None) -> pd.DataFrame:
