@@ -223,13 +223,15 @@ def consensus_frame(
     frame. A pandas one takes them from :data:`FRAME_OPS_ROWS` rows up, where they are faster
     (about 3x at 100,000 rows); below, their fixed cost (tens of milliseconds) loses to the loop
     (``benchmarks/consensus.py``). ``backend="cudf"`` computes a pandas partition's consensus on
-    the GPU and hands back a pandas frame (what a worker of a ``backend="cudf"`` run does).
+    the GPU and hands back a pandas frame (what a worker of a ``backend="cudf"`` run does), from
+    the same :data:`FRAME_OPS_ROWS` up: a small partition's copies and fixed cost would outweigh
+    it (the frame operations' fixed cost on the GPU is not measured yet, and is not smaller).
     """
     from lidframe.backend import is_cudf, to_cudf
     from lidframe.consensus_frames import consensus_columns
 
     topk_cols = _topk_columns(df, aliases)
-    if backend == "cudf" and not is_cudf(df):
+    if backend == "cudf" and not is_cudf(df) and len(df) >= FRAME_OPS_ROWS:
         inputs = [c for c in ("models_asked", *topk_cols) if c in df.columns]
         columns = consensus_columns(to_cudf(df[inputs]), aliases, config).to_pandas()
         columns = columns.astype({c.name: c.dtype for c in CONSENSUS})
