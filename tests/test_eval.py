@@ -313,8 +313,18 @@ def test_evaluate_a_real_run_against_a_labelled_manifest(tmp_path):
     # every voice is speech: none answered und, and the speech columns came through the Parquet
     assert result.no_speech == 0 and ev.speech["no_speech"] == 0 and ev.speech["decoded"] == 12
     assert 0 < ev.speech["speech_seconds"] <= ev.speech["audio_seconds"]
-    with pytest.raises(lidframe.ConfigError, match="no ground truth"):
-        lidframe.evaluate(tmp_path / "out")
+    # what produced the results: from the parts' provenance and the embedded job database
+    run = ev.run
+    assert run["job_id"].startswith("job-") and run["lidframe_version"] == lidframe.__version__
+    assert run["rows"] == 12 and run["rows_per_second"] > 0 and run["job_status"] == "finished"
+    (recorded,) = run["models"].values()
+    assert recorded["name"] == model and recorded["weights"].startswith("sha256:")
+    # without ground truth: no scores, a note, and what each row was answered
+    bare = lidframe.evaluate(tmp_path / "out")
+    assert bare.labelled == 0 and "No ground truth" in bare.notes[0]
+    answered = parquet[f"{alias}_lang"].value_counts()
+    assert bare.distribution[f"{alias} rows"].to_dict() == answered.to_dict()
+    assert bare.run["job_id"] == run["job_id"] and bare.wrong.empty
 
     # stored beside the results and in the run's embedded job database, with job and environment
     from lidframe.eval.records import save_evaluation

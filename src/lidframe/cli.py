@@ -49,7 +49,9 @@ def _eval(args: argparse.Namespace) -> int:
         storage_options=options,
     )
     print(evaluation_text(ev, args.target_accuracy))
-    if not args.no_save:
+    if not ev.labelled:
+        print("\nnothing stored: no labelled row to score (`lidframe report` shows the answers)")
+    elif not args.no_save:
         saved = save_evaluation(
             ev,
             args.results,
@@ -74,6 +76,8 @@ def _report(args: argparse.Namespace) -> int:
             title=args.title,
             target_accuracy=args.target_accuracy,
             storage_options=_storage_options(args.storage_option),
+            embed_audio=args.embed_audio,
+            embed_max_seconds=args.embed_max_seconds,
         )
     )
     return 0

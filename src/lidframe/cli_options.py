@@ -18,7 +18,9 @@ __all__ = [
     "EVAL_COMPARE",
     "ModelList",
     "backend_argument",
+    "embed_audio_arguments",
     "models_argument",
+    "positive_seconds",
     "version",
 ]
 
@@ -103,4 +105,34 @@ def backend_argument(parser: argparse.ArgumentParser) -> None:
         help="frames on the workers: cudf computes the consensus on the GPU (needs "
         "pip install 'lidframe[gpu]'); auto: cudf on GPU workers where cudf imports, else pandas "
         "(default auto; results are the same)",
+    )
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse type: a positive, finite number of seconds (else a one-line usage error)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def embed_audio_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--embed-audio`` and ``--embed-max-seconds`` of the HTML report's wrong-row players."""
+    parser.add_argument(
+        "--embed-audio",
+        action="store_true",
+        help="embed each wrong row's clip in the page as WAV (it then plays without the audio "
+        "files; a larger file) instead of linking the audio file",
+    )
+    parser.add_argument(
+        "--embed-max-seconds",
+        type=positive_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="with --embed-audio: embed at most this many seconds of each clip (default 10)",
     )

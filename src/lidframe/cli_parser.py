@@ -291,6 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--title", default=None, help="report title (default: the results folder)")
     rep.add_argument("--target-accuracy", type=float, default=0.95, help="marked on the curves")
     rep.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE")
+    from lidframe.cli_options import embed_audio_arguments
+
+    embed_audio_arguments(rep)
 
     cmp = sub.add_parser(
         "compare",

@@ -16,6 +16,12 @@ Each *source* (every model, and the consensus when there is one) is scored on th
   confusions, the long tail and the weakest languages, calibration of the answer's probability
   (ECE, Brier, reliability table), the confidently wrong rows, and the accuracy/coverage curve.
 
+Over every row, labelled or not, it also keeps what each source answered
+(:mod:`~lidframe.eval.answers`: the predicted-language distribution, and every wrong row with its
+audio and clip window) and what produced the results (:mod:`~lidframe.eval.run_info`). Results
+without ground truth are not an error: their evaluation has no labelled row, no scores, and a note
+saying so; the distribution is then what there is to look at.
+
 All codes go through the same canonical codes and :class:`~lidframe.languages.LanguageEquivalence` as
 the models and the consensus (``nb`` and ``no`` are one language by default).
 """
@@ -32,7 +38,12 @@ import numpy as np
 import pandas as pd
 
 from lidframe.errors import ConfigError
-from lidframe.eval import display, metrics, speech_stats
+from lidframe.eval import answers, display, metrics, speech_stats
+from lidframe.eval.inputs import keys as _keys
+from lidframe.eval.inputs import read_labels as _read_labels
+from lidframe.eval.inputs import read_results as _read_results
+from lidframe.eval.inputs import recorded_label_sets
+from lidframe.eval.run_info import run_info
 from lidframe.languages import DEFAULT_EQUIVALENCE, LanguageEquivalence, canonical
 
 __all__ = ["Evaluation", "SourceEvaluation", "evaluate", "recorded_label_sets"]
@@ -104,9 +115,24 @@ class Evaluation:
     rows: int
     labelled: int
     settings: dict[str, Any] = field(default_factory=dict)
+    # Rows with an ``error`` (no answer), labelled or not.
+    errors: int = 0
     # speech_stats.speech_overview and speech_by_language: None / empty without speech columns.
     speech: dict[str, Any] | None = None
     speech_by_language: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # answers.distribution: rows per answered language, per source (every row without an error).
+    distribution: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # answers.wrong_rows: every scored row some source got wrong, with its audio and clip window.
+    wrong: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # run_info.run_info: job, models, version, date, rows/s (None where unknown).
+    run: dict[str, Any] = field(default_factory=dict)
+    # One line each, for the reader: e.g. why there are no scores (no ground truth).
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def main(self) -> str:
+        """The source a report leads with: the consensus when there is one, else the first."""
+        return CONSENSUS if CONSENSUS in self.sources else next(iter(self.sources), "")
 
     def __getitem__(self, name: str) -> SourceEvaluation:
         return self.sources[name]
@@ -160,65 +186,7 @@ class Evaluation:
     __repr__ = __str__
 
     def _repr_html_(self) -> str:
-        main = self.sources.get(CONSENSUS) or next(iter(self.sources.values()))
-        return display.evaluation_html(self, main)
-
-
-def recorded_label_sets(results: pd.DataFrame) -> dict[str, tuple[str, ...]]:
-    """The models' label sets a run recorded with its results (read by ``read_results``), by alias.
-
-    Every run writes them into its parts' metadata; results from elsewhere have none, and then every
-    label counts as one the model could answer.
-    """
-    from lidframe.sinks.parquet import LABELS_ATTR
-
-    return dict(results.attrs.get(LABELS_ATTR) or {})
-
-
-def _read_results(
-    results: str | os.PathLike[str] | pd.DataFrame, options: Mapping[str, Any]
-) -> pd.DataFrame:
-    from lidframe.backend import is_cudf, to_pandas
-
-    if is_cudf(results):
-        return to_pandas(results)  # language codes and calibration are host work
-    if isinstance(results, pd.DataFrame):
-        return results
-    from lidframe.sinks.parquet import read_results
-
-    return read_results(os.fspath(results), options)
-
-
-def _read_labels(
-    labels: str | os.PathLike[str] | pd.DataFrame, options: Mapping[str, Any]
-) -> pd.Series:
-    """``id -> canonical label`` from a labelled manifest (any format :func:`read_manifest` reads)."""
-    if isinstance(labels, pd.DataFrame):
-        frame = labels
-    else:
-        import dask
-
-        from lidframe.manifest import read_manifest
-
-        with dask.config.set(scheduler="synchronous"):
-            frame = read_manifest(
-                labels, partition_rows=1 << 30, storage_options=options, backend="pandas"
-            ).compute()
-    if "label" not in frame.columns or "id" not in frame.columns:
-        raise ConfigError(
-            f"labels {labels if not isinstance(labels, pd.DataFrame) else ''}: need 'id' and 'label' columns"
-        )
-    return frame.set_index("id")["label"]
-
-
-def _keys(values: Iterable[Any], equivalence: LanguageEquivalence) -> np.ndarray:
-    out: list[str | None] = []
-    for v in values:
-        if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
-            out.append(None)
-        else:
-            out.append(equivalence.key(canonical(str(v))) if v != "und" else "und")
-    return np.asarray(out, dtype=object)
+        return display.evaluation_html(self, self.sources[self.main])
 
 
 def evaluate(
@@ -232,6 +200,7 @@ def evaluate(
     tail_support: int | None = None,
     bins: int = 10,
     storage_options: Mapping[str, Any] | None = None,
+    db: str | None = None,
 ) -> Evaluation:
     """Score a run's results against ground truth; see the module docstring.
 
@@ -239,22 +208,29 @@ def evaluate(
     when the results have one. ``label_sets``: per alias, the codes the model can answer (default:
     the label sets the run recorded in its results' metadata). ``confident``: the probability at
     or above which a wrong answer is "confidently wrong". ``tail_support``: languages with fewer
-    labelled rows are the long tail (default: the bottom quartile of support).
+    labelled rows are the long tail (default: the bottom quartile of support). ``db``: the job
+    database to read the job's time and rows/s from (default: the embedded one of a local results
+    folder, when there is one). Without ground truth (no ``label`` column and no ``labels``) the
+    evaluation has no labelled row and a note saying so.
     """
     from lidframe.columns import column_alias
 
     options = dict(storage_options or {})
     df = _read_results(results, options)
     recorded = recorded_label_sets(df)
+    attrs = dict(df.attrs)
     df = df.reset_index(drop=True)
+    notes = []
     if labels is not None:
         truth = _read_labels(labels, options)
         df = df.drop(columns=["label"], errors="ignore")
         df["label"] = df["id"].map(truth)
     if "label" not in df.columns:
-        raise ConfigError(
-            "no ground truth: the results have no 'label' column; pass labels=MANIFEST"
+        notes.append(
+            "No ground truth: the results have no 'label' column and no labels were given "
+            "(labels=MANIFEST, --labels): the predicted languages only, no accuracy."
         )
+        df["label"] = None
     aliases = (
         [column_alias(m) for m in models]
         if models is not None
@@ -265,12 +241,14 @@ def evaluate(
             raise ConfigError(f"no column {alias}_lang in the results (models: {aliases})")
     truth_keys = _keys(df["label"], equivalence)
     labelled = np.array([k is not None for k in truth_keys])
+    if not labelled.any() and not notes:
+        notes.append("No labelled row: every label is empty; the predicted languages only.")
     errors = df["error"].notna().to_numpy() if "error" in df.columns else np.zeros(len(df), bool)
     no_speech = speech_stats.no_speech_rows(df, aliases, errors)
     counted = no_speech if speech_stats.vad_ran(df) else None
     sets: dict[str, Iterable[str]] = {**recorded, **dict(label_sets or {})}
 
-    sources: dict[str, SourceEvaluation] = {}
+    given: dict[str, answers.Answers] = {}
     for alias in aliases:
         supported_set = sets.get(alias)
         if supported_set is None:
@@ -278,30 +256,43 @@ def evaluate(
         else:
             keys = {equivalence.key(canonical(c)) for c in supported_set}
             supported = np.array([k is None or k in keys for k in truth_keys], dtype=bool)
-        sources[alias] = _score(
-            alias, df, truth_keys, labelled, errors, supported,
+        prob = f"{alias}_prob"
+        given[alias] = answers.Answers(
             _keys(df[f"{alias}_lang"], equivalence),
-            df[f"{alias}_prob"].to_numpy(dtype=float) if f"{alias}_prob" in df else np.full(len(df), np.nan),
-            confident, tail_support, bins, counted,
-        )  # fmt: skip
+            df[prob].to_numpy(dtype=float) if prob in df else np.full(len(df), np.nan),
+            labelled & ~errors & supported,
+        )
     if "lang" in df.columns and "consensus_prob" in df.columns:
-        sources[CONSENSUS] = _score(
-            CONSENSUS, df, truth_keys, labelled, errors, np.ones(len(df), bool),
-            _keys(df["lang"], equivalence), df["consensus_prob"].to_numpy(dtype=float),
+        given[CONSENSUS] = answers.Answers(
+            _keys(df["lang"], equivalence),
+            df["consensus_prob"].to_numpy(dtype=float),
+            labelled & ~errors,
+        )
+    sources = {
+        name: _score(
+            name, df, truth_keys, labelled, errors, a.scored, a.predicted, a.confidence,
             confident, tail_support, bins, counted,
-        )  # fmt: skip
+        )
+        for name, a in given.items()
+    }  # fmt: skip
     # No-speech rows are left out: every model answers ``und`` there without having listened.
     agreement = _agreement(df, aliases, truth_keys, labelled & ~errors & ~no_speech, equivalence)
+    main = CONSENSUS if CONSENSUS in given else next(iter(given), "")
     return Evaluation(
         sources=sources,
         agreement=agreement,
         rows=len(df),
         labelled=int(labelled.sum()),
         settings={"confident": confident, "tail_support": tail_support, "bins": bins},
+        errors=int(errors.sum()),
         speech=speech_stats.speech_overview(df, errors, no_speech),
         speech_by_language=speech_stats.speech_by_language(
             df, truth_keys, labelled, errors, no_speech
         ),
+        distribution=answers.distribution(given, truth_keys, errors),
+        wrong=answers.wrong_rows(df, truth_keys, given, main),
+        run=run_info(results, aliases, len(df), db=db, storage_options=options, attrs=attrs),
+        notes=notes,
     )
 
 
@@ -311,7 +302,7 @@ def _score(
     truth: np.ndarray,
     labelled: np.ndarray,
     errors: np.ndarray,
-    supported: np.ndarray,
+    scored: np.ndarray,
     predicted: np.ndarray,
     confidence: np.ndarray,
     confident: float,
@@ -319,8 +310,8 @@ def _score(
     bins: int,
     no_speech: np.ndarray | None,
 ) -> SourceEvaluation:
-    """Scores of one source; ``no_speech``: the rows answered ``und`` for no speech, when known."""
-    scored = labelled & ~errors & supported
+    """Scores of one source on its ``scored`` rows (labelled, no error, label in its set);
+    ``no_speech``: the rows answered ``und`` for no speech, when known."""
     t = truth[scored]
     p = np.asarray([x if x is not None else "und" for x in predicted[scored]], dtype=object)
     conf = confidence[scored]
@@ -339,7 +330,7 @@ def _score(
         name=name,
         labelled=int(labelled.sum()),
         errors=int((labelled & errors).sum()),
-        unsupported=int((labelled & ~errors & ~supported).sum()),
+        unsupported=int((labelled & ~errors & ~scored).sum()),
         scored=int(scored.sum()),
         accuracy=metrics.accuracy(t, p),
         macro_f1=metrics.macro_f1(table),
@@ -377,10 +368,10 @@ def _agreement(
     """When the models agree, how often they are right; when they disagree, who is right how often."""
     if len(aliases) < 2:
         return pd.DataFrame()
-    answers = {a: _keys(df[f"{a}_lang"], equivalence) for a in aliases}
-    answered = usable & np.all([np.array([x is not None for x in v]) for v in answers.values()], 0)
-    first = answers[aliases[0]]
-    agree = answered & np.all([answers[a] == first for a in aliases[1:]], axis=0)
+    said = {a: _keys(df[f"{a}_lang"], equivalence) for a in aliases}
+    answered = usable & np.all([np.array([x is not None for x in v]) for v in said.values()], 0)
+    first = said[aliases[0]]
+    agree = answered & np.all([said[a] == first for a in aliases[1:]], axis=0)
     disagree = answered & ~agree
     rows = []
     for mask in (agree, disagree):
@@ -390,10 +381,10 @@ def _agreement(
         }
         for a in aliases:
             row[f"{a} right"] = (
-                float(np.mean(answers[a][mask] == truth[mask])) if mask.any() else float("nan")
+                float(np.mean(said[a][mask] == truth[mask])) if mask.any() else float("nan")
             )
         right_any = (
-            np.any([answers[a][mask] == truth[mask] for a in aliases], axis=0)
+            np.any([said[a][mask] == truth[mask] for a in aliases], axis=0)
             if mask.any()
             else np.array([])
         )

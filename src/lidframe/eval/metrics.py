@@ -17,6 +17,7 @@ Conventions (the ones LID evaluation needs, stated once):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,7 @@ __all__ = [
     "accuracy",
     "accuracy_frame",
     "brier_score",
+    "confusion_table",
     "confusions",
     "confusions_frame",
     "coverage_curve",
@@ -167,6 +169,38 @@ def confusions_frame(pairs: Any, top: int = 20) -> Any:
     counts["share_of_true"] = counts["rows"] / counts["support"]
     counts = counts.sort_values(["rows", "true", "predicted"], ascending=[False, True, True])
     return counts[["true", "predicted", "rows", "share_of_true"]].head(top).reset_index(drop=True)
+
+
+def confusion_table(
+    truth: ArrayLike, predicted: ArrayLike, languages: Sequence[str], outsiders: int = 8
+) -> pd.DataFrame:
+    """Counts of answers per true language: one row per code of ``languages`` (in order), one column
+    per code of ``languages``, then the ``outsiders`` most frequent answers outside them (each by
+    its code: an ``sv`` row answered ``no`` shows under ``no``), then ``und`` when answered, then
+    ``other (k languages)`` for the remaining k answered codes (no such column when k is 0).
+
+    Rows whose truth is not in ``languages`` are left out. No index or column names, so the table
+    shows as it reads.
+    """
+    t = pd.Series(np.asarray(truth, dtype=object)).astype(str)
+    p = pd.Series(np.asarray(predicted, dtype=object)).astype(str)
+    langs = [str(x) for x in languages]
+    keep = t.isin(langs).to_numpy()
+    t, p = t[keep], p[keep]
+    counts = p[~p.isin([*langs, "und"])].value_counts()
+    outside = sorted(counts.index, key=lambda code: (-counts[code], code))
+    named = outside[:outsiders]
+    rest = len(outside) - len(named)
+    und = ["und"] if "und" not in langs and (p == "und").any() else []
+    other = f"other ({rest} language{'s' if rest != 1 else ''})"
+    shown = [*langs, *named, *und]
+    column = p.where(p.isin(shown), other)
+    table = pd.crosstab(t, column).reindex(
+        index=langs, columns=[*shown, *([other] if rest else [])], fill_value=0
+    )
+    table.index.name = None
+    table.columns.name = None
+    return table.astype(int)
 
 
 def long_tail(table: pd.DataFrame, min_support: int | None = None) -> pd.DataFrame:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lidframe.errors import ConfigError
 from lidframe.eval.evaluate import Evaluation, evaluate
 
 __all__ = ["Comparison", "compare", "compare_results", "mcnemar_p"]
@@ -149,8 +150,14 @@ def compare_results(
     """Evaluate two results folders against the same ground truth (``labels``, default their label
     columns) and :func:`compare` run ``run_b`` against the baseline ``run_a``; the text of the
     result names both runs, and ``.regressed`` says whether B got significantly worse."""
-    a = evaluate(run_a, labels=labels, storage_options=storage_options)
-    b = evaluate(run_b, labels=labels, storage_options=storage_options)
+
+    def scored(run: str | os.PathLike[str]) -> Evaluation:
+        ev = evaluate(run, labels=labels, storage_options=storage_options)
+        if not ev.labelled:
+            raise ConfigError(f"no ground truth in {os.fspath(run)}: no labelled row; pass labels")
+        return ev
+
+    a, b = scored(run_a), scored(run_b)
     runs = (os.fspath(run_a), os.fspath(run_b))
     return dataclasses.replace(compare(a, b, alpha=alpha), runs=runs)
 

@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from lidframe.eval.evaluate import Evaluation
-from lidframe.eval.speech_stats import worst_no_speech
+from lidframe.eval.speech_stats import speech_text, worst_no_speech
 
-__all__ = ["evaluation_text", "stored_text"]
+__all__ = ["answered_text", "evaluation_text", "stored_text", "unlabelled_text"]
 
 
 def evaluation_text(ev: Evaluation, target_accuracy: float = 0.95) -> str:
@@ -16,6 +16,8 @@ def evaluation_text(ev: Evaluation, target_accuracy: float = 0.95) -> str:
     without speech, when the results have the speech columns), then per source the confidence
     threshold that reaches ``target_accuracy``, its five weakest languages and its three most
     frequent confusions, then the agreement table (when there are several models)."""
+    if not ev.labelled:
+        return unlabelled_text(ev)
     lines = [str(ev)]
     if worst := worst_no_speech(ev.speech_by_language):
         lines.append(f"no speech most often in: {worst}")
@@ -39,6 +41,29 @@ def evaluation_text(ev: Evaluation, target_accuracy: float = 0.95) -> str:
             lines.append(f"  most confused: {confused}")
     if not ev.agreement.empty:
         lines += ["", ev.agreement.to_string(float_format=lambda x: f"{x:.3f}")]
+    return "\n".join(lines)
+
+
+def answered_text(ev: Evaluation, source: str, top: int = 10) -> str:
+    """The ``top`` languages ``source`` answered most, with their rows and share."""
+    column = f"{source} rows"
+    if column not in ev.distribution.columns:
+        return ""
+    answered = ev.distribution[ev.distribution[column] > 0]
+    table = answered.sort_values(column, ascending=False, kind="stable").head(top)
+    more = len(answered) - len(table)
+    shares = table[f"{source} share"]
+    text = ", ".join(f"{lang} {int(n)} ({shares[lang]:.1%})" for lang, n in table[column].items())
+    return text + (f", and {more} more" if more > 0 else "")
+
+
+def unlabelled_text(ev: Evaluation) -> str:
+    """Results without ground truth: why there are no scores, the rows, the speech line and each
+    source's most answered languages."""
+    lines = [*ev.notes, f"{ev.rows} rows, {ev.errors} with an error (no answer)"]
+    if ev.speech:
+        lines.append(speech_text(ev.speech))
+    lines += [f"{name} answered: {answered_text(ev, name)}" for name in ev.sources]
     return "\n".join(lines)
 
 

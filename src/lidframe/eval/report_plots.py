@@ -1,0 +1,185 @@
+"""The report's plots: matplotlib figures drawn on the Agg canvas (never pyplot: no global state, no
+display needed), embedded as ``data:image/png;base64`` images with alt text.
+
+Each function returns None when there is nothing to plot; :func:`img` then says so in a note.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from lidframe.eval.metrics import confusion_table
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from lidframe.eval.evaluate import SourceEvaluation
+
+__all__ = [
+    "HEATMAP_LANGUAGES",
+    "OUTSIDER_COLUMNS",
+    "coverage",
+    "distribution",
+    "heatmap",
+    "heatmap_table",
+    "img",
+    "reliability",
+]
+
+# The most frequent true languages shown as rows of the confusion heat map and table...
+HEATMAP_LANGUAGES = 20
+# ...and the most frequent answers outside them, each in a column of its own.
+OUTSIDER_COLUMNS = 8
+# Languages drawn in the distribution chart (the table lists all).
+DISTRIBUTION_BARS = 30
+CURVE_POINTS = 2000
+
+
+def _pct(x: float) -> str:
+    return "\u2013" if np.isnan(x) else f"{100 * x:.1f}%"
+
+
+def img(fig: Figure | None, alt: str) -> str:
+    if fig is None:
+        return f'<p class="note">No plot ({html.escape(alt)}): nothing to plot.</p>'
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)  # attaches the Agg canvas to the figure: no pyplot, no GUI backend
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt, quote=True)}">'
+
+
+def _figure(width: float, height: float) -> Figure:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def heatmap_table(s: SourceEvaluation) -> pd.DataFrame:
+    """Counts of answers per true language (:func:`~lidframe.eval.metrics.confusion_table`) over
+    the (up to) :data:`HEATMAP_LANGUAGES` most frequent true languages; empty when nothing is
+    scored."""
+    rows = s.rows
+    if rows.empty or "truth" not in rows.columns:
+        return pd.DataFrame()
+    langs = [str(x) for x in s.per_language.index[s.per_language["support"] > 0]]
+    return confusion_table(
+        rows["truth"], rows["predicted"], langs[:HEATMAP_LANGUAGES], OUTSIDER_COLUMNS
+    )
+
+
+def heatmap(s: SourceEvaluation) -> Figure | None:
+    """The confusion heat map: :func:`heatmap_table`, rows normalised to shares."""
+    counts = heatmap_table(s)
+    if counts.empty:
+        return None
+    langs, shown = [str(x) for x in counts.index], [str(x) for x in counts.columns]
+    share = counts.to_numpy(dtype=float) / np.maximum(
+        counts.to_numpy().sum(axis=1, keepdims=True), 1
+    )
+    fig = _figure(max(7.5, 2.5 + 0.28 * len(shown)), 6.5)
+    ax = fig.add_subplot()
+    image = ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto")
+    ax.set_xticks(range(len(shown)), shown, rotation=90, fontsize=8)
+    ax.set_yticks(range(len(langs)), langs, fontsize=8)
+    if len(shown) > len(langs):  # the answers outside the true languages, right of this line
+        ax.axvline(len(langs) - 0.5, color="#c44e52", linewidth=1)
+    ax.set_xlabel("predicted (right of the red line: outside the true languages shown)")
+    ax.set_ylabel("true")
+    ax.set_title(f"{s.name}: confusions (share of true language)", fontsize=10)
+    for (r, c), v in np.ndenumerate(share):
+        if v >= 0.01:
+            color = "white" if v > 0.6 else "black"
+            ax.text(c, r, f"{100 * v:.0f}", ha="center", va="center", fontsize=6, color=color)
+    fig.colorbar(image, ax=ax, shrink=0.8)
+    return fig
+
+
+def distribution(table: pd.DataFrame, source: str) -> Figure | None:
+    """Rows per answered language of ``source`` (its ``{source} rows`` column of the distribution
+    table), the most answered :data:`DISTRIBUTION_BARS`, with the true rows beside them when the
+    table has them."""
+    column = f"{source} rows"
+    if table.empty or column not in table.columns:
+        return None
+    top = table.sort_values(column, ascending=False, kind="stable").head(DISTRIBUTION_BARS)
+    top = top[top[column] > 0] if "true rows" not in top else top
+    if top.empty:
+        return None
+    langs = [str(x) for x in top.index][::-1]
+    y = np.arange(len(langs))
+    fig = _figure(6.5, max(2.5, 0.9 + 0.24 * len(langs)))
+    ax = fig.add_subplot()
+    counts = top[column].to_numpy()[::-1]
+    colors = ["#999999" if g == "und" or g.startswith("(") else "#4c72b0" for g in langs]
+    if "true rows" in top.columns:
+        ax.barh(y + 0.2, counts, height=0.4, color=colors, label=f"{source} answers")
+        true = top["true rows"].to_numpy()[::-1]
+        ax.barh(y - 0.2, true, height=0.4, color="#dd8452", label="true labels")
+        fig.legend(fontsize=8, loc="outside lower center", ncols=2)
+    else:
+        ax.barh(y, counts, height=0.7, color=colors)
+    ax.set_yticks(y, langs, fontsize=8)
+    ax.set_xlabel("rows")
+    more = len(table) - len(top)
+    suffix = f"; {more} more in the table" if more > 0 else ""
+    ax.set_title(f"{source}: rows per answered language{suffix}", fontsize=10)
+    return fig
+
+
+def reliability(s: SourceEvaluation) -> Figure | None:
+    table = s.reliability[s.reliability["rows"] > 0]
+    if table.empty:
+        return None
+    fig = _figure(4.8, 4.6)
+    ax = fig.add_subplot()
+    width = table["bin_high"] - table["bin_low"]
+    centres = (table["bin_low"] + table["bin_high"]) / 2
+    ax.bar(centres, table["accuracy"], width=width * 0.9, color="#4c72b0", label="accuracy")
+    ax.plot(table["confidence"], table["accuracy"], "o", color="#dd8452", label="mean confidence")
+    ax.plot([0, 1], [0, 1], "--", color="#888", linewidth=1, label="perfect calibration")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"{s.name}: reliability (ECE {s.ece:.3f})", fontsize=10)
+    fig.legend(fontsize=8, loc="outside lower center", ncols=3)
+    return fig
+
+
+def coverage(s: SourceEvaluation, target: float, best: dict[str, float] | None) -> Figure | None:
+    curve = s.coverage[s.coverage["rows"] > 0].sort_values("coverage")
+    if curve.empty:
+        return None
+    if len(curve) > CURVE_POINTS:  # one point per distinct confidence: thin out for the plot
+        curve = curve.iloc[np.linspace(0, len(curve) - 1, CURVE_POINTS).astype(int)]
+    fig = _figure(4.8, 4.6)
+    ax = fig.add_subplot()
+    ax.plot(curve["coverage"], curve["accuracy"], color="#4c72b0", linewidth=1.5)
+    ax.axhline(target, linestyle="--", color="#888", linewidth=1, label=f"target {_pct(target)}")
+    if best is not None:
+        ax.plot(
+            [best["coverage"]],
+            [best["accuracy"]],
+            "o",
+            color="#c44e52",
+            zorder=3,
+            label=f"threshold {best['threshold']:.3f} (coverage {_pct(best['coverage'])})",
+        )
+        ax.axvline(best["coverage"], linestyle=":", color="#c44e52", linewidth=1)
+    low = float(np.nanmin(curve["accuracy"].to_numpy(dtype=float)))
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(max(0.0, min(low, target) - 0.05), 1.01)
+    ax.set_xlabel("coverage (share of rows kept)")
+    ax.set_ylabel("accuracy of kept rows")
+    ax.set_title(f"{s.name}: accuracy vs coverage", fontsize=10)
+    fig.legend(fontsize=8, loc="outside lower center", ncols=2)
+    return fig

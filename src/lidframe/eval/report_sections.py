@@ -1,0 +1,290 @@
+"""The report's sections as HTML: the run, the predicted languages, the summary, the speech, the
+wrong rows (with audio players) and one section per source.
+
+Tables show their index as an ordinary first column (no pandas index-name header row), floats with
+three decimals and NaN as a dash; every text from the data is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from lidframe.eval import report_plots as plots
+from lidframe.eval.run_info import model_rows, run_rows
+
+if TYPE_CHECKING:
+    from lidframe.eval.evaluate import Evaluation, SourceEvaluation
+    from lidframe.eval.report_audio import Players
+
+__all__ = [
+    "CALIBRATION_NOTE",
+    "CONFIDENTLY_WRONG_SHOWN",
+    "DOMAIN_NOTE",
+    "WRONG_SHOWN",
+    "distribution",
+    "run",
+    "settings_text",
+    "source",
+    "speech",
+    "summary",
+    "table",
+    "wrong",
+]
+
+CONFIDENTLY_WRONG_SHOWN = 50
+# Wrong rows listed (each with a player); the rest are counted, so a huge run stays a page.
+WRONG_SHOWN = 500
+DASH = "\u2013"  # shown for NaN and unknown answers
+
+CALIBRATION_NOTE = (
+    "ECE (expected calibration error): how far the answers' probabilities are from how often they "
+    "are right, averaged over probability bins (0: an answer given at 0.8 is right 80% of the "
+    "time). Brier: the mean squared gap between the probability and 1 if right, 0 if wrong. Lower "
+    "is better for both."
+)
+DOMAIN_NOTE = (
+    "Accuracy depends on the audio domain (recording conditions, speakers, read or spontaneous "
+    "speech, clip length): these figures hold for these rows. Synthetic or unusual speech can "
+    "score far below natural recordings in the same languages."
+)
+
+
+def table(frame: pd.DataFrame, *, scroll: bool = False) -> str:
+    """``frame`` as an escaped HTML table: its index (when it is not a plain row number) as the
+    first column, floats to 3 decimals, NaN as a dash."""
+    if frame.empty:
+        return '<p class="note">None.</p>'
+    shown = frame
+    if not isinstance(frame.index, pd.RangeIndex) or frame.index.name is not None:
+        shown = frame.reset_index(names=[n or "" for n in frame.index.names])
+    shown = shown.copy()
+    shown.columns = [str(c) for c in shown.columns]
+    body = shown.to_html(
+        float_format="{:.3f}".format, na_rep=DASH, escape=True, border=0, index=False
+    )
+    return f'<div class="scroll">{body}</div>' if scroll else body
+
+
+def _pct(x: float) -> str:
+    return DASH if math.isnan(x) else f"{100 * x:.1f}%"
+
+
+def _num(x: float) -> str:
+    return DASH if math.isnan(x) else f"{x:.3f}"
+
+
+def _pairs(rows: list[tuple[str, str]]) -> str:
+    cells = "".join(
+        f"<tr><th>{html.escape(k)}</th><td class=left>{html.escape(v)}</td></tr>" for k, v in rows
+    )
+    return f"<table>{cells}</table>"
+
+
+def settings_text(settings: Mapping[str, Any]) -> str:
+    """The evaluation's settings in words."""
+    tail = settings.get("tail_support")
+    return (
+        f"confidently wrong: probability \u2265 {settings.get('confident', 0.9)}; long tail: "
+        + (
+            f"languages with fewer than {tail} labelled rows"
+            if tail is not None
+            else "the bottom quartile of labelled rows per language"
+        )
+        + f"; calibration: {settings.get('bins', 10)} equal-width probability bins"
+    )
+
+
+def run(ev: Evaluation, written: str) -> str:
+    """What produced the results: job, version, date, rows and rows/s, and each model."""
+    models = pd.DataFrame(model_rows(ev.run))
+    return "\n".join(
+        [
+            '<h2 id="run">Run</h2>',
+            _pairs([*run_rows(ev.run), ("report written", written)]),
+            "<h3>Models</h3>",
+            table(models) if not models.empty else '<p class="note">No model columns.</p>',
+        ]
+    )
+
+
+def distribution(ev: Evaluation) -> str:
+    """Rows per answered language, per source (a chart of the main source, and the table)."""
+    table_ = ev.distribution
+    parts = [
+        '<h2 id="languages">Predicted languages</h2>',
+        f"<p>Rows per answered language over the {ev.rows - ev.errors} rows without an error "
+        f"({ev.errors} rows with an error have no answer).{_und_note(ev)}</p>",
+    ]
+    if ev.main:
+        parts.append(
+            plots.img(
+                plots.distribution(table_, ev.main),
+                f"{ev.main}: bar chart of the rows per answered language",
+            )
+        )
+    parts.append(table(table_, scroll=True))
+    return "\n".join(parts)
+
+
+def _und_note(ev: Evaluation) -> str:
+    vad = bool(ev.speech and "no_speech" in ev.speech)
+    consensus = "consensus" in ev.sources
+    if not (vad or consensus):
+        return ""
+    why = [
+        *(["no speech"] if vad else []),
+        *(["(consensus) the models disagree"] if consensus else []),
+    ]
+    return f" <code>und</code>: {', or '.join(why)}."
+
+
+def summary(ev: Evaluation) -> str:
+    return "\n".join(
+        [
+            '<h2 id="summary">Summary</h2>',
+            table(ev.summary()) if ev.sources else '<p class="note">No sources.</p>',
+            f'<p class="note">{html.escape(CALIBRATION_NOTE)}</p>',
+            f'<p class="note">{html.escape(DOMAIN_NOTE)}</p>',
+        ]
+    )
+
+
+def speech(ev: Evaluation) -> str:
+    """The speech section: nothing when the results have no speech columns."""
+    from lidframe.eval.speech_stats import speech_text
+
+    if ev.speech is None:
+        return ""
+    note = (
+        "A row with less speech than <code>--min-speech</code> is answered <code>und</code> "
+        "(no speech): on labelled rows a miss, counted in accuracy and recall; left out of the "
+        "agreement table."
+    )
+    parts = ["<h2>Speech</h2>", f"<p>{html.escape(speech_text(ev.speech))}</p>"]
+    if ev.labelled:
+        parts += [
+            f'<p class="note">{note}</p>',
+            "<h3>Speech per labelled language</h3>",
+            table(ev.speech_by_language, scroll=True),
+        ]
+    return "\n".join(parts)
+
+
+def _window(start: float, end: float) -> str:
+    if math.isfinite(end) and end > start:
+        return f"{start:.2f}\u2013{end:.2f} s"
+    return f"from {start:.2f} s" if start > 0 else "whole file"
+
+
+def _answer(lang: Any, prob: Any, wrong: bool) -> str:
+    if lang is None or (isinstance(lang, float) and math.isnan(lang)):
+        return f"<td>{DASH}</td>"
+    p = "" if prob is None or math.isnan(float(prob)) else f" {float(prob):.3f}"
+    cls = ' class="bad"' if wrong else ""
+    return f"<td{cls}>{html.escape(str(lang))}{p}</td>"
+
+
+def wrong(ev: Evaluation, players: Players, limit: int = WRONG_SHOWN) -> str:
+    """Every wrong row (the first ``limit``), each with its clip's player and every answer."""
+    rows = ev.wrong
+    head = '<h2 id="wrong">Wrong rows</h2>'
+    if rows.empty:
+        return f'{head}<p class="note">No wrong row.</p>'
+    names = list(ev.sources)
+    shown = rows.head(limit)
+    more = len(rows) - len(shown)
+    lines = [
+        head,
+        f"<p>{len(rows)} labelled rows answered wrong by at least one source (a wrong answer is "
+        f"red); the rows {html.escape(ev.main)} got wrong come first, most confident first.</p>",
+    ]
+    if more:
+        lines.append(
+            f"<p><strong>{more} more wrong rows are not listed</strong> (the first {len(shown)} "
+            "are; <code>evaluate(...).wrong</code> holds every one).</p>"
+        )
+    header = "".join(f"<th>{html.escape(n)}</th>" for n in names)
+    lines.append(
+        '<div class="scroll wide"><table><tr><th>#</th><th>id</th><th>audio</th>'
+        f"<th>window</th><th>true</th>{header}</tr>"
+    )
+    for i, record in enumerate(shown.to_dict("records"), start=1):
+        bad = set(str(record["wrong in"]).split(", "))
+        answers = "".join(
+            _answer(record[n], record[f"{n} prob"], n in bad) for n in names if n in record
+        )
+        lines.append(
+            f"<tr><td>{i}</td><td class=left>{html.escape(str(record['id']))}</td>"
+            f"<td class=left>{players.cell(str(record['audio']), record['start'], record['end'])}"
+            f"</td><td>{_window(record['start'], record['end'])}</td>"
+            f"<td>{html.escape(str(record['true']))}</td>{answers}</tr>"
+        )
+    lines.append("</table></div>")
+    return "\n".join(lines)
+
+
+def source(name: str, s: SourceEvaluation, target: float) -> str:
+    """One source: figures, threshold, plots, confusion table, per-language, weakest, confidently
+    wrong rows."""
+    esc = html.escape(name)
+    no_speech = "" if s.no_speech is None else f", {s.no_speech} no speech (misses)"
+    head = (
+        f"<h2>{esc}</h2><p>{s.scored} scored of {s.labelled} labelled rows "
+        f"({s.errors} errors, {s.unsupported} unsupported{no_speech}); "
+        f"accuracy {_pct(s.accuracy)}, "
+        f"macro-F1 {_num(s.macro_f1)}, ECE {_num(s.ece)}, Brier {_num(s.brier)}</p>"
+        f'<p class="note">{html.escape(CALIBRATION_NOTE)}</p>'
+    )
+    best = s.threshold_for(target) if s.scored else None
+    if best is None:
+        threshold = f"No confidence threshold reaches {_pct(target)} accuracy."
+    else:
+        threshold = (
+            f"For {_pct(target)} accuracy keep answers with confidence \u2265 "
+            f"{best['threshold']:.3f}: coverage {_pct(best['coverage'])} ({int(best['rows'])} "
+            f"rows), accuracy {_pct(best['accuracy'])}."
+        )
+    figures = [
+        plots.img(
+            plots.heatmap(s),
+            f"{name}: confusion heat map of the (up to) {plots.HEATMAP_LANGUAGES} most frequent "
+            "true languages, rows normalised to the share of each true language",
+        ),
+        plots.img(
+            plots.reliability(s),
+            f"{name}: reliability diagram, accuracy against confidence per bin",
+        ),
+        plots.img(
+            plots.coverage(s, target, best),
+            f"{name}: accuracy against coverage as the confidence "
+            f"threshold rises; the threshold for {_pct(target)} accuracy is marked",
+        ),
+    ]
+    confusion = plots.heatmap_table(s)
+    langs = len(confusion.index)
+    outside = [str(c) for c in confusion.columns[langs:]]
+    shown = s.confidently_wrong.head(CONFIDENTLY_WRONG_SHOWN)
+    return "\n".join(
+        [
+            head,
+            f"<p>{html.escape(threshold)}</p>",
+            f'<div class="plots">{"".join(figures)}</div>',
+            f"<h3>{esc}: confusions</h3>",
+            f'<p class="note">Rows: true language; columns: the answer. After the {langs} true '
+            f"languages shown, the answers outside them, each by its code"
+            + (f" ({html.escape(', '.join(outside))})" if outside else "")
+            + ".</p>",
+            table(confusion.rename_axis("true \u2193 answer \u2192"), scroll=True),
+            f"<h3>{esc}: per language</h3>",
+            table(s.per_language, scroll=True),
+            f"<h3>{esc}: weakest languages</h3>",
+            table(s.weakest),
+            f"<h3>{esc}: confidently wrong ({len(shown)} of {len(s.confidently_wrong)})</h3>",
+            table(shown, scroll=True),
+        ]
+    )
