@@ -112,14 +112,14 @@ def wrong_rows(
         wrong[name] = a.scored & (said != truth)
     any_wrong = np.any(list(wrong.values()), axis=0)
     at = np.flatnonzero(any_wrong)
-    start, end = clip_windows(df)
+    start, end = clip_windows(df.iloc[at])
     ids = df["id"].astype(str).to_numpy()[at] if "id" in df.columns else at.astype(str)
     out = pd.DataFrame(
         {
             "id": ids,
             "audio": df["audio"].astype(str).to_numpy()[at] if "audio" in df.columns else "",
-            "start": start[at],
-            "end": end[at],
+            "start": start,
+            "end": end,
             "true": truth[at],
         }
     )

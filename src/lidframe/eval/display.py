@@ -36,13 +36,18 @@ def evaluation_text(evaluation: Any) -> str:
         if column in table.columns:
             table[column] = table[column].map(_three)
     speech = f"\n{speech_stats.speech_text(evaluation.speech)}" if evaluation.speech else ""
-    return f"{evaluation.labelled} labelled rows of {evaluation.rows}{speech}\n{table.to_string()}"
+    notes = "".join(f"{note}\n" for note in evaluation.notes)
+    return (
+        f"{notes}{evaluation.labelled} labelled rows of {evaluation.rows}{speech}\n"
+        f"{table.to_string()}"
+    )
 
 
 def evaluation_html(evaluation: Any, main: Any) -> str:
     """Sources' figures, how the models agree, and ``main``'s per-language table."""
     parts = [
-        f"<h4>lidframe evaluation: {evaluation.labelled} labelled rows of {evaluation.rows}</h4>"
+        f"<h4>lidframe evaluation: {evaluation.labelled} labelled rows of {evaluation.rows}</h4>",
+        *(f"<p>{html.escape(note)}</p>" for note in evaluation.notes),
     ]
     if evaluation.speech:
         parts.append(f"<p>{html.escape(speech_stats.speech_text(evaluation.speech))}</p>")

@@ -58,7 +58,7 @@ def table(frame: pd.DataFrame, *, scroll: bool = False) -> str:
     """``frame`` as an escaped HTML table: its index (when it is not a plain row number) as the
     first column, floats to 3 decimals, NaN as a dash."""
     if frame.empty:
-        return '<p class="note">None.</p>'
+        return '<p class="note">No rows.</p>'
     shown = frame
     if not isinstance(frame.index, pd.RangeIndex) or frame.index.name is not None:
         shown = frame.reset_index(names=[n or "" for n in frame.index.names])
