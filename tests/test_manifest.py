@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from lidframe import ConfigError, ManifestError, read_manifest
-from lidframe.manifest import derive_id
+from lidframe.manifest import FIRST_PARTITION_ROWS, derive_id
 
 
 @pytest.fixture(autouse=True)
@@ -73,7 +73,9 @@ def test_given_ids_are_kept(tmp_path):
 @pytest.mark.parametrize("size", [1, 7, 10, 64])
 def test_partitions_hold_exact_row_ranges(tmp_path, size):
     rows = [{"audio": f"clip-{i}.wav"} for i in range(23)]
-    ddf = read_manifest(_write(tmp_path, rows, "csv"), partition_rows=size)
+    ddf = read_manifest(
+        _write(tmp_path, rows, "csv"), partition_rows=size, first_partition_rows=None
+    )
     parts = [p.compute() for p in ddf.to_delayed()]
     assert [len(p) for p in parts] == [min(size, 23 - k) for k in range(0, 23, size)]
     flat = pd.concat(parts)
@@ -81,6 +83,32 @@ def test_partitions_hold_exact_row_ranges(tmp_path, size):
         f"clip-{i}.wav" for i in range(23)
     ]
     assert flat.index.tolist() == list(range(23))
+
+
+@pytest.mark.parametrize(
+    ("size", "first", "lengths"),
+    [(10, 8, [8, 2, 10, 3]), (64, 8, [8, 15]), (7, 8, [7, 7, 7, 2]), (64, 30, [23])],
+)
+def test_the_first_partition_holds_at_most_first_partition_rows(tmp_path, size, first, lengths):
+    rows = [{"audio": f"clip-{i}.wav"} for i in range(23)]
+    ddf = read_manifest(
+        _write(tmp_path, rows, "csv"), partition_rows=size, first_partition_rows=first
+    )
+    parts = [p.compute() for p in ddf.to_delayed()]
+    assert [len(p) for p in parts] == lengths
+    assert pd.concat(parts).index.tolist() == list(range(23))  # the rows keep their numbers
+
+
+def test_by_default_the_first_partition_is_small_so_head_is_a_first_look(tmp_path):
+    """``identify(ddf).head()`` computes the first partition whole: by default it holds
+    FIRST_PARTITION_ROWS rows, split off the first planned one."""
+    rows = [{"audio": f"clip-{i}.wav"} for i in range(23)]
+    path = _write(tmp_path, rows, "csv")
+    ddf = read_manifest(path)
+    assert [len(p.compute()) for p in ddf.to_delayed()] == [FIRST_PARTITION_ROWS, 15]
+    assert FIRST_PARTITION_ROWS >= 5  # what head() shows
+    with pytest.raises(ConfigError, match="first_partition_rows"):
+        read_manifest(path, first_partition_rows=0)
 
 
 def test_partitions_stay_inside_one_file_of_a_folder(tmp_path):

@@ -67,6 +67,7 @@ from lidframe.manifest_storage import (
 
 __all__ = [
     "BAD_ROW",
+    "FIRST_PARTITION_ROWS",
     "MANIFEST_COLUMNS",
     "Manifest",
     "ManifestChanged",
@@ -204,6 +205,11 @@ def read_partition(manifest: Manifest, part: PlannedPartition) -> pd.DataFrame:
     return normalise_rows(records, part.row_start, manifest.base, manifest.with_label)
 
 
+# Rows of the first partition read_manifest plans: one CPU forward pass of clips, more than the
+# five rows ``head()`` shows.
+FIRST_PARTITION_ROWS = 8
+
+
 def read_manifest(
     path: str | os.PathLike[str],
     *,
@@ -211,6 +217,7 @@ def read_manifest(
     storage_options: Mapping[str, Any] | None = None,
     format: str | None = None,
     backend: str = "auto",
+    first_partition_rows: int | None = FIRST_PARTITION_ROWS,
 ) -> dd.DataFrame:
     """Read ``path`` into a Dask dataframe of normalised manifest rows, ``partition_rows`` each.
 
@@ -218,7 +225,13 @@ def read_manifest(
     bad row or duplicate id raises :class:`ManifestError` naming it. (``lidframe.run`` instead starts
     at once and gives each bad row its own error.) ``backend`` (:mod:`lidframe.backend`): ``cudf``
     gives a dask-cuDF frame (``to_backend``), ``auto`` does where a GPU is visible and cuDF imports.
+
+    The first partition holds at most ``first_partition_rows`` rows (``None``: ``partition_rows``
+    like the others): ``identify(ddf).head()`` computes the whole first partition, so a first look
+    costs the model's load and a few clips, not ``partition_rows`` of them.
     """
+    if first_partition_rows is not None and first_partition_rows <= 0:
+        raise ConfigError(f"first_partition_rows must be positive, got {first_partition_rows!r}")
     from lidframe.backend import local_backend, on_backend
 
     resolved = local_backend(backend)
@@ -227,6 +240,9 @@ def read_manifest(
     if not parts:
         raise ManifestError(f"{manifest.url}: the manifest has no rows")
     frames = [read_partition(manifest, p) for p in parts]
+    if first_partition_rows is not None and len(frames[0]) > first_partition_rows:
+        first = frames.pop(0)
+        frames[:0] = [first.iloc[:first_partition_rows], first.iloc[first_partition_rows:]]
     seen: dict[str, int] = {}
     for frame in frames:
         bad = frame["error"].dropna()

@@ -38,6 +38,7 @@ from lidframe.fidelity import check_settings
 from lidframe.job import JobSpec, check_job_id, environment
 from lidframe.job_database import database_url, default_db, job_database, nothing_to_do
 from lidframe.kernel import CPU_BATCH_SIZE, KernelConfig, identify_partition
+from lidframe.load_feedback import identify_partition_saying_loads
 from lidframe.manifest import open_manifest
 from lidframe.models import parse_model
 from lidframe.models.base import resolve_device
@@ -70,6 +71,7 @@ def identify(
     decode_threads: int = 4,
     cascade: Cascade | float | None = None,
     backend: str = "auto",
+    verbose: bool = True,
 ) -> dd.DataFrame:
     """Add ``error``, speech and per-model language columns to a manifest dataframe (lazy).
 
@@ -82,6 +84,11 @@ def identify(
     one, ``auto`` a cuDF one when the models run on a GPU and cuDF imports. ``ddf`` may be either:
     the kernel takes pandas partitions, so a cuDF manifest crosses to pandas before it
     (``to_backend``) and the results cross back after it.
+
+    Nothing runs until the result is computed. Then each process loads the models once, saying so
+    on its stderr unless ``verbose`` is False (:mod:`lidframe.load_feedback`). ``head()`` computes
+    the whole first partition: :func:`~lidframe.manifest.read_manifest` keeps it small; for a frame
+    of your own, ``lidframe.identify(ddf.head(8, compute=False))`` looks at a few rows only.
     """
     if isinstance(models, str):
         models = [models]
@@ -102,7 +109,8 @@ def identify(
     resolved = resolve_backend(backend, gpus=gpus)
     host = on_backend(ddf, "pandas")
     meta = result_meta(host._meta, [m.alias for m in config.models])
-    out = host.map_partitions(identify_partition, config, meta=meta, enforce_metadata=False)
+    kernel = identify_partition_saying_loads if verbose else identify_partition
+    out = host.map_partitions(kernel, config, meta=meta, enforce_metadata=False)
     return on_backend(out, resolved)
 
 
