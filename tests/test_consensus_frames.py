@@ -39,8 +39,8 @@ CELLS = pa.list_(pa.struct([("lang", pa.string()), ("prob", pa.float64())]))
 @st.composite
 def topk_cells(draw):
     """One ``{alias}_topk`` cell: a list (or array, as Parquet gives back) of {lang, prob}, or no
-    answer (None, NaN, an empty list). After the first entry, entries may lack a language or have
-    a NaN probability (what ``decide`` skips)."""
+    answer (None, NaN, an empty list). Any entry, the first too, may lack a language or have a NaN
+    or null probability (what ``decide`` skips: a list without a usable entry is no answer)."""
     kind = draw(st.sampled_from(["list", "list", "list", "array", "none", "nan", "empty"]))
     if kind == "none":
         return None
@@ -56,12 +56,14 @@ def topk_cells(draw):
         raw = draw(st.lists(st.floats(0.001, 1.0), min_size=k + 1, max_size=k + 1))
         probs = sorted((r / sum(raw) for r in raw[:k]), reverse=True)
     items = [{"lang": lang, "prob": p} for lang, p in zip(langs, probs, strict=True)]
-    for item in items[1:]:
-        flaw = draw(st.sampled_from([None, None, None, None, "lang", "prob"]))
+    for item in items:
+        flaw = draw(st.sampled_from([None, None, None, None, None, "lang", "prob", "null"]))
         if flaw == "lang":
             item["lang"] = None
         elif flaw == "prob":
             item["prob"] = float("nan")
+        elif flaw == "null":
+            item["prob"] = None
     return np.array(items, dtype=object) if kind == "array" else items
 
 
@@ -166,6 +168,34 @@ def test_policies_and_ties_on_fixed_rows():
     majority = consensus_frame(frame, ["a", "b"], ConsensusConfig("majority"))
     assert majority["lang"].tolist() == ["und", "no", "und"]
     assert majority["consensus_method"].tolist() == ["majority[2/2]"] * 2 + ["majority[0/2]"]
+
+
+def test_lists_without_a_usable_entry_are_no_answer_in_both():
+    """A list whose entries all lack a language or a finite probability is no answer (it used to
+    stop ``decide`` with StopIteration); the model's answer is its first usable entry."""
+    frame = pd.DataFrame(
+        {
+            "a_topk": [
+                [{"lang": None, "prob": 0.5}],
+                [{"lang": "en", "prob": float("nan")}],
+                [{"lang": "en", "prob": None}, {"lang": "fr", "prob": 0.3}],
+                [{"lang": "en", "prob": None}],
+            ],
+            "b_topk": [
+                [{"lang": "de", "prob": 0.7}],
+                [{"lang": "de", "prob": None}],
+                [{"lang": None, "prob": None}],
+                None,
+            ],
+        }
+    )
+    for policy in POLICIES:
+        config = ConsensusConfig(policy)
+        rows = consensus_rows(frame, ["a", "b"], config)
+        _assert_same(_by_frames(frame, ["a", "b"], config), rows)
+        assert rows["lang"].tolist() == ["de", "und", "fr", "und"]
+        assert rows["consensus_method"].tolist() == [f"{policy}[{k}/2]" for k in (1, 0, 1, 0)]
+        assert rows["agree"].tolist() == [True, False, True, False]
 
 
 def test_arrow_cells_and_empty_partitions_match():

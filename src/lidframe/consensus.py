@@ -105,12 +105,13 @@ class _Scored:
 def _score(
     answers: Mapping[str, Sequence[tuple[str, float]] | None], config: ConsensusConfig
 ) -> _Scored | None:
-    aliases = sorted(a for a, topk in answers.items() if topk)
+    # A model answered when its list has an entry with a language and a finite probability.
+    aliases = sorted(a for a, topk in answers.items() if topk and _first(topk) is not None)
     if not aliases:
         return None
     dists = {a: _distribution(a, answers[a] or (), config) for a in aliases}
     # A model's answer is the first entry of its list (its own tie-breaking), in its group's code.
-    top1 = {a: config.equivalence.key(_first(answers[a] or ())) for a in aliases}
+    top1 = {a: config.equivalence.key(str(_first(answers[a] or ()))) for a in aliases}
     candidates = sorted({lang for d in dists.values() for lang in d})
     votes = {c: sum(1 for a in aliases if top1[a] == c) for c in candidates}
     best_single = {c: max(dists[a].get(c, 0.0) for a in aliases) for c in candidates}
@@ -160,8 +161,16 @@ def decide(
     return Decision(lang, agree, n_agree, prob, method)
 
 
-def _first(topk: Sequence[tuple[str, float]]) -> str:
-    return next(lang for lang, prob in topk if lang is not None and prob is not None)
+def _first(topk: Sequence[tuple[str, float]]) -> str | None:
+    """The model's answer: its list's first entry with a language and a finite probability."""
+    return next(
+        (lang for lang, prob in topk if lang is not None and _usable(prob)),
+        None,
+    )
+
+
+def _usable(prob: float | None) -> bool:
+    return prob is not None and math.isfinite(prob)
 
 
 def _neg(code: str) -> tuple[int, ...]:

@@ -21,8 +21,9 @@ How a partition is reduced:
 5. the winner per row is the first after ``sort_values`` on the tie-breaking keys and
    ``drop_duplicates`` on the row.
 
-A model is counted for a row when its list has an entry with a language, and (for a cascaded row,
-``models_asked``) when the row reached it; an errored model's null list is not counted.
+A model is counted for a row when its list has an entry with a language and a finite probability
+(its answer is the first such entry), and (for a cascaded row, ``models_asked``) when the row
+reached it; an errored model's null list is not counted.
 """
 
 from __future__ import annotations
@@ -195,7 +196,8 @@ def _model_answers(
     named = entries[entries["lang"].notna()]
     named = named.assign(lang=named["lang"].astype("str")).merge(eq, on="lang", how="left")
     named["key"] = named["key"].where(named["key"].notna(), named["lang"])
-    top1 = named.sort_values("pos").drop_duplicates(subset="row", keep="first")
+    # Its answer is the first entry with a language and a finite probability (none: not counted).
+    top1 = named[named["finite"]].sort_values("pos").drop_duplicates(subset="row", keep="first")
     top1 = top1[["row", "key"]].rename(columns={"key": "top1"})
     raw = named[named["finite"]][["row", "key", "p"]]
     temperature = float(config.temperatures.get(alias, 1.0))

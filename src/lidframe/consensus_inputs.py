@@ -8,6 +8,7 @@ one-way: the consensus reads a calibration file without importing the module tha
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -24,7 +25,9 @@ def topk_pairs(topk: Any) -> list[tuple[str, float]] | None:
     """One ``{alias}_topk`` cell as ``(lang, prob)`` pairs; None when the model has no answer."""
     if not isinstance(topk, (list, tuple, np.ndarray)):
         return None  # None, NaN or pd.NA: the model has no answer for this row
-    pairs = [(item["lang"], float(item["prob"])) for item in topk]
+    pairs = [
+        (item["lang"], math.nan if item["prob"] is None else float(item["prob"])) for item in topk
+    ]
     return pairs or None
 
 
