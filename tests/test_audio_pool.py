@@ -1,4 +1,4 @@
-"""lidframe.audio_pool: decoding in killable child processes, with real processes and signals.
+"""lidframe.audio._pool: decoding in killable child processes, with real processes and signals.
 
 What is tested and why: the pool exists so that a decoder stuck in native code or a store that
 never answers costs one row (``timeout``), a decoder that crashes costs one row
@@ -30,8 +30,7 @@ import pytest
 import soundfile as sf
 
 from conftest import SilentServer
-from lidframe.audio import AudioConfig, decode_window
-from lidframe.audio_pool import DecoderPool, decoder_pool
+from lidframe.audio import AudioConfig, DecoderPool, decode_window, decoder_pool
 from lidframe.errors import AudioError
 
 SR = 16_000
@@ -131,7 +130,7 @@ def test_pool_returns_exactly_what_decode_window_returns(pool: DecoderPool, tmp_
     child = only_pid(pool)
     assert child.pid != os.getpid()
     assert os.getpgid(child.pid) != os.getpgid(0)  # its own process group (see the SIGINT test)
-    assert "lidframe.audio_pool" in " ".join(child.cmdline())
+    assert "lidframe.audio._pool" in " ".join(child.cmdline())
     pool.close()
     assert pool.pids() == [] and dead(child)
 
@@ -324,7 +323,7 @@ def test_decoders_ignore_sigint(
 
 _PARENT = """
 import json, sys, time
-from lidframe.audio_pool import DecoderPool
+from lidframe.audio._pool import DecoderPool
 pool = DecoderPool(2)
 pool.decode(sys.argv[1])
 pool.decode(sys.argv[1])

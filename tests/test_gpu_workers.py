@@ -70,7 +70,7 @@ def _manifest(tmp_path: Path, rows: int, labels: bool = False) -> Path:
 
 
 def _pool_sizes() -> list[int]:
-    from lidframe.audio_pool import _pools
+    from lidframe.audio._pool import _pools
 
     return sorted(_pools)
 

@@ -14,7 +14,7 @@ import pytest
 import soundfile as sf
 
 from lidframe.audio import AudioConfig, decode_windows
-from lidframe.audio_decoders import spread_windows
+from lidframe.audio._decoders import spread_windows
 from lidframe.kernel import NO_SPEECH, KernelConfig, identify_partition
 from lidframe.models import parse_model
 from lidframe.speech import SpeechConfig

@@ -1,7 +1,7 @@
 """The function ``map_partitions`` runs: decode each clip once, batch, run every model, typed columns.
 
 This is the only place where audio meets models. Clips are decoded a window ahead of inference in
-killable decoder processes (:mod:`lidframe.audio_pool`), and each model's
+killable decoder processes (:mod:`lidframe.audio._pool`), and each model's
 :meth:`~lidframe.models.LidModel.prepare` runs on the decoded waveform in the same decode thread, so
 reading, decoding and feature extraction overlap the models' forward passes, and a hung or crashing
 decoder costs one row. Before ``prepare``, voice activity detection finds the clip's speech
@@ -32,8 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lidframe.audio import AudioConfig
-from lidframe.audio_pool import DecoderUnavailable, decoder_pool
+from lidframe.audio import AudioConfig, DecoderUnavailable, decoder_pool
 from lidframe.cascade import Cascade
 from lidframe.columns import ROW, asked_value, cascade_values, model_values, speech_values
 from lidframe.consensus_inputs import topk_pairs

@@ -1,24 +1,10 @@
-"""Turn one audio URI into a mono float32 waveform at the models' sample rate.
+"""One URI -> its window(s) of mono float32 at the models' sample rate: the decoders in order.
 
-This module is the public surface of decoding: :class:`AudioConfig`, :func:`decode_window` and
-:func:`with_io_timeouts`. Why this shape:
-
-* **Only the window.** A clip is ``[offset, offset + duration)`` of its file, and never more than
-  :attr:`AudioConfig.max_window` seconds of it (what the models look at). Files are opened through
-  fsspec as seekable file objects, so a 2-hour file on S3 costs a few range requests, not a
-  download.
-* **One module per concern**, each saying why it is built as it is: storage, its timeouts and its
-  failures in :mod:`lidframe.audio_io`; the limits (:class:`AudioConfig`) and the header checks,
-  WAV's included, in :mod:`lidframe.audio_limits`; the decoder backends (libsndfile first, FFmpeg
-  second), chunked decoding and resampling in :mod:`lidframe.audio_decoders`.
-* **Bounded time.** Remote stores get connect and read timeouts (:attr:`AudioConfig.io_timeout`);
-  the hard limit on a whole row (:attr:`AudioConfig.timeout`) is enforced by
-  :mod:`lidframe.audio_pool`, which runs this function in a child process it can kill.
-* **Light to import.** A decoder child process imports only this module and what it imports
-  (numpy, fsspec, soundfile, soxr; PyAV on first use): no Dask, torch or pandas.
-
-Every failure is an :class:`~lidframe.errors.AudioError` with a short category; the kernel turns it
-into the row's ``error`` value. Nothing here knows about dataframes or models.
+A clip is ``[offset, offset + duration)`` of its file, and never more than
+:attr:`AudioConfig.max_window` seconds of it (what the models look at). libsndfile is tried first,
+then FFmpeg; a failure names the file and both decoders' reasons. Every failure is an
+:class:`~lidframe.errors.AudioError` with a short category (``not_found``, ``timeout``,
+``decode_failed``, ...); the kernel turns it into the row's ``error`` value.
 """
 
 from __future__ import annotations
@@ -29,19 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from lidframe.audio_decoders import CHUNK_FRAMES, Window, read_pyav, read_soundfile
-from lidframe.audio_io import locate, storage_error, with_io_timeouts
-from lidframe.audio_limits import AudioConfig
+from lidframe.audio._decoders import Window, read_pyav, read_soundfile
+from lidframe.audio._limits import AudioConfig
+from lidframe.audio._storage import locate, storage_error
 from lidframe.errors import AudioError
 
-__all__ = [
-    "CHUNK_FRAMES",
-    "AudioConfig",
-    "Window",
-    "decode_window",
-    "decode_windows",
-    "with_io_timeouts",
-]
+__all__ = ["decode_window", "decode_windows"]
 
 
 def decode_window(

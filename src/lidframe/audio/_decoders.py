@@ -1,4 +1,4 @@
-"""Decoder backends: one window of an open audio file -> mono float32 at the output rate.
+"""The decoders: one window of an open audio file -> mono float32 at the output rate.
 
 Why this shape:
 
@@ -7,9 +7,9 @@ Why this shape:
   (:func:`read_soundfile`). What it cannot open (m4a/AAC, webm, ...) goes to PyAV, which bundles
   FFmpeg and seeks by timestamp (:func:`read_pyav`). Each returns ``(None, 0)`` and appends its
   reason when it cannot open the file, so that when both fail the error names the file and both
-  reasons (:func:`lidframe.audio.decode_window` tries them in this order).
-* **Limits before decoding.** Each backend reads the header (rate, channels, duration) and calls
-  :func:`~lidframe.audio_limits.check_header` before decoding any sample.
+  reasons (:func:`~lidframe.audio.decode_window` tries them in this order).
+* **Limits before decoding.** Each decoder reads the header (rate, channels, duration) and calls
+  :func:`~lidframe.audio._limits.check_header` before decoding any sample.
 * **Bounded memory.** Samples are decoded, mixed to mono and resampled in chunks of
   :data:`CHUNK_FRAMES` frames, so a 32-channel 192 kHz file costs a few MB of memory, not the
   700 MB its whole window would take as float32.
@@ -29,7 +29,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from lidframe.audio_limits import AudioConfig, check_header, wav_promised_frames
+from lidframe.audio._limits import AudioConfig, check_header, wav_promised_frames
 from lidframe.errors import AudioError
 
 __all__ = ["CHUNK_FRAMES", "Window", "read_pyav", "read_soundfile", "spread_windows"]

@@ -5,14 +5,10 @@ Why this shape:
 * **Limits before decoding.** Size, sample rate, channel count and duration come from the store
   and the header and are checked before any sample is decoded; a header with an absurd rate or no
   channels is ``bad_header``, and the decoding work of one row (rate x channels x window) is capped
-  (:func:`check_header`, called by every decoder backend once it has read a header).
+  (:func:`check_header`, called by every decoder once it has read a header).
 * **A WAV header is read by us too.** libsndfile clamps a WAV's frame count to what the file holds,
   so a file cut short would read as a shorter, valid one; :func:`wav_promised_frames` reads the
   count the header promises, so a short file is ``truncated``, not quietly shorter.
-* **Its own module** so that the decoder backends (:mod:`lidframe.audio_decoders`) and
-  :mod:`lidframe.audio` can both use :class:`AudioConfig` without importing each other;
-  :mod:`lidframe.audio` re-exports it, and ``from lidframe.audio import AudioConfig`` is the
-  public spelling.
 """
 
 from __future__ import annotations
@@ -55,7 +51,7 @@ class AudioConfig:
     io_timeout: float = setting(30.0, identity=False)
     # Seconds one row may take to open, read and decode, whatever happens inside (a store that
     # trickles bytes, a decoder stuck in native code); then its decoder process is killed and the
-    # row is ``timeout``. See lidframe.audio_pool.
+    # row is ``timeout``. See lidframe.audio._pool.
     timeout: float = setting(120.0, identity=False)
 
     def __post_init__(self) -> None:

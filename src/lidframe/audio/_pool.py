@@ -4,7 +4,7 @@ Why child processes: libsndfile and FFmpeg are native code, and a malformed file
 forever or crash the process; a storage client can block inside a C extension past any Python-level
 timeout. A thread cannot be stopped from outside; a process can. So each worker process keeps a few
 decoder processes (one per decode slot, started on first use and kept), and every clip is decoded in
-one of them by :func:`lidframe.audio.decode_window`:
+one of them by :func:`~lidframe.audio.decode_window`:
 
 * no answer within :attr:`AudioConfig.timeout <lidframe.audio.AudioConfig.timeout>` seconds: the
   decoder process is killed (SIGKILL) and replaced, and the row's error is ``timeout``;
@@ -19,8 +19,8 @@ with pickled messages (:class:`multiprocessing.connection.Connection`, which wor
 
 The waveform comes back through the pipe (mono float32, at most ``max_window`` seconds: 1.9 MB for
 30 s at 16 kHz); that copy costs about a millisecond, small next to decoding and the models. A child
-imports only :mod:`lidframe.audio` and its libraries (no Dask, no torch), so it starts in well under a
-second, and it exits when its parent goes away.
+imports only :mod:`lidframe.audio` and its libraries (no Dask, no torch, no pandas), so it starts in
+well under a second, and it exits when its parent goes away.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from lidframe.audio import AudioConfig, Window
+from lidframe.audio._decoders import Window
+from lidframe.audio._limits import AudioConfig
 from lidframe.errors import AudioError
 
 __all__ = ["DecoderPool", "DecoderUnavailable", "decoder_pool", "serve"]
@@ -71,7 +72,7 @@ class _Decoder:
                 [
                     sys.executable,
                     "-c",
-                    "import sys; from lidframe.audio_pool import serve; "
+                    "import sys; from lidframe.audio._pool import serve; "
                     "serve(int(sys.argv[1]), int(sys.argv[2]))",
                     str(to_child_r),
                     str(from_child_w),
@@ -266,7 +267,7 @@ def serve(read_fd: int, write_fd: int) -> None:
                 os._exit(0)
 
     threading.Thread(target=watch_parent, name="lidframe-parent-watch", daemon=True).start()
-    from lidframe.audio import decode_windows
+    from lidframe.audio._decode import decode_windows
 
     recv = Connection(read_fd, writable=False)
     send = Connection(write_fd, readable=False)

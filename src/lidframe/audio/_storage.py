@@ -1,22 +1,21 @@
-"""Storage for :mod:`lidframe.audio`: timeouts on remote stores, and store failures as row errors.
+"""Storage for decoding: timeouts on remote stores, and store failures as row errors.
 
 Why this shape:
 
-* **Files through fsspec**, opened as seekable file objects by :func:`lidframe.audio.decode_window`,
+* **Files through fsspec**, opened as seekable file objects by :func:`~lidframe.audio.decode_window`,
   so a 2-hour file on S3 costs a few range requests, not a download. :func:`locate` finds the store
   and checks the file's size against the limits before anything is read.
 * **Bounded time.** Remote stores get connect and read timeouts (:attr:`AudioConfig.io_timeout
   <lidframe.audio.AudioConfig.io_timeout>`, applied by :func:`with_io_timeouts`), so a store that
   accepts connections and never answers fails the read instead of hanging it; the hard limit on a
   whole row (:attr:`AudioConfig.timeout <lidframe.audio.AudioConfig.timeout>`) is enforced by
-  :mod:`lidframe.audio_pool`, which runs decoding in a child process it can kill.
+  the decoder pool, which runs decoding in a child process it can kill.
 * **A failure says whose it is.** :func:`storage_error` tells ``timeout`` and ``access_denied``
   (which say something about the whole job) and ``not_found`` apart from other read failures
   (``read_failed``) and from a decoder's failure (``decode_failed``), looking along the chain of
   causes, since stores wrap one exception in another.
 
-:func:`with_io_timeouts` is public through :mod:`lidframe.audio` too: the pipeline opens manifests
-with the same timeouts.
+:func:`with_io_timeouts` is public: a job opens its manifest with the same timeouts.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ from typing import Any
 
 import fsspec
 
-from lidframe.audio_limits import AudioConfig
+from lidframe.audio._limits import AudioConfig
 from lidframe.errors import AudioError
 
 __all__ = ["locate", "storage_error", "with_io_timeouts"]
