@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from lidframe.speech import VadConfig, speech_only, speech_regions, speech_seconds
 from lidframe.testing import TEXTS, sine, synthesize
-from lidframe.vad import VadConfig, speech_only, speech_regions, speech_seconds
 
 SR = 16_000
 

@@ -1,26 +1,16 @@
-"""What the models hear of a clip: its speech, found by voice activity, and ``und`` when there is none.
-
-Why: a clip's language is carried by its speech. Silence, hiss, hum or music given to a language
-model still gets a confident language (Whisper answers digital silence ``en``), and a padded
-30-second encoder pass costs the same for one second of speech as for thirty. So the decode threads
-run voice activity (:mod:`lidframe.vad`) on every decoded clip, before any model's ``prepare``:
+"""What the models hear of one decoded clip: its speech only, or nothing (``und``).
 
 * a clip with less than ``min_speech`` seconds of speech is *no speech*: every model's language is
   ``und`` and no model runs (an answer, not an error);
 * otherwise the models hear only the speech: leading and trailing silence and pauses longer than
-  ``keep_gap`` are cut, the rest joined (:func:`lidframe.vad.speech_only`);
+  ``keep_gap`` are cut, the rest joined (:func:`~lidframe.speech.speech_only`);
 * ``context`` says how much encoder context a model whose input has a fixed length (Whisper's
   30 s) is given: the frames the speech needs, rounded up to a few lengths, but at least
   :data:`SPEECH_CONTEXT` seconds (``speech``) or the seconds given; or ``full`` (the whole clip as
   decoded, padded to 30 s: the numbers of faster-whisper's ``detect_language``).
 
-:data:`SPEECH_CONTEXT` is measured (``benchmarks/context.py``, ``benchmarks/RESULTS.md``): with
-whisper-base on espeak-ng speech, a least context of 20 s kept accuracy within a point of full
-context (-0.7), 15 s and 10 s did not (-1.7, -2.4 points; 2.5x and 3.3x faster encoder passes than
-30 s). ``--context 10`` trades those points for speed.
-
-:func:`listen` is called once per clip; :class:`SpeechConfig` is the part of a run's settings it
-reads (every field changes results, so every field is part of the job's identity).
+:func:`listen` is called once per clip, in a decode thread; :class:`SpeechConfig` is the part of a
+run's settings it reads (every field changes results, so every field is part of the job's identity).
 """
 
 from __future__ import annotations
@@ -31,11 +21,14 @@ import numpy as np
 
 from lidframe.errors import ConfigError
 from lidframe.settings import setting
-from lidframe.vad import VadConfig, speech_only, speech_regions, speech_seconds
+from lidframe.speech._vad import VadConfig, speech_only, speech_regions, speech_seconds
 
 __all__ = ["SPEECH_CONTEXT", "Heard", "SpeechConfig", "listen"]
 
-# Least encoder context, seconds, of ``context="speech"`` (chosen by measurement: see above).
+# Least encoder context, seconds, of ``context="speech"``. Measured (``benchmarks/context.py``,
+# ``benchmarks/RESULTS.md``): with whisper-base on espeak-ng speech, a least context of 20 s kept
+# accuracy within a point of full context (-0.7); 15 s and 10 s did not (-1.7, -2.4 points; 2.5x and
+# 3.3x faster encoder passes than 30 s). ``--context 10`` trades those points for speed.
 SPEECH_CONTEXT = 20.0
 
 

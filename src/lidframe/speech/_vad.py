@@ -1,4 +1,4 @@
-"""Speech regions of a waveform (silero-vad); nothing here knows about languages or models.
+"""Speech regions of a waveform (silero-vad).
 
 Why this model and this runtime: silero-vad ships its weights inside the pip package (no download),
 and of its runtimes the batched ("sequence") ONNX model is the one to run beside inference. Measured
