@@ -97,7 +97,7 @@ def models_argument(parser: argparse.ArgumentParser, default: list[str] | None, 
 
 
 def backend_argument(parser: argparse.ArgumentParser) -> None:
-    """The ``--backend`` option: the dataframe library of the run's frames (lidframe.backend)."""
+    """The ``--backend`` option: the dataframe library of the run's frames (lidframe.dataframes)."""
     parser.add_argument(
         "--backend",
         default="auto",

@@ -236,8 +236,8 @@ def consensus_frame(
     the same :data:`FRAME_OPS_ROWS` up: a small partition's copies and fixed cost would outweigh
     it (the frame operations' fixed cost on the GPU is not measured yet, and is not smaller).
     """
-    from lidframe.backend import is_cudf, to_cudf
     from lidframe.consensus_frames import consensus_columns
+    from lidframe.dataframes import is_cudf, to_cudf
 
     topk_cols = _topk_columns(df, aliases)
     if backend == "cudf" and not is_cudf(df) and len(df) >= FRAME_OPS_ROWS:
@@ -296,7 +296,7 @@ def _topk_columns(df: Any, aliases: Sequence[str]) -> list[str]:
 
 def consensus_meta(meta: Any) -> Any:
     """``meta`` with the consensus columns appended (a cuDF ``meta`` gives a cuDF one)."""
-    from lidframe.backend import is_cudf, to_cudf
+    from lidframe.dataframes import is_cudf, to_cudf
 
     if is_cudf(meta):
         return to_cudf(with_consensus_meta(meta.to_pandas()))

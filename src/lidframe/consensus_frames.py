@@ -34,7 +34,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from lidframe.backend import frame_library, is_cudf
 from lidframe.columns import CONSENSUS, model_columns
 from lidframe.consensus_settings import (
     DEFAULT_LABEL_COUNT,
@@ -42,6 +41,7 @@ from lidframe.consensus_settings import (
     UNDETERMINED,
     ConsensusConfig,
 )
+from lidframe.dataframes import frame_library, is_cudf
 
 __all__ = ["consensus_columns"]
 

@@ -223,7 +223,7 @@ def read_manifest(
 
     For manifests that fit a notebook: every row is validated before this returns, and the first
     bad row or duplicate id raises :class:`ManifestError` naming it. (``lidframe.run`` instead starts
-    at once and gives each bad row its own error.) ``backend`` (:mod:`lidframe.backend`): ``cudf``
+    at once and gives each bad row its own error.) ``backend`` (:mod:`lidframe.dataframes`): ``cudf``
     gives a dask-cuDF frame (``to_backend``), ``auto`` does where a GPU is visible and cuDF imports.
 
     The first partition holds at most ``first_partition_rows`` rows (``None``: ``partition_rows``
@@ -232,7 +232,7 @@ def read_manifest(
     """
     if first_partition_rows is not None and first_partition_rows <= 0:
         raise ConfigError(f"first_partition_rows must be positive, got {first_partition_rows!r}")
-    from lidframe.backend import local_backend, on_backend
+    from lidframe.dataframes import local_backend, on_backend
 
     resolved = local_backend(backend)
     manifest = open_manifest(path, storage_options=storage_options, format=format)

@@ -17,9 +17,9 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from lidframe.backend import local_backend
 from lidframe.columns import cascade_values, null_model_values, speech_values
 from lidframe.consensus import ConsensusConfig, consensus_frame
+from lidframe.dataframes import local_backend
 from lidframe.errors import StorageAccessDenied
 from lidframe.kernel import GPU_BATCH_SECONDS, GPU_BATCH_SIZE, KernelConfig, identify_partition
 from lidframe.manifest import Manifest, PlannedPartition, read_partition
@@ -59,7 +59,7 @@ class PartitionTask:
     # The job left the size of forward passes to the workers: on one whose models run on a GPU,
     # passes hold up to GPU_BATCH_SIZE clips within GPU_BATCH_SECONDS (lidframe.kernel).
     auto_batches: bool = False
-    # Dataframe library of the consensus on the worker: pandas, cudf or auto (lidframe.backend).
+    # Dataframe library of the consensus on the worker: pandas, cudf or auto (lidframe.dataframes).
     backend: str = "pandas"
 
     def worker_kernel(self) -> KernelConfig:

@@ -28,11 +28,11 @@ import dask.dataframe as dd
 from distributed import Client
 
 from lidframe.audio import AudioConfig, with_io_timeouts
-from lidframe.backend import on_backend, resolve_backend
 from lidframe.cascade import Cascade
 from lidframe.cluster import connect
 from lidframe.columns import result_meta, result_schema
 from lidframe.consensus import ConsensusConfig, consensus_config, consensus_meta
+from lidframe.dataframes import on_backend, resolve_backend
 from lidframe.errors import JobInterrupted, ManifestError
 from lidframe.fidelity import check_settings
 from lidframe.job import JobSpec, check_job_id, environment
@@ -80,7 +80,7 @@ def identify(
     order, each on the rows the ones before left below that support (a number, with the default
     consensus, or a :class:`~lidframe.cascade.Cascade`; see :mod:`lidframe.cascade`).
 
-    ``backend`` (:mod:`lidframe.backend`): ``cudf`` gives a dask-cuDF frame, ``pandas`` a pandas
+    ``backend`` (:mod:`lidframe.dataframes`): ``cudf`` gives a dask-cuDF frame, ``pandas`` a pandas
     one, ``auto`` a cuDF one when the models run on a GPU and cuDF imports. ``ddf`` may be either:
     the kernel takes pandas partitions, so a cuDF manifest crosses to pandas before it
     (``to_backend``) and the results cross back after it.
@@ -149,7 +149,7 @@ def run(
     audio, ``out_storage_options`` to ``out`` (default: the same). With more than one model,
     consensus columns are added (:func:`lidframe.consensus.consensus` with ``consensus_policy`` and
     ``min_prob``, or with a ``calibration`` fitted by ``lidframe calibrate``). ``backend``
-    (:mod:`lidframe.backend`): with ``cudf`` each worker computes its partitions' consensus with
+    (:mod:`lidframe.dataframes`): with ``cudf`` each worker computes its partitions' consensus with
     cuDF on its GPU (``auto``, the default: where the worker has a GPU and cuDF imports); the
     results are the same. ``cudf`` where cuDF does not import is a ``ConfigError``.
 

@@ -52,7 +52,7 @@ class RunConfig:
     batch_size: int | None = setting(None, identity=False)
     batch_seconds: float | None = setting(None, identity=False)
     device: str = setting("auto", identity=False)
-    # Dataframe library of the frames on the workers: pandas, cudf or auto (lidframe.backend).
+    # Dataframe library of the frames on the workers: pandas, cudf or auto (lidframe.dataframes).
     backend: str = setting("auto", identity=False)
     workers: int | None = setting(None, identity=False)
     # Decoder processes per worker; None: 4 on CPU workers, the cores per GPU on GPU workers.
@@ -100,7 +100,7 @@ class RunConfig:
             isinstance(self.batch_seconds, (int, float)) and self.batch_seconds > 0
         ):
             raise ConfigError(f"batch_seconds must be positive, got {self.batch_seconds!r}")
-        from lidframe.backend import check_backend
+        from lidframe.dataframes import check_backend
 
         check_backend(self.backend)
         if self.audio is None:

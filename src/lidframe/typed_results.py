@@ -81,12 +81,12 @@ def read_results(
     The models' columns are found by the aliases the parts' provenance records (by suffix for
     parts without it). Raises :class:`~lidframe.errors.ConfigError` naming ``path`` when it holds no
     part. :func:`lidframe.read_provenance` says what produced the results. ``backend``
-    (:mod:`lidframe.backend`): ``cudf`` gives a dask-cuDF frame (``to_backend``), ``auto`` does
+    (:mod:`lidframe.dataframes`): ``cudf`` gives a dask-cuDF frame (``to_backend``), ``auto`` does
     where a GPU is visible and cuDF imports.
     """
     import dask.dataframe as dd
 
-    from lidframe.backend import local_backend, on_backend
+    from lidframe.dataframes import local_backend, on_backend
 
     resolved = local_backend(backend)
     from lidframe.errors import ConfigError

@@ -37,7 +37,7 @@ def read_results(
     results: str | os.PathLike[str] | pd.DataFrame, options: Mapping[str, Any]
 ) -> pd.DataFrame:
     """A results folder read into pandas; a frame as it is, a cuDF one copied to the host."""
-    from lidframe.backend import is_cudf, to_pandas
+    from lidframe.dataframes import is_cudf, to_pandas
 
     if is_cudf(results):
         return to_pandas(results)  # language codes and calibration are host work

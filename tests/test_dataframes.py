@@ -1,4 +1,4 @@
-"""The dataframe backend (lidframe.backend): pandas here, cuDF on a GPU machine with lidframe[gpu].
+"""The dataframe backend (lidframe.dataframes): pandas here, cuDF on a GPU machine with lidframe[gpu].
 
 Here (no GPU, no cuDF): asking for ``cudf`` is a one-line ConfigError naming the setting and the
 install extra, before any work; ``auto`` resolves to pandas. On the GPU machine (``gpu`` tests,
@@ -18,9 +18,9 @@ import pandas as pd
 import pytest
 
 import lidframe
-from lidframe.backend import cudf_imports, local_backend, resolve_backend
 from lidframe.cli_parser import build_parser
 from lidframe.columns import column_alias
+from lidframe.dataframes import cudf_imports, local_backend, resolve_backend
 from lidframe.errors import ConfigError
 from lidframe.eval import metrics
 from lidframe.run_config import RunConfig
