@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from lidframe import columns
 from lidframe.consensus import ConsensusConfig, consensus_frame, consensus_meta
 from lidframe.kernel import KernelConfig, identify_partition
-from lidframe.manifest_rows import manifest_meta
+from lidframe.manifest import manifest_meta
 from lidframe.models import LidModel, ModelSpec, register_family
 from lidframe.store import open_store
 from lidframe.store.results import frame_rows, replace_rows

@@ -8,6 +8,12 @@ identified as usual. Nothing here raises for a row.
 Values are kept exactly as written (ids are never stripped or altered: they key the results), except
 that text PostgreSQL and Parquet cannot store (a NUL byte, an unpaired surrogate) is escaped and its
 row gets an error instead of silently changing meaning.
+
+Why the derived id looks the way it does: it hashes the audio reference *as written in the manifest*,
+the offset and the duration, so it stays the same when a dataset moves with its manifest and when a run
+is repeated or resumed. Ids are not checked for uniqueness here: a job's database does that as rows are
+committed (see :mod:`lidframe.store.leases`), :func:`~lidframe.manifest.read_manifest` (small
+manifests) before it returns.
 """
 
 from __future__ import annotations

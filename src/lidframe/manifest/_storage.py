@@ -19,10 +19,13 @@ from typing import Any
 
 import fsspec
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lidframe.errors import ConfigError, ManifestError
-from lidframe.manifest_rows import manifest_meta, parse_json_lines, split_lines
+from lidframe.manifest._rows import manifest_meta, parse_json_lines, split_lines
+
+__all__ = ["Manifest", "ManifestFile", "compression_of", "open_manifest"]
 
 _FORMATS = {
     ".csv": "csv",
@@ -138,7 +141,7 @@ def _detect_format(url: str, format: str | None, is_dir: bool) -> str:
     )
 
 
-def _compression(path: str) -> str | None:
+def compression_of(path: str) -> str | None:
     return _COMPRESSIONS.get(posixpath.splitext(path.lower())[1])
 
 
@@ -157,7 +160,7 @@ def _columns(fs: Any, f: ManifestFile, fmt: str) -> list[str]:
     if fmt == "parquet":
         with fs.open(f.path, "rb") as fh:
             return list(pq.ParquetFile(fh).schema_arrow.names)
-    with fs.open(f.path, "rb", compression=_compression(f.path)) as fh:
+    with fs.open(f.path, "rb", compression=compression_of(f.path)) as fh:
         sample = fh.read(_SAMPLE)
     if fmt == "jsonl":
         keys: dict[str, None] = {}
@@ -181,3 +184,44 @@ def _header_line(sample: bytes, f: ManifestFile) -> bytes:
         if line:
             return line
     raise ManifestError(f"{f.path}: the manifest is empty (no header line)")
+
+
+def open_manifest(
+    path: str | os.PathLike[str],
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+    format: str | None = None,
+) -> Manifest:
+    """Describe the manifest at ``path`` (list its files, read its columns); reads no rows.
+
+    Raises :class:`ManifestError` naming the file when it is missing, unreadable, empty, or has no
+    ``audio`` column.
+    """
+    url = os.fspath(path)
+    options = dict(storage_options or {})
+    if format is None and not any(c in url for c in "*?[") and _format_of(url) is None:
+        ext = posixpath.splitext(url.rstrip("/"))[1]
+        if ext:
+            _detect_format(url, None, False)  # an extension no reader knows: say so first
+    try:
+        fs, root = fsspec.core.url_to_fs(url, **options)
+        files, is_dir = _list_files(fs, root, url, format)
+    except ManifestError:
+        raise
+    except FileNotFoundError as exc:
+        raise ManifestError(f"{url}: manifest not found") from exc
+    except (OSError, ValueError, TypeError) as exc:
+        raise ManifestError(f"{url}: cannot list the manifest: {exc}") from exc
+    fmt = _detect_format(url if not is_dir else files[0].path, format, is_dir)
+    base = _base_of(url, is_dir)
+    try:
+        columns = _columns(fs, files[0], fmt)
+    except ManifestError:
+        raise
+    except (OSError, ValueError, TypeError, pa.ArrowException) as exc:
+        raise ManifestError(f"{files[0].path}: cannot read the manifest as {fmt}: {exc}") from exc
+    if "audio" not in columns:
+        raise ManifestError(
+            f"{url}: the required column 'audio' is missing (columns: {list(columns)})"
+        )
+    return Manifest(url, fmt, tuple(files), tuple(columns), base, options)

@@ -1,10 +1,10 @@
 """A manifest's partitions planned as a stream, each with a digest of its content.
 
 Text is read once, in 16 MiB blocks, and cut after every ``partition_rows`` non-blank lines (one
-rule, :func:`~lidframe.manifest_rows.split_lines`, for planner and reader); Parquet is cut from its
+rule, ``split_lines``, for planner and reader); Parquet is cut from its
 footers' row counts without reading any data. A partition never spans two files. Each carries a
 digest of its content (the bytes of its lines; for Parquet its file's footer and its row range),
-checked again when it is read (:mod:`lidframe.manifest_read`): a manifest changed after it was
+checked again when it is read (``_read``): a manifest changed after it was
 planned fails loudly instead of mixing two versions.
 """
 
@@ -13,22 +13,33 @@ from __future__ import annotations
 import csv
 import hashlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lidframe.errors import ManifestError
-from lidframe.manifest_storage import Manifest, ManifestFile, _compression
+from lidframe.errors import ConfigError, ManifestError
+from lidframe.manifest._storage import Manifest, ManifestFile, compression_of
+
+__all__ = [
+    "PlannedPartition",
+    "content_digest",
+    "footer_digest",
+    "locate_source",
+    "parquet_digest",
+    "plan_partitions",
+]
 
 _SCAN_BLOCK = 16 * 2**20
 
 
-def _digest(data: bytes) -> str:
+def content_digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=8).hexdigest()
 
 
-def _scan_text(
+def scan_text(
     fs: Any, f: ManifestFile, manifest: Manifest, partition_rows: int, offset: int | None
 ) -> Iterator[tuple[int, int, int, str]]:
     """``(start, stop, rows, digest)`` of each partition of one text file, reading it once.
@@ -36,7 +47,7 @@ def _scan_text(
     A partition is cut after every ``partition_rows``-th non-blank line; its byte range covers the
     blank lines before its last row, so consecutive partitions tile the file.
     """
-    with fs.open(f.path, "rb", compression=_compression(f.path), block_size=_SCAN_BLOCK) as fh:
+    with fs.open(f.path, "rb", compression=compression_of(f.path), block_size=_SCAN_BLOCK) as fh:
         if offset:
             fh.seek(offset)
         elif manifest.format in ("csv", "tsv"):
@@ -99,7 +110,7 @@ def _scan_text(
             position += tail
 
 
-def _footer_digest(metadata: pq.FileMetaData) -> bytes:
+def footer_digest(metadata: pq.FileMetaData) -> bytes:
     """What a Parquet footer says of the data: row groups, their sizes, offsets and statistics."""
     h = hashlib.blake2b(digest_size=16)
     h.update(f"{metadata.num_rows}:{metadata.num_row_groups}".encode())
@@ -118,18 +129,73 @@ def _footer_digest(metadata: pq.FileMetaData) -> bytes:
     return h.digest()
 
 
-def _parquet_digest(footer: bytes, start: int, stop: int) -> str:
+def parquet_digest(footer: bytes, start: int, stop: int) -> str:
     return hashlib.blake2b(footer + f"{start}:{stop}".encode(), digest_size=8).hexdigest()
 
 
-def _scan_parquet(
+def scan_parquet(
     fs: Any, f: ManifestFile, manifest: Manifest, partition_rows: int, offset: int | None
 ) -> Iterator[tuple[int, int, int, str]]:
     """Partitions of one Parquet file from its footer alone."""
     with fs.open(f.path, "rb") as fh:
         metadata = pq.ParquetFile(fh).metadata
-    footer = _footer_digest(metadata)
+    footer = footer_digest(metadata)
     total = metadata.num_rows
     for start in range(offset or 0, total, partition_rows):
         stop = min(start + partition_rows, total)
-        yield start, stop, stop - start, _parquet_digest(footer, start, stop)
+        yield start, stop, stop - start, parquet_digest(footer, start, stop)
+
+
+@dataclass(frozen=True)
+class PlannedPartition:
+    """Rows ``[row_start, row_stop)`` of the manifest, found in ``source``.
+
+    ``source`` is ``"FILE:START:STOP"``: the file's index in :attr:`Manifest.files` and a byte range
+    (text) or a file-local row range (Parquet).
+    """
+
+    partition: int
+    row_start: int
+    row_stop: int
+    source: str
+    digest: str
+
+    @property
+    def rows(self) -> int:
+        return self.row_stop - self.row_start
+
+
+def plan_partitions(
+    manifest: Manifest, partition_rows: int, *, after: PlannedPartition | None = None
+) -> Iterator[PlannedPartition]:
+    """Stream the manifest's partitions in order (resuming ``after`` a partition already planned).
+
+    Each has ``partition_rows`` rows, except the last of each file. Raises :class:`ManifestError`
+    naming the file when one cannot be read.
+    """
+    if not isinstance(partition_rows, int) or partition_rows <= 0:
+        raise ConfigError(f"partition_rows must be a positive integer, got {partition_rows!r}")
+    fs = manifest.fs()
+    k, row, first_file, offset = 0, 0, 0, None
+    if after is not None:
+        first_file, _, offset = locate_source(after.source)
+        k, row = after.partition + 1, after.row_stop
+    for index in range(first_file, len(manifest.files)):
+        f = manifest.files[index]
+        scan = scan_parquet if manifest.format == "parquet" else scan_text
+        try:
+            for start, stop, rows, digest in scan(
+                fs, f, manifest, partition_rows, offset if index == first_file else None
+            ):
+                yield PlannedPartition(k, row, row + rows, f"{index}:{start}:{stop}", digest)
+                k += 1
+                row += rows
+        except ManifestError:
+            raise
+        except (OSError, ValueError, TypeError, pa.ArrowException) as exc:
+            raise ManifestError(f"{f.path}: cannot read the manifest: {exc}") from exc
+
+
+def locate_source(source: str) -> tuple[int, int, int]:
+    index, start, stop = source.split(":")
+    return int(index), int(start), int(stop)
