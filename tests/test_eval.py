@@ -118,7 +118,7 @@ def test_evaluate_scores_each_model_and_the_consensus_independently_checked():
     from transformers.models.whisper.tokenization_whisper import LANGUAGES
 
     from lidframe.languages import whisper_to_canonical
-    from lidframe.sinks.parquet import LABELS_ATTR
+    from lidframe.results import LABELS_ATTR
 
     df = results_frame()
     unknown = lidframe.evaluate(df.copy(), confident=0.8)  # no label set recorded: zu is scored

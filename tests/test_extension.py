@@ -22,7 +22,7 @@ import pytest
 
 import lidframe
 from lidframe.models import LidModel, ModelSpec, register_family
-from lidframe.sinks.parquet import result_labels
+from lidframe.results import result_labels
 from lidframe.store import open_store
 from lidframe.testing import make_corpus
 

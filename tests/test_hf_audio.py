@@ -22,7 +22,7 @@ import lidframe
 from lidframe.consensus import ConsensusConfig, consensus_frame
 from lidframe.errors import ModelError
 from lidframe.models import load_model, parse_model
-from lidframe.sinks.parquet import result_labels
+from lidframe.results import result_labels
 from lidframe.store import open_store
 from lidframe.testing import make_corpus
 

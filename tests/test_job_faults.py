@@ -34,7 +34,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 import lidframe
 from lidframe.models import LidModel, column_alias
-from lidframe.sinks import MARKER, STAGING, read_results, staged_parts
+from lidframe.results import MARKER, STAGING, read_parts, staged_parts
 from lidframe.store import open_store
 from lidframe.testing import make_corpus, sine, write_wav
 
@@ -71,7 +71,7 @@ def _parquet_equals_database(out: Path, db: str, job: str, alias: str) -> pd.Dat
         results = store.results(job).set_index("row_id")
         predictions = store.predictions(job)
         partitions = store.partitions(job)
-    parquet = read_results(str(out)).set_index("id")
+    parquet = read_parts(str(out)).set_index("id")
     assert parquet.index.is_unique and results.index.is_unique
     assert sorted(parquet.index) == sorted(results.index)
     answers = predictions[predictions["model"] == alias].set_index("row_id")["lang"]

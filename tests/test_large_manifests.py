@@ -30,9 +30,9 @@ from lidframe import ManifestError
 from lidframe.audio import AudioConfig
 from lidframe.manifest import ManifestChanged, open_manifest, plan_partitions, read_partition
 from lidframe.models import LidModel
+from lidframe.results import read_parts
 from lidframe.run_config import RunConfig
 from lidframe.settings import identity
-from lidframe.sinks.parquet import read_results
 from lidframe.store import open_store
 from lidframe.store.schema import results
 from lidframe.testing import sine, write_wav
@@ -200,7 +200,7 @@ def test_every_setting_declares_whether_it_changes_results():
 
 
 def _rows_frame(out: Path) -> pd.DataFrame:
-    return read_results(str(out)).reset_index(drop=True)
+    return read_parts(str(out)).reset_index(drop=True)
 
 
 def test_duplicate_ids_far_apart_are_row_errors_naming_both_rows(tmp_path, trivial_cluster):

@@ -14,7 +14,7 @@ import pytest
 import lidframe
 from lidframe.models import load_count
 from lidframe.models.base import resolve_device
-from lidframe.sinks import part_name
+from lidframe.results import part_name
 from lidframe.testing import TEXTS, synthesize
 
 pytestmark = pytest.mark.slow

@@ -29,11 +29,10 @@ if TYPE_CHECKING:
     from lidframe.manifest import open_manifest, read_manifest
     from lidframe.models import LidModel, ModelSpec, available_models, load_model, parse_model
     from lidframe.pipeline import identify, run
-    from lidframe.provenance import read_provenance
+    from lidframe.results import read_provenance, read_results
     from lidframe.run_config import RunConfig
     from lidframe.run_summary import RunSummary
     from lidframe.speech import SpeechConfig
-    from lidframe.typed_results import read_results
 
 __version__ = "0.1.0"
 
@@ -66,8 +65,8 @@ _EXPORTS = {
     "SpeechConfig": "lidframe.speech",
     "identify": "lidframe.pipeline",
     "run": "lidframe.pipeline",
-    "read_provenance": "lidframe.provenance",
-    "read_results": "lidframe.typed_results",
+    "read_provenance": "lidframe.results",
+    "read_results": "lidframe.results",
 }
 
 __all__ = [

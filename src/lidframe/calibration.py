@@ -115,9 +115,9 @@ def calibrate_results(
     results). ``storage_options``: fsspec options for reading ``results``.
     """
     from lidframe.columns import column_alias
-    from lidframe.sinks.parquet import read_results
+    from lidframe.results import read_parts
 
-    df = read_results(results, storage_options)
+    df = read_parts(results, storage_options)
     if models:
         aliases = list(dict.fromkeys(column_alias(m) for m in models))
     else:
@@ -189,7 +189,7 @@ def fit_calibration(
     ``label_counts``: each model's number of labels by alias (default: from the label sets the run
     recorded with its results), as the run's consensus uses them.
     """
-    from lidframe.sinks.parquet import LABELS_ATTR
+    from lidframe.results import LABELS_ATTR
 
     if not aliases:
         raise ConfigError("calibration needs at least one model")

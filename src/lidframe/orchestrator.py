@@ -62,7 +62,7 @@ from lidframe.partition_task import (
 from lidframe.planner import Planner, plan_job
 from lidframe.progress_bar import progress_bar, set_total
 from lidframe.promotion import promote_committed, reconcile_parts
-from lidframe.sinks.parquet import discard
+from lidframe.results import discard
 from lidframe.stalls import StallWatch, restart_in_background
 from lidframe.store.jobs import JobStore, Lease
 

@@ -24,8 +24,7 @@ from lidframe.errors import StorageAccessDenied
 from lidframe.kernel import GPU_BATCH_SECONDS, GPU_BATCH_SIZE, KernelConfig, identify_partition
 from lidframe.manifest import Manifest, PlannedPartition, read_partition
 from lidframe.models.base import resolve_device
-from lidframe.provenance import part_provenance
-from lidframe.sinks.parquet import write_staged
+from lidframe.results import part_provenance, write_staged
 from lidframe.store.results import PartitionRows, frame_rows
 
 __all__ = ["PROGRESS_TOPIC", "PartitionTask", "dead_partition", "process_partition"]

@@ -47,9 +47,9 @@ from lidframe.orchestrator import JobSettings, Progress, reconcile_parts, run_pa
 from lidframe.partition_task import PartitionTask
 from lidframe.precision import settle_precision
 from lidframe.preflight import preflight_models
+from lidframe.results import check_writable, claim_folder
 from lidframe.run_config import RunConfig
 from lidframe.run_summary import RunSummary, summarize
-from lidframe.sinks.parquet import check_writable, claim_folder
 from lidframe.speech import SpeechConfig
 
 # RunConfig, RunSummary and default_db live in run_config, run_summary and job_database; re-exported.

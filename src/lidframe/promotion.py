@@ -1,6 +1,6 @@
 """Staged Parquet parts become results only once the job database accepted their commit.
 
-Parts are fenced by the lease (see :mod:`lidframe.sinks.parquet`): a task stages its part under its
+Parts are fenced by the lease (see :mod:`lidframe.results`): a task stages its part under its
 token, and only a commit accepted by the database promotes it, so a task whose lease was taken over
 can never overwrite the part of the attempt that won. Promotion is a move after the commit, and a
 crash can fall between the two: :func:`reconcile_parts` finishes what it interrupted (staged parts
@@ -14,7 +14,7 @@ from typing import Any
 
 from lidframe.manifest import MANIFEST_COLUMNS
 from lidframe.partition_task import PartitionTask
-from lidframe.sinks.parquet import discard, mark_staged, promote, remove_staging, staged_parts
+from lidframe.results import discard, mark_staged, promote, remove_staging, staged_parts
 from lidframe.store.jobs import JobStore
 
 __all__ = ["promote_committed", "reconcile_parts"]

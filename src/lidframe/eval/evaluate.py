@@ -41,8 +41,8 @@ from lidframe.errors import ConfigError
 from lidframe.eval import answers, display, metrics, speech_stats
 from lidframe.eval.inputs import keys as _keys
 from lidframe.eval.inputs import read_labels as _read_labels
-from lidframe.eval.inputs import read_results as _read_results
 from lidframe.eval.inputs import recorded_label_sets
+from lidframe.eval.inputs import results_frame as _results_frame
 from lidframe.eval.run_info import run_info
 from lidframe.languages import DEFAULT_EQUIVALENCE, LanguageEquivalence, canonical
 
@@ -216,7 +216,7 @@ def evaluate(
     from lidframe.columns import column_alias
 
     options = dict(storage_options or {})
-    df = _read_results(results, options)
+    df = _results_frame(results, options)
     recorded = recorded_label_sets(df)
     attrs = dict(df.attrs)
     df = df.reset_index(drop=True)

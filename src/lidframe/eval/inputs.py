@@ -19,33 +19,33 @@ import pandas as pd
 from lidframe.errors import ConfigError
 from lidframe.languages import LanguageEquivalence, canonical
 
-__all__ = ["keys", "read_labels", "read_results", "recorded_label_sets"]
+__all__ = ["keys", "read_labels", "recorded_label_sets", "results_frame"]
 
 
 def recorded_label_sets(results: pd.DataFrame) -> dict[str, tuple[str, ...]]:
-    """The models' label sets a run recorded with its results (read by ``read_results``), by alias.
+    """The models' label sets a run recorded with its results (read by :func:`results_frame`), by alias.
 
     Every run writes them into its parts' metadata; results from elsewhere have none, and then every
     label counts as one the model could answer.
     """
-    from lidframe.sinks.parquet import LABELS_ATTR
+    from lidframe.results import LABELS_ATTR
 
     return dict(results.attrs.get(LABELS_ATTR) or {})
 
 
-def read_results(
+def results_frame(
     results: str | os.PathLike[str] | pd.DataFrame, options: Mapping[str, Any]
 ) -> pd.DataFrame:
     """A results folder read into pandas; a frame as it is, a cuDF one copied to the host."""
     from lidframe.dataframes import is_cudf, to_pandas
+    from lidframe.results import read_parts
 
     if is_cudf(results):
         return to_pandas(results)  # language codes and calibration are host work
     if isinstance(results, pd.DataFrame):
         return results
-    from lidframe.sinks.parquet import read_results
 
-    return read_results(os.fspath(results), options)
+    return read_parts(os.fspath(results), options)
 
 
 def read_labels(

@@ -36,7 +36,7 @@ def run_info(
     started to last finished, from the job database), ``rows`` (evaluated) and ``models`` (per
     alias: ``name``, ``family``, ``source``, ``dtype``, ``weights``). None where unknown."""
     from lidframe.errors import LidframeError
-    from lidframe.provenance import read_provenance
+    from lidframe.results import read_provenance
 
     path = None if hasattr(results, "columns") else os.fspath(results)
     record: dict[str, Any] = dict((attrs or {}).get(PROVENANCE_ATTR) or {})

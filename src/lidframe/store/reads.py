@@ -16,10 +16,10 @@ from sqlalchemy.engine import Connection
 
 from lidframe.columns import CONSENSUS, MODEL, column_alias
 from lidframe.errors import StoreError
+from lidframe.results import as_declared, declared_columns
 from lidframe.store.base import StoreBase
 from lidframe.store.results import DUPLICATE_ID
 from lidframe.store.schema import jobs, partitions, predictions, results
-from lidframe.typed_results import as_declared, declared_columns
 
 __all__ = ["JobStatus", "Reads"]
 
@@ -179,7 +179,7 @@ class Reads(StoreBase):
         manifest, row, speech and cascade columns), then per model of the job, in its order,
         ``{alias}_lang``, ``{alias}_prob``, ``{alias}_topk`` and ``{alias}_windows`` as in the
         Parquet parts, then the consensus columns, each column in its declared dtype
-        (:mod:`lidframe.columns`; see :func:`lidframe.typed_results.as_declared`). A job of one
+        (:mod:`lidframe.columns`; see :func:`lidframe.results.as_declared`). A job of one
         model has no consensus: its consensus columns, null on every row, are left out, as its
         Parquet parts leave them out (the model's own answer is ``{alias}_lang``). A
         ``duplicate_id`` row has no predictions (its id is the other row's): its model columns are

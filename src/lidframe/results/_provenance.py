@@ -4,7 +4,7 @@ Each Parquet part carries, as JSON under the key ``lidframe`` of its key-value m
 with any Parquet tool: ``pyarrow.parquet.read_schema(part).metadata[b"lidframe"]``):
 
 * ``lidframe_version``, ``created`` (UTC ISO time the part was written), ``job_id``, ``partition``
-  and ``lease_token`` (the lease it was written under: :mod:`lidframe.sinks.parquet`);
+  and ``lease_token`` (the lease it was written under: :mod:`lidframe.results._parts`);
 * ``settings``: the job's identifying settings (:meth:`lidframe.RunConfig.identity`, what the job
   id derives from);
 * ``models``: per column alias, ``name``, ``family``, ``source``, ``dtype`` (what the worker ran),
@@ -86,7 +86,7 @@ def read_provenance(
     job records the same models and settings; ``partition``, ``lease_token`` and ``created`` are
     the first part's own). Raises :class:`~lidframe.errors.ConfigError` naming the path when there
     is no part, or the part has no lidframe metadata."""
-    from lidframe.sinks.parquet import part_files
+    from lidframe.results._parts import part_files
 
     path = str(path)
     try:

@@ -1,4 +1,5 @@
-"""A run's results in their declared dtypes, from Parquet (:func:`read_results`) or the database.
+"""Reading a results folder: typed and lazy (:func:`read_results`), or its parts as one pandas frame
+(:func:`read_parts`); and the declared dtypes, which the job database's reads use too.
 
 The dtypes are those of :mod:`lidframe.columns`; what a reader gives back differs from them where
 the storage cannot say it: Arrow strings come back as ``str``/``string[pyarrow]``, a ``bool`` or
@@ -11,18 +12,31 @@ consensus answers for a row that no model answered; list cells become lists of d
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from lidframe.columns import CASCADE, CONSENSUS, MANIFEST, MODEL, ROW, SPEECH, Column
+from lidframe.errors import ConfigError
+from lidframe.results._parts import folder_fs, part_files
+from lidframe.results._provenance import read_provenance
 
 if TYPE_CHECKING:
     import dask.dataframe as dd
 
-__all__ = ["as_declared", "declared_columns", "read_results"]
+__all__ = [
+    "LABELS_ATTR",
+    "as_declared",
+    "declared_columns",
+    "read_parts",
+    "read_results",
+    "result_labels",
+]
 
 # The columns whose names do not depend on the models (by frame name, and by database name).
 _FIXED = {c.name: c for c in (*MANIFEST, *ROW, *SPEECH, *CASCADE, *CONSENSUS)}
@@ -89,9 +103,6 @@ def read_results(
     from lidframe.dataframes import local_backend, on_backend
 
     resolved = local_backend(backend)
-    from lidframe.errors import ConfigError
-    from lidframe.provenance import read_provenance
-    from lidframe.sinks.parquet import part_files
 
     path = str(path)
     try:
@@ -111,3 +122,52 @@ def read_results(
     declared = declared_columns(frame.columns, aliases)
     meta = as_declared(frame._meta, declared)
     return on_backend(frame.map_partitions(as_declared, declared, meta=meta), resolved)
+
+
+# Key of ``DataFrame.attrs`` where :func:`read_results` puts the models' label sets.
+LABELS_ATTR = "lidframe_labels"
+
+
+def read_parts(results: str, storage_options: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """A run's results as one pandas frame: the part files of a results folder (nothing else in it),
+    or a single Parquet file. Raises :class:`ConfigError` naming the path when there are none."""
+    try:
+        fs, root = folder_fs(results, storage_options)
+        paths = part_files(results, storage_options) if fs.isdir(root) else [results]
+        if not paths:
+            raise ConfigError(
+                f"{results}: no part-*.parquet files (is it a lidframe results folder?)"
+            )
+        frame = pd.read_parquet(paths, storage_options=dict(storage_options or {}) or None)
+        frame.attrs[LABELS_ATTR] = _labels_of(fs, [p.split("://", 1)[-1] for p in paths])
+        return frame
+    except ConfigError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read results {results}: {' '.join(str(exc).split())}") from exc
+
+
+def result_labels(
+    results: str, storage_options: Mapping[str, Any] | None = None
+) -> dict[str, tuple[str, ...]]:
+    """Each model's label set by alias, as the run recorded it in its parts' metadata.
+
+    Empty for results written before label sets were recorded (or by another tool).
+    """
+    fs, root = folder_fs(results, storage_options)
+    paths = part_files(results, storage_options) if fs.isdir(root) else [results]
+    return _labels_of(fs, [p.split("://", 1)[-1] for p in paths])
+
+
+def _labels_of(fs: Any, paths: list[str]) -> dict[str, tuple[str, ...]]:
+    """The label sets in the first part whose metadata has them (every part has the same)."""
+    for path in paths:
+        try:
+            with fs.open(path, "rb") as fh:
+                metadata = pq.ParquetFile(fh).schema_arrow.metadata or {}
+            labels = json.loads(metadata[b"lidframe"]).get("labels")
+        except (KeyError, ValueError, TypeError, OSError, pa.ArrowInvalid):
+            continue
+        if isinstance(labels, dict) and labels:
+            return {str(alias): tuple(map(str, codes)) for alias, codes in labels.items()}
+    return {}

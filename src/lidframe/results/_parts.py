@@ -8,9 +8,6 @@ move it into place (:func:`promote`). A writer whose lease was taken over never 
 part, and a crash between the write and the commit leaves only a staged file, which the next run
 promotes (the commit landed) or deletes (it did not). So Parquet and the database hold the same rows.
 
-The folder belongs to one job: ``OUT/_lidframe_job.json`` names it (:func:`claim_folder`). Another
-job writing into the folder is refused unless it is told to replace it (``overwrite``); the folder
-then holds only Parquet parts and ``_``-prefixed state, so any Parquet reader opens it as it is.
 """
 
 from __future__ import annotations
@@ -18,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -29,30 +25,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from lidframe.errors import ConfigError
-
 __all__ = [
-    "LABELS_ATTR",
-    "MARKER",
     "STAGING",
-    "check_writable",
-    "claim_folder",
     "discard",
+    "folder_fs",
     "mark_staged",
     "part_files",
     "part_name",
     "promote",
-    "read_results",
     "remove_staging",
-    "result_labels",
     "staged_parts",
     "write_staged",
 ]
 
 STAGING = "_staging"
-# Key of ``DataFrame.attrs`` where :func:`read_results` puts the models' label sets.
-LABELS_ATTR = "lidframe_labels"
-MARKER = "_lidframe_job.json"
 _PART = re.compile(r"part-(\d{5,})\.parquet$")
 _STAGED = re.compile(r"part-(\d{5,})\.([0-9A-Za-z-]{1,64})\.parquet$")
 
@@ -62,7 +48,8 @@ def part_name(index: int) -> str:
     return f"part-{index:05d}.parquet"
 
 
-def _fs(out: str, storage_options: Mapping[str, Any] | None) -> tuple[Any, str]:
+def folder_fs(out: str, storage_options: Mapping[str, Any] | None) -> tuple[Any, str]:
+    """The file system of the folder ``out`` and its root path (no trailing slash)."""
     fs, root = fsspec.core.url_to_fs(out, **dict(storage_options or {}))
     return fs, root.rstrip("/")
 
@@ -81,7 +68,7 @@ def write_staged(
     ``provenance`` is stored as JSON in the file's key-value metadata (key ``lidframe``). The file is
     written under a temporary name and renamed, so a staged name only ever holds a whole file.
     """
-    fs, root = _fs(out, storage_options)
+    fs, root = folder_fs(out, storage_options)
     folder = f"{root}/{STAGING}"
     final = f"{folder}/part-{index:05d}.{token}.parquet"
     if _token_of(fs, f"{root}/{part_name(index)}") == token:
@@ -132,7 +119,7 @@ def mark_staged(
     ``keep`` (the manifest's) and their ``error``, every other column becomes null. The file is
     rewritten under a temporary name and renamed. False when there is no such staged part.
     """
-    fs, root = _fs(out, storage_options)
+    fs, root = folder_fs(out, storage_options)
     staged = f"{root}/{STAGING}/part-{index:05d}.{token}.parquet"
     try:
         with fs.open(staged, "rb") as fh:
@@ -165,7 +152,7 @@ def promote(
     out: str, index: int, token: str, storage_options: Mapping[str, Any] | None = None
 ) -> bool:
     """Move the staged part of ``(index, token)`` into place; False when there is none."""
-    fs, root = _fs(out, storage_options)
+    fs, root = folder_fs(out, storage_options)
     staged = f"{root}/{STAGING}/part-{index:05d}.{token}.parquet"
     try:
         fs.mv(staged, f"{root}/{part_name(index)}")
@@ -178,7 +165,7 @@ def discard(
     out: str, index: int, token: str, storage_options: Mapping[str, Any] | None = None
 ) -> None:
     """Delete the staged part of ``(index, token)`` if it is there."""
-    fs, root = _fs(out, storage_options)
+    fs, root = folder_fs(out, storage_options)
     with contextlib.suppress(FileNotFoundError):
         fs.rm(f"{root}/{STAGING}/part-{index:05d}.{token}.parquet")
 
@@ -187,7 +174,7 @@ def staged_parts(
     out: str, storage_options: Mapping[str, Any] | None = None
 ) -> list[tuple[int, str]]:
     """``(partition, token)`` of every staged part in ``OUT/_staging/``."""
-    fs, root = _fs(out, storage_options)
+    fs, root = folder_fs(out, storage_options)
     try:
         names = fs.ls(f"{root}/{STAGING}", detail=False, refresh=True)
     except FileNotFoundError:
@@ -202,7 +189,7 @@ def staged_parts(
 
 def remove_staging(out: str, storage_options: Mapping[str, Any] | None = None) -> None:
     """Remove ``OUT/_staging`` when it is empty (a finished job leaves only its parts)."""
-    fs, root = _fs(out, storage_options)
+    fs, root = folder_fs(out, storage_options)
     folder = f"{root}/{STAGING}"
     with contextlib.suppress(FileNotFoundError, OSError):
         if not fs.ls(folder, detail=False):
@@ -211,7 +198,7 @@ def remove_staging(out: str, storage_options: Mapping[str, Any] | None = None) -
 
 def part_files(out: str, storage_options: Mapping[str, Any] | None = None) -> list[str]:
     """Paths of the ``part-N.parquet`` files in ``out`` (what lidframe's own readers read)."""
-    fs, root = _fs(out, storage_options)
+    fs, root = folder_fs(out, storage_options)
     try:
         names = fs.ls(root, detail=False, refresh=True)
     except FileNotFoundError:
@@ -219,136 +206,3 @@ def part_files(out: str, storage_options: Mapping[str, Any] | None = None) -> li
     protocol = out.split("://", 1)[0] + "://" if "://" in out else ""
     paths = [n for n in names if _PART.search(n.rsplit("/", 1)[-1])]
     return sorted(protocol + p if protocol and not p.startswith(protocol) else p for p in paths)
-
-
-def read_results(results: str, storage_options: Mapping[str, Any] | None = None) -> pd.DataFrame:
-    """A run's results as one pandas frame: the part files of a results folder (nothing else in it),
-    or a single Parquet file. Raises :class:`ConfigError` naming the path when there are none."""
-    try:
-        fs, root = _fs(results, storage_options)
-        paths = part_files(results, storage_options) if fs.isdir(root) else [results]
-        if not paths:
-            raise ConfigError(
-                f"{results}: no part-*.parquet files (is it a lidframe results folder?)"
-            )
-        frame = pd.read_parquet(paths, storage_options=dict(storage_options or {}) or None)
-        frame.attrs[LABELS_ATTR] = _labels_of(fs, [p.split("://", 1)[-1] for p in paths])
-        return frame
-    except ConfigError:
-        raise
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read results {results}: {' '.join(str(exc).split())}") from exc
-
-
-def result_labels(
-    results: str, storage_options: Mapping[str, Any] | None = None
-) -> dict[str, tuple[str, ...]]:
-    """Each model's label set by alias, as the run recorded it in its parts' metadata.
-
-    Empty for results written before label sets were recorded (or by another tool).
-    """
-    fs, root = _fs(results, storage_options)
-    paths = part_files(results, storage_options) if fs.isdir(root) else [results]
-    return _labels_of(fs, [p.split("://", 1)[-1] for p in paths])
-
-
-def _labels_of(fs: Any, paths: list[str]) -> dict[str, tuple[str, ...]]:
-    """The label sets in the first part whose metadata has them (every part has the same)."""
-    for path in paths:
-        try:
-            with fs.open(path, "rb") as fh:
-                metadata = pq.ParquetFile(fh).schema_arrow.metadata or {}
-            labels = json.loads(metadata[b"lidframe"]).get("labels")
-        except (KeyError, ValueError, TypeError, OSError, pa.ArrowInvalid):
-            continue
-        if isinstance(labels, dict) and labels:
-            return {str(alias): tuple(map(str, codes)) for alias, codes in labels.items()}
-    return {}
-
-
-def check_writable(out: str, storage_options: Mapping[str, Any] | None = None) -> None:
-    """Raise :class:`ConfigError` unless ``out`` is (or can be made) a folder one can write into."""
-    try:
-        fs, root = _fs(out, storage_options)
-        if fs.exists(root) and not fs.isdir(root):
-            raise ConfigError(f"--out {out} is a file, not a folder")
-        fs.makedirs(root, exist_ok=True)
-        probe = f"{root}/.lidframe-probe-{uuid.uuid4().hex}"
-        with fs.open(probe, "wb") as fh:
-            fh.write(b"lidframe")
-        fs.rm(probe)
-    except ConfigError:
-        raise
-    except Exception as exc:
-        text = " ".join(str(exc).split())
-        raise ConfigError(f"--out {out} is not writable: {type(exc).__name__}: {text}") from exc
-
-
-def claim_folder(
-    out: str,
-    job_id: str,
-    *,
-    storage_options: Mapping[str, Any] | None = None,
-    overwrite: bool = False,
-    known_owner: str | None = None,
-    details: Mapping[str, Any] | None = None,
-) -> None:
-    """Make ``out`` the folder of ``job_id``, or raise :class:`ConfigError` saying why it is not.
-
-    Refused when ``out`` is a file, cannot be written, or holds another job's parts (named by its
-    ``_lidframe_job.json``; ``known_owner`` is the job that the job database says last wrote there,
-    for folders written before the marker existed). With ``overwrite``, another job's parts and
-    staged files are deleted first. Writing the marker is also the check that ``out`` is writable.
-    """
-    try:
-        fs, root = _fs(out, storage_options)
-        if fs.exists(root) and not fs.isdir(root):
-            raise ConfigError(f"--out {out} is a file, not a folder")
-        fs.makedirs(root, exist_ok=True)
-        marker = f"{root}/{MARKER}"
-        owner = _read_owner(fs, marker)
-        parts = part_files(out, storage_options)
-        if owner is None and parts:
-            owner = known_owner or "an unknown job"
-        if owner is not None and owner != job_id:
-            if not overwrite:
-                raise ConfigError(
-                    f"--out {out} holds the results of {_job_words(owner)} ({len(parts)} part "
-                    f"files) and a folder holds one job's results: choose another --out, or "
-                    f"pass --overwrite to delete them and write job {job_id} there"
-                )
-            for path in parts:
-                fs.rm(path.split("://", 1)[-1])
-            if fs.exists(f"{root}/{STAGING}"):
-                fs.rm(f"{root}/{STAGING}", recursive=True)
-        record = {
-            "job_id": job_id,
-            "claimed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        record.update(details or {})
-        tmp = f"{root}/.{MARKER}.{uuid.uuid4().hex}.tmp"
-        with fs.open(tmp, "w") as fh:
-            fh.write(json.dumps(record, indent=1, default=str))
-        fs.mv(tmp, marker)
-        if _read_owner(fs, marker) != job_id:  # another job claimed it at the same moment
-            raise ConfigError(f"--out {out} was just claimed by another job; choose another --out")
-    except ConfigError:
-        raise
-    except (OSError, ValueError) as exc:
-        raise ConfigError(
-            f"--out {out} is not a writable folder: {type(exc).__name__}: {exc}"
-        ) from exc
-
-
-def _job_words(owner: str) -> str:
-    return owner if owner == "an unknown job" else f"job {owner}"
-
-
-def _read_owner(fs: Any, marker: str) -> str | None:
-    try:
-        with fs.open(marker, "r") as fh:
-            return str(json.load(fh)["job_id"])
-    except FileNotFoundError:
-        return None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"{marker} is not a lidframe folder marker ({exc}); remove it") from exc
