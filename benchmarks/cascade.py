@@ -93,10 +93,8 @@ def per_clip_seconds(models, df: pd.DataFrame, speech) -> list[np.ndarray]:
 
 def replay(full: pd.DataFrame, aliases: list[str], threshold: float, cons) -> pd.DataFrame:
     """The every-model frame as a cascade at ``threshold`` would have left it (two models)."""
-    from lidframe.cascade import Cascade
     from lidframe.columns import asked_value, model_columns
-    from lidframe.consensus import consensus_frame
-    from lidframe.consensus_inputs import topk_pairs
+    from lidframe.consensus import Cascade, consensus_frame, topk_pairs
 
     cascade = Cascade(threshold, cons)
     first, second = aliases
@@ -131,8 +129,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from lidframe.cascade import Cascade
-    from lidframe.consensus import ConsensusConfig
+    from lidframe.consensus import Cascade, ConsensusConfig
     from lidframe.kernel import KernelConfig, identify_partition
     from lidframe.models import load_model, parse_model
     from lidframe.speech import SpeechConfig

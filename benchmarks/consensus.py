@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from lidframe.consensus import POLICIES, ConsensusConfig, consensus_rows
-from lidframe.consensus_frames import consensus_columns
+from lidframe.consensus._frames import consensus_columns
 from lidframe.dataframes import cudf_imports
 
 LANGS = ["de", "en", "es", "fi", "fr", "it", "nb", "nl", "nn", "no", "pl", "sv"]

@@ -14,14 +14,9 @@ import pytest
 
 import lidframe
 from lidframe import ConfigError
-from lidframe.calibration import (
-    Calibration,
-    evaluate_consensus,
-    fit_calibration,
-    load_calibration,
-)
 from lidframe.columns import column_alias
-from lidframe.consensus import ConsensusConfig, consensus_config
+from lidframe.consensus import Calibration, ConsensusConfig, consensus_config, load_calibration
+from lidframe.eval.calibrate import evaluate_consensus, fit_calibration
 from lidframe.eval.metrics import expected_calibration_error
 from lidframe.testing import make_corpus
 

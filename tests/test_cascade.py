@@ -20,9 +20,8 @@ import pytest
 import sqlalchemy as sa
 
 import lidframe
-from lidframe.cascade import ESCALATE_BELOW, Cascade
 from lidframe.columns import asked_aliases, asked_value, column_alias
-from lidframe.consensus import ConsensusConfig, consensus_frame
+from lidframe.consensus import ESCALATE_BELOW, Cascade, ConsensusConfig, consensus_frame
 from lidframe.errors import ConfigError
 from lidframe.kernel import KernelConfig, identify_partition
 from lidframe.models import parse_model

@@ -1,4 +1,4 @@
-"""The consensus as frame operations (lidframe.consensus_frames) against decide() row by row.
+"""The consensus as frame operations (lidframe.consensus._frames) against decide() row by row.
 
 Random partitions (1-4 models, top-k 1-5, equivalent codes, ties, null/NaN/empty lists, entries
 without a language or probability, weights including 0, temperatures, label counts, every policy,
@@ -26,7 +26,7 @@ from lidframe.consensus import (
     consensus_meta,
     consensus_rows,
 )
-from lidframe.consensus_frames import consensus_columns
+from lidframe.consensus._frames import consensus_columns
 from lidframe.languages import DEFAULT_EQUIVALENCE, NO_EQUIVALENCE
 
 LANGS = ["de", "en", "fr", "nb", "nn", "no", "pl", "sv"]

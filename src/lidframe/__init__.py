@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from lidframe.audio import AudioConfig, decode_window
-    from lidframe.calibration import Calibration, fit_calibration, load_calibration
-    from lidframe.consensus import consensus
+    from lidframe.consensus import Calibration, consensus, load_calibration
     from lidframe.errors import (
         AudioError,
         ConfigError,
@@ -26,6 +25,7 @@ if TYPE_CHECKING:
         ModelError,
     )
     from lidframe.eval import Evaluation, evaluate
+    from lidframe.eval.calibrate import fit_calibration
     from lidframe.manifest import open_manifest, read_manifest
     from lidframe.models import LidModel, ModelSpec, available_models, load_model, parse_model
     from lidframe.pipeline import identify, run
@@ -40,9 +40,9 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "AudioConfig": "lidframe.audio",
     "decode_window": "lidframe.audio",
-    "Calibration": "lidframe.calibration",
-    "fit_calibration": "lidframe.calibration",
-    "load_calibration": "lidframe.calibration",
+    "Calibration": "lidframe.consensus",
+    "fit_calibration": "lidframe.eval.calibrate",
+    "load_calibration": "lidframe.consensus",
     "consensus": "lidframe.consensus",
     "AudioError": "lidframe.errors",
     "ConfigError": "lidframe.errors",

@@ -174,7 +174,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from lidframe.audio import AudioConfig
-    from lidframe.cascade import ESCALATE_BELOW
+    from lidframe.consensus import ESCALATE_BELOW
     from lidframe.pipeline import run
     from lidframe.speech import SpeechConfig
 
@@ -291,7 +291,7 @@ def _quiet_shutdown() -> None:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from lidframe.calibration import calibrate_results
+    from lidframe.eval.calibrate import calibrate_results
 
     fitted = calibrate_results(
         args.results,

@@ -33,9 +33,8 @@ import numpy as np
 import pandas as pd
 
 from lidframe.audio import AudioConfig, DecoderUnavailable, decoder_pool
-from lidframe.cascade import Cascade
 from lidframe.columns import ROW, asked_value, cascade_values, model_values, speech_values
-from lidframe.consensus_inputs import topk_pairs
+from lidframe.consensus import Cascade, topk_pairs
 from lidframe.errors import AudioError, ConfigError
 from lidframe.model_faults import PassSize, model_failure, predict_clips
 from lidframe.models import LidModel, ModelSpec, load_model

@@ -28,10 +28,9 @@ import dask.dataframe as dd
 from distributed import Client
 
 from lidframe.audio import AudioConfig, with_io_timeouts
-from lidframe.cascade import Cascade
 from lidframe.cluster import connect
 from lidframe.columns import result_meta, result_schema
-from lidframe.consensus import ConsensusConfig, consensus_config, consensus_meta
+from lidframe.consensus import Cascade, ConsensusConfig, consensus_config, consensus_meta
 from lidframe.dataframes import on_backend, resolve_backend
 from lidframe.errors import JobInterrupted, ManifestError
 from lidframe.fidelity import check_settings
@@ -78,7 +77,7 @@ def identify(
     ``speech`` sets voice activity, ``und`` for no speech and encoder context
     (:class:`~lidframe.speech.SpeechConfig`; default: its defaults). ``cascade`` runs the models in
     order, each on the rows the ones before left below that support (a number, with the default
-    consensus, or a :class:`~lidframe.cascade.Cascade`; see :mod:`lidframe.cascade`).
+    consensus, or a :class:`~lidframe.consensus._cascade.Cascade`; see :mod:`lidframe.consensus._cascade`).
 
     ``backend`` (:mod:`lidframe.dataframes`): ``cudf`` gives a dask-cuDF frame, ``pandas`` a pandas
     one, ``auto`` a cuDF one when the models run on a GPU and cuDF imports. ``ddf`` may be either:

@@ -42,7 +42,7 @@ class RunConfig:
     audio: AudioConfig = setting(identity=True, factory=AudioConfig)
     speech: SpeechConfig = setting(identity=True, factory=SpeechConfig)
     consensus_policy: str = setting("majority", identity=True)
-    # Escalate-below threshold of a cascade (lidframe.cascade); None: every model on every row.
+    # Escalate-below threshold of a cascade (lidframe.consensus._cascade); None: every model on every row.
     cascade: float | None = setting(None, identity=True)
     min_prob: float = setting(0.0, identity=True)
     # A Calibration or the path of its JSON file; recorded by its fitted values.
@@ -85,7 +85,7 @@ class RunConfig:
                 f"partition_rows must be a positive integer, got {self.partition_rows!r}"
             )
         if self.cascade is not None:
-            from lidframe.cascade import check_threshold
+            from lidframe.consensus import check_threshold
 
             object.__setattr__(self, "cascade", check_threshold(self.cascade))
             if len(models) < 2:
@@ -108,7 +108,7 @@ class RunConfig:
         if self.speech is None:
             object.__setattr__(self, "speech", SpeechConfig())
         if self.calibration is not None:
-            from lidframe.calibration import load_calibration
+            from lidframe.consensus import load_calibration
 
             object.__setattr__(self, "calibration", load_calibration(self.calibration))
         identity(self)  # every field declares whether it is identifying

@@ -35,7 +35,7 @@ import numpy as np
 import pyarrow as pa
 
 from lidframe.columns import CONSENSUS, model_columns
-from lidframe.consensus_settings import (
+from lidframe.consensus._settings import (
     DEFAULT_LABEL_COUNT,
     LOG_FLOOR,
     UNDETERMINED,

@@ -9,96 +9,31 @@ beyond). A grid is plenty for a handful of parameters, is deterministic, and nee
 dependency. The result is a small JSON file that ``run`` and ``consensus`` accept.
 
 This module depends on :mod:`lidframe.consensus` (it fits its settings), never the other way round:
-the consensus reads a calibration file through :mod:`lidframe.consensus_inputs`.
+the consensus reads a calibration file through :mod:`lidframe.consensus._rows`.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import fsspec
 import numpy as np
 import pandas as pd
 
 from lidframe.columns import model_columns
-from lidframe.consensus import ConsensusConfig, decide, supports
-from lidframe.consensus_inputs import read_calibration_file, topk_pairs
+from lidframe.consensus import Calibration, ConsensusConfig, decide, supports, topk_pairs
 from lidframe.errors import ConfigError
 from lidframe.eval.metrics import expected_calibration_error
 from lidframe.languages import DEFAULT_EQUIVALENCE, LanguageEquivalence
 
-__all__ = [
-    "Calibration",
-    "calibrate_results",
-    "evaluate_consensus",
-    "fit_calibration",
-    "load_calibration",
-]
+__all__ = ["calibrate_results", "evaluate_consensus", "fit_calibration"]
 
 _TEMPERATURES = tuple(float(t) for t in np.geomspace(0.05, 20.0, 61))
 _WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
 _EPS = 1e-6
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """Fitted consensus settings; saved as JSON."""
-
-    # The consensus policy the weights were fitted for.
-    policy: str
-    # Per-model temperature and weight, by column alias.
-    temperatures: dict[str, float]
-    weights: dict[str, float]
-    # Labelled rows used for the fit.
-    rows: int
-    # Accuracy / ECE / NLL on the fitted rows, before and after (for the record).
-    report: dict[str, Any] = field(default_factory=dict)
-
-    def consensus_config(
-        self, min_prob: float = 0.0, equivalence: LanguageEquivalence = DEFAULT_EQUIVALENCE
-    ) -> ConsensusConfig:
-        return ConsensusConfig(
-            policy=self.policy,
-            min_prob=min_prob,
-            weights=self.weights,
-            temperatures=self.temperatures,
-            equivalence=equivalence,
-        )
-
-    def save(self, path: str | os.PathLike[str]) -> None:
-        with fsspec.open(os.fspath(path), "w") as fh:
-            json.dump(asdict(self), fh, indent=2, sort_keys=True)
-
-    def describe(self, saved_to: str | os.PathLike[str]) -> str:
-        """What was fitted, as ``lidframe calibrate`` prints it: per model its temperature and
-        weight, then accuracy, ECE and NLL before and after (``saved_to``: where it was saved)."""
-        aliases = list(self.temperatures)
-        lines = [
-            f"calibrated {', '.join(aliases)} on {self.rows} labelled rows -> {os.fspath(saved_to)}"
-        ]
-        lines += [
-            f"  {a}: temperature {self.temperatures[a]:.3f}, weight {self.weights[a]:g}"
-            for a in aliases
-        ]
-        for name in ("before", "after"):
-            m = self.report[name]
-            lines.append(
-                f"  {name}: accuracy {m['accuracy']:.3f}, ECE {m['ece']:.3f}, NLL {m['nll']:.3f}"
-            )
-        return "\n".join(lines)
-
-
-def load_calibration(path: str | os.PathLike[str] | Calibration) -> Calibration:
-    """Read a calibration JSON file (a :class:`Calibration` passes through)."""
-    if isinstance(path, Calibration):
-        return path
-    return Calibration(**read_calibration_file(path))
 
 
 def calibrate_results(

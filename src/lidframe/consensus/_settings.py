@@ -1,10 +1,5 @@
-"""How per-model answers are combined: :class:`ConsensusConfig` and the constants both
-implementations of the consensus share.
-
-:mod:`lidframe.consensus` (the row-by-row reference, :func:`~lidframe.consensus.decide`) and
-:mod:`lidframe.consensus_frames` (the same reduction as frame operations, on pandas or cuDF) read
-these; keeping them here lets each import them without importing the other.
-"""
+"""How per-model answers are combined: :class:`ConsensusConfig`, and the constants that the row
+reference and the frame operations share."""
 
 from __future__ import annotations
 

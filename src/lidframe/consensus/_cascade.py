@@ -1,9 +1,9 @@
 """Cheap model first: a row goes on to the next model only while the models so far are unsure.
 
 With a cascade (``--cascade``, ``run(cascade=P)``) the kernel runs the job's models in the order
-given, each on a window of rows at once (so batching is kept), and after each model decides for
+given, each on a group of rows at once (so batching is kept), and after each model decides for
 every row whether it is settled: the consensus support of the models that have answered so far
-(:func:`lidframe.consensus.decide`, with the job's policy, weights and temperatures) is at least
+(:func:`~lidframe.consensus.decide`, with the job's policy, weights and temperatures) is at least
 ``escalate_below``. Only the rows that are not settled go to the next model. A row the last model
 answered, or that no model could answer, is not sent further: there is nowhere to go.
 
@@ -24,7 +24,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from lidframe.consensus import ConsensusConfig, decide
+from lidframe.consensus._rows import decide
+from lidframe.consensus._settings import ConsensusConfig
 from lidframe.errors import ConfigError
 
 __all__ = ["ESCALATE_BELOW", "Cascade", "check_threshold"]
