@@ -96,10 +96,10 @@ def replay(full: pd.DataFrame, aliases: list[str], threshold: float, cons) -> pd
     from lidframe.columns import asked_value, model_columns
     from lidframe.consensus import Cascade, consensus_frame, topk_pairs
 
-    cascade = Cascade(threshold, cons)
+    cascade = Cascade(threshold)
     first, second = aliases
     settled = np.array(
-        [cascade.settled({first: topk_pairs(t)}) for t in full[f"{first}_topk"].tolist()]
+        [cascade.settled({first: topk_pairs(t)}, cons) for t in full[f"{first}_topk"].tolist()]
     )
     frame = full.drop(columns=["lang", "agree", "n_agree", "consensus_prob", "consensus_method"])
     frame["models_asked"] = pd.array(
@@ -216,7 +216,11 @@ def main() -> None:
             )
         for _, (t, _, sent) in runs:
             cascaded = KernelConfig(
-                models=specs, batch_size=args.batch_size, speech=speech, cascade=Cascade(t, cons)
+                models=specs,
+                batch_size=args.batch_size,
+                speech=speech,
+                cascade=Cascade(t),
+                consensus=cons,
             )
             started = time.perf_counter()
             real = identify_partition(df, cascaded)

@@ -1,4 +1,4 @@
-"""Half precision checked against float32 (lidframe.fidelity): real whisper-base, espeak-ng speech.
+"""Half precision checked against float32 (lidframe.kernel._fidelity): real whisper-base, espeak-ng speech.
 
 bfloat16 and float16 run on the CPU in torch, so the check's figures, a job's fallback to float32
 and ``lidframe check`` are tested here on the CPU; the agreement a GPU must reach is the one test
@@ -20,7 +20,7 @@ import pytest
 import lidframe
 from conftest import start_local_cluster
 from lidframe.errors import ConfigError
-from lidframe.fidelity import check_fidelity, fidelity_lines
+from lidframe.kernel import check_fidelity, fidelity_lines
 from lidframe.models import parse_model
 from lidframe.models.base import resolve_dtype
 from lidframe.models.registry import resolved_spec

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -181,27 +182,25 @@ def test_whisper_base_runs_on_gpu_workers(tmp_path):
 
 
 def test_a_gpu_worker_sizes_passes_by_seconds_unless_the_job_says():
-    from dataclasses import replace
-
-    import pyarrow as pa
-
-    from lidframe.kernel import CPU_BATCH_SIZE, GPU_BATCH_SECONDS, GPU_BATCH_SIZE, KernelConfig
-    from lidframe.partition_task import PartitionTask
-
-    def task(device: str, auto: bool) -> PartitionTask:
-        spec = ModelSpec(name="m", family="loudness", source="m", device=device)
-        kernel = KernelConfig(models=(spec,), batch_size=CPU_BATCH_SIZE)
-        return PartitionTask(job_id="j", manifest=None, kernel=kernel, aliases=("m",),  # type: ignore[arg-type]
-                             consensus=None, out="o", schema=pa.schema([]), auto_batches=auto)  # fmt: skip
-
-    gpu = task("cuda", auto=True).worker_kernel()
-    assert (gpu.batch_size, gpu.batch_seconds) == (GPU_BATCH_SIZE, GPU_BATCH_SECONDS)
-    for unchanged in (task("cpu", auto=True), task("cuda", auto=False)):
-        kernel = unchanged.worker_kernel()
-        assert (kernel.batch_size, kernel.batch_seconds) == (CPU_BATCH_SIZE, None)
-    assert (
-        replace(task("cuda", auto=True), auto_batches=False).worker_kernel().batch_seconds is None
+    from lidframe.kernel import (
+        CPU_BATCH_SIZE,
+        CPU_DECODE_THREADS,
+        GPU_BATCH_SECONDS,
+        GPU_BATCH_SIZE,
+        KernelConfig,
+        Sizes,
     )
+
+    def kernel(device: str, **settings: Any) -> KernelConfig:
+        spec = ModelSpec(name="m", family="loudness", source="m", device=device)
+        return KernelConfig(models=(spec,), **settings)
+
+    assert kernel("cuda").sizes() == Sizes(GPU_BATCH_SIZE, GPU_BATCH_SECONDS, gpu_decode_threads())
+    assert kernel("cpu").sizes() == Sizes(CPU_BATCH_SIZE, None, CPU_DECODE_THREADS)
+    assert kernel("cuda", batch_size=8).sizes().batch_seconds is None
+    given = kernel("cuda", batch_seconds=60.0, decode_threads=3).sizes()
+    assert given == Sizes(CPU_BATCH_SIZE, 60.0, 3)
+    assert kernel("cpu", batch_size=2, decode_threads=1).sizes() == Sizes(2, None, 1)
 
 
 def test_batch_settings_are_checked_in_one_line():

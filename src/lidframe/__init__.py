@@ -26,9 +26,10 @@ if TYPE_CHECKING:
     )
     from lidframe.eval import Evaluation, evaluate
     from lidframe.eval.calibrate import fit_calibration
+    from lidframe.kernel import identify
     from lidframe.manifest import open_manifest, read_manifest
     from lidframe.models import LidModel, ModelSpec, available_models, load_model, parse_model
-    from lidframe.pipeline import identify, run
+    from lidframe.pipeline import run
     from lidframe.results import read_provenance, read_results
     from lidframe.run_config import RunConfig
     from lidframe.run_summary import RunSummary
@@ -63,7 +64,7 @@ _EXPORTS = {
     "RunConfig": "lidframe.run_config",
     "RunSummary": "lidframe.run_summary",
     "SpeechConfig": "lidframe.speech",
-    "identify": "lidframe.pipeline",
+    "identify": "lidframe.kernel",
     "run": "lidframe.pipeline",
     "read_provenance": "lidframe.results",
     "read_results": "lidframe.results",

@@ -237,12 +237,11 @@ def _run(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     """``lidframe check``: the half-precision check a job runs, alone; 1 when a model fails it."""
-    from lidframe.fidelity import check_settings, fidelity_lines
-    from lidframe.kernel import KernelConfig
+    from lidframe.kernel import KernelConfig, check_fidelity_settings, fidelity_lines
     from lidframe.models import parse_model
     from lidframe.precision import check_models
 
-    check_settings(args.clips, args.threshold)
+    check_fidelity_settings(args.clips, args.threshold)
     specs = tuple(parse_model(m, device=args.device, dtype=args.dtype) for m in args.models)
     kernel = KernelConfig(
         models=specs,

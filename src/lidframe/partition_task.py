@@ -11,19 +11,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 
 from lidframe.columns import cascade_values, null_model_values, speech_values
-from lidframe.consensus import ConsensusConfig, consensus_frame
+from lidframe.consensus import consensus_frame
 from lidframe.dataframes import local_backend
 from lidframe.errors import StorageAccessDenied
-from lidframe.kernel import GPU_BATCH_SECONDS, GPU_BATCH_SIZE, KernelConfig, identify_partition
+from lidframe.kernel import KernelConfig, identify_partition
 from lidframe.manifest import Manifest, PlannedPartition, read_partition
-from lidframe.models.base import resolve_device
 from lidframe.results import part_provenance, write_staged
 from lidframe.store.results import PartitionRows, frame_rows
 
@@ -38,10 +37,8 @@ class PartitionTask:
 
     job_id: str
     manifest: Manifest
+    # The models and how they run; its consensus (None: one model) adds the consensus columns.
     kernel: KernelConfig
-    # Consensus over these aliases (empty: a single model, no consensus columns).
-    aliases: tuple[str, ...]
-    consensus: ConsensusConfig | None
     out: str
     schema: pa.Schema
     out_options: Mapping[str, Any] = field(default_factory=dict)
@@ -52,28 +49,8 @@ class PartitionTask:
     settings: Mapping[str, Any] = field(default_factory=dict)
     # Seconds between two progress reports of one task.
     progress_every: float = 2.0
-    # The job left decode threads to the workers: on one whose models run on a GPU, the kernel's
-    # decode_threads become the host's cores per GPU (lidframe.cluster.gpu_decode_threads).
-    auto_decode_threads: bool = False
-    # The job left the size of forward passes to the workers: on one whose models run on a GPU,
-    # passes hold up to GPU_BATCH_SIZE clips within GPU_BATCH_SECONDS (lidframe.kernel).
-    auto_batches: bool = False
     # Dataframe library of the consensus on the worker: pandas, cudf or auto (lidframe.dataframes).
     backend: str = "pandas"
-
-    def worker_kernel(self) -> KernelConfig:
-        """The kernel settings for this worker (on a GPU: decode threads sized to its cores per
-        GPU, and passes sized by a seconds budget)."""
-        if not any(resolve_device(m.device).startswith("cuda") for m in self.kernel.models):
-            return self.kernel
-        kernel = self.kernel
-        if self.auto_decode_threads:
-            from lidframe.cluster import gpu_decode_threads
-
-            kernel = replace(kernel, decode_threads=gpu_decode_threads())
-        if self.auto_batches:
-            kernel = replace(kernel, batch_size=GPU_BATCH_SIZE, batch_seconds=GPU_BATCH_SECONDS)
-        return kernel
 
 
 class _Progress:
@@ -112,7 +89,7 @@ def process_partition(
     progress = _Progress(part.partition, token, task.progress_every)
     rows = read_partition(task.manifest, part)
     usable = rows["error"].isna()
-    frame = identify_partition(rows[usable].drop(columns="error"), task.worker_kernel(), progress)
+    frame = identify_partition(rows[usable].drop(columns="error"), task.kernel, progress)
     errors = frame["error"].dropna()
     if len(frame) and len(errors) == len(frame) and errors.str.startswith("access_denied").all():
         raise StorageAccessDenied(
@@ -150,9 +127,10 @@ def _unanswered(rows: pd.DataFrame, task: PartitionTask) -> pd.DataFrame:
 
 
 def _finish(frame: pd.DataFrame, partition: int, token: str, task: PartitionTask) -> PartitionRows:
-    if task.consensus is not None:
+    if task.kernel.consensus is not None:
+        aliases = [m.alias for m in task.kernel.models]
         backend = local_backend(task.backend)
-        frame = consensus_frame(frame, task.aliases, task.consensus, backend=backend)
+        frame = consensus_frame(frame, aliases, task.kernel.consensus, backend=backend)
     _stage(frame, partition, token, task)
     return frame_rows(frame, task.job_id, partition, [m.alias for m in task.kernel.models])
 

@@ -20,28 +20,26 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from contextlib import ExitStack
 from typing import Any
 
-import dask.dataframe as dd
 from distributed import Client
 
-from lidframe.audio import AudioConfig, with_io_timeouts
+from lidframe.audio import with_io_timeouts
 from lidframe.cluster import connect
 from lidframe.columns import result_meta, result_schema
-from lidframe.consensus import Cascade, ConsensusConfig, consensus_config, consensus_meta
-from lidframe.dataframes import on_backend, resolve_backend
+from lidframe.consensus import consensus_config, consensus_meta
+from lidframe.dataframes import resolve_backend
 from lidframe.errors import JobInterrupted, ManifestError
-from lidframe.fidelity import check_settings
 from lidframe.job import JobSpec, check_job_id, environment
 from lidframe.job_database import database_url, default_db, job_database, nothing_to_do
-from lidframe.kernel import CPU_BATCH_SIZE, KernelConfig, identify_partition
-from lidframe.load_feedback import identify_partition_saying_loads
+from lidframe.kernel import (
+    KernelConfig,
+    check_fidelity_settings,
+)
 from lidframe.manifest import open_manifest
 from lidframe.models import parse_model
-from lidframe.models.base import resolve_device
-from lidframe.models.registry import runtime_factories
 from lidframe.orchestrator import JobSettings, Progress, reconcile_parts, run_partitions
 from lidframe.partition_task import PartitionTask
 from lidframe.precision import settle_precision
@@ -49,68 +47,9 @@ from lidframe.preflight import preflight_models
 from lidframe.results import check_writable, claim_folder
 from lidframe.run_config import RunConfig
 from lidframe.run_summary import RunSummary, summarize
-from lidframe.speech import SpeechConfig
 
 # RunConfig, RunSummary and default_db live in run_config, run_summary and job_database; re-exported.
-__all__ = ["RunConfig", "RunSummary", "default_db", "identify", "run"]
-
-
-def identify(
-    ddf: dd.DataFrame,
-    models: Sequence[str] = ("whisper-base",),
-    *,
-    batch_size: int = CPU_BATCH_SIZE,
-    batch_seconds: float | None = None,
-    top_k: int = 5,
-    device: str = "auto",
-    dtype: str = "float32",
-    audio: AudioConfig | None = None,
-    speech: SpeechConfig | None = None,
-    storage_options: Mapping[str, Any] | None = None,
-    decode_threads: int = 4,
-    cascade: Cascade | float | None = None,
-    backend: str = "auto",
-    verbose: bool = True,
-) -> dd.DataFrame:
-    """Add ``error``, speech and per-model language columns to a manifest dataframe (lazy).
-
-    ``speech`` sets voice activity, ``und`` for no speech and encoder context
-    (:class:`~lidframe.speech.SpeechConfig`; default: its defaults). ``cascade`` runs the models in
-    order, each on the rows the ones before left below that support (a number, with the default
-    consensus, or a :class:`~lidframe.consensus._cascade.Cascade`; see :mod:`lidframe.consensus._cascade`).
-
-    ``backend`` (:mod:`lidframe.dataframes`): ``cudf`` gives a dask-cuDF frame, ``pandas`` a pandas
-    one, ``auto`` a cuDF one when the models run on a GPU and cuDF imports. ``ddf`` may be either:
-    the kernel takes pandas partitions, so a cuDF manifest crosses to pandas before it
-    (``to_backend``) and the results cross back after it.
-
-    Nothing runs until the result is computed. Then each process loads the models once, saying so
-    on its stderr unless ``verbose`` is False (:mod:`lidframe.load_feedback`). ``head()`` computes
-    the whole first partition: :func:`~lidframe.manifest.read_manifest` keeps it small; for a frame
-    of your own, ``lidframe.identify(ddf.head(8, compute=False))`` looks at a few rows only.
-    """
-    if isinstance(models, str):
-        models = [models]
-    specs = tuple(parse_model(m, device=device, dtype=dtype) for m in models)
-    config = KernelConfig(
-        models=specs,
-        families=runtime_factories(specs),
-        batch_size=batch_size,
-        batch_seconds=batch_seconds,
-        top_k=top_k,
-        audio=audio or AudioConfig(),
-        speech=speech or SpeechConfig(),
-        storage_options=dict(storage_options or {}),
-        decode_threads=decode_threads,
-        cascade=cascade if cascade is None or isinstance(cascade, Cascade) else Cascade(cascade),
-    )
-    gpus = any(resolve_device(m.device).startswith("cuda") for m in specs)
-    resolved = resolve_backend(backend, gpus=gpus)
-    host = on_backend(ddf, "pandas")
-    meta = result_meta(host._meta, [m.alias for m in config.models])
-    kernel = identify_partition_saying_loads if verbose else identify_partition
-    out = host.map_partitions(kernel, config, meta=meta, enforce_metadata=False)
-    return on_backend(out, resolved)
+__all__ = ["RunConfig", "RunSummary", "default_db", "run"]
 
 
 def run(
@@ -136,7 +75,7 @@ def run(
     elsewhere. Half precision is checked against float32 first, on the first
     ``fidelity_clips`` clips with speech: when a model's top-1 agreement is below
     ``fidelity_threshold`` the job runs in float32. The figures are printed, stored with the job
-    and in ``summary.fidelity`` (see :mod:`lidframe.fidelity`).
+    and in ``summary.fidelity`` (see :mod:`lidframe.kernel._fidelity`).
 
     Runs on ``client`` (a ``distributed.Client``), else on the cluster at ``scheduler``, else on
     the client Dask would use (``distributed.default_client()``: in a notebook, the ``Client`` made
@@ -175,7 +114,7 @@ def run(
         config = dataclasses.replace(config, **settings) if settings else config
     else:
         config = RunConfig.of(**settings)
-    check_settings(config.fidelity_clips, config.fidelity_threshold)
+    check_fidelity_settings(config.fidelity_clips, config.fidelity_threshold)
     if config.backend == "cudf":
         resolve_backend("cudf", gpus=True)  # cuDF must import before any work
     specs = tuple(
@@ -203,21 +142,20 @@ def run(
         if len(aliases) > 1
         else None
     )
-    kernel = KernelConfig(
-        models=specs,
-        families=runtime_factories(specs),
-        batch_size=config.batch_size or CPU_BATCH_SIZE,
+    kernel = KernelConfig.for_models(
+        config.models,
+        device=config.device,
+        dtype=config.dtype,
+        batch_size=config.batch_size,
         batch_seconds=config.batch_seconds,
         top_k=config.top_k,
         audio=audio,
         speech=config.speech,
-        storage_options=dict(config.storage_options or {}),
-        cascade=None
-        if config.cascade is None
-        else Cascade(config.cascade, cons or ConsensusConfig()),
+        storage_options=config.storage_options,
+        decode_threads=config.decode_threads,
+        cascade=config.cascade,
+        consensus=cons,
     )
-    if config.decode_threads is not None:
-        kernel = dataclasses.replace(kernel, decode_threads=config.decode_threads)
     db_url = database_url(config.db, out)
     job_id: str | None = None
     fidelity: dict[str, Any] | None = None
@@ -252,14 +190,10 @@ def run(
                 job_id=job_id,
                 manifest=source,
                 kernel=kernel,
-                aliases=tuple(aliases),
-                consensus=cons,
                 out=out,
                 schema=result_schema(meta, aliases),
                 out_options=out_options,
                 settings=spec.config,
-                auto_decode_threads=config.decode_threads is None,
-                auto_batches=config.batch_size is None and config.batch_seconds is None,
                 backend=config.backend,
             )
 
@@ -322,19 +256,11 @@ def run(
                         threshold=config.fidelity_threshold,
                     )
                     labels = preflight_models(client, kernel)
-                    counted = (
-                        None
-                        if cons is None
-                        else dataclasses.replace(
-                            cons, label_counts={a: len(codes) for a, codes in labels.items()}
-                        )
-                    )
-                    task = dataclasses.replace(
-                        task,
-                        labels=labels,
-                        consensus=counted,
-                        kernel=_with_cascade_consensus(kernel, counted),
-                    )
+                    if kernel.consensus is not None:
+                        counts = {a: len(codes) for a, codes in labels.items()}
+                        counted = dataclasses.replace(kernel.consensus, label_counts=counts)
+                        kernel = dataclasses.replace(kernel, consensus=counted)
+                    task = dataclasses.replace(task, labels=labels, kernel=kernel)
                     take_over()
                     store.record_labels(job_id, labels)
                     if fidelity is not None:
@@ -367,13 +293,6 @@ def run(
         raise JobInterrupted(message, exit_status=status) from None
     summary.seconds = time.perf_counter() - started
     return summary
-
-
-def _with_cascade_consensus(kernel: KernelConfig, cons: ConsensusConfig | None) -> KernelConfig:
-    """``kernel`` whose cascade settles rows with the job's consensus (label counts known)."""
-    if kernel.cascade is None or cons is None:
-        return kernel
-    return dataclasses.replace(kernel, cascade=dataclasses.replace(kernel.cascade, consensus=cons))
 
 
 def _absolute(url: str) -> str:

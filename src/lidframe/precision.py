@@ -3,7 +3,7 @@
 Before a job's partitions are scheduled, a task on a worker (where the GPU is) resolves each model's
 dtype as that worker would (``auto``: bfloat16 on a GPU with native bfloat16, float16 on an older
 GPU, float32 on the CPU or for a float32-only family: :func:`lidframe.models.base.resolve_dtype`).
-When one resolves to half precision, :func:`lidframe.fidelity.check_fidelity` compares it with
+When one resolves to half precision, :func:`lidframe.kernel._fidelity.check_fidelity` compares it with
 float32 on the first clips of the manifest; the job then runs in the dtypes that worker resolved
 when every model passed, and in float32 when one failed ("falls back"). Either way the kernel's
 model specs carry the settled dtype, so every worker of the job runs what was checked, and the
@@ -19,8 +19,7 @@ from dataclasses import replace
 from typing import Any
 
 from lidframe.errors import LidframeError, ModelError
-from lidframe.fidelity import FidelityReport, check_fidelity, fidelity_lines
-from lidframe.kernel import KernelConfig
+from lidframe.kernel import FidelityReport, KernelConfig, check_fidelity, fidelity_lines
 from lidframe.manifest import Manifest
 from lidframe.models.registry import adopt_factories, release_model, resolved_spec
 from lidframe.models.spec import HALF_DTYPES

@@ -70,7 +70,7 @@ class RunConfig:
     stall_seconds: float = setting(600.0, identity=False)
     retry_dead: bool = setting(False, identity=False)
     overwrite: bool = setting(False, identity=False)
-    # The half-precision check against float32 (lidframe.fidelity): clips compared, least top-1
+    # The half-precision check against float32 (lidframe.kernel._fidelity): clips compared, least top-1
     # agreement (below it the job runs in float32).
     fidelity_clips: int = setting(32, identity=False)
     fidelity_threshold: float = setting(0.995, identity=False)

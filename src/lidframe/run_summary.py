@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from lidframe.fidelity import fidelity_lines
+from lidframe.kernel import fidelity_lines
 from lidframe.store.jobs import JobStore
 
 __all__ = ["RunSummary", "summarize"]
@@ -40,7 +40,7 @@ class RunSummary:
     skipped: int = 0
     dead: int = 0
     # This run's half-precision check against float32 (None: the job ran in float32 unchecked);
-    # the record stored with the job (lidframe.fidelity.FidelityReport.record, with ``fallback``).
+    # the record stored with the job (lidframe.kernel._fidelity.FidelityReport.record, with ``fallback``).
     fidelity: dict[str, Any] | None = None
 
     @property

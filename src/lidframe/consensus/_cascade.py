@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from lidframe.consensus._rows import decide
 from lidframe.consensus._settings import ConsensusConfig
@@ -51,14 +51,15 @@ class Cascade:
 
     # A row is settled once the consensus support of the models so far is at least this.
     escalate_below: float
-    # How the answers so far are combined (the job's consensus settings).
-    consensus: ConsensusConfig = field(default_factory=ConsensusConfig)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "escalate_below", check_threshold(self.escalate_below))
 
-    def settled(self, answers: Mapping[str, Sequence[tuple[str, float]] | None]) -> bool:
-        """Whether a row with these answers (alias -> top-k pairs, None: failed) stops here."""
+    def settled(
+        self, answers: Mapping[str, Sequence[tuple[str, float]] | None], consensus: ConsensusConfig
+    ) -> bool:
+        """Whether a row with these answers (alias -> top-k pairs, None: failed), combined by the
+        job's ``consensus``, stops here."""
         if not any(answers.values()):
             return False  # nobody answered yet: the next model may
-        return decide(answers, self.consensus).prob >= self.escalate_below
+        return decide(answers, consensus).prob >= self.escalate_below

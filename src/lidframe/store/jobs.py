@@ -135,7 +135,7 @@ class JobStore(Planning, Leases, Reads, Evaluations):
         self._tx(f"recording the label sets of job {job_id}", tx)
 
     def record_fidelity(self, job_id: str, record: Mapping[str, Any]) -> None:
-        """Record a run's half-precision check (:mod:`lidframe.fidelity`) in the job's row.
+        """Record a run's half-precision check (:mod:`lidframe.kernel._fidelity`) in the job's row.
 
         The newest check is the value; the checks of earlier runs of the job (a resume on other
         hardware checks again) are kept under its ``earlier`` key, newest first.

@@ -1,4 +1,4 @@
-"""Running one model over a window's clips so that a failure costs only the clips it is about.
+"""Running one model over a group's clips so that a failure costs only the clips it is about.
 
 * When a model raises on a batch, the clips are split in halves until the clips it fails on are
   alone; each of those gets ``model_failed: {alias}: ...`` and the others keep their answers. If

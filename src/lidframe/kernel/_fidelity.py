@@ -7,15 +7,13 @@ and in the half dtype, on the same device and the same prepared features of the 
 manifest that decode and have speech, and reports per model the clips compared, the share on which
 both give the same top-1 language, and the largest absolute difference of any probability. A model
 passes when the agreement is at least the threshold (default 99.5%). A job runs this before its
-partitions (:mod:`lidframe.precision`) and falls back to float32 when a model fails;
-``lidframe check`` runs it alone.
+partitions and falls back to float32 when a model fails; ``lidframe check`` runs it alone.
 
-The clips take the kernel's own path (:func:`lidframe.kernel._prepared_windows`): decoded in the
-decoder processes, cut to their speech by voice activity (:func:`lidframe.speech.listen`), and
-prepared by each model's :meth:`~lidframe.models.LidModel.prepare` (CPU, float32, the same for both
-dtypes); the forward passes run as the kernel runs them (:func:`lidframe.model_faults.predict_clips`), with
-its batch size and encoder context. So the figures are
-about the job's own clips as the job's models will hear them.
+The clips take the kernel's own path (``_prepare``): decoded in the decoder processes, cut to their
+speech by voice activity, and prepared by each model's :meth:`~lidframe.models.LidModel.prepare`
+(CPU, float32, the same for both dtypes); the forward passes run as the kernel runs them
+(``_faults``), with its pass size (as the checking worker settles it) and encoder context. So the
+figures are about the job's own clips as the job's models will hear them.
 """
 
 from __future__ import annotations
@@ -29,9 +27,10 @@ import numpy as np
 import pandas as pd
 
 from lidframe.errors import ConfigError
-from lidframe.kernel import KernelConfig, _prepared_windows
+from lidframe.kernel._config import KernelConfig, Sizes
+from lidframe.kernel._faults import PassSize, predict_clips
+from lidframe.kernel._prepare import prepared_groups
 from lidframe.manifest import Manifest, open_manifest, plan_partitions, read_partition
-from lidframe.model_faults import PassSize, predict_clips
 from lidframe.models import ModelSpec, load_model
 from lidframe.models.registry import adopt_factories
 
@@ -41,7 +40,7 @@ __all__ = [
     "FidelityReport",
     "ModelFidelity",
     "check_fidelity",
-    "check_settings",
+    "check_fidelity_settings",
     "compare_prepared",
     "fidelity_lines",
 ]
@@ -103,7 +102,7 @@ class FidelityReport:
         }
 
 
-def check_settings(clips: Any, threshold: Any) -> None:
+def check_fidelity_settings(clips: Any, threshold: Any) -> None:
     """Raise :class:`ConfigError` naming a bad clip count or threshold."""
     if isinstance(clips, bool) or not isinstance(clips, int) or clips <= 0:
         raise ConfigError(f"fidelity clips must be a positive integer, got {clips!r}")
@@ -130,7 +129,7 @@ def check_fidelity(
     carried families, as a job's kernel has them (its models are ignored; default: the defaults).
     Loads each model in both dtypes in this process (see :func:`~lidframe.models.load_model`).
     """
-    check_settings(clips, threshold)
+    check_fidelity_settings(clips, threshold)
     if not specs:
         raise ConfigError("at least one model is required")
     base = settings or KernelConfig(models=tuple(specs))
@@ -139,12 +138,13 @@ def check_fidelity(
     full = tuple(replace(s, dtype="float32") for s in specs)
     config = replace(base, models=full)
     adopt_factories(config.families)
-    features, rows_read = _first_features(manifest, config, clips)
+    sizes = config.sizes()
+    features, rows_read = _first_features(manifest, config, sizes, clips)
     found = compare_prepared(
         specs,
         dtype,
         features,
-        batch_size=config.batch_size,
+        batch_size=sizes.batch_size,
         context=config.speech.min_context,
         threshold=threshold,
     )
@@ -163,7 +163,7 @@ def compare_prepared(
     """Each model's figures on clips already prepared: ``features[i][m]`` is clip ``i`` as
     ``specs[m]`` prepares it.
 
-    Batches run as in the kernel (:func:`lidframe.model_faults.predict_clips`: a batch a model fails on is
+    Batches run as in the kernel (:func:`lidframe.kernel._faults.predict_clips`: a batch a model fails on is
     split down to the clips it fails on). A clip the model fails on in float32 is left out (it is
     that row's error in any dtype); one it fails on only in ``dtype`` (an error, or probabilities
     that are not finite) counts as disagreeing; a model that cannot run in ``dtype`` at all fails
@@ -232,7 +232,7 @@ def fidelity_lines(record: Mapping[str, Any]) -> list[str]:
 
 
 def _first_features(
-    manifest: Manifest, config: KernelConfig, clips: int
+    manifest: Manifest, config: KernelConfig, sizes: Sizes, clips: int
 ) -> tuple[list[list[Any]], int]:
     """The first ``clips`` windows with speech that every model prepared, and the rows read."""
     features: list[list[Any]] = []
@@ -241,20 +241,21 @@ def _first_features(
     for rows in _manifest_rows(manifest, clips * ROWS_PER_CLIP, max(clips, 8)):
         rows_read += len(rows)
         errors: list[str | None] = [None] * len(rows)
-        windows = cast(
+        groups = cast(
             Generator[Any, None, None],
-            _prepared_windows(rows, config, models, errors, lambda n: None),
+            prepared_groups(rows, config, sizes, models, errors, lambda n: None),
         )
         try:
-            for group in windows:
-                for _, parts in group:
-                    for part in parts:
-                        if part.prepared and not any(isinstance(p, str) for p in part.prepared):
-                            features.append(list(part.prepared))
+            for group in groups:
+                for _, windows in group:
+                    for window in windows:
+                        prepared = window.prepared
+                        if prepared and not any(isinstance(p, str) for p in prepared):
+                            features.append(list(prepared))
                 if len(features) >= clips:
                     return features[:clips], rows_read
         finally:
-            windows.close()  # cancels the decoding of rows not needed
+            groups.close()  # cancels the decoding of rows not needed
     return features, rows_read
 
 

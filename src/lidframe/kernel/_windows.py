@@ -27,7 +27,7 @@ from lidframe.speech import Heard
 __all__ = [
     "SWITCH_MIN_PROB",
     "SWITCH_MIN_SPEECH",
-    "Part",
+    "HeardWindow",
     "code_switch",
     "combine",
     "switches",
@@ -41,7 +41,7 @@ SWITCH_MIN_SPEECH = 2.0
 
 
 @dataclass(frozen=True)
-class Part:
+class HeardWindow:
     """One window of a row as the models hear it."""
 
     # Start and end of the window in the file, seconds.
@@ -69,31 +69,42 @@ def combine(answers: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarr
 
 
 def window_list(
-    parts: Sequence[Part], answers: Sequence[np.ndarray | None], labels: Sequence[str], und: str
+    windows: Sequence[HeardWindow],
+    answers: Sequence[np.ndarray | None],
+    labels: Sequence[str],
+    und: str,
 ) -> list[dict[str, Any]]:
     """``{start, end, lang, prob}`` per window (``und`` and a null prob where there was no speech)."""
     out = []
-    for part, answer in zip(parts, answers, strict=True):
+    for window, answer in zip(windows, answers, strict=True):
         if answer is None:
             lang, prob = und, None
         else:
             top = int(np.argmax(answer))
             lang, prob = labels[top], float(answer[top])
         out.append(
-            {"start": round(part.start, 3), "end": round(part.end, 3), "lang": lang, "prob": prob}
+            {
+                "start": round(window.start, 3),
+                "end": round(window.end, 3),
+                "lang": lang,
+                "prob": prob,
+            }
         )
     return out
 
 
-def switches(parts: Sequence[Part], windows: Sequence[dict[str, Any]]) -> bool | None:
-    """Whether one model's confident windows disagree; None when it judged fewer than two."""
-    spoken = [w for p, w in zip(parts, windows, strict=True) if w["prob"] is not None]
+def switches(windows: Sequence[HeardWindow], listed: Sequence[dict[str, Any]]) -> bool | None:
+    """Whether one model's confident windows disagree (``listed``: its :func:`window_list`); None
+    when it judged fewer than two."""
+    spoken = [w for w in listed if w["prob"] is not None]
     if len(spoken) < 2:
         return None
     confident = {
         w["lang"]
-        for p, w in zip(parts, windows, strict=True)
-        if w["prob"] is not None and w["prob"] >= SWITCH_MIN_PROB and p.weight >= SWITCH_MIN_SPEECH
+        for window, w in zip(windows, listed, strict=True)
+        if w["prob"] is not None
+        and w["prob"] >= SWITCH_MIN_PROB
+        and window.weight >= SWITCH_MIN_SPEECH
     }
     return len(confident) > 1
 

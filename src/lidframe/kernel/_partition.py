@@ -1,0 +1,160 @@
+"""One partition: decode -> listen -> prepare -> forward -> the row's answer, in typed columns.
+
+This is the only place where audio meets models. Rows are decoded, heard and prepared a group ahead
+(``_prepare``); each model then runs on the group's clips with speech, in forward passes of similar
+lengths; a clip without enough speech is answered ``und`` by every model without running any. A long
+file without a ``duration`` is heard in several windows spread over it, each like a clip of its own
+(``_windows`` makes the row's answer from theirs). With a cascade, each model after the first hears
+only the rows the ones before left unsure.
+
+One bad clip costs one row, never its group or partition:
+
+* a clip that cannot be decoded, or is shorter than a model can take (``too_short``), gets an
+  ``error`` value and null model columns before it reaches any model; a clip one model cannot
+  ``prepare`` gets ``model_failed: {alias}: prepare: ...`` and keeps the other models' answers;
+* when a model raises on a batch, the batch is split in halves until the clips it fails on are
+  alone; each of those gets ``model_failed: {alias}: ...`` and the others keep their answers; a
+  model that fails a known-good clip too fails the partition with :class:`ModelError`; CUDA out of
+  memory makes the passes smaller instead (``_faults``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lidframe.columns import ROW, asked_value, cascade_values, model_values, speech_values
+from lidframe.consensus import topk_pairs
+from lidframe.kernel._config import NO_SPEECH, KernelConfig
+from lidframe.kernel._faults import PassSize, predict_clips
+from lidframe.kernel._prepare import prepared_groups
+from lidframe.kernel._windows import HeardWindow, code_switch, combine, switches, window_list
+from lidframe.models import load_model
+from lidframe.models.registry import adopt_factories
+
+__all__ = ["identify_partition"]
+
+
+def identify_partition(
+    df: pd.DataFrame,
+    config: KernelConfig,
+    progress: Callable[[int], None] | None = None,
+) -> pd.DataFrame:
+    """Add ``error``, the speech columns and every model's columns to one manifest partition.
+
+    ``progress(rows)`` is called as rows are decoded and answered (for stall detection).
+    """
+    n = len(df)
+    out = df.copy()
+    errors: list[str | None] = [None] * n
+    found: dict[str, dict[str, list[Any]]] = {
+        m.alias: {c: [None] * n for c in ("lang", "prob", "topk", "windows")} for m in config.models
+    }
+    heard: dict[str, list[Any]] = {c: [None] * n for c in ("audio_seconds", "speech_seconds")}
+    heard["code_switch"] = [None] * n
+    cascade, consensus = config.cascade, config.consensus
+    asked: list[str | None] = [None if cascade is None else ""] * n
+    tick = progress or (lambda rows: None)
+
+    def fail(row: int, message: str) -> None:
+        errors[row] = message if errors[row] is None else f"{errors[row]}; {message}"
+
+    if n:
+        adopt_factories(config.families)
+        models = [load_model(spec) for spec in config.models]
+        sizes = config.sizes()
+        passes = [PassSize(sizes.batch_size, sizes.batch_seconds) for _ in models]
+        for group in prepared_groups(df, config, sizes, models, errors, tick):
+            switched: dict[int, list[bool | None]] = {}
+            for row, windows in group:
+                heard["audio_seconds"][row] = sum(w.heard.audio_seconds for w in windows)
+                if config.speech.vad:
+                    heard["speech_seconds"][row] = sum(w.heard.speech_seconds or 0 for w in windows)
+            # Rows with speech that the models so far have not settled (all of them without a
+            # cascade); a row without speech reaches no model and is answered ``und`` by each.
+            open_rows = {row for row, windows in group if any(w.prepared for w in windows)}
+            sent: dict[int, list[str]] = {row: [] for row in open_rows}
+            for m, (spec, model) in enumerate(zip(config.models, models, strict=True)):
+                asking = set(open_rows)
+                items = [
+                    (row, k, window.prepared[m])
+                    for row, windows in group
+                    if row in asking
+                    for k, window in enumerate(windows)
+                    if window.prepared is not None
+                ]
+                answers = predict_clips(
+                    spec.alias,
+                    model,
+                    [features for _, _, features in items if not isinstance(features, str)],
+                    passes[m],
+                    config.speech.min_context,
+                )
+                per_window: dict[tuple[int, int], np.ndarray | str] = {}
+                given = iter(answers)
+                for row, k, features in items:
+                    per_window[row, k] = features if isinstance(features, str) else next(given)
+                for row, windows in group:
+                    if cascade is not None and row in sent and row not in asking:
+                        continue  # settled by the models before: not sent to this one
+                    if row in sent:
+                        sent[row].append(spec.alias)
+                    got = [per_window.get((row, k)) for k in range(len(windows))]
+                    failure = next((a for a in got if isinstance(a, str)), None)
+                    if failure is not None:
+                        fail(row, failure)
+                        continue
+                    values = _row_answer(windows, got, model.labels, config.top_k)  # type: ignore[arg-type]
+                    for name, value in values.items():
+                        found[spec.alias][name][row] = value
+                    if len(windows) > 1:
+                        switched.setdefault(row, []).append(switches(windows, values["windows"]))
+                if cascade is not None and consensus is not None:
+                    so_far = [s.alias for s in config.models[: m + 1]]
+                    open_rows -= {
+                        row
+                        for row in asking
+                        if cascade.settled(
+                            {a: topk_pairs(found[a]["topk"][row]) for a in so_far}, consensus
+                        )
+                    }
+            for row, said in switched.items():
+                heard["code_switch"][row] = code_switch(said)
+            if cascade is not None:
+                for row, _ in group:
+                    asked[row] = asked_value(sent.get(row, []))
+            tick(0)
+
+    out["error"] = ROW[0].values(errors, out.index)
+    for name, column in speech_values(heard, out.index).items():
+        out[name] = column
+    for name, column in cascade_values({"models_asked": asked}, out.index).items():
+        out[name] = column
+    for spec in config.models:
+        for name, column in model_values(spec.alias, found[spec.alias], out.index).items():
+            out[name] = column
+    return out
+
+
+def _row_answer(
+    windows: Sequence[HeardWindow],
+    answers: Sequence[np.ndarray | None],
+    labels: Sequence[str],
+    top_k: int,
+) -> dict[str, Any]:
+    """One model's columns for one row from its windows' answers (None: a window without speech)."""
+    spoken = [(a, w.weight) for a, w in zip(answers, windows, strict=True) if a is not None]
+    listed = window_list(windows, answers, labels, NO_SPEECH) if len(windows) > 1 else None
+    if not spoken:
+        return {"lang": NO_SPEECH, "prob": None, "topk": None, "windows": listed}
+    answer = combine([a for a, _ in spoken], [w for _, w in spoken])
+    top = np.argsort(-answer, kind="stable")[: min(top_k, len(labels))]
+    return {
+        "lang": labels[top[0]],
+        "prob": float(answer[top[0]]),
+        "topk": [{"lang": labels[c], "prob": float(answer[c])} for c in top],
+        "windows": listed,
+    }
