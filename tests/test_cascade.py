@@ -23,9 +23,9 @@ import lidframe
 from lidframe.columns import asked_aliases, asked_value, column_alias
 from lidframe.consensus import ESCALATE_BELOW, Cascade, ConsensusConfig, consensus_frame
 from lidframe.errors import ConfigError
+from lidframe.job import RunConfig
 from lidframe.kernel import KernelConfig, identify_partition
 from lidframe.models import parse_model
-from lidframe.run_config import RunConfig
 from lidframe.speech import SpeechConfig
 from lidframe.testing import make_corpus, write_wav
 

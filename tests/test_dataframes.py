@@ -23,7 +23,7 @@ from lidframe.columns import column_alias
 from lidframe.dataframes import cudf_imports, local_backend, resolve_backend
 from lidframe.errors import ConfigError
 from lidframe.eval import metrics
-from lidframe.run_config import RunConfig
+from lidframe.job import RunConfig
 from lidframe.testing import make_corpus
 
 ECAPA = f"speechbrain:{Path(__file__).parent / 'assets' / 'voxlingua107-espeak-ecapa'}"

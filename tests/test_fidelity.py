@@ -20,11 +20,11 @@ import pytest
 import lidframe
 from conftest import start_local_cluster
 from lidframe.errors import ConfigError
+from lidframe.job import RunConfig
 from lidframe.kernel import check_fidelity, fidelity_lines
 from lidframe.models import parse_model
 from lidframe.models.base import resolve_dtype
 from lidframe.models.registry import resolved_spec
-from lidframe.run_config import RunConfig
 from lidframe.store import open_store
 from lidframe.testing import make_corpus, write_wav
 

@@ -204,7 +204,7 @@ def test_a_gpu_worker_sizes_passes_by_seconds_unless_the_job_says():
 
 
 def test_batch_settings_are_checked_in_one_line():
-    from lidframe.run_config import RunConfig
+    from lidframe.job import RunConfig
 
     assert RunConfig(batch_seconds=120).batch_seconds == 120
     for bad in (

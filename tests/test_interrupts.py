@@ -14,7 +14,7 @@ SCRIPT = textwrap.dedent(
     """
     import os, signal, sys, time
     from lidframe.errors import JobInterrupted
-    from lidframe.interrupts import interrupts_that_stick, raise_pending
+    from lidframe.job._interrupts import interrupts_that_stick, raise_pending
 
     class Finalised:
         def __del__(self):

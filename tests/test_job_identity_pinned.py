@@ -7,15 +7,15 @@ migration, never a side effect of moving code.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
 import pytest
 
 from lidframe.audio import AudioConfig
-from lidframe.job import JobSpec
+from lidframe.job import JobSpec, RunConfig
 from lidframe.manifest import open_manifest
-from lidframe.run_config import RunConfig
 from lidframe.speech import SpeechConfig
 
 PINNED = {
@@ -52,11 +52,9 @@ def test_job_id_of_a_fixed_manifest_and_settings_is_pinned(tmp_path: Path, name:
     source = open_manifest(str(manifest))
     assert source.identity == "5d304a0cac46b6b1fad9d7ad51823f2b"
     config = _configs()[name]
-    spec = JobSpec(
-        manifest="/data/manifest.csv",
-        manifest_digest=source.identity,
-        out="/data/out",
-        models=config.models,
-        config=config.identity(),
-    )
-    assert spec.derived_id == PINNED[name]
+    # How run() derives the id, with the manifest and the output at fixed absolute paths.
+    kernel = config.kernel()
+    placed = dataclasses.replace(source, url="/data/manifest.csv")
+    spec = JobSpec.of(placed, "/data/out", [m.name for m in kernel.models], config.identity())
+    assert spec.job_id(config.job) == spec.derived_id == PINNED[name]
+    assert spec.job_id(" nightly ") == "nightly"

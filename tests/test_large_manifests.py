@@ -28,10 +28,10 @@ from distributed.diagnostics.plugin import WorkerPlugin
 import lidframe
 from lidframe import ManifestError
 from lidframe.audio import AudioConfig
+from lidframe.job import RunConfig
 from lidframe.manifest import ManifestChanged, open_manifest, plan_partitions, read_partition
 from lidframe.models import LidModel
 from lidframe.results import read_parts
-from lidframe.run_config import RunConfig
 from lidframe.settings import identity
 from lidframe.store import open_store
 from lidframe.store.schema import results
@@ -400,7 +400,7 @@ def test_two_orchestrators_share_one_job_on_postgresql(tmp_path, trivial_cluster
 
 def test_status_of_a_job_with_a_million_partitions_is_correct(tmp_path, db_url):
     """Correctness only: the benchmark (benchmarks/scale.py) prints how fast it is."""
-    from lidframe.orchestrator import plan_job
+    from lidframe.job import plan_job
     from lidframe.store.results import PartitionRows
 
     path = tmp_path / "m.csv"

@@ -24,8 +24,8 @@ import pytest
 import lidframe
 from lidframe.cluster import active_client, connect, dashboard_link
 from lidframe.errors import ConfigError
+from lidframe.job import RunSummary
 from lidframe.models.registry import load_count
-from lidframe.run_summary import RunSummary
 from test_gpu_workers import _manifest as _labelled_manifest
 from test_gpu_workers import _register_loudness
 
@@ -192,7 +192,7 @@ def test_in_a_jupyter_kernel_without_ipywidgets_the_bar_is_text_and_nothing_warn
     assert proc.returncode == 0 and "TqdmWarning: IProgress not found" in proc.stderr
     ours = JUPYTER_KERNEL_WITHOUT_IPYWIDGETS + textwrap.dedent("""
         import tqdm.std
-        from lidframe.progress_bar import bar_class, progress_bar, set_total
+        from lidframe.job._progress import bar_class, progress_bar, set_total
         bar = progress_bar(total=None, unit="part", file=sys.stderr, desc="job")
         bar.update(2)
         set_total(bar, 3)

@@ -26,13 +26,11 @@ if TYPE_CHECKING:
     )
     from lidframe.eval import Evaluation, evaluate
     from lidframe.eval.calibrate import fit_calibration
+    from lidframe.job import RunConfig, RunSummary, run
     from lidframe.kernel import identify
     from lidframe.manifest import open_manifest, read_manifest
     from lidframe.models import LidModel, ModelSpec, available_models, load_model, parse_model
-    from lidframe.pipeline import run
     from lidframe.results import read_provenance, read_results
-    from lidframe.run_config import RunConfig
-    from lidframe.run_summary import RunSummary
     from lidframe.speech import SpeechConfig
 
 __version__ = "0.1.0"
@@ -61,11 +59,11 @@ _EXPORTS = {
     "available_models": "lidframe.models",
     "load_model": "lidframe.models",
     "parse_model": "lidframe.models",
-    "RunConfig": "lidframe.run_config",
-    "RunSummary": "lidframe.run_summary",
+    "RunConfig": "lidframe.job._config",
+    "RunSummary": "lidframe.job._summary",
     "SpeechConfig": "lidframe.speech",
     "identify": "lidframe.kernel",
-    "run": "lidframe.pipeline",
+    "run": "lidframe.job._run",
     "read_provenance": "lidframe.results",
     "read_results": "lidframe.results",
 }

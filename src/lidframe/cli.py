@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from lidframe.cli_parser import build_parser
 from lidframe.errors import ConfigError, JobInterrupted, LidframeError
-from lidframe.interrupts import interrupts_that_stick, raise_pending
+from lidframe.job import interrupts_that_stick, raise_pending
 
 __all__ = ["main"]
 
@@ -98,14 +98,14 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from lidframe.job_queries import job_status
+    from lidframe.job import job_status
 
     print(job_status(args.job, db=args.db, out=args.out))
     return 0
 
 
 def _jobs(args: argparse.Namespace) -> int:
-    from lidframe.job_queries import jobs_table
+    from lidframe.job import jobs_table
 
     print(jobs_table(db=args.db, out=args.out))
     return 0
@@ -122,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with interrupts_that_stick():
             status = _dispatch(args)
-            raise_pending()  # an interrupt whose exception Python lost (see lidframe.interrupts)
+            raise_pending()  # an interrupt whose exception Python lost (see lidframe.job)
             return status
     except JobInterrupted as exc:
         _quiet_shutdown()
@@ -175,7 +175,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from lidframe.audio import AudioConfig
     from lidframe.consensus import ESCALATE_BELOW
-    from lidframe.pipeline import run
+    from lidframe.job import run
     from lidframe.speech import SpeechConfig
 
     if args.escalate_below is not None and not args.cascade:
@@ -237,9 +237,9 @@ def _run(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     """``lidframe check``: the half-precision check a job runs, alone; 1 when a model fails it."""
+    from lidframe.job import check_precision
     from lidframe.kernel import KernelConfig, check_fidelity_settings, fidelity_lines
     from lidframe.models import parse_model
-    from lidframe.precision import check_models
 
     check_fidelity_settings(args.clips, args.threshold)
     specs = tuple(parse_model(m, device=args.device, dtype=args.dtype) for m in args.models)
@@ -248,7 +248,7 @@ def _check(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         storage_options=_storage_options(args.storage_option),
     )
-    dtypes, report = check_models(args.manifest, kernel, args.clips, args.threshold)
+    dtypes, report = check_precision(args.manifest, kernel, args.clips, args.threshold)
     if report is None:
         print(f"nothing to check: the models run in float32 here ({', '.join(dtypes.values())})")
         return 0

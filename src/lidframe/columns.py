@@ -12,7 +12,7 @@ Groups, in frame order:
 * :data:`ROW`: what went wrong with the row (``error``), and, in the database only, its category;
 * :data:`SPEECH`: how much audio the row has and how much of it is speech (:mod:`lidframe.speech`);
 * :data:`CASCADE`: which models a row was sent to when the models run as a cascade
-  (:mod:`lidframe.consensus._cascade`);
+  (:class:`lidframe.consensus.Cascade`);
 * :data:`MODEL`: per model, named ``{alias}_{name}`` with ``alias`` = the model name with every
   non-alphanumeric character replaced by ``_`` (stored in ``lidframe_predictions`` without the
   prefix, one row per model);

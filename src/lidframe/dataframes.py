@@ -1,6 +1,6 @@
 """Which dataframe library holds manifests and result frames: pandas, or cuDF on GPU workers.
 
-``backend`` (a :class:`~lidframe.run_config.RunConfig` setting, ``--backend``, and a keyword of
+``backend`` (a :class:`~lidframe.RunConfig` setting, ``--backend``, and a keyword of
 :func:`lidframe.identify`, :func:`lidframe.read_manifest` and :func:`lidframe.read_results`):
 
 ``pandas``  every frame is pandas (the default on machines without a GPU)

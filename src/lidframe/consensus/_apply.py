@@ -129,7 +129,7 @@ def consensus(
     """Add consensus columns to a result dataframe (lazy). ``models``: names or aliases; default all.
 
     Settings as in :func:`consensus_config`. A dask-cuDF ``ddf`` gives a dask-cuDF frame, its
-    partitions reduced by frame operations on the GPU (:mod:`lidframe.consensus._frames`).
+    partitions reduced by frame operations on the GPU (``_frames``).
     """
     from lidframe.columns import column_alias
 

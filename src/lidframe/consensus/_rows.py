@@ -185,7 +185,7 @@ def consensus_rows(
     """:func:`consensus_frame` computed row by row with :func:`decide` (pandas only): the reference
     the frame operations are tested against."""
     topk_cols = topk_columns(df, aliases)
-    # A cascaded row's consensus is over the models it was sent to (lidframe.consensus._cascade).
+    # A cascaded row's consensus is over the models it was sent to (see Cascade).
     asked = df["models_asked"].tolist() if "models_asked" in df.columns else [None] * len(df)
     decisions = []
     for sent, *row in zip(asked, *(df[c].tolist() for c in topk_cols), strict=True):

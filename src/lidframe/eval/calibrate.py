@@ -9,7 +9,7 @@ beyond). A grid is plenty for a handful of parameters, is deterministic, and nee
 dependency. The result is a small JSON file that ``run`` and ``consensus`` accept.
 
 This module depends on :mod:`lidframe.consensus` (it fits its settings), never the other way round:
-the consensus reads a calibration file through :mod:`lidframe.consensus._rows`.
+the consensus reads the fitted :class:`~lidframe.Calibration`.
 """
 
 from __future__ import annotations

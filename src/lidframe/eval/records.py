@@ -51,7 +51,7 @@ def evaluation_record(
     labels: str | None,
     job: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    from lidframe.job import environment
+    from lidframe.store import environment
 
     models = list(job["models"]) if job else [s for s in ev.sources if s != "consensus"]
     return {

@@ -27,7 +27,7 @@ each importing only those above it:
 """
 
 from lidframe.manifest._frame import FIRST_PARTITION_ROWS, read_manifest
-from lidframe.manifest._plan import PlannedPartition, plan_partitions
+from lidframe.manifest._plan import PlannedPartition, check_partition_rows, plan_partitions
 from lidframe.manifest._read import ManifestChanged, read_partition
 from lidframe.manifest._rows import BAD_ROW, MANIFEST_COLUMNS, derive_id, manifest_meta
 from lidframe.manifest._storage import Manifest, ManifestFile, open_manifest
@@ -40,6 +40,7 @@ __all__ = [
     "ManifestChanged",
     "ManifestFile",
     "PlannedPartition",
+    "check_partition_rows",
     "derive_id",
     "manifest_meta",
     "open_manifest",

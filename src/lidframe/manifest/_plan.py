@@ -25,6 +25,7 @@ from lidframe.manifest._storage import Manifest, ManifestFile, compression_of
 
 __all__ = [
     "PlannedPartition",
+    "check_partition_rows",
     "content_digest",
     "footer_digest",
     "locate_source",
@@ -146,6 +147,16 @@ def scan_parquet(
         yield start, stop, stop - start, parquet_digest(footer, start, stop)
 
 
+def check_partition_rows(partition_rows: Any) -> None:
+    """Raise :class:`ConfigError` unless ``partition_rows`` is a positive integer."""
+    if (
+        isinstance(partition_rows, bool)
+        or not isinstance(partition_rows, int)
+        or partition_rows <= 0
+    ):
+        raise ConfigError(f"partition_rows must be a positive integer, got {partition_rows!r}")
+
+
 @dataclass(frozen=True)
 class PlannedPartition:
     """Rows ``[row_start, row_stop)`` of the manifest, found in ``source``.
@@ -173,8 +184,7 @@ def plan_partitions(
     Each has ``partition_rows`` rows, except the last of each file. Raises :class:`ManifestError`
     naming the file when one cannot be read.
     """
-    if not isinstance(partition_rows, int) or partition_rows <= 0:
-        raise ConfigError(f"partition_rows must be a positive integer, got {partition_rows!r}")
+    check_partition_rows(partition_rows)
     fs = manifest.fs()
     k, row, first_file, offset = 0, 0, 0, None
     if after is not None:

@@ -50,7 +50,7 @@ class SpeechConfig:
     # Frame speech probability at or above which silero-vad calls a frame speech.
     threshold: float = setting(0.5, identity=True)
     # A row without ``duration`` whose file is longer than one window (``AudioConfig.max_window``)
-    # is heard in up to this many windows spread over the file (see lidframe.kernel._windows).
+    # is heard in up to this many windows spread over the file (see lidframe.kernel).
     max_windows: int = setting(8, identity=True)
 
     def __post_init__(self) -> None:

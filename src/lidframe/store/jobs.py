@@ -135,7 +135,7 @@ class JobStore(Planning, Leases, Reads, Evaluations):
         self._tx(f"recording the label sets of job {job_id}", tx)
 
     def record_fidelity(self, job_id: str, record: Mapping[str, Any]) -> None:
-        """Record a run's half-precision check (:mod:`lidframe.kernel._fidelity`) in the job's row.
+        """Record a run's half-precision check (:func:`lidframe.kernel.check_fidelity`) in the job's row.
 
         The newest check is the value; the checks of earlier runs of the job (a resume on other
         hardware checks again) are kept under its ``earlier`` key, newest first.
@@ -187,16 +187,6 @@ class JobStore(Planning, Leases, Reads, Evaluations):
             return None if row is None else dict(row)
 
         return self._tx(f"looking up the job of {out}", tx)
-
-    def set_status(self, job_id: str, status: str) -> None:
-        self._tx(
-            f"updating job {job_id}",
-            lambda conn: conn.execute(
-                jobs.update()
-                .where(jobs.c.job_id == job_id)
-                .values(status=status, updated_at=sa.func.now())
-            ),
-        )
 
     def finish_if_complete(self, job_id: str) -> str | None:
         """Mark the job finished when no partition is pending or running; returns the new status."""

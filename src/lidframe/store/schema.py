@@ -12,7 +12,8 @@ All tables are prefixed ``lidframe_`` so they can share a database (and a schema
     manifest is planned), ``content_digest`` (hash of every partition's digest, once planned),
     ``labels`` (JSON ``{alias: [codes]}``: each model's label set, recorded when the models are
     loaded), ``fidelity`` (JSON: the last half-precision check against float32, see
-    :mod:`lidframe.kernel._fidelity`, with ``fallback`` and the checks of earlier runs under ``earlier``;
+    :func:`lidframe.kernel.check_fidelity`, with ``fallback`` and the checks of earlier runs under
+    ``earlier``;
     null when the job never ran in half precision), ``created_at``, ``updated_at``.
 
 ``lidframe_partitions``: one row per (job, partition); partition ``k`` is manifest rows

@@ -8,7 +8,7 @@ Create Date: 2026-11-24
 :data:`lidframe.columns.SPEECH`): how much audio a row has and how much of it voice activity
 detection found to be speech; ``lidframe_results.code_switch``: a long file's confident windows
 disagree on the language; ``lidframe_predictions.windows`` (JSON): a long file's windows as one
-model judged them (see :mod:`lidframe.kernel._windows`). Null for rows stored before this revision.
+model judged them (see :mod:`lidframe.row_windows`). Null for rows stored before this revision.
 """
 
 import sqlalchemy as sa

@@ -6,7 +6,7 @@ Create Date: 2026-12-01
 
 ``lidframe_jobs.fidelity`` (JSON): per model the clips compared, top-1 agreement and largest
 probability difference of half precision against float32, and whether the job fell back to float32
-(see :mod:`lidframe.kernel._fidelity`). Null for jobs that never ran in half precision.
+(see :mod:`lidframe.fidelity`). Null for jobs that never ran in half precision.
 """
 
 import sqlalchemy as sa

@@ -1,10 +1,10 @@
-"""What a worker does for one partition of a job: assemble its manifest rows, identify, add consensus,
-write its staged Parquet part under its lease token, and hand the rows back. Workers never touch the
-job database.
+"""The one module of a job that runs on its workers: one partition's manifest rows -> identified,
+with consensus, staged as a Parquet part under its lease token, and handed back as rows.
 
-While it works, the task reports progress (rows decoded and answered) to the orchestrating process as
-Dask events on the topic :data:`PROGRESS_TOPIC`, at most every few seconds; a task that stops
-reporting is stalled and loses its lease (see :mod:`lidframe.stalls`).
+Workers never touch the job database, and this module imports nothing of the driver, the planner,
+the leases or the job store (a test holds it to that). While it works, the task reports progress
+(rows decoded and answered) to the driver as Dask events on the topic :data:`PROGRESS_TOPIC`, at
+most every few seconds; a task that stops reporting is stalled and loses its lease.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from lidframe.errors import StorageAccessDenied
 from lidframe.kernel import KernelConfig, identify_partition
 from lidframe.manifest import Manifest, PlannedPartition, read_partition
 from lidframe.results import part_provenance, write_staged
-from lidframe.store.results import PartitionRows, frame_rows
+from lidframe.store import PartitionRows, frame_rows
 
 __all__ = ["PROGRESS_TOPIC", "PartitionTask", "dead_partition", "process_partition"]
 
@@ -76,7 +76,7 @@ class _Progress:
 
 
 def process_partition(
-    part: PlannedPartition, token: str, task: PartitionTask
+    planned: PlannedPartition, token: str, task: PartitionTask
 ) -> tuple[PartitionRows, float]:
     """Identify one partition and stage its part under ``token``; return its rows and seconds.
 
@@ -86,30 +86,30 @@ def process_partition(
     :class:`~lidframe.manifest.ManifestChanged` when the manifest is not what was planned.
     """
     started = time.perf_counter()
-    progress = _Progress(part.partition, token, task.progress_every)
-    rows = read_partition(task.manifest, part)
+    progress = _Progress(planned.partition, token, task.progress_every)
+    rows = read_partition(task.manifest, planned)
     usable = rows["error"].isna()
     frame = identify_partition(rows[usable].drop(columns="error"), task.kernel, progress)
     errors = frame["error"].dropna()
     if len(frame) and len(errors) == len(frame) and errors.str.startswith("access_denied").all():
         raise StorageAccessDenied(
-            f"storage refused every row of partition {part.partition} (rows {part.row_start}-"
-            f"{part.row_stop - 1}), e.g. {errors.iloc[0]}; check the storage credentials "
+            f"storage refused every row of partition {planned.partition} (rows {planned.row_start}-"
+            f"{planned.row_stop - 1}), e.g. {errors.iloc[0]}; check the storage credentials "
             "(--storage-option, or the AWS credential chain), then run the same command again "
             "to resume"
         )
     if not usable.all():
         frame = pd.concat([frame, _unanswered(rows[~usable], task)]).sort_index()
-    return _finish(frame, part.partition, token, task), time.perf_counter() - started
+    return _finish(frame, planned.partition, token, task), time.perf_counter() - started
 
 
 def dead_partition(
-    part: PlannedPartition, token: str, task: PartitionTask, message: str
+    planned: PlannedPartition, token: str, task: PartitionTask, message: str
 ) -> PartitionRows:
     """The rows of a partition given up on: manifest columns, ``error``, null model columns."""
-    rows = read_partition(task.manifest, part)
+    rows = read_partition(task.manifest, planned)
     rows["error"] = pd.array([f"dead_partition: {message}"] * len(rows), dtype="string")
-    return _finish(_unanswered(rows, task), part.partition, token, task)
+    return _finish(_unanswered(rows, task), planned.partition, token, task)
 
 
 def _unanswered(rows: pd.DataFrame, task: PartitionTask) -> pd.DataFrame:

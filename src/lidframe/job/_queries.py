@@ -10,27 +10,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lidframe.errors import LidframeError
+from lidframe.job._database import find_job_database
 
-__all__ = ["find_job_database", "job_status", "jobs_table"]
-
-
-def find_job_database(db: str | None = None, out: str | os.PathLike[str] | None = None) -> str:
-    """The URL of an existing job database: ``db``, else ``$LIDFRAME_DB``, else the embedded one
-    in the output folder ``out`` (which must exist). Raises :class:`LidframeError` when none is
-    given or the output folder has none."""
-    from lidframe.job_database import default_db
-
-    if db:
-        return str(db)
-    if os.environ.get("LIDFRAME_DB"):
-        return os.environ["LIDFRAME_DB"]
-    if out:
-        out = os.fspath(out)
-        path = default_db(out)
-        if not os.path.exists(path.removeprefix("sqlite:///")):
-            raise LidframeError(f"no job database in {out} (looked for {path})")
-        return path
-    raise LidframeError("say which job database: --db URL, $LIDFRAME_DB, or --out OUT")
+__all__ = ["job_status", "jobs_table"]
 
 
 def job_status(

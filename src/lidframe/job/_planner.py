@@ -3,7 +3,7 @@
 Planning a large manifest (hashing, counting and cutting millions of rows into partitions) takes
 long enough that waiting for it would leave the cluster idle: the planner streams partitions into
 the job database in batches, the first one alone and at once, and the orchestrator
-(:mod:`lidframe.orchestrator`) claims partitions as soon as they are there. Only the current batch is
+(:mod:`lidframe.job._driver`) claims partitions as soon as they are there. Only the current batch is
 in memory, so planning costs the same for any manifest, and a run that stopped halfway resumes
 planning after the last partition it wrote.
 """

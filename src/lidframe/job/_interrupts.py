@@ -4,7 +4,7 @@ A signal handler raises in whatever Python code the main thread runs at that mom
 garbage-collection callback (Dask registers one), a finaliser or a weakref callback, Python prints
 "Exception ignored in ..." and carries on: the job would run to its end and exit 0. So the handler
 also records the interrupt here, and the job's loop (:func:`raise_pending`, called every pass of
-:func:`lidframe.orchestrator.run_partitions`, and by the command before it returns) raises it again
+:func:`lidframe.job._driver.run_partitions`, and by the command before it returns) raises it again
 where it cannot be lost; the "Exception ignored" report of such an interrupt is left out.
 """
 

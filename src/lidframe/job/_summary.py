@@ -40,7 +40,7 @@ class RunSummary:
     skipped: int = 0
     dead: int = 0
     # This run's half-precision check against float32 (None: the job ran in float32 unchecked);
-    # the record stored with the job (lidframe.kernel._fidelity.FidelityReport.record, with ``fallback``).
+    # the record stored with the job (lidframe.kernel.FidelityReport.record, with ``fallback``).
     fidelity: dict[str, Any] | None = None
 
     @property

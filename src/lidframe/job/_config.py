@@ -1,9 +1,13 @@
-"""Every setting of :func:`lidframe.run`, declared once, each saying whether it changes results.
+"""Every setting of :func:`lidframe.run`, declared once, each saying whether it changes results,
+and validated in one place (:class:`RunConfig`), which builds what the job's parts take from it.
 
 The job id is derived from the identifying settings (:func:`lidframe.settings.identity`), so a
 setting added here must declare ``identity=``; the audio limits are declared the same way on
 :class:`~lidframe.audio.AudioConfig`. Speed settings (workers, batch size, device), limits on waiting,
-credentials and retry policy are not identifying: a job resumes with other values of them.
+credentials and retry policy are not identifying: a job resumes with other values of them. Each
+rule is written once, where its concept lives (the models and pass sizes in the kernel, the
+threshold in the cascade, partition rows in the manifest, the half-precision check in fidelity);
+:class:`RunConfig` applies them all when it is made, so a bad setting fails before any work.
 """
 
 from __future__ import annotations
@@ -14,11 +18,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from lidframe.audio import AudioConfig
+from lidframe.columns import column_alias
+from lidframe.consensus import ConsensusConfig, check_threshold, consensus_config, load_calibration
+from lidframe.dataframes import check_backend
 from lidframe.errors import ConfigError
+from lidframe.kernel import KernelConfig, check_batches, check_fidelity_settings, check_models
+from lidframe.manifest import check_partition_rows
 from lidframe.settings import identity, setting
 from lidframe.speech import SpeechConfig
 
-__all__ = ["RunConfig"]
+__all__ = ["JobSettings", "RunConfig"]
 
 
 def _calibration_identity(value: Any) -> Any:
@@ -32,6 +41,35 @@ def _dtype_identity(value: Any) -> str:
 
 
 @dataclass(frozen=True)
+class JobSettings:
+    """How hard a job tries."""
+
+    # Claims of one partition before it is dead (each failed task or vanished holder is one).
+    max_attempts: int = 3
+    # Seconds a lease lasts without renewal; renewed every third of it while the task runs.
+    lease_seconds: float = 60.0
+    # Seconds a partition task may go without reporting progress (a row decoded, a batch answered)
+    # before it counts as stalled: its attempt fails and its worker is restarted.
+    stall_seconds: float = 600.0
+    # Dask retries of a task that raised, within one attempt.
+    task_retries: int = 1
+    # Partitions in flight per worker thread. One: a worker that dies takes no bystander with it
+    # (Dask counts every task on a lost worker towards KilledWorker), and claims stay with the
+    # process that can start them soon; the gap between a task and the next is one commit.
+    per_thread: int = 1
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ConfigError(f"max_attempts must be at least 1, got {self.max_attempts}")
+        if not self.lease_seconds >= 1:
+            raise ConfigError(f"lease_seconds must be at least 1, got {self.lease_seconds}")
+        if not self.stall_seconds >= 1:
+            raise ConfigError(f"stall_seconds must be at least 1, got {self.stall_seconds}")
+        if self.task_retries < 0:
+            raise ConfigError(f"task_retries must be >= 0, got {self.task_retries}")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """The settings of one run (see :func:`lidframe.run` for what each does)."""
 
@@ -42,7 +80,8 @@ class RunConfig:
     audio: AudioConfig = setting(identity=True, factory=AudioConfig)
     speech: SpeechConfig = setting(identity=True, factory=SpeechConfig)
     consensus_policy: str = setting("majority", identity=True)
-    # Escalate-below threshold of a cascade (lidframe.consensus._cascade); None: every model on every row.
+    # Escalate-below threshold of a cascade (lidframe.consensus.Cascade); None: every model on
+    # every row.
     cascade: float | None = setting(None, identity=True)
     min_prob: float = setting(0.0, identity=True)
     # A Calibration or the path of its JSON file; recorded by its fitted values.
@@ -70,7 +109,7 @@ class RunConfig:
     stall_seconds: float = setting(600.0, identity=False)
     retry_dead: bool = setting(False, identity=False)
     overwrite: bool = setting(False, identity=False)
-    # The half-precision check against float32 (lidframe.kernel._fidelity): clips compared, least top-1
+    # The half-precision check against float32 (lidframe.kernel.check_fidelity): clips compared, least top-1
     # agreement (below it the job runs in float32).
     fidelity_clips: int = setting(32, identity=False)
     fidelity_threshold: float = setting(0.995, identity=False)
@@ -78,38 +117,21 @@ class RunConfig:
     def __post_init__(self) -> None:
         models = (self.models,) if isinstance(self.models, str) else tuple(self.models)
         object.__setattr__(self, "models", models)
-        if not models:
-            raise ConfigError("at least one model is required")
-        if not isinstance(self.partition_rows, int) or self.partition_rows <= 0:
-            raise ConfigError(
-                f"partition_rows must be a positive integer, got {self.partition_rows!r}"
-            )
+        check_models(
+            [column_alias(str(m).strip()) for m in models], cascade=self.cascade is not None
+        )
+        check_partition_rows(self.partition_rows)
         if self.cascade is not None:
-            from lidframe.consensus import check_threshold
-
             object.__setattr__(self, "cascade", check_threshold(self.cascade))
-            if len(models) < 2:
-                raise ConfigError("cascade needs at least two models (--models cheap,expensive)")
-        if self.batch_size is not None and (
-            isinstance(self.batch_size, bool)
-            or not isinstance(self.batch_size, int)
-            or self.batch_size <= 0
-        ):
-            raise ConfigError(f"batch_size must be a positive integer, got {self.batch_size!r}")
-        if self.batch_seconds is not None and not (
-            isinstance(self.batch_seconds, (int, float)) and self.batch_seconds > 0
-        ):
-            raise ConfigError(f"batch_seconds must be positive, got {self.batch_seconds!r}")
-        from lidframe.dataframes import check_backend
-
+        check_batches(self.batch_size, self.batch_seconds)
         check_backend(self.backend)
+        check_fidelity_settings(self.fidelity_clips, self.fidelity_threshold)
+        self.job_settings()  # attempts, leases and stalls
         if self.audio is None:
             object.__setattr__(self, "audio", AudioConfig())
         if self.speech is None:
             object.__setattr__(self, "speech", SpeechConfig())
         if self.calibration is not None:
-            from lidframe.consensus import load_calibration
-
             object.__setattr__(self, "calibration", load_calibration(self.calibration))
         identity(self)  # every field declares whether it is identifying
 
@@ -127,3 +149,37 @@ class RunConfig:
     def identity(self) -> dict[str, Any]:
         """The settings that change results (what the job id is derived from)."""
         return identity(self)
+
+    def job_settings(self) -> JobSettings:
+        """How hard the job's driver tries."""
+        return JobSettings(
+            max_attempts=self.max_attempts,
+            lease_seconds=self.lease_seconds,
+            stall_seconds=self.stall_seconds,
+        )
+
+    def consensus(self) -> ConsensusConfig | None:
+        """How the models' answers combine (None: one model, no consensus)."""
+        if len(self.models) < 2:
+            return None
+        return consensus_config(
+            policy=self.consensus_policy, min_prob=self.min_prob, calibration=self.calibration
+        )
+
+    def kernel(self) -> KernelConfig:
+        """What the job's partition tasks run (pass sizes and decoder processes left to the
+        workers unless given)."""
+        return KernelConfig.for_models(
+            self.models,
+            device=self.device,
+            dtype=self.dtype,
+            batch_size=self.batch_size,
+            batch_seconds=self.batch_seconds,
+            top_k=self.top_k,
+            audio=self.audio,
+            speech=self.speech,
+            storage_options=self.storage_options,
+            decode_threads=self.decode_threads,
+            cascade=self.cascade,
+            consensus=self.consensus(),
+        )

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from lidframe.job._worker import PartitionTask
 from lidframe.manifest import MANIFEST_COLUMNS
-from lidframe.partition_task import PartitionTask
 from lidframe.results import discard, mark_staged, promote, remove_staging, staged_parts
 from lidframe.store.jobs import JobStore
 

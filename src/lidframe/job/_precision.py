@@ -3,7 +3,7 @@
 Before a job's partitions are scheduled, a task on a worker (where the GPU is) resolves each model's
 dtype as that worker would (``auto``: bfloat16 on a GPU with native bfloat16, float16 on an older
 GPU, float32 on the CPU or for a float32-only family: :func:`lidframe.models.base.resolve_dtype`).
-When one resolves to half precision, :func:`lidframe.kernel._fidelity.check_fidelity` compares it with
+When one resolves to half precision, :func:`lidframe.kernel.check_fidelity` compares it with
 float32 on the first clips of the manifest; the job then runs in the dtypes that worker resolved
 when every model passed, and in float32 when one failed ("falls back"). Either way the kernel's
 model specs carry the settled dtype, so every worker of the job runs what was checked, and the
@@ -24,7 +24,7 @@ from lidframe.manifest import Manifest
 from lidframe.models.registry import adopt_factories, release_model, resolved_spec
 from lidframe.models.spec import HALF_DTYPES
 
-__all__ = ["check_models", "settle_precision"]
+__all__ = ["check_precision", "settle_precision"]
 
 
 def settle_precision(
@@ -35,7 +35,7 @@ def settle_precision(
     Prints one line per checked model, and one more when the job falls back to float32.
     """
     future = client.submit(
-        check_models,
+        check_precision,
         manifest,
         kernel,
         clips,
@@ -66,7 +66,7 @@ def settle_precision(
     return replace(kernel, models=models), record
 
 
-def check_models(
+def check_precision(
     manifest: Manifest | str, kernel: KernelConfig, clips: int, threshold: float
 ) -> tuple[dict[str, str], FidelityReport | None]:
     """Each model's dtype as this process resolves it (by alias), and the check of those in half

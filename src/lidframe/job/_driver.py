@@ -1,0 +1,339 @@
+"""Drive one job's partitions through a Dask cluster under leases from the job database.
+
+The driver (the process that calls :func:`lidframe.run`) is the only one that talks to the
+database: it claims partitions, submits one task per partition, renews its leases from a heartbeat
+thread, and commits each partition's rows with its lease token as tasks finish. Workers read audio,
+write staged Parquet parts and return rows; they hold no database credentials.
+
+Failure handling is layered, and only the top layer is ours:
+
+* a task that raises is retried by Dask (``retries=``); a worker that dies takes its tasks to other
+  workers (Dask's ``distributed.scheduler.allowed-failures``, after which the task fails with
+  ``KilledWorker``);
+* a task that still fails is a failed *attempt*: the partition goes back to ``pending`` and is claimed
+  again, until ``max_attempts``, when it is ``dead`` and its rows are written with an error;
+* a task that reports no progress for ``stall_seconds`` (a model stuck in native code, a device that
+  hangs) is a failed attempt too: its lease is given up, and the worker running it is restarted
+  through its nanny so that its thread is free again;
+* if this process dies, its leases expire and a new run of the same command (or any other process
+  working on the job) claims those partitions; committed partitions are never redone;
+* storage refusing every row of a partition (:class:`~lidframe.errors.StorageAccessDenied`) or the
+  job database staying unreachable stops the job (:class:`~lidframe.errors.JobFailed`) with its
+  state kept: no partition is marked for a problem that is not its own.
+
+Nothing here holds an object per partition of the job: only the partitions in flight (``per_thread``
+per worker thread) are in memory, so the driver stays the same size for any manifest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from lidframe.errors import JobFailed, StorageAccessDenied, StoreError, describe_failure
+from lidframe.job._config import JobSettings
+from lidframe.job._interrupts import raise_pending
+from lidframe.job._planner import Planner
+from lidframe.job._progress import progress_bar, set_total
+from lidframe.job._promotion import promote_committed
+from lidframe.job._stalls import StallWatch, restart_in_background
+from lidframe.job._worker import PROGRESS_TOPIC, PartitionTask, dead_partition, process_partition
+from lidframe.manifest import ManifestChanged, PlannedPartition
+from lidframe.results import discard
+from lidframe.store import JobStore, Lease
+
+__all__ = ["Driver", "Progress", "run_partitions"]
+
+log = logging.getLogger("lidframe")
+
+
+@dataclass
+class Progress:
+    """What this process did for the job."""
+
+    committed: int = 0
+    rejected: int = 0
+    failed: int = 0
+    stalled: int = 0
+    dead: int = 0
+
+
+def run_partitions(
+    client: Any,
+    store: JobStore,
+    job_id: str,
+    task: PartitionTask,
+    settings: JobSettings,
+    *,
+    partition_rows: int,
+    progress: bool = True,
+) -> Progress:
+    """Work on the job until it is planned and no partition is pending or running.
+
+    The manifest is planned in a thread beside the work (:class:`~lidframe.job._planner.Planner`);
+    partitions are claimed as soon as they are in the database. Returns what this process did.
+    Raises :class:`JobFailed` when the job cannot go on (storage refuses the credentials, the
+    manifest changed, the job database stays unreachable); the job's state is kept and a rerun
+    resumes it.
+    """
+    driver = Driver(client, store, job_id, task, settings, partition_rows, progress=progress)
+    return driver.run()
+
+
+class Driver:
+    """One process working on one job: claims, submits, collects, commits, gives up on stalls."""
+
+    def __init__(
+        self,
+        client: Any,
+        store: JobStore,
+        job_id: str,
+        task: PartitionTask,
+        settings: JobSettings,
+        partition_rows: int,
+        *,
+        progress: bool = True,
+    ) -> None:
+        self.client, self.store, self.job_id, self.task = client, store, job_id, task
+        self.settings = settings
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.inflight: dict[Any, Lease] = {}  # future -> its partition's lease
+        self.writing_dead: dict[Any, Lease] = {}  # future -> a dead partition (its dead token)
+        self.stalls = StallWatch(settings.stall_seconds)
+        self.done = Progress()
+        self.heartbeat = _Heartbeat(store, job_id, self.owner, settings.lease_seconds)
+        self.planner = Planner(store, job_id, task.manifest, partition_rows)
+        states = store.states(job_id)
+        self.bar = progress_bar(
+            total=None,
+            initial=states.get("done", 0) + states.get("dead", 0),
+            unit="part",
+            disable=not progress,
+            file=sys.stderr,
+            desc=f"lidframe {job_id}",
+        )
+
+    def run(self) -> Progress:
+        """Work until the job is planned and no partition is pending or running; see
+        :func:`run_partitions`."""
+        from distributed import wait
+
+        self.client.subscribe_topic(PROGRESS_TOPIC, self.stalls.on_progress)
+        self.heartbeat.start()
+        self.planner.start()
+        try:
+            while True:
+                raise_pending()  # a Ctrl-C or SIGTERM whose exception Python lost (job._interrupts)
+                self.planner.check()
+                set_total(self.bar, self.planner.planned if self.planner.finished else None)
+                threads = sum(self.client.nthreads().values()) or 1
+                self.claim(threads)
+                self.write_dead_rows(threads)
+                if not self.inflight and not self.writing_dead:
+                    if self.idle_until_finished():
+                        break
+                    continue
+                try:
+                    finished = wait(
+                        [*self.inflight, *self.writing_dead],
+                        timeout=2.0,
+                        return_when="FIRST_COMPLETED",
+                    ).done
+                except TimeoutError:
+                    finished = set()
+                for future in finished:
+                    if future in self.writing_dead:
+                        self.dead_rows_written(future)
+                    else:
+                        self.partition_finished(future)
+                    future.release()
+                self.give_up_stalled()
+        except StoreError as exc:
+            raise JobFailed(f"the job database failed while the job ran: {exc}") from exc
+        finally:
+            self.stop()
+        return self.done
+
+    def claim(self, threads: int) -> None:
+        """Claim and submit partitions while worker threads have room (``per_thread`` each)."""
+        room = max(1, self.settings.per_thread * threads) - len(self.inflight)
+        if room <= 0:
+            return
+        for lease in self.store.claim(
+            self.job_id,
+            self.owner,
+            room,
+            lease_s=self.settings.lease_seconds,
+            max_attempts=self.settings.max_attempts,
+        ):
+            future = self.client.submit(
+                process_partition,
+                _planned(lease),
+                lease.token,
+                self.task,
+                key=f"lidframe-{self.job_id}-part{lease.partition}-try{lease.attempt}-"
+                f"{lease.token[:8]}",
+                retries=self.settings.task_retries,
+                pure=False,
+            )
+            self.inflight[future] = lease
+            self.stalls.watch(lease)
+
+    def write_dead_rows(self, threads: int) -> None:
+        """Submit the writing of dead partitions' rows (their errors), a few at a time."""
+        if len(self.writing_dead) >= threads:
+            return
+        writing = {lease.partition for lease in self.writing_dead.values()}
+        for lease, message in self.store.dead_without_rows(self.job_id, limit=threads):
+            if lease.partition in writing:
+                continue
+            future = self.client.submit(
+                dead_partition,
+                _planned(lease),
+                lease.token,
+                self.task,
+                message,
+                key=f"lidframe-{self.job_id}-dead{lease.partition}-{lease.token[-8:]}",
+                retries=self.settings.task_retries,
+                pure=False,
+            )
+            self.writing_dead[future] = lease
+
+    def idle_until_finished(self) -> bool:
+        """Nothing in flight: wait for planning or for partitions leased elsewhere; True once the
+        job is finished."""
+        if not self.planner.finished:
+            self.planner.wait(0.5)  # nothing planned is left to claim yet
+            return False
+        if self.store.finish_if_complete(self.job_id) is not None:
+            return True
+        # Partitions still leased elsewhere (another process, or one that died): wait for them to
+        # finish or for their leases to expire.
+        wait_s = self.store.seconds_to_next_expiry(self.job_id)
+        time.sleep(min(5.0, 0.5 if wait_s is None else wait_s + 0.2))
+        states = self.store.states(self.job_id)
+        self.bar.n = states.get("done", 0) + states.get("dead", 0)
+        self.bar.refresh()
+        return False
+
+    def partition_finished(self, future: Any) -> None:
+        """Commit a finished partition task's rows under its lease, or fail its attempt."""
+        lease = self.inflight.pop(future)
+        k = lease.partition
+        self.stalls.forget(lease)
+        if future.status == "finished":
+            rows, seconds = future.result()
+            committed = self.store.commit(self.job_id, lease, rows, seconds=seconds)
+            if committed:
+                promote_committed(self.task, k, lease.token, committed.duplicates)
+                self.done.committed += 1
+                self.bar.update(1)
+            else:
+                discard(self.task.out, k, lease.token, self.task.out_options)
+                self.done.rejected += 1
+                log.warning("partition %d: lease taken over; result discarded", k)
+            return
+        exc = future.exception() if future.status == "error" else None
+        if isinstance(exc, StorageAccessDenied | ManifestChanged):
+            raise JobFailed(str(exc)) from exc
+        error = describe_failure(exc)
+        log.warning("partition %d attempt %d failed: %s", k, lease.attempt, error)
+        self.fail(lease, error)
+
+    def dead_rows_written(self, future: Any) -> None:
+        """Store a dead partition's rows (their errors) and promote its part."""
+        lease = self.writing_dead.pop(future)
+        k, token = lease.partition, lease.token
+        if future.status != "finished":
+            log.error("could not write the rows of dead partition %d: %s", k, future.exception())
+            return
+        stored = self.store.store_dead_rows(self.job_id, k, token, future.result())
+        if stored:
+            promote_committed(self.task, k, token, stored.duplicates)
+            self.bar.update(1)
+        else:
+            discard(self.task.out, k, token, self.task.out_options)
+
+    def give_up_stalled(self) -> None:
+        """Fail the attempts of tasks that reported no progress for ``stall_seconds`` and restart
+        their workers (in the background: the loop goes on claiming and committing meanwhile, as a
+        nanny that does not bring its worker back would otherwise hold it for the timeout)."""
+        stalled = self.stalls.stalled(self.inflight)
+        if not stalled:
+            return
+        processing = self.client.processing()
+        for future in stalled:
+            lease = self.inflight.pop(future)
+            self.stalls.forget(lease)
+            self.done.stalled += 1
+            log.warning(
+                "partition %d attempt %d %s", lease.partition, lease.attempt, self.stalls.error
+            )
+            workers = [w for w, keys in processing.items() if future.key in keys]
+            future.cancel()
+            self.fail(lease, self.stalls.error)
+            if workers:
+                restart_in_background(self.client, workers)
+
+    def fail(self, lease: Lease, error: str) -> None:
+        """A failed attempt: back to pending, or dead after ``max_attempts``."""
+        self.done.failed += 1
+        state = self.store.fail(self.job_id, lease, error, max_attempts=self.settings.max_attempts)
+        if state == "dead":
+            self.done.dead += 1
+
+    def stop(self) -> None:
+        """Stop planning and renewing, cancel what is in flight and give the leases back."""
+        self.planner.stop()
+        self.heartbeat.stop()
+        with contextlib.suppress(ValueError, RuntimeError):
+            self.client.unsubscribe_topic(PROGRESS_TOPIC)
+        for future in [*self.inflight, *self.writing_dead]:
+            future.cancel()
+        self.bar.close()
+        try:
+            self.store.release(self.job_id, self.owner)
+        except StoreError as exc:  # the leases will expire on their own
+            log.warning("could not release leases: %s", exc)
+
+
+def _planned(lease: Lease) -> PlannedPartition:
+    if lease.source is None or lease.digest is None:
+        raise JobFailed(
+            f"partition {lease.partition} has no manifest source in the job database (a job made "
+            "by an older lidframe): run it as a new job (--overwrite)"
+        )
+    return PlannedPartition(
+        lease.partition, lease.row_start, lease.row_stop, lease.source, lease.digest
+    )
+
+
+class _Heartbeat:
+    """Renews this process's leases every third of their length, in a daemon thread."""
+
+    def __init__(self, store: JobStore, job_id: str, owner: str, lease_s: float) -> None:
+        self._store, self._job, self._owner, self._lease = store, job_id, owner, lease_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lidframe-heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._lease / 3):
+            try:
+                self._store.renew(self._job, self._owner, self._lease)
+            except StoreError as exc:  # commits carry lease tokens: a lost lease loses no data
+                log.warning("lease renewal failed (will retry): %s", exc)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
