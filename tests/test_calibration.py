@@ -16,8 +16,7 @@ import lidframe
 from lidframe import ConfigError
 from lidframe.columns import column_alias
 from lidframe.consensus import Calibration, ConsensusConfig, consensus_config, load_calibration
-from lidframe.eval.calibrate import evaluate_consensus, fit_calibration
-from lidframe.eval.metrics import expected_calibration_error
+from lidframe.eval import evaluate_consensus, expected_calibration_error, fit_calibration
 from lidframe.testing import make_corpus
 
 MODEL_DIR = Path(__file__).parent / "assets" / "voxlingua107-espeak-ecapa"

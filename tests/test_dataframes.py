@@ -22,7 +22,7 @@ from lidframe.cli_parser import build_parser
 from lidframe.columns import column_alias
 from lidframe.dataframes import cudf_imports, local_backend, resolve_backend
 from lidframe.errors import ConfigError
-from lidframe.eval import metrics
+from lidframe.eval import _metrics as metrics
 from lidframe.job import RunConfig
 from lidframe.testing import make_corpus
 

@@ -21,8 +21,8 @@ from eval_data import (  # noqa: E402
     results_frame,
     with_no_speech,
 )
-from lidframe.eval import metrics  # noqa: E402
-from lidframe.eval import regressions as compare_mod  # noqa: E402
+from lidframe.eval import _metrics as metrics  # noqa: E402
+from lidframe.eval import _regressions as compare_mod  # noqa: E402
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -186,7 +186,7 @@ def test_evaluate_scores_each_model_and_the_consensus_independently_checked():
 
 
 def test_no_speech_on_labelled_speech_is_a_miss_with_its_own_rate():
-    from lidframe.eval.text import evaluation_text
+    from lidframe.eval import evaluation_text
 
     before = results_frame()
     df = with_no_speech(before)
@@ -267,8 +267,8 @@ def test_no_speech_on_labelled_speech_is_a_miss_with_its_own_rate():
 
 
 def test_results_without_speech_columns_have_no_speech_figures():
-    from lidframe.eval.speech_stats import has_speech_columns
-    from lidframe.eval.text import evaluation_text
+    from lidframe.eval import evaluation_text
+    from lidframe.eval._speech_stats import has_speech_columns
 
     full = with_no_speech(results_frame())
     assert has_speech_columns(full) and {"audio_seconds", "speech_seconds"} <= set(full.columns)
@@ -327,7 +327,7 @@ def test_evaluate_a_real_run_against_a_labelled_manifest(tmp_path):
     assert bare.run["job_id"] == run["job_id"] and bare.wrong.empty
 
     # stored beside the results and in the run's embedded job database, with job and environment
-    from lidframe.eval.records import save_evaluation
+    from lidframe.eval import save_evaluation
     from lidframe.store import open_store
 
     saved = save_evaluation(ev, tmp_path / "out", name="first", labels=str(tmp_path / "labels.csv"))

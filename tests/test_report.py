@@ -18,7 +18,7 @@ import pytest
 import lidframe
 from eval_data import LANGS, results_frame, with_no_speech
 from lidframe.eval.report import render_report
-from lidframe.eval.report_plots import heatmap as _heatmap
+from lidframe.eval.report._plots import heatmap as _heatmap
 
 SCRIPT_AUDIO = "/data/<script>x.wav"
 IMG = re.compile(r"<img\b[^>]*>")
@@ -138,7 +138,7 @@ def test_report_caps_confidently_wrong_rows_and_handles_empty_sources():
 
 
 def test_report_shows_the_no_speech_rate_and_speech_seconds():
-    from lidframe.eval.speech_stats import speech_text
+    from lidframe.eval._speech_stats import speech_text
 
     ev = lidframe.evaluate(with_no_speech(results_frame()), confident=0.8)
     text = render_report(ev)

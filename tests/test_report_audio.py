@@ -22,7 +22,7 @@ import soundfile as sf
 import lidframe
 from eval_data import results_frame, with_no_speech
 from lidframe.eval.report import render_report
-from lidframe.eval.report_sections import CALIBRATION_NOTE, DOMAIN_NOTE, WRONG_SHOWN
+from lidframe.eval.report._sections import CALIBRATION_NOTE, DOMAIN_NOTE, WRONG_SHOWN
 from lidframe.testing.files import sine, write_wav
 from test_report import CHROMIUM, _chromium
 

@@ -24,8 +24,7 @@ if TYPE_CHECKING:
         ManifestError,
         ModelError,
     )
-    from lidframe.eval import Evaluation, evaluate
-    from lidframe.eval.calibrate import fit_calibration
+    from lidframe.eval import Evaluation, evaluate, fit_calibration
     from lidframe.job import RunConfig, RunSummary, run
     from lidframe.kernel import identify
     from lidframe.manifest import open_manifest, read_manifest
@@ -40,7 +39,7 @@ _EXPORTS = {
     "AudioConfig": "lidframe.audio",
     "decode_window": "lidframe.audio",
     "Calibration": "lidframe.consensus",
-    "fit_calibration": "lidframe.eval.calibrate",
+    "fit_calibration": "lidframe.eval",
     "load_calibration": "lidframe.consensus",
     "consensus": "lidframe.consensus",
     "AudioError": "lidframe.errors",

@@ -36,9 +36,7 @@ def _storage_options(pairs: Sequence[str]) -> dict[str, object]:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from lidframe.eval import evaluate
-    from lidframe.eval.records import save_evaluation
-    from lidframe.eval.text import evaluation_text, stored_text
+    from lidframe.eval import evaluate, evaluation_text, save_evaluation, stored_text
 
     options = _storage_options(args.storage_option)
     ev = evaluate(
@@ -84,7 +82,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from lidframe.eval.regressions import compare_results
+    from lidframe.eval import compare_results
 
     result = compare_results(
         args.run_a,
@@ -290,7 +288,7 @@ def _quiet_shutdown() -> None:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from lidframe.eval.calibrate import calibrate_results
+    from lidframe.eval import calibrate_results
 
     fitted = calibrate_results(
         args.results,

@@ -3,9 +3,9 @@ the clip window each row was heard in.
 
 These need no ground truth to be useful (the distribution is the main view of an unlabelled run),
 and they keep the rows' identity (``id``, ``audio`` and the window), which the scores of
-:mod:`lidframe.eval.metrics` drop, so that a report can list and play the rows a model got wrong.
+:mod:`lidframe.eval._metrics` drop, so that a report can list and play the rows a model got wrong.
 
-Codes are the equivalence keys :func:`lidframe.eval.evaluate.evaluate` compares (``nb`` counts as
+Codes are the equivalence keys :func:`lidframe.eval._evaluate.evaluate` compares (``nb`` counts as
 ``no``); a row with an ``error`` has no answer and is left out of the distribution; a row a model
 was not asked (a cascade) is counted as :data:`NOT_ASKED`.
 """

@@ -15,7 +15,7 @@ from typing import Any
 
 import fsspec
 
-from lidframe.eval.evaluate import Evaluation
+from lidframe.eval._evaluate import Evaluation
 
 __all__ = ["evaluation_record", "save_evaluation", "weights_hashes"]
 

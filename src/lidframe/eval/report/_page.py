@@ -1,24 +1,5 @@
-"""One self-contained HTML report of an :class:`~lidframe.eval.evaluate.Evaluation`.
-
-:func:`render_report` gives a single HTML file with no script, web font or style sheet from
-elsewhere (:mod:`lidframe.eval.report_sections` builds its sections):
-
-* the **run**: job, models with source and weights digest, lidframe version, dates, rows and rows/s
-  ("unknown" where the results do not say);
-* the **predicted languages**: rows per answered language and source (``und`` included), a chart
-  and a table; for results without ground truth this, the run and the speech are the report;
-* with ground truth: the **summary** (with what ECE and Brier mean, and that accuracy depends on
-  the audio domain), the **speech** section (no-speech rate, audio and speech seconds; only with
-  the speech columns), the **agreement** table, **every wrong row** (up to
-  :data:`~lidframe.eval.report_sections.WRONG_SHOWN`, then a count) with an audio player of its
-  clip window (:mod:`lidframe.eval.report_audio`: linked by default, embedded on request), and per
-  source its per-language table, confusion heat map and table (answers outside the true languages
-  each in a column of their own), reliability diagram, accuracy/coverage curve with the threshold
-  for a target accuracy, weakest languages and confidently wrong rows.
-
-Plots are drawn by matplotlib's Agg canvas (never pyplot, so no global state and no display is
-needed) and embedded as ``data:image/png;base64`` images. Every text from the data is HTML-escaped.
-"""
+"""The page: :func:`render_report` assembles the sections into one HTML file, :func:`write_report`
+evaluates results and writes it."""
 
 from __future__ import annotations
 
@@ -29,11 +10,11 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from lidframe.errors import ConfigError
-from lidframe.eval import report_sections as sections
-from lidframe.eval.report_audio import Players
+from lidframe.eval.report import _sections as sections
+from lidframe.eval.report._audio import Players
 
 if TYPE_CHECKING:
-    from lidframe.eval.evaluate import Evaluation
+    from lidframe.eval._evaluate import Evaluation
 
 __all__ = ["check_report_path", "default_report_path", "render_report", "write_report"]
 
@@ -68,7 +49,7 @@ def render_report(
     Wrong rows' players link to their audio files, relative to ``path``'s folder when it is local
     (absolute ``file://`` otherwise); ``embed_audio``: embed each clip window instead (its first
     ``embed_max_seconds``, as 16 kHz WAV; ``audio_storage_options`` to read remote audio), so the
-    page plays without its audio folder (see :mod:`lidframe.eval.report_audio`).
+    page plays without its audio folder (see :mod:`lidframe.eval.report._audio`).
     """
     where = None if path is None else os.fspath(path)
     folder = None
@@ -172,10 +153,10 @@ def write_report(
     ``path``: the HTML file (default :func:`default_report_path`), checked by
     :func:`check_report_path` before any work. ``title``: default ``lidframe evaluation: RESULTS``.
     ``labels``, ``models`` and ``storage_options`` (for reading results and audio) as in
-    :func:`~lidframe.eval.evaluate.evaluate`; ``embed_audio`` and ``embed_max_seconds`` as in
+    :func:`~lidframe.eval._evaluate.evaluate`; ``embed_audio`` and ``embed_max_seconds`` as in
     :func:`render_report`.
     """
-    from lidframe.eval.evaluate import evaluate
+    from lidframe.eval._evaluate import evaluate
 
     results = os.fspath(results)
     path = default_report_path(results) if path is None else os.fspath(path)

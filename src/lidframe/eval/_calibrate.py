@@ -26,7 +26,7 @@ import pandas as pd
 from lidframe.columns import model_columns
 from lidframe.consensus import Calibration, ConsensusConfig, decide, supports, topk_pairs
 from lidframe.errors import ConfigError
-from lidframe.eval.metrics import expected_calibration_error
+from lidframe.eval._metrics import expected_calibration_error
 from lidframe.languages import DEFAULT_EQUIVALENCE, LanguageEquivalence
 
 __all__ = ["calibrate_results", "evaluate_consensus", "fit_calibration"]

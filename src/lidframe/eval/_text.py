@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from lidframe.eval.evaluate import Evaluation
-from lidframe.eval.speech_stats import speech_text, worst_no_speech
+from lidframe.eval._evaluate import Evaluation
+from lidframe.eval._speech_stats import speech_text, worst_no_speech
 
 __all__ = ["answered_text", "evaluation_text", "stored_text", "unlabelled_text"]
 
@@ -68,7 +68,7 @@ def unlabelled_text(ev: Evaluation) -> str:
 
 
 def stored_text(saved: Mapping[str, Any]) -> str:
-    """Where :func:`~lidframe.eval.records.save_evaluation` stored a record (its return value)."""
+    """Where :func:`~lidframe.eval._records.save_evaluation` stored a record (its return value)."""
     where = str(saved["saved_to"])
     if saved["eval_id"] is not None:
         where += f" and evaluation {saved['eval_id']} of the job database"

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from lidframe.eval import report_plots as plots
-from lidframe.eval.run_info import model_rows, run_rows
+from lidframe.eval._run_info import model_rows, run_rows
+from lidframe.eval.report import _plots as plots
 
 if TYPE_CHECKING:
-    from lidframe.eval.evaluate import Evaluation, SourceEvaluation
-    from lidframe.eval.report_audio import Players
+    from lidframe.eval._evaluate import Evaluation, SourceEvaluation
+    from lidframe.eval.report._audio import Players
 
 __all__ = [
     "CALIBRATION_NOTE",
@@ -156,7 +156,7 @@ def summary(ev: Evaluation) -> str:
 
 def speech(ev: Evaluation) -> str:
     """The speech section: nothing when the results have no speech columns."""
-    from lidframe.eval.speech_stats import speech_text
+    from lidframe.eval._speech_stats import speech_text
 
     if ev.speech is None:
         return ""

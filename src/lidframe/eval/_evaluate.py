@@ -6,7 +6,7 @@ the results' own ``label`` column (a manifest with labels) or a labelled manifes
 Each *source* (every model, and the consensus when there is one) is scored on the labelled rows:
 
 * rows with an ``error`` are counted apart (they are not wrong answers, they are no answers);
-* rows answered ``und`` for no speech (:mod:`~lidframe.eval.speech_stats`) are answers, and wrong
+* rows answered ``und`` for no speech (:mod:`~lidframe.eval._speech_stats`) are answers, and wrong
   ones on labelled speech: misses in accuracy and in their language's recall; their share (the
   no-speech rate) and the audio and speech seconds are given when the results have the speech
   columns;
@@ -17,8 +17,8 @@ Each *source* (every model, and the consensus when there is one) is scored on th
   (ECE, Brier, reliability table), the confidently wrong rows, and the accuracy/coverage curve.
 
 Over every row, labelled or not, it also keeps what each source answered
-(:mod:`~lidframe.eval.answers`: the predicted-language distribution, and every wrong row with its
-audio and clip window) and what produced the results (:mod:`~lidframe.eval.run_info`). Results
+(:mod:`~lidframe.eval._answers`: the predicted-language distribution, and every wrong row with its
+audio and clip window) and what produced the results (:mod:`~lidframe.eval._run_info`). Results
 without ground truth are not an error: their evaluation has no labelled row, no scores, and a note
 saying so; the distribution is then what there is to look at.
 
@@ -38,12 +38,15 @@ import numpy as np
 import pandas as pd
 
 from lidframe.errors import ConfigError
-from lidframe.eval import answers, display, metrics, speech_stats
-from lidframe.eval.inputs import keys as _keys
-from lidframe.eval.inputs import read_labels as _read_labels
-from lidframe.eval.inputs import recorded_label_sets
-from lidframe.eval.inputs import results_frame as _results_frame
-from lidframe.eval.run_info import run_info
+from lidframe.eval import _answers as answers
+from lidframe.eval import _display as display
+from lidframe.eval import _metrics as metrics
+from lidframe.eval import _speech_stats as speech_stats
+from lidframe.eval._inputs import keys as _keys
+from lidframe.eval._inputs import read_labels as _read_labels
+from lidframe.eval._inputs import recorded_label_sets
+from lidframe.eval._inputs import results_frame as _results_frame
+from lidframe.eval._run_info import run_info
 from lidframe.languages import DEFAULT_EQUIVALENCE, LanguageEquivalence, canonical
 
 __all__ = ["Evaluation", "SourceEvaluation", "evaluate", "recorded_label_sets"]
@@ -108,7 +111,7 @@ class SourceEvaluation:
 @dataclass
 class Evaluation:
     """Every source's scores, and how the models agree; shows as text, and as HTML in Jupyter
-    (:mod:`lidframe.eval.display`)."""
+    (:mod:`lidframe.eval._display`)."""
 
     sources: dict[str, SourceEvaluation]
     agreement: pd.DataFrame

@@ -1,6 +1,6 @@
 """How evaluation results show: text for ``print``/``repr`` and HTML for Jupyter (``_repr_html_``).
 
-Kept apart from :mod:`lidframe.eval.evaluate` (which computes them) so that neither outgrows its
+Kept apart from :mod:`lidframe.eval._evaluate` (which computes them) so that neither outgrows its
 job; the objects are typed ``Any`` here, as importing that module back would be a cycle. Figures
 show with three decimals; the tables are the objects' own (``summary()``, ``per_language``,
 ``agreement``), so what is shown is what the code reads.
@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from lidframe.eval import speech_stats
+from lidframe.eval import _speech_stats as speech_stats
 
 __all__ = ["evaluation_html", "evaluation_text", "source_html", "source_text"]
 

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from lidframe.errors import ConfigError
-from lidframe.eval.evaluate import Evaluation, evaluate
+from lidframe.eval._evaluate import Evaluation, evaluate
 
 __all__ = ["Comparison", "compare", "compare_results", "mcnemar_p"]
 

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from lidframe.eval.metrics import confusion_table
+from lidframe.eval._metrics import confusion_table
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from lidframe.eval.evaluate import SourceEvaluation
+    from lidframe.eval._evaluate import SourceEvaluation
 
 __all__ = [
     "HEATMAP_LANGUAGES",
@@ -64,7 +64,7 @@ def _figure(width: float, height: float) -> Figure:
 
 
 def heatmap_table(s: SourceEvaluation) -> pd.DataFrame:
-    """Counts of answers per true language (:func:`~lidframe.eval.metrics.confusion_table`) over
+    """Counts of answers per true language (:func:`~lidframe.eval._metrics.confusion_table`) over
     the (up to) :data:`HEATMAP_LANGUAGES` most frequent true languages; empty when nothing is
     scored."""
     rows = s.rows
