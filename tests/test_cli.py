@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lidframe.cli_parser import build_parser
+from lidframe.cli import build_parser
 from lidframe.models import available_models
 from lidframe.testing import TEXTS, synthesize, write_wav
 

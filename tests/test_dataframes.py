@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 import lidframe
-from lidframe.cli_parser import build_parser
+from lidframe.cli import build_parser
 from lidframe.columns import column_alias
 from lidframe.dataframes import cudf_imports, local_backend, resolve_backend
 from lidframe.errors import ConfigError

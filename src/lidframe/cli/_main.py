@@ -1,9 +1,6 @@
-"""The ``lidframe`` command: identify, evaluate and report on the languages of audio collections.
-
-Flags become a library call; what this module adds is the command-line contract: one line
-``lidframe: error: ...`` for every failure (a traceback only with ``--debug``), and exit statuses that
-a pipeline can act on (see :data:`lidframe.cli_parser.EXIT_STATUSES`).
-"""
+""":func:`main`: each command's flags become one library call, under the command-line contract (one
+``lidframe: error: ...`` line for every failure, a traceback only with ``--debug``, and the exit
+statuses of :data:`~lidframe.cli.EXIT_STATUSES`)."""
 
 from __future__ import annotations
 
@@ -14,7 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from lidframe.cli_parser import build_parser
+from lidframe.cli._parser import build_parser
 from lidframe.errors import ConfigError, JobInterrupted, LidframeError
 from lidframe.job import interrupts_that_stick, raise_pending
 
@@ -299,7 +296,3 @@ def _calibrate(args: argparse.Namespace) -> int:
     )
     print(fitted.describe(args.out))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from lidframe.cli_options import (
+from lidframe.cli._options import (
     COMMON_COMMANDS,
     EVAL_COMPARE,
     backend_argument,
@@ -291,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--title", default=None, help="report title (default: the results folder)")
     rep.add_argument("--target-accuracy", type=float, default=0.95, help="marked on the curves")
     rep.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE")
-    from lidframe.cli_options import embed_audio_arguments
+    from lidframe.cli._options import embed_audio_arguments
 
     embed_audio_arguments(rep)
 
