@@ -3,14 +3,34 @@
 Importing lidframe has no side effects: no Dask configuration, environment variable or model is
 touched until a function is called. The public names below are imported on first use (PEP 562), so
 ``import lidframe.audio`` in a decoder process does not pull in Dask, torch or the evaluation code.
+
+Data flows one way, and each package imports only those before it::
+
+    errors settings columns languages dataframes cluster   small modules every package may use
+    audio      URI -> mono float32 window (decoders, storage, limits, the decoder pool)
+    speech     voice activity: what the models hear, ``und`` without speech
+    models     the LidModel interface, the registry, entry points and the built-in families
+    manifest   manifests on storage, planned as a stream, read a partition at a time
+    results    the results folder: staged Parquet parts, owner marker, provenance, typed reading
+    consensus  per-model answers -> one answer per row (row reference, frame operations, cascade)
+    kernel     one partition: decode -> listen -> prepare -> forward -> the row's answer
+    store      the job database: jobs, partitions, leases, results, evaluations
+    job        a resumable run: settings, identity, the driver, and the one module on workers
+    eval       scores against ground truth, calibration fitting, comparison, the HTML report
+    cli        the ``lidframe`` command: flags -> library calls
+    testing    synthetic labelled speech and audio files, for users' tests and ours
+
+Each package's docstring draws its modules' order; modules whose names start with ``_`` are
+internal to their package.
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
 import types
 from typing import TYPE_CHECKING, Any
+
+from lidframe._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from lidframe.audio import AudioConfig, decode_window
@@ -101,17 +121,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'lidframe' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 class _Package(types.ModuleType):

@@ -27,6 +27,6 @@ def lazy_exports(
         return value
 
     def __dir__() -> list[str]:
-        return sorted(exports)
+        return sorted(set(vars(sys.modules[package])) | set(exports))
 
     return __getattr__, __dir__
