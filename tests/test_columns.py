@@ -24,8 +24,7 @@ from lidframe.store import open_store
 from lidframe.store.results import frame_rows, replace_rows
 from lidframe.store.schema import predictions, results
 from lidframe.testing import TEXTS, sine, synthesize, write_wav
-
-README = Path(__file__).resolve().parents[1] / "README.md"
+from tests.fixtures.paths import README
 
 
 class Half(LidModel):

@@ -25,8 +25,9 @@ from lidframe.errors import ConfigError
 from lidframe.eval import _metrics as metrics
 from lidframe.job import RunConfig
 from lidframe.testing import make_corpus
+from tests.fixtures.paths import ECAPA_DIR
 
-ECAPA = f"speechbrain:{Path(__file__).parent / 'assets' / 'voxlingua107-espeak-ecapa'}"
+ECAPA = f"speechbrain:{ECAPA_DIR}"
 no_cudf = pytest.mark.skipif(cudf_imports(), reason="cuDF imports here")
 
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import lidframe
+from tests.fixtures.paths import ROOT
 
 
 def test_public_api_is_explicit():
@@ -37,11 +38,10 @@ def test_torch_and_torchaudio_are_bounded_to_the_same_minor_release():
     """Without the constraints file, pip must still pick a torch/torchaudio pair built together
     (unbounded, it picked torch 2.15 with torchaudio 2.11: different CUDA builds, Whisper failed)."""
     import re
-    from pathlib import Path
 
     import tomllib
 
-    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     deps = {
         re.split(r"[<>=!~ \[]", d, maxsplit=1)[0]: d for d in project["project"]["dependencies"]
     }
@@ -190,3 +190,132 @@ def test_every_module_imports_first_in_a_fresh_interpreter():
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.splitlines()[-1]) == {}
+
+
+# -- guard rails of the layout (issue 22) -------------------------------------------------------
+
+
+def _imports(path: Path, package: str) -> list[tuple[str, str]]:
+    """``(module, name)`` for every ``from M import name`` and ``(M, "")`` for every ``import M``
+    in ``path`` (function-level and type-checking imports included), relative ones resolved."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, "") for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*up, base] if base else up)
+            found += [(base, alias.name) for alias in node.names]
+    return found
+
+
+def _owner(module: str) -> str | None:
+    """The package a private module belongs to (``lidframe.kernel._config`` -> ``lidframe.kernel``),
+    None for a public path."""
+    parts = module.split(".")
+    for i, part in enumerate(parts):
+        if part.startswith("_") and not part.startswith("__"):
+            return ".".join(parts[:i])
+    return None
+
+
+def test_no_module_outside_a_package_imports_its_private_modules():
+    modules = _modules()
+    wrong = []
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for module, imported in _imports(path, package):
+            if not module.startswith("lidframe"):
+                continue
+            target = f"{module}.{imported}" if imported.startswith("_") else module
+            owner = _owner(target)
+            if owner is not None and not (name == owner or name.startswith(f"{owner}.")):
+                wrong.append(f"{name} imports {target}")
+    assert not wrong, wrong
+
+
+def test_no_module_imports_a_private_name_of_another_module():
+    """Names starting with ``_`` stay in their module (a private module's helpers are named
+    without the underscore: the module is what is private)."""
+    modules = _modules()
+    wrong = []
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for module, imported in _imports(path, package):
+            if not module.startswith("lidframe") or not imported.startswith("_"):
+                continue
+            if f"{module}.{imported}" in modules:
+                continue  # a module of a package, checked by the test above
+            wrong.append(f"{name} imports {module}.{imported}")
+    assert not wrong, wrong
+
+
+def test_the_packages_import_each_other_one_way():
+    """Modules collapsed to their package (``lidframe.kernel._config`` -> ``lidframe.kernel``,
+    top-level modules stay themselves): no cycle among them. ``lidframe`` itself only names the
+    public API and is left out."""
+    graph: dict[str, set[str]] = {}
+    for module, targets in _import_graph(_modules()).items():
+        if module == "lidframe":
+            continue
+        top = ".".join(module.split(".")[:2])
+        graph.setdefault(top, set()).update(
+            ".".join(t.split(".")[:2]) for t in targets if t != "lidframe"
+        )
+    for top, targets in graph.items():
+        targets.discard(top)
+    assert _cycles(graph) == []
+
+
+def _loaded_by(statement: str) -> set[str]:
+    code = f"import json, sys; {statement}; print(json.dumps(sorted(m for m in sys.modules)))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return set(json.loads(proc.stdout.splitlines()[-1]))
+
+
+def test_the_worker_module_takes_nothing_of_the_driver_planner_leases_or_job_store():
+    loaded = _loaded_by("import lidframe.job._worker")
+    driver_side = {
+        "lidframe.job._run",
+        "lidframe.job._driver",
+        "lidframe.job._planner",
+        "lidframe.job._stalls",
+        "lidframe.job._promotion",
+        "lidframe.job._database",
+        "lidframe.job._queries",
+        "lidframe.store.jobs",
+        "lidframe.store.leases",
+        "lidframe.store.planning",
+        "lidframe.store.engine",
+    }
+    assert "lidframe.job._worker" in loaded and "lidframe.store.results" in loaded
+    assert not loaded & driver_side, sorted(loaded & driver_side)
+
+
+def test_audio_imports_no_dask_torch_or_pandas():
+    loaded = _loaded_by("import lidframe.audio")
+    heavy = {m for m in loaded if m.split(".")[0] in ("dask", "distributed", "torch", "pandas")}
+    assert "lidframe.audio._pool" in loaded and not heavy, sorted(heavy)[:10]
+
+
+def test_every_package_states_its_api():
+    """Each package's ``__init__`` has a docstring and an explicit ``__all__`` whose every name
+    resolves."""
+    import importlib
+
+    packages = [n for n, p in _modules().items() if p.name == "__init__.py"]
+    assert {"lidframe.audio", "lidframe.job", "lidframe.kernel", "lidframe.eval.report"} <= set(
+        packages
+    )
+    for name in packages:
+        if name.endswith(".migrations"):
+            continue
+        module = importlib.import_module(name)
+        assert module.__doc__, name
+        exported = getattr(module, "__all__", None)
+        assert exported, f"{name} has no __all__"
+        for public in exported:
+            assert getattr(module, public, None) is not None, f"{name}.{public}"

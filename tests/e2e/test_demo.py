@@ -1,0 +1,62 @@
+"""The README's demo command, run twice in a fresh copy of the files it uses.
+
+The second run resumes the finished job (no new work) and every step still succeeds: the results
+folder holds only Parquet parts and ``_``-prefixed state, so the report (written beside it) and the
+evaluation never trip over each other, and any Parquet reader opens the folder as it is.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from tests.fixtures.paths import ROOT
+
+
+def _demo_commands() -> list[list[str]]:
+    """The ``lidframe`` commands of scripts/demo.sh (the setup step is what the test run did)."""
+    commands = []
+    for line in (ROOT / "scripts" / "demo.sh").read_text().splitlines():
+        if line.startswith(".venv/bin/lidframe "):
+            args = shlex.split(line.removeprefix(".venv/bin/lidframe ").replace('"$@"', ""))
+            commands.append([sys.executable, "-m", "lidframe.cli", *args])
+    assert [c[3] for c in commands] == ["run", "eval", "report"], commands
+    return commands
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_the_demo_runs_twice_in_a_fresh_copy(tmp_path):
+    shutil.copytree(ROOT / "examples" / "demo", tmp_path / "examples" / "demo")
+    commands = _demo_commands()
+    outputs = []
+    for attempt in (1, 2):
+        for cmd in commands:
+            proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+            assert proc.returncode == 0, (attempt, cmd, proc.stdout, proc.stderr)
+            outputs.append(proc.stdout)
+        results = pd.read_parquet(tmp_path / "demo-results")  # the folder, as any reader opens it
+        assert len(results) == 48 and results["error"].isna().all()
+    first_run, second_run = outputs[0], outputs[3]
+    assert "4 partitions done by this run, 0 already done" in first_run
+    assert "0 partitions done by this run, 4 already done" in second_run
+    assert re.search(r"report: demo-report\.html \(48 labelled rows", outputs[5])
+    assert (tmp_path / "demo-report.html").stat().st_size > 10_000
+    # a report is never written into the results folder: refused there, beside it by default
+    cli = [sys.executable, "-m", "lidframe.cli", "report", "demo-results"]
+    inside = subprocess.run(
+        [*cli, "--html", "demo-results/report.html"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert inside.returncode == 2 and inside.stderr.count("\n") == 1, inside.stderr
+    assert inside.stderr.startswith("lidframe: error: --html demo-results/report.html")
+    default = subprocess.run(cli, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert default.returncode == 0, default.stderr
+    assert (tmp_path / "demo-results-report.html").is_file()
+    listing = sorted(p.name for p in (tmp_path / "demo-results").iterdir())
+    assert all(n.startswith("_") or re.fullmatch(r"part-\d{5}\.parquet", n) for n in listing)
