@@ -22,7 +22,6 @@ import pytest
 
 import lidframe
 from lidframe.models import LidModel, ModelSpec, register_family
-from lidframe.results import result_labels
 from lidframe.store import open_store
 from lidframe.testing import make_corpus
 from tests.fixtures.paths import EXAMPLES
@@ -86,7 +85,7 @@ def test_installed_family_runs_with_whisper_through_eval_db_and_report(site, tmp
     assert len(df) == 6 and df["error"].isna().all()
     assert set(df[f"{ALIAS}_lang"]) <= {"en", "de", "fr"}
     assert (df["consensus_method"] == "majority[2/2]").all()
-    labels = result_labels(str(out))
+    labels = _recorded_labels(out)
     assert labels[ALIAS] == ("en", "de", "fr") and len(labels["whisper_base"]) == 99
     with open_store(f"sqlite:///{out}/_lidframe.sqlite") as store:
         (job,) = store.jobs()
@@ -144,4 +143,10 @@ def test_a_family_registered_in_this_process_reaches_the_workers(tmp_path):
     assert summary.ok
     df = pd.read_parquet(tmp_path / "out").sort_values("id")
     assert df["loud_x_lang"].tolist() == ["en", "de", "en"]
-    assert result_labels(str(tmp_path / "out")) == {"loud_x": ("en", "de", "it")}
+    assert _recorded_labels(tmp_path / "out") == {"loud_x": ("en", "de", "it")}
+
+
+def _recorded_labels(out: Path) -> dict[str, tuple[str, ...]]:
+    """Each model's label set as the run recorded it in its parts' provenance."""
+    models = lidframe.read_provenance(str(out))["models"]
+    return {alias: tuple(model["labels"]) for alias, model in models.items()}

@@ -22,7 +22,6 @@ import lidframe
 from lidframe.consensus import ConsensusConfig, consensus_frame
 from lidframe.errors import ModelError
 from lidframe.models import load_model, parse_model
-from lidframe.results import result_labels
 from lidframe.store import open_store
 from lidframe.testing import make_corpus
 from tests.fixtures.paths import ECAPA_DIR
@@ -153,7 +152,8 @@ def test_whisper_speechbrain_and_hf_audio_in_one_run(classifier, tmp_path):
     df = pd.read_parquet(out)
     aliases = [lidframe.models.column_alias(m) for m in models]
     assert (df["consensus_method"] == "product[3/3]").all()
-    labels = result_labels(str(out))
+    recorded = lidframe.read_provenance(str(out))["models"]
+    labels = {alias: tuple(model["labels"]) for alias, model in recorded.items()}
     assert labels[aliases[2]] == ("en", "de", "fr", "es", "cmn", "nb")
     assert len(labels["whisper_base"]) == 99 and set(labels[aliases[1]]) >= {"en", "de", "fr"}
     meta = pq.read_schema(next(out.glob("part-*.parquet"))).metadata

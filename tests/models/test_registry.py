@@ -25,10 +25,13 @@ from lidframe.models import (
     Batch,
     LidModel,
     ModelSpec,
+    available_models,
     families,
     load_model,
+    models_text,
     parse_model,
     register_family,
+    register_name,
 )
 
 
@@ -134,6 +137,21 @@ def test_built_in_families_and_names():
         "facebook/mms-lid-126",
         "mms_lid_126",
     )
+
+
+def test_a_short_name_registered_for_a_family_and_source_is_a_model_name():
+    register_family("test-named", Labelled)
+    register_name("test-named-small", "test-named", "/models/small")
+    spec = parse_model(" test-named-small ", device="cpu")
+    assert (spec.name, spec.family, spec.source, spec.alias) == (
+        "test-named-small",
+        "test-named",
+        "/models/small",
+        "test_named_small",
+    )
+    assert "test-named-small" in available_models()
+    assert {f.name: f for f in families()}["test-named"].names == ("test-named-small",)
+    assert any(line.startswith("test-named-small ") for line in models_text().splitlines())
 
 
 def _dist_info(site: Path, name: str, entry_points: dict[str, str], module: str = "") -> None:

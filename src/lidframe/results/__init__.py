@@ -35,7 +35,6 @@ from lidframe.results._read import (
     declared_columns,
     read_parts,
     read_results,
-    result_labels,
 )
 
 __all__ = [
@@ -57,7 +56,6 @@ __all__ = [
     "read_provenance",
     "read_results",
     "remove_staging",
-    "result_labels",
     "staged_parts",
     "write_staged",
 ]

@@ -35,7 +35,6 @@ __all__ = [
     "declared_columns",
     "read_parts",
     "read_results",
-    "result_labels",
 ]
 
 # The columns whose names do not depend on the models (by frame name, and by database name).
@@ -145,18 +144,6 @@ def read_parts(results: str, storage_options: Mapping[str, Any] | None = None) -
         raise
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot read results {results}: {' '.join(str(exc).split())}") from exc
-
-
-def result_labels(
-    results: str, storage_options: Mapping[str, Any] | None = None
-) -> dict[str, tuple[str, ...]]:
-    """Each model's label set by alias, as the run recorded it in its parts' metadata.
-
-    Empty for results written before label sets were recorded (or by another tool).
-    """
-    fs, root = folder_fs(results, storage_options)
-    paths = part_files(results, storage_options) if fs.isdir(root) else [results]
-    return _labels_of(fs, [p.split("://", 1)[-1] for p in paths])
 
 
 def _labels_of(fs: Any, paths: list[str]) -> dict[str, tuple[str, ...]]:
