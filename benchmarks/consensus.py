@@ -1,6 +1,6 @@
 """Consensus throughput: the row loop (``decide`` per row) against the frame operations.
 
-Both compute the same columns (``tests/test_consensus_frames.py``). Rows are synthetic results of
+Both compute the same columns (``tests/consensus/test_frames.py``). Rows are synthetic results of
 two models with top-5 lists (a few rows errored, a few Norwegian codes); every policy's figures are
 printed, as rows per second of one partition of ``--rows`` rows, and of ``--small`` rows (128: a run's
 default partition, where the frame operations' fixed cost shows), with the ratio

@@ -5,7 +5,7 @@ Only the API pandas and cuDF share is used (explode, merge, groupby, sort_values
 arithmetic, ``where``): no Python function applied per row, no loop over rows (the loops below run
 over the models). The same code therefore runs on a pandas partition on a CPU and on a cuDF one on
 a GPU, and :func:`~lidframe.consensus.decide` stays the reference it is tested against
-(``tests/test_consensus_frames.py``): the same columns, probabilities to 1e-9.
+(``tests/consensus/test_frames.py``): the same columns, probabilities to 1e-9.
 
 How a partition is reduced:
 
