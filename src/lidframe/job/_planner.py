@@ -2,7 +2,7 @@
 
 Planning a large manifest (hashing, counting and cutting millions of rows into partitions) takes
 long enough that waiting for it would leave the cluster idle: the planner streams partitions into
-the job database in batches, the first one alone and at once, and the orchestrator
+the job database in batches, the first one alone and at once, and the driver
 (:mod:`lidframe.job._driver`) claims partitions as soon as they are there. Only the current batch is
 in memory, so planning costs the same for any manifest, and a run that stopped halfway resumes
 planning after the last partition it wrote.
@@ -56,7 +56,7 @@ class Planner:
     def run(self) -> None:
         try:
             self._plan()
-        except BaseException as exc:  # noqa: BLE001 - handed to the orchestrating loop
+        except BaseException as exc:  # noqa: BLE001 - handed to the driver's loop
             self.error = exc
         finally:
             self._added.set()

@@ -1,12 +1,12 @@
 """Stalled partition tasks: found by their silence, and their workers restarted.
 
 A model stuck in native code, or a device that hangs, never raises: Dask would wait for the task
-forever while the orchestrator's heartbeat kept its lease alive. So partition tasks report progress
+forever while the driver's heartbeat kept its lease alive. So partition tasks report progress
 (a row decoded, a batch answered) as Dask events on :data:`~lidframe.job._worker.PROGRESS_TOPIC`,
-and a task that reports nothing for ``stall_seconds`` is a failed attempt: the orchestrator
+and a task that reports nothing for ``stall_seconds`` is a failed attempt: the driver
 (:mod:`lidframe.job._driver`) gives up its lease, and the worker running it is restarted through
 its nanny so that its thread is free again. The restart runs in a background thread: a nanny that
-does not bring its worker back would otherwise hold the orchestrating loop for the timeout.
+does not bring its worker back would otherwise hold the driver's loop for the timeout.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 ``part-00007.parquet`` always holds partition 7 of the manifest, so a redo replaces the file instead of
 adding a second copy. Parts are fenced by the lease: a worker writes its part under a name that carries
 its lease token, in ``OUT/_staging/`` (which Parquet readers skip, like every ``_`` or ``.`` path);
-only after the job database accepted the commit made with that token does the orchestrating process
+only after the job database accepted the commit made with that token does the job's driver
 move it into place (:func:`promote`). A writer whose lease was taken over never replaces the winner's
 part, and a crash between the write and the commit leaves only a staged file, which the next run
 promotes (the commit landed) or deletes (it did not). So Parquet and the database hold the same rows.

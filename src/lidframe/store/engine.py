@@ -8,7 +8,7 @@
   so a connection the server dropped is replaced, and migrations under an advisory lock so two
   processes starting at once do not both create the tables.
 * :func:`db_epoch`: seconds since the epoch on the *database's* clock. Leases compare against it, so
-  orchestrators on machines with skewed clocks still agree on who holds what.
+  drivers on machines with skewed clocks still agree on who holds what.
 * :func:`retrying`: reruns a whole transaction after a lost connection, with backoff, up to a deadline,
   then raises :class:`StoreError`. Transactions are atomic, so a retry never sees half of one.
 """

@@ -1,7 +1,7 @@
 """Reading a job back: its progress (:class:`JobStatus`, for ``lidframe status``) and its results.
 
 Nothing here writes: each read is one transaction, so counts and rows come from one consistent
-snapshot even while orchestrators commit.
+snapshot even while drivers commit.
 """
 
 from __future__ import annotations
