@@ -234,12 +234,12 @@ def _check(args: argparse.Namespace) -> int:
     """``lidframe check``: the half-precision check a job runs, alone; 1 when a model fails it."""
     from lidframe.job import check_precision
     from lidframe.kernel import KernelConfig, check_fidelity_settings, fidelity_lines
-    from lidframe.models import parse_model
 
     check_fidelity_settings(args.clips, args.threshold)
-    specs = tuple(parse_model(m, device=args.device, dtype=args.dtype) for m in args.models)
-    kernel = KernelConfig(
-        models=specs,
+    kernel = KernelConfig.for_models(
+        args.models,
+        device=args.device,
+        dtype=args.dtype,
         batch_size=args.batch_size,
         storage_options=_storage_options(args.storage_option),
     )
