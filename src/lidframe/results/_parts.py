@@ -39,8 +39,9 @@ __all__ = [
 ]
 
 STAGING = "_staging"
-_PART = re.compile(r"part-(\d{5,})\.parquet$")
-_STAGED = re.compile(r"part-(\d{5,})\.([0-9A-Za-z-]{1,64})\.parquet$")
+# Whole file names (matched in full): a "backup-part-00003.parquet" is not a part.
+_PART = re.compile(r"part-(\d{5,})\.parquet")
+_STAGED = re.compile(r"part-(\d{5,})\.([0-9A-Za-z-]{1,64})\.parquet")
 
 
 def part_name(index: int) -> str:
@@ -181,7 +182,7 @@ def staged_parts(
         return []
     found = []
     for name in names:
-        match = _STAGED.search(name.rsplit("/", 1)[-1])
+        match = _STAGED.fullmatch(name.rsplit("/", 1)[-1])
         if match:
             found.append((int(match.group(1)), match.group(2)))
     return sorted(found)
@@ -204,5 +205,10 @@ def part_files(out: str, storage_options: Mapping[str, Any] | None = None) -> li
     except FileNotFoundError:
         return []
     protocol = out.split("://", 1)[0] + "://" if "://" in out else ""
-    paths = [n for n in names if _PART.search(n.rsplit("/", 1)[-1])]
-    return sorted(protocol + p if protocol and not p.startswith(protocol) else p for p in paths)
+    found = []
+    for name in names:
+        match = _PART.fullmatch(name.rsplit("/", 1)[-1])
+        if match:
+            path = protocol + name if protocol and not name.startswith(protocol) else name
+            found.append((int(match.group(1)), path))
+    return [path for _, path in sorted(found)]  # partition order, past 99,999 too
