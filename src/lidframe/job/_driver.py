@@ -35,6 +35,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,6 +108,7 @@ class Driver:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.inflight: dict[Any, Lease] = {}  # future -> its partition's lease
         self.writing_dead: dict[Any, Lease] = {}  # future -> a dead partition (its dead token)
+        self.dead_write_failures: Counter[int] = Counter()  # dead partition -> failed writes
         self.stalls = StallWatch(settings.stall_seconds)
         self.done = Progress()
         self.heartbeat = _Heartbeat(store, job_id, self.owner, settings.lease_seconds)
@@ -249,11 +251,24 @@ class Driver:
         self.fail(lease, error)
 
     def dead_rows_written(self, future: Any) -> None:
-        """Store a dead partition's rows (their errors) and promote its part."""
+        """Store a dead partition's rows (their errors) and promote its part. A write that fails
+        ``max_attempts`` times stops the job (:class:`JobFailed`, its state kept) rather than being
+        tried for ever."""
         lease = self.writing_dead.pop(future)
         k, token = lease.partition, lease.token
         if future.status != "finished":
-            log.error("could not write the rows of dead partition %d: %s", k, future.exception())
+            exc = future.exception() if future.status == "error" else None
+            if isinstance(exc, StorageAccessDenied | ManifestChanged):
+                raise JobFailed(str(exc)) from exc
+            self.dead_write_failures[k] += 1
+            tries = self.dead_write_failures[k]
+            if tries >= self.settings.max_attempts:
+                raise JobFailed(
+                    f"the rows of dead partition {k} could not be written ({tries} tries): "
+                    f"{describe_failure(exc)}; the job's state is kept: fix the cause and run "
+                    "the same command again"
+                ) from exc
+            log.warning("could not write the rows of dead partition %d: %s", k, exc)
             return
         stored = self.store.store_dead_rows(self.job_id, k, token, future.result())
         if stored:
@@ -336,4 +351,5 @@ class _Heartbeat:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
