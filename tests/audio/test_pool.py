@@ -392,7 +392,10 @@ def test_a_decode_interrupted_in_the_caller_does_not_shift_later_results(
     threading.Thread(target=interrupt, daemon=True).start()
     with pytest.raises(KeyboardInterrupt):
         in_decode.set()
-        pool.decode(f"{silent_server.url}/x.wav", config=AudioConfig(io_timeout=1.0))
+        # The child's read times out after 5 s: time enough, on a loaded machine, for the
+        # interrupt to land first (with 1 s it sometimes did not), and short enough that a stale
+        # reply would reach the next decode if the interrupted child were kept.
+        pool.decode(f"{silent_server.url}/x.wav", config=AudioConfig(io_timeout=5.0))
     got: list[np.ndarray | str] = []
     for name in ("a.wav", "b.wav"):
         try:
