@@ -374,7 +374,7 @@ def test_decoders_die_with_their_parent(good_wav: tuple[str, np.ndarray]) -> Non
 
 @pytest.mark.timeout(60)
 def test_a_decode_interrupted_in_the_caller_does_not_shift_later_results(
-    pool: DecoderPool, silent_server: SilentServer, tmp_path: Path
+    pool: DecoderPool, silent_server: SilentServer, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     a, b = np.full(SR, 0.25, np.float32), np.full(SR // 2, -0.5, np.float32)
     sf.write(str(tmp_path / "a.wav"), a, SR, subtype="FLOAT")
@@ -390,12 +390,13 @@ def test_a_decode_interrupted_in_the_caller_does_not_shift_later_results(
             signal.pthread_kill(main, signal.SIGINT)
 
     threading.Thread(target=interrupt, daemon=True).start()
+    # Ctrl-C raises KeyboardInterrupt as in a terminal, also where this process inherited SIGINT
+    # ignored (a run started in the background by a shell without job control).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
     with pytest.raises(KeyboardInterrupt):
         in_decode.set()
-        # The child's read times out after 5 s: time enough, on a loaded machine, for the
-        # interrupt to land first (with 1 s it sometimes did not), and short enough that a stale
-        # reply would reach the next decode if the interrupted child were kept.
-        pool.decode(f"{silent_server.url}/x.wav", config=AudioConfig(io_timeout=5.0))
+        pool.decode(f"{silent_server.url}/x.wav", config=AudioConfig(io_timeout=1.0))
     got: list[np.ndarray | str] = []
     for name in ("a.wav", "b.wav"):
         try:
