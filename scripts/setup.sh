@@ -22,6 +22,16 @@ if [ "$with_test" -eq 1 ]; then
     echo "setup: installing ${missing[*]} (for the tests)"
     apt_install "${missing[@]}"
   fi
+  # Real recordings of people speaking (lidframe.testing.real): telephone prompts at 8 and 16 kHz
+  # and single words in about 20 languages, from Debian's archive.
+  real=()
+  for package in asterisk-core-sounds-{en,es,fr}-{wav,g722} ktuberling-data; do
+    dpkg -s "$package" >/dev/null 2>&1 || real+=("$package")
+  done
+  if [ "${#real[@]}" -gt 0 ]; then
+    echo "setup: installing ${real[*]} (real speech for the tests)"
+    apt_install --no-install-recommends "${real[@]}"
+  fi
 fi
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv with $($PY --version)"

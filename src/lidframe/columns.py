@@ -136,7 +136,7 @@ MANIFEST = (
     Column("id", "string", sa.Text, "the manifest's id (derived from the audio when absent)",
            stored_as="row_id", nullable=False),
     Column("audio", "string", sa.Text, "the audio URI as written in the manifest", nullable=False),
-    Column("label", "string", sa.String(16), "ground-truth language, canonical (if given)"),
+    Column("label", "string", sa.String(16), "ground truth: canonical code, `und` for no speech (if given)"),
     Column("offset", "float64", sa.Float, "start in the file, seconds (if given)"),
     Column("duration", "float64", sa.Float, "length to read, seconds (if given)"),
 )  # fmt: skip

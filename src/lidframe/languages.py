@@ -59,10 +59,12 @@ __all__ = [
     "DEFAULT_EQUIVALENCE",
     "DEFAULT_GROUPS",
     "NO_EQUIVALENCE",
+    "NO_LANGUAGE",
     "VOXLINGUA107_LABELS",
     "LanguageEquivalence",
     "canonical",
     "is_canonical",
+    "label_code",
     "voxlingua_to_canonical",
     "whisper_to_canonical",
 ]
@@ -98,6 +100,20 @@ def canonical(tag: str) -> str:
         raise ConfigError(f"language code {tag!r} names no language")
     primary = text.replace("_", "-").split("-", 1)[0].lower()
     return _OVERRIDES.get(primary, str(code))
+
+
+# What a row without speech is, as an answer and as ground truth ("undetermined").
+NO_LANGUAGE = "und"
+# Ground-truth tags that say "no language": ``und`` and BCP-47's ``zxx`` ("no linguistic content").
+_NO_LANGUAGE_TAGS = frozenset({"und", "zxx"})
+
+
+def label_code(tag: str) -> str:
+    """A ground-truth label as a code: :func:`canonical`, or :data:`NO_LANGUAGE` for ``und`` and
+    ``zxx`` (a recording of silence, noise or music: lidframe's right answer there is ``und``)."""
+    if str(tag).strip().lower() in _NO_LANGUAGE_TAGS:
+        return NO_LANGUAGE
+    return canonical(tag)
 
 
 def is_canonical(code: str) -> bool:

@@ -10,7 +10,13 @@ import pandas as pd
 import pytest
 
 from lidframe import ConfigError, ManifestError, read_manifest
-from lidframe.manifest import FIRST_PARTITION_ROWS, derive_id
+from lidframe.manifest import (
+    FIRST_PARTITION_ROWS,
+    derive_id,
+    open_manifest,
+    plan_partitions,
+    read_partition,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -174,3 +180,16 @@ def test_missing_manifest_and_bad_settings(tmp_path):
     path = _write(tmp_path, [{"audio": "a.wav"}], "csv")
     with pytest.raises(ConfigError, match="partition_rows"):
         read_manifest(path, partition_rows=0)
+
+
+def test_a_label_may_say_no_language(tmp_path):
+    """Ground truth for a recording without speech: ``und``, or BCP-47's ``zxx`` as its equivalent."""
+    (tmp_path / "m.csv").write_text(
+        "id,audio,label\na,a.wav,und\nb,b.wav,ZXX\nc,c.wav,en\nd,d.wav,xx\n"
+    )
+    source = open_manifest(tmp_path / "m.csv")
+    (planned,) = plan_partitions(source, 10)
+    rows = read_partition(source, planned).set_index("id")
+    assert rows.loc[["a", "b", "c"], "label"].tolist() == ["und", "und", "en"]
+    assert rows.loc[["a", "b", "c"], "error"].isna().all()
+    assert rows.loc["d", "error"].startswith("bad_row: ") and "'xx'" in rows.loc["d", "error"]

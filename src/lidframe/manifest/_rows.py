@@ -32,7 +32,7 @@ import pandas as pd
 
 from lidframe.columns import MANIFEST
 from lidframe.errors import ConfigError
-from lidframe.languages import canonical
+from lidframe.languages import label_code
 
 __all__ = [
     "BAD_ROW",
@@ -163,7 +163,7 @@ def normalise_rows(
             problem = _unstorable(audio, "audio")
         if with_label and not _missing(record.get("label")) and str(record["label"]).strip():
             try:
-                label = canonical(str(record["label"]))
+                label = label_code(str(record["label"]))
             except ConfigError:
                 problem = problem or f"column 'label': {record['label']!r} is not a language code"
         row_id: str

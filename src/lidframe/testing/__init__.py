@@ -1,4 +1,4 @@
-"""Synthetic labelled speech for tests: users' tests and ours.
+"""Labelled speech for tests, users' tests and ours: synthetic, and real recordings from Debian.
 
 Everything is importable from here (``from lidframe.testing import make_corpus``); the submodules
 split it by what it is:
@@ -11,7 +11,10 @@ split it by what it is:
   (silence, hiss, noise, hum, music, a burst), varied by a seed;
 * :mod:`lidframe.testing.files`: :func:`sine`, :func:`write_wav` and the writers of every
   container the decoder must handle (:data:`FORMATS`), so both decoding paths of
-  :mod:`lidframe.audio` get exercised.
+  :mod:`lidframe.audio` get exercised;
+* :mod:`lidframe.testing.real`: :func:`real_speech_corpus`, a manifest of real people speaking
+  (telephone prompts in three languages at 8 and 16 kHz, single words in about 20), built from
+  installed Debian packages, with a seeded development/test split and each source's licence.
 
 Nothing here runs at import time; espeak-ng is looked up when a clip is first synthesized.
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 from lidframe.testing.files import FORMATS, sine, write_wav
 from lidframe.testing.noise import NON_SPEECH_KINDS, non_speech
+from lidframe.testing.real import corpus_sources, real_speech_corpus
 from lidframe.testing.speech import make_corpus, synthesize
 from lidframe.testing.texts import TEXTS, VOICES
 
@@ -28,8 +32,10 @@ __all__ = [
     "NON_SPEECH_KINDS",
     "TEXTS",
     "VOICES",
+    "corpus_sources",
     "make_corpus",
     "non_speech",
+    "real_speech_corpus",
     "sine",
     "synthesize",
     "write_wav",
