@@ -63,6 +63,8 @@ __all__ = [
     "VOXLINGUA107_LABELS",
     "LanguageEquivalence",
     "canonical",
+    "candidate_labels",
+    "candidate_languages",
     "is_canonical",
     "label_code",
     "voxlingua_to_canonical",
@@ -417,3 +419,36 @@ def _canonical_hint(code: object) -> str:
 
 DEFAULT_EQUIVALENCE = LanguageEquivalence(DEFAULT_GROUPS)
 NO_EQUIVALENCE = LanguageEquivalence()
+
+
+def candidate_languages(codes: str | Iterable[str] | None) -> tuple[str, ...] | None:
+    """The candidate languages a user gave (``"en,es,fr"`` or a list), as sorted canonical codes
+    without repeats; None for none given.
+
+    Raises :class:`ConfigError` naming a code that is no language, and for an empty set.
+    """
+    if codes is None:
+        return None
+    given = codes.split(",") if isinstance(codes, str) else list(codes)
+    found = set()
+    for code in given:
+        if str(code).strip():
+            try:
+                found.add(canonical(str(code)))
+            except ConfigError as exc:
+                raise ConfigError(f"--languages: {exc}") from exc
+    if not found:
+        raise ConfigError(f"--languages names no language: {codes!r}")
+    return tuple(sorted(found))
+
+
+def candidate_labels(
+    labels: Iterable[str],
+    candidates: Iterable[str],
+    equivalence: LanguageEquivalence = DEFAULT_EQUIVALENCE,
+) -> tuple[int, ...]:
+    """The positions in a model's ``labels`` that answer one of ``candidates``: a label counts
+    when it is the same language under ``equivalence`` (candidate ``no`` keeps a model's ``no``,
+    ``nb`` and ``nn``)."""
+    wanted = {equivalence.key(c) for c in candidates}
+    return tuple(i for i, label in enumerate(labels) if equivalence.key(label) in wanted)

@@ -17,6 +17,7 @@ from typing import Any
 __all__ = ["identity", "setting"]
 
 _KEY = "lidframe.identity"
+_OMIT = "lidframe.identity.omit_default"
 
 
 def setting(
@@ -24,9 +25,14 @@ def setting(
     *,
     identity: bool | Callable[[Any], Any],
     factory: Callable[[], Any] | None = None,
+    omit_default: bool = False,
 ) -> Any:
-    """A dataclass field that declares whether it is part of a job's identity."""
-    metadata = {_KEY: identity}
+    """A dataclass field that declares whether it is part of a job's identity.
+
+    ``omit_default``: an identifying setting added after jobs were started leaves the identity
+    untouched at its default, so those jobs keep their ids (and resume).
+    """
+    metadata = {_KEY: identity, _OMIT: omit_default}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -48,6 +54,8 @@ def identity(config: Any) -> dict[str, Any]:
         if declared is False:
             continue
         value = getattr(config, f.name)
+        if f.metadata.get(_OMIT) and value == f.default:
+            continue
         if callable(declared):
             value = declared(value)
         elif dataclasses.is_dataclass(value) and not isinstance(value, type):

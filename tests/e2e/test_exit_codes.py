@@ -184,6 +184,11 @@ def test_usage_errors_exit_2_with_one_line(tmp_path: Path) -> None:
     _one_error_line(unknown, "unrecognized arguments", "--no-such-flag")
     assert not (tmp_path / "out").exists()
 
+    candidates = _cli("run", tmp_path / "m.csv", "--out", tmp_path / "out", "--languages", "en,xx")
+    assert candidates.returncode == 2
+    _one_error_line(candidates, "--languages", "'xx'")
+    assert not (tmp_path / "out").exists()
+
 
 @pytest.mark.postgres
 @pytest.mark.timeout(120)

@@ -58,3 +58,14 @@ def test_job_id_of_a_fixed_manifest_and_settings_is_pinned(tmp_path: Path, name:
     spec = JobSpec.of(placed, "/data/out", [m.name for m in kernel.models], config.identity())
     assert spec.job_id(config.job) == spec.derived_id == PINNED[name]
     assert spec.job_id(" nightly ") == "nightly"
+
+
+def test_candidate_languages_are_part_of_the_identity_only_when_given() -> None:
+    """A setting added after jobs started leaves their ids alone at its default (the pins above),
+    and changes the id when given; how the set is written does not."""
+    plain = RunConfig().identity()
+    assert "languages" not in plain
+    given = RunConfig(languages="fr, EN,es,en").identity()
+    assert given["languages"] == ["en", "es", "fr"]
+    assert RunConfig(languages=["es", "fr", "en"]).identity() == given
+    assert RunConfig(languages="en,es").identity() != given

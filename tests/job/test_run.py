@@ -172,6 +172,24 @@ def test_bad_settings_fail_before_work(corpus, tmp_path):
         lidframe.identify(lidframe.read_manifest(corpus), batch_size=0)
 
 
+def test_candidate_languages_reach_every_answer_and_the_provenance(corpus, tmp_path):
+    out = tmp_path / "results"
+    lidframe.run(
+        corpus, out, ["whisper-base"], workers=1, partition_rows=10, progress=False,
+        languages="fr, DE",
+    )  # fmt: skip
+    df = pd.read_parquet(out)
+    answered = df[df["error"].isna()]
+    assert len(answered) >= 6
+    assert set(answered["whisper_base_lang"]) <= {"de", "fr", "und"}
+    for topk in answered["whisper_base_topk"].dropna():
+        assert {t["lang"] for t in topk} <= {"de", "fr"}
+        assert sum(t["prob"] for t in topk) == pytest.approx(1.0, abs=1e-5)
+    assert lidframe.read_provenance(str(out))["settings"]["languages"] == ["de", "fr"]
+    with pytest.raises(lidframe.ConfigError, match="--languages: unknown language code 'xx'"):
+        lidframe.run(corpus, out, languages=["en", "xx"], progress=False)
+
+
 def test_run_attaches_to_a_running_scheduler(corpus, tmp_path, local_cluster):
     # no client of this process is connected while the job runs: the job brings its own
     with local_cluster(n_workers=1, client=False) as cluster:

@@ -206,6 +206,7 @@ def _run(args: argparse.Namespace) -> int:
         consensus_policy=args.consensus,
         calibration=args.calibration,
         min_prob=args.min_prob,
+        languages=args.languages,
         cascade=cascade,
         progress=not args.no_progress,
         db=False if args.no_db else args.db,

@@ -182,6 +182,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="how several models' answers are combined (default: majority)",
     )
     run.add_argument(
+        "--languages",
+        default=None,
+        metavar="CODES",
+        help="candidate languages, comma-separated (e.g. en,es,fr): every model answers one of "
+        "them, its probabilities renormalised over them; 'und' still means no speech "
+        "(default: any language a model has)",
+    )
+    run.add_argument(
         "--min-prob",
         type=float,
         default=0.0,

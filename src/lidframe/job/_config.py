@@ -23,6 +23,7 @@ from lidframe.consensus import ConsensusConfig, check_threshold, consensus_confi
 from lidframe.dataframes import check_backend
 from lidframe.errors import ConfigError
 from lidframe.kernel import KernelConfig, check_batches, check_fidelity_settings, check_models
+from lidframe.languages import candidate_languages
 from lidframe.manifest import check_partition_rows
 from lidframe.settings import identity, setting
 from lidframe.speech import SpeechConfig
@@ -84,6 +85,9 @@ class RunConfig:
     # every row.
     cascade: float | None = setting(None, identity=True)
     min_prob: float = setting(0.0, identity=True)
+    # Candidate languages ("en,es,fr" or a list): every model answers one of them (renormalised
+    # over its labels that are one of them); None: any language a model has.
+    languages: tuple[str, ...] | None = setting(None, identity=True, omit_default=True)
     # A Calibration or the path of its JSON file; recorded by its fitted values.
     calibration: Any = setting(None, identity=_calibration_identity)
     # Clips per forward pass and seconds of padded input per pass; None: 8 clips on the CPU, and on a
@@ -124,6 +128,7 @@ class RunConfig:
         if self.cascade is not None:
             object.__setattr__(self, "cascade", check_threshold(self.cascade))
         check_batches(self.batch_size, self.batch_seconds)
+        object.__setattr__(self, "languages", candidate_languages(self.languages))
         check_backend(self.backend)
         check_fidelity_settings(self.fidelity_clips, self.fidelity_threshold)
         self.job_settings()  # attempts, leases and stalls
@@ -182,4 +187,5 @@ class RunConfig:
             decode_threads=self.decode_threads,
             cascade=self.cascade,
             consensus=self.consensus(),
+            languages=self.languages,
         )

@@ -59,7 +59,7 @@ def run(
     keywords (``workers``, ``scheduler``, ``decode_threads``, ``gpu_threads``, ``batch_size``,
     ``partition_rows``, ``top_k``, ``device``, ``dtype``, ``audio``, ``speech``,
     ``storage_options``, ``out_storage_options``, ``consensus_policy``, ``min_prob``,
-    ``calibration``, ``cascade``, ``backend``, ``progress``, ``db``, ``job``, ``max_attempts``,
+    ``calibration``, ``cascade``, ``languages``, ``backend``, ``progress``, ``db``, ``job``, ``max_attempts``,
     ``lease_seconds``, ``stall_seconds``, ``retry_dead``, ``overwrite``, ``fidelity_clips``,
     ``fidelity_threshold``).
 
@@ -248,8 +248,12 @@ def _preflight(job: _Job, client: Any) -> _Job:
     spreads the mass a top-k list leaves out over them."""
     labels = preflight_models(client, job.task.kernel)
     kernel = job.task.kernel
+    # With candidate languages, a model's answers spread over those it has (a model that has
+    # none of them is refused here, before any work).
+    counts = {
+        alias: len(kernel.candidates(alias, codes) or codes) for alias, codes in labels.items()
+    }
     if kernel.consensus is not None:
-        counts = {alias: len(codes) for alias, codes in labels.items()}
         counted = dataclasses.replace(kernel.consensus, label_counts=counts)
         kernel = dataclasses.replace(kernel, consensus=counted)
     return job.with_kernel(kernel, labels=labels)

@@ -14,6 +14,7 @@ from typing import Any
 from lidframe.audio import AudioConfig
 from lidframe.consensus import Cascade, ConsensusConfig
 from lidframe.errors import ConfigError
+from lidframe.languages import candidate_labels, candidate_languages
 from lidframe.models import ModelSpec, parse_model, resolve_device
 from lidframe.models.registry import Factory, runtime_factories
 from lidframe.speech import SpeechConfig
@@ -113,6 +114,10 @@ class KernelConfig:
     # How the models' answers combine: the cascade settles rows by it, and a job's workers add
     # consensus columns with it. None: no consensus (a cascade then uses the default one).
     consensus: ConsensusConfig | None = None
+    # Candidate languages (sorted canonical codes): every model's answer is restricted to them,
+    # its probabilities renormalised over the labels that are one of them (lidframe.languages.
+    # candidate_labels); None: every label a model has.
+    languages: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         check_models([m.alias for m in self.models], cascade=self.cascade is not None)
@@ -123,6 +128,21 @@ class KernelConfig:
             raise ConfigError(f"decode_threads must be positive, got {self.decode_threads}")
         if self.cascade is not None and self.consensus is None:
             object.__setattr__(self, "consensus", ConsensusConfig())
+        object.__setattr__(self, "languages", candidate_languages(self.languages))
+
+    def candidates(self, alias: str, labels: Sequence[str]) -> tuple[int, ...] | None:
+        """The positions of ``labels`` (model ``alias``'s) that a row may be answered with; None:
+        all. Raises :class:`ConfigError` when the model knows none of the candidate languages."""
+        if self.languages is None:
+            return None
+        equivalence = (self.consensus or ConsensusConfig()).equivalence
+        kept = candidate_labels(labels, self.languages, equivalence)
+        if not kept:
+            raise ConfigError(
+                f"model {alias} knows none of the candidate languages "
+                f"{','.join(self.languages)} (--languages)"
+            )
+        return kept
 
     @classmethod
     def for_models(

@@ -29,6 +29,7 @@ from lidframe.consensus import Cascade
 from lidframe.dataframes import on_backend, resolve_backend
 from lidframe.kernel._config import CPU_BATCH_SIZE, CPU_DECODE_THREADS, KernelConfig
 from lidframe.kernel._partition import identify_partition
+from lidframe.languages import candidate_languages
 from lidframe.models import load_model
 from lidframe.models.registry import adopt_factories, cached_labels, resolved_spec
 from lidframe.speech import SpeechConfig
@@ -87,6 +88,7 @@ def identify(
     cascade: Cascade | float | None = None,
     backend: str = "auto",
     verbose: bool = True,
+    languages: str | Sequence[str] | None = None,
 ) -> dd.DataFrame:
     """Add ``error``, speech and per-model language columns to a manifest dataframe (lazy).
 
@@ -94,6 +96,9 @@ def identify(
     (:class:`~lidframe.speech.SpeechConfig`; default: its defaults). ``cascade`` runs the models in
     order, each on the rows the ones before left below that support (a number, with the default
     consensus, or a :class:`~lidframe.consensus.Cascade`; see :mod:`lidframe.consensus`).
+    ``languages`` (``"en,es,fr"`` or a list) restricts every model's answer to those candidate
+    languages, its probabilities renormalised over them (``no`` keeps ``nb`` and ``nn``: the
+    default language equivalence); a clip without speech is still ``und``.
 
     ``backend`` (:mod:`lidframe.dataframes`): ``cudf`` gives a dask-cuDF frame, ``pandas`` a pandas
     one, ``auto`` a cuDF one when the models run on a GPU and cuDF imports. ``ddf`` may be either:
@@ -117,6 +122,7 @@ def identify(
         storage_options=storage_options,
         decode_threads=decode_threads,
         cascade=cascade,
+        languages=candidate_languages(languages),
     )
     resolved = resolve_backend(backend, gpus=config.on_gpu)
     host = on_backend(ddf, "pandas")

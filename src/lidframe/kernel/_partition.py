@@ -65,6 +65,10 @@ def identify_partition(
     if n:
         adopt_factories(config.families)
         models = [load_model(spec) for spec in config.models]
+        allowed = [
+            config.candidates(spec.alias, model.labels)
+            for spec, model in zip(config.models, models, strict=True)
+        ]
         sizes = config.sizes()
         passes = [PassSize(sizes.batch_size, sizes.batch_seconds) for _ in models]
         for group in prepared_groups(df, config, sizes, models, errors, tick):
@@ -107,7 +111,11 @@ def identify_partition(
                     if failure is not None:
                         fail(row, failure)
                         continue
-                    values = _row_answer(windows, got, model.labels, config.top_k)  # type: ignore[arg-type]
+                    spoken = [
+                        _restricted(a, allowed[m]) if isinstance(a, np.ndarray) else None
+                        for a in got
+                    ]
+                    values = _row_answer(windows, spoken, model.labels, config.top_k, allowed[m])
                     for name, value in values.items():
                         found[spec.alias][name][row] = value
                     if len(windows) > 1:
@@ -144,17 +152,34 @@ def _row_answer(
     answers: Sequence[np.ndarray | None],
     labels: Sequence[str],
     top_k: int,
+    allowed: Sequence[int] | None = None,
 ) -> dict[str, Any]:
-    """One model's columns for one row from its windows' answers (None: a window without speech)."""
+    """One model's columns for one row from its windows' answers (None: a window without speech);
+    ``allowed``: the label positions its top-k may name (candidate languages), None: all."""
     spoken = [(a, w.weight) for a, w in zip(answers, windows, strict=True) if a is not None]
     listed = window_list(windows, answers, labels, NO_SPEECH) if len(windows) > 1 else None
     if not spoken:
         return {"lang": NO_SPEECH, "prob": None, "topk": None, "windows": listed}
     answer = combine([a for a, _ in spoken], [w for _, w in spoken])
-    top = np.argsort(-answer, kind="stable")[: min(top_k, len(labels))]
+    among = np.arange(len(labels)) if allowed is None else np.asarray(allowed)
+    top = among[np.argsort(-answer[among], kind="stable")][:top_k]
     return {
         "lang": labels[top[0]],
         "prob": float(answer[top[0]]),
         "topk": [{"lang": labels[c], "prob": float(answer[c])} for c in top],
         "windows": listed,
     }
+
+
+def _restricted(answer: np.ndarray, allowed: Sequence[int] | None) -> np.ndarray:
+    """``answer`` with the probability of every label outside ``allowed`` moved onto the allowed
+    ones in proportion (renormalised over them; evenly when the model gave them none); ``answer``
+    itself when every label is allowed."""
+    if allowed is None:
+        return answer
+    index = np.asarray(allowed)
+    kept = answer[index].astype(np.float64)
+    total = kept.sum()
+    out = np.zeros(len(answer), dtype=np.float32)
+    out[index] = kept / total if total > 0 else 1.0 / len(index)
+    return out
