@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from lidframe.audio import AudioConfig, decode_window
+from lidframe.audio import AudioConfig, decode_clip, decode_window, decode_windows, resample
 from lidframe.errors import AudioError, ConfigError, LidframeError
 
 SR = 16_000
@@ -123,6 +123,57 @@ def test_stereo_is_averaged_to_mono(tmp_path: Path) -> None:
     uri = write(tmp_path / "stereo.wav", np.stack([left, right], axis=1))
     y = decode_window(uri)
     np.testing.assert_allclose(y, (left + right) / 2, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("name", "rate"),
+    [
+        ("phone.wav", 8_000),
+        ("cd.flac", 44_100),
+        ("studio.wav", 48_000),
+        ("phone.ogg", 8_000),  # Vorbis: libsndfile
+        ("radio.m4a", 22_050),  # AAC: FFmpeg (PyAV)
+        ("phone.m4a", 8_000),
+    ],
+)
+def test_decode_clip_says_the_files_own_rate(tmp_path: Path, name: str, rate: int) -> None:
+    x = tone(440, 1.5, rate)
+    path = tmp_path / name
+    if path.suffix == ".m4a":
+        uri = encode(path, x, rate, "mp4", "aac")
+    else:
+        uri = write(path, x, rate, "VORBIS" if path.suffix == ".ogg" else "PCM_16")
+    clip = decode_clip(uri, 0.25, 1.0)
+    assert clip.native_rate == rate and type(clip.native_rate) is int
+    # the samples are those decode_window gives: at the output rate, 16 kHz
+    ((start, y),) = clip.windows
+    assert start == pytest.approx(0.25, abs=1 / rate)
+    np.testing.assert_array_equal(y, decode_window(uri, 0.25, 1.0))
+    assert len(y) == SR and abs(peak_hz(y) - 440) <= 2.0
+    assert decode_clip(uri, config=AudioConfig(sample_rate=8_000)).native_rate == rate
+
+
+def test_a_long_file_heard_in_several_windows_has_one_rate(tmp_path: Path) -> None:
+    uri = write(tmp_path / "archive.wav", tone(300, 40.0, 8_000, amp=0.3), 8_000, "PCM_16")
+    clip = decode_clip(uri, config=AudioConfig(max_window=10.0), windows=3)
+    assert [round(at, 3) for at, _ in clip.windows] == [0.0, 15.0, 30.0]
+    assert all(len(y) == 10 * SR for _, y in clip.windows)
+    assert clip.native_rate == 8_000
+    alone = decode_windows(uri, config=AudioConfig(max_window=10.0), windows=3)
+    for (at, y), (at_alone, y_alone) in zip(clip.windows, alone, strict=True):
+        assert at == at_alone
+        np.testing.assert_array_equal(y, y_alone)
+
+
+def test_resample_matches_the_decoders_and_is_free_at_the_same_rate(tmp_path: Path) -> None:
+    x = tone(440, 2.0, 8_000)
+    assert resample(x, 8_000, 8_000) is x  # no copy when there is nothing to do
+    uri = write(tmp_path / "phone.wav", x, 8_000, "FLOAT")
+    y = resample(x, 8_000, SR)
+    assert y.dtype == np.float32 and len(y) == 2 * SR
+    np.testing.assert_allclose(y, decode_window(uri), atol=1e-4)
+    back = resample(y, SR, 8_000)
+    assert len(back) == len(x) and abs(peak_hz(back, 8_000) - 440) <= 1.0
 
 
 @pytest.mark.parametrize("rate", [44_100, 8_000, 48_000])

@@ -126,6 +126,11 @@ def test_pool_returns_exactly_what_decode_window_returns(pool: DecoderPool, tmp_
             assert got.dtype == np.float32 and got.flags.c_contiguous
             np.testing.assert_array_equal(got, want)
     assert len(pool.decode(m4a, 1.0, 2.0)) == 2 * SR
+    # the file's own rate crosses the process boundary with the samples
+    for uri in (wav, m4a):
+        clip = pool.decode_clip(uri, 1.25, 1.5)
+        assert clip.native_rate == 44_100
+        np.testing.assert_array_equal(clip.windows[0][1], decode_window(uri, 1.25, 1.5))
 
     child = only_pid(pool)
     assert child.pid != os.getpid()

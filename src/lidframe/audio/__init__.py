@@ -9,8 +9,10 @@ first use), so it starts in well under a second. Modules, each importing only th
   requests), connect/read timeouts on remote stores (:func:`with_io_timeouts`), and store failures
   as row errors (``timeout``, ``access_denied``, ``not_found``, ``read_failed``).
 * ``_decoders``: libsndfile first, FFmpeg (PyAV) second; chunked decoding, mixing and resampling
-  (soxr), so memory stays bounded; several windows spread over a long file.
-* ``_decode``: :func:`decode_window` and :func:`decode_windows`, the decoders in order.
+  (soxr), so memory stays bounded; several windows spread over a long file; :func:`resample` for a
+  model that takes another rate than the one decoded to.
+* ``_decode``: :func:`decode_window` and :func:`decode_windows`, the decoders in order;
+  :func:`decode_clip` gives the file's own sample rate too (:class:`Decoded`).
 * ``_pool``: :func:`decoder_pool`, child processes that run ``_decode`` and are killed when a row
   passes :attr:`AudioConfig.timeout` (``timeout``) or crash (``decoder_crashed``): a hung or
   crashing decoder costs one row.
@@ -19,8 +21,8 @@ A *window* is always a span of a file's audio: ``[offset, offset + duration)``, 
 windows spread over a long file; :data:`Window` is one decoded (start seconds, waveform).
 """
 
-from lidframe.audio._decode import decode_window, decode_windows
-from lidframe.audio._decoders import CHUNK_FRAMES, Window
+from lidframe.audio._decode import Decoded, decode_clip, decode_window, decode_windows
+from lidframe.audio._decoders import CHUNK_FRAMES, Window, resample
 from lidframe.audio._limits import AudioConfig
 from lidframe.audio._pool import DecoderPool, DecoderUnavailable, decoder_pool
 from lidframe.audio._storage import with_io_timeouts
@@ -28,11 +30,14 @@ from lidframe.audio._storage import with_io_timeouts
 __all__ = [
     "CHUNK_FRAMES",
     "AudioConfig",
+    "Decoded",
     "DecoderPool",
     "DecoderUnavailable",
     "Window",
+    "decode_clip",
     "decode_window",
     "decode_windows",
     "decoder_pool",
+    "resample",
     "with_io_timeouts",
 ]

@@ -32,7 +32,14 @@ import soxr
 from lidframe.audio._limits import AudioConfig, check_header, wav_promised_frames
 from lidframe.errors import AudioError
 
-__all__ = ["CHUNK_FRAMES", "Window", "read_pyav", "read_soundfile", "spread_windows"]
+__all__ = [
+    "CHUNK_FRAMES",
+    "Window",
+    "read_pyav",
+    "read_soundfile",
+    "resample",
+    "spread_windows",
+]
 
 # A window of a file: its start in seconds and its samples (mono, output rate).
 Window = tuple[float, np.ndarray]
@@ -81,6 +88,14 @@ class _MonoStream:
         return np.concatenate(self._parts)
 
 
+def resample(wave: np.ndarray, rate: int, out_rate: int) -> np.ndarray:
+    """Mono float32 ``wave`` at ``rate`` Hz resampled to ``out_rate`` Hz, with the decoders'
+    resampler (soxr, high quality); ``wave`` itself, not a copy, when the rates are the same."""
+    if rate == out_rate:
+        return wave
+    return soxr.resample(wave, rate, out_rate, quality="HQ")
+
+
 def spread_windows(
     start: float, want: float, seconds: float | None, windows: int, budget: int | None = None
 ) -> list[float]:
@@ -113,7 +128,8 @@ def read_soundfile(
     reasons: list[str],
     windows: int = 1,
 ) -> tuple[list[Window] | None, int]:
-    """Read the window(s) with libsndfile; ``(None, 0)`` when libsndfile cannot open the file."""
+    """Read the window(s) with libsndfile, and the file's own sample rate; ``(None, 0)`` when
+    libsndfile cannot open the file."""
     # libsndfile clamps a WAV's frame count to what the file holds, so a file cut short would read
     # as a shorter, valid one: take the count the header promises from the header itself.
     promised = wav_promised_frames(fobj)
@@ -169,7 +185,7 @@ def read_soundfile(
                     "could be read",
                 )
             out.append((first / rate, mono.finish()))
-    return out, config.sample_rate
+    return out, rate
 
 
 def read_pyav(
@@ -181,7 +197,8 @@ def read_pyav(
     reasons: list[str],
     windows: int = 1,
 ) -> tuple[list[Window] | None, int]:
-    """Read the window(s) with FFmpeg through PyAV; ``(None, 0)`` when FFmpeg cannot open it."""
+    """Read the window(s) with FFmpeg through PyAV, and the stream's own sample rate; ``(None, 0)``
+    when FFmpeg cannot open it."""
     import av  # imported lazily: most corpora never need it
 
     try:
@@ -220,7 +237,7 @@ def read_pyav(
                     container.seek(0)
             mono = _pyav_window(av, container, stream, uri, rate, first, count, config)
             out.append((first / rate, mono))
-    return out, config.sample_rate
+    return out, rate
 
 
 def _pyav_window(

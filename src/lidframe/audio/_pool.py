@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from lidframe.audio._decode import Decoded, decode_clip
 from lidframe.audio._decoders import Window
 from lidframe.audio._limits import AudioConfig
 from lidframe.errors import AudioError
@@ -127,7 +128,7 @@ class _Decoder:
         config: AudioConfig,
         storage_options: Mapping[str, Any],
         windows: int = 1,
-    ) -> list[Window]:
+    ) -> Decoded:
         try:
             return self._exchange(uri, offset, duration, config, storage_options, windows)
         except AudioError:
@@ -146,7 +147,7 @@ class _Decoder:
         config: AudioConfig,
         storage_options: Mapping[str, Any],
         windows: int,
-    ) -> list[Window]:
+    ) -> Decoded:
         request = (uri, offset, duration, config, dict(storage_options), windows)
         for retry in (False, True):  # a child that died between two clips is replaced, once
             if self._proc is None or self._proc.poll() is not None:
@@ -214,6 +215,19 @@ class DecoderPool:
     ) -> list[Window]:
         """:func:`lidframe.audio.decode_windows` in a decoder process (``config.timeout`` bounds
         the whole row)."""
+        return self.decode_clip(uri, offset, duration, config, storage_options, windows).windows
+
+    def decode_clip(
+        self,
+        uri: str,
+        offset: float | None = None,
+        duration: float | None = None,
+        config: AudioConfig | None = None,
+        storage_options: Mapping[str, Any] | None = None,
+        windows: int = 1,
+    ) -> Decoded:
+        """:func:`lidframe.audio.decode_clip` in a decoder process (``config.timeout`` bounds the
+        whole row)."""
         decoder = self._free.get()
         try:
             return decoder.decode(
@@ -267,8 +281,6 @@ def serve(read_fd: int, write_fd: int) -> None:
                 os._exit(0)
 
     threading.Thread(target=watch_parent, name="lidframe-parent-watch", daemon=True).start()
-    from lidframe.audio._decode import decode_windows
-
     recv = Connection(read_fd, writable=False)
     send = Connection(write_fd, readable=False)
     send.send(("ready", os.getpid()))
@@ -278,7 +290,7 @@ def serve(read_fd: int, write_fd: int) -> None:
         except (EOFError, OSError):
             return
         try:
-            found = decode_windows(uri, offset, duration, config, options, windows)
+            found = decode_clip(uri, offset, duration, config, options, windows)
             reply: tuple[Any, ...] = ("ok", found)
         except AudioError as exc:
             reply = ("error", exc.category, exc.args[0])
