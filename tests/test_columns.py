@@ -82,13 +82,20 @@ def test_frames_meta_and_parquet_schema_follow_the_declarations(tmp_path):
     table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
     assert table.column("test_half_one_topk").type == columns.TOPK_TYPE
     assert frame["error"].notna().tolist() == [False, False, True]
+    assert frame["sample_rate"].tolist()[:2] == [16_000, 16_000]  # decoded: their files' rate
+    assert frame["sample_rate"].isna().tolist() == [False, False, True]
 
 
 def test_rows_given_up_on_have_the_same_columns(tmp_path):
-    from lidframe.columns import null_model_values
+    from lidframe.columns import null_model_values, speech_values
 
     frame, aliases = _result_frame(tmp_path)
     index = pd.RangeIndex(2)
+    speech = pd.DataFrame(speech_values({}, index), index=index)
+    assert dict(speech.dtypes.astype(str)) == {
+        c.name: str(frame[c.name].dtype) for c in columns.SPEECH
+    }
+    assert speech.isna().all().all()
     for alias in aliases:
         nulls = pd.DataFrame(null_model_values(alias, index), index=index)
         assert dict(nulls.dtypes.astype(str)) == {
@@ -97,7 +104,7 @@ def test_rows_given_up_on_have_the_same_columns(tmp_path):
         assert nulls.isna().all().all()
 
 
-def test_database_tables_and_rows_follow_the_declarations(tmp_path):
+def test_database_tables_and_rows_follow_the_declarations(tmp_path, db_url):
     stored = [
         c.sql_name
         for c in (
@@ -116,7 +123,7 @@ def test_database_tables_and_rows_follow_the_declarations(tmp_path):
 
     frame, aliases = _result_frame(tmp_path)
     frame.index = pd.RangeIndex(10, 13)  # manifest rows 10-12
-    with open_store(f"sqlite:///{tmp_path}/jobs.sqlite") as store:
+    with open_store(db_url) as store:
         inspector = sa.inspect(store.engine)
         for table in (results, predictions):
             migrated = {c["name"] for c in inspector.get_columns(table.name)}

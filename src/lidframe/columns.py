@@ -79,6 +79,7 @@ _ARROW = {
     "bool": pa.bool_(),
     "boolean": pa.bool_(),
     "int16": pa.int16(),
+    "Int32": pa.int32(),
 }
 
 
@@ -88,8 +89,8 @@ class Column:
 
     # Name in frames and Parquet (per-model columns: the part after ``{alias}_``).
     name: str
-    # pandas dtype of the frame column: string, float32, float64, bool, boolean (nullable), int16
-    # or object.
+    # pandas dtype of the frame column: string, float32, float64, bool, boolean (nullable), int16,
+    # Int32 (nullable) or object.
     dtype: str
     # SQLAlchemy type of its database column; None: not stored in the database.
     sql: Any
@@ -124,8 +125,8 @@ class Column:
             return np.array([np.nan if v is None else v for v in values], dtype=self.dtype)
         if self.dtype == "object":
             return pd.Series(list(values), index=index, dtype="object")
-        if self.dtype == "boolean":
-            return pd.array(list(values), dtype="boolean")
+        if self.dtype in ("boolean", "Int32"):
+            return pd.array(list(values), dtype=self.dtype)
         return np.asarray(list(values), dtype=self.dtype)
 
     def sql_column(self) -> sa.Column[Any]:
@@ -147,6 +148,9 @@ ROW = (
            in_frame=False),
 )  # fmt: skip
 SPEECH = (
+    Column("sample_rate", "Int32", sa.Integer,
+           "the file's own sample rate, Hz, before lidframe resampled it (8000: telephone audio); "
+           "null when it did not decode"),
     Column("audio_seconds", "float32", sa.Float, "seconds of audio decoded for the row"),
     Column("speech_seconds", "float32", sa.Float,
            "seconds of speech voice activity found in them (null with `--no-vad`); below "

@@ -70,6 +70,7 @@ def test_run_writes_one_part_per_partition_and_marks_bad_rows(corpus, tmp_path):
         "offset",
         "duration",
         "error",
+        "sample_rate",
         "audio_seconds",
         "speech_seconds",
         "code_switch",

@@ -55,6 +55,7 @@ def identify_partition(
     }
     heard: dict[str, list[Any]] = {c: [None] * n for c in ("audio_seconds", "speech_seconds")}
     heard["code_switch"] = [None] * n
+    heard["sample_rate"] = [None] * n  # the file's own rate, for every row that decoded
     cascade, consensus = config.cascade, config.consensus
     asked: list[str | None] = [None if cascade is None else ""] * n
     tick = progress or (lambda rows: None)
@@ -71,7 +72,7 @@ def identify_partition(
         ]
         sizes = config.sizes()
         passes = [PassSize(sizes.batch_size, sizes.batch_seconds) for _ in models]
-        for group in prepared_groups(df, config, sizes, models, errors, tick):
+        for group in prepared_groups(df, config, sizes, models, errors, tick, heard["sample_rate"]):
             switched: dict[int, list[bool | None]] = {}
             for row, windows in group:
                 heard["audio_seconds"][row] = sum(w.heard.audio_seconds for w in windows)

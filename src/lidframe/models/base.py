@@ -66,7 +66,8 @@ class Batch:
 
 
 class LidModel(ABC):
-    """A spoken-language classifier over 16 kHz mono waveforms.
+    """A spoken-language classifier over mono waveforms at :attr:`sample_rate` (16 kHz unless a
+    family says otherwise: the kernel resamples what it decoded to the rate a model takes).
 
     Subclasses load their weights in ``__init__`` (after ``super().__init__(spec)``) and implement
     either :meth:`forward` (and, when their input is not the waveform itself, :meth:`prepare`) or
@@ -74,9 +75,12 @@ class LidModel(ABC):
     gives them), in the order of the probabilities' columns; the registry checks them on load.
     """
 
+    # Samples per second of the waveforms :meth:`prepare` gets (a family at another rate sets it,
+    # and :attr:`steps_per_second` for a waveform model).
     sample_rate: int = 16_000
-    # Fewest samples a clip may have: shorter clips are ``too_short`` row errors and never reach
-    # the model (one 25 ms analysis window at 16 kHz; raise it where a model needs more).
+    # Fewest samples (at :attr:`sample_rate`) a clip may have: shorter clips are ``too_short`` row
+    # errors and never reach the model (one 25 ms analysis window at 16 kHz; raise it where a model
+    # needs more).
     min_samples: int = 400
     # With full context, pad every batch to at least this many steps of the last axis (Whisper's
     # encoder was trained on exactly 3,000 frames); None pads to the longest clip of the batch.
