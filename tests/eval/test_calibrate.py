@@ -120,3 +120,40 @@ def test_calibrate_command_and_run_with_calibration(labelled_results, tmp_path):
     with pytest.raises(ConfigError, match="not a lidframe calibration"):
         (tmp_path / "bad.json").write_text("{}")
         load_calibration(tmp_path / "bad.json")
+
+
+def _topk(rng: np.random.Generator, langs: tuple[str, ...], right: str | None) -> list[dict]:
+    probs = rng.dirichlet(np.ones(len(langs)))
+    if right is not None:
+        probs[langs.index(right)] += 1.0
+        probs /= probs.sum()
+    order = np.argsort(-probs)
+    return [{"lang": langs[k], "prob": float(probs[k])} for k in order]
+
+
+def test_rows_labelled_no_language_are_left_out_of_the_fit():
+    """Rows labelled ``und``/``zxx`` (silence, tones) have no language to calibrate towards: with
+    or without them, the same fit on the same rows."""
+    rng = np.random.default_rng(3)
+    langs = ("en", "de", "fr")
+    labels = [langs[i % 3] for i in range(60)]
+    df = pd.DataFrame(
+        {
+            "label": labels,
+            "a_topk": [_topk(rng, langs, lab if i % 4 else None) for i, lab in enumerate(labels)],
+            "b_topk": [_topk(rng, langs, lab if i % 3 else None) for i, lab in enumerate(labels)],
+        }
+    )
+    silent = pd.DataFrame(
+        {
+            "label": ["und", "zxx", "und", "UND"],
+            # no speech found (no answer), and speech heard in silence (an answer)
+            "a_topk": [None, None, _topk(rng, langs, "en"), _topk(rng, langs, None)],
+            "b_topk": [None, None, _topk(rng, langs, "de"), _topk(rng, langs, None)],
+        }
+    )
+    fitted = fit_calibration(df, ["a", "b"], policy="product")
+    assert fitted.rows == 60
+    assert fit_calibration(pd.concat([silent, df]), ["a", "b"], policy="product") == fitted
+    with pytest.raises(ConfigError, match="none has a language label"):
+        fit_calibration(silent, ["a", "b"])

@@ -42,6 +42,8 @@ def _eval(args: argparse.Namespace) -> int:
         models=args.models,
         confident=args.confident,
         storage_options=options,
+        db=args.db,
+        by=args.by,
     )
     print(evaluation_text(ev, args.target_accuracy))
     if not ev.labelled:
@@ -73,6 +75,7 @@ def _report(args: argparse.Namespace) -> int:
             storage_options=_storage_options(args.storage_option),
             embed_audio=args.embed_audio,
             embed_max_seconds=args.embed_max_seconds,
+            by=args.by,
         )
     )
     return 0

@@ -18,6 +18,7 @@ __all__ = [
     "EVAL_COMPARE",
     "ModelList",
     "backend_argument",
+    "by_argument",
     "embed_audio_arguments",
     "models_argument",
     "positive_seconds",
@@ -105,6 +106,19 @@ def backend_argument(parser: argparse.ArgumentParser) -> None:
         help="frames on the workers: cudf computes the consensus on the GPU (needs "
         "pip install 'lidframe[gpu]'); auto: cudf on GPU workers where cudf imports, else pandas "
         "(default auto; results are the same)",
+    )
+
+
+def by_argument(parser: argparse.ArgumentParser) -> None:
+    """``--by COLUMN``: repeatable, each value comma-separated; scores per value of each column."""
+    parser.add_argument(
+        "--by",
+        action="append",
+        default=[],
+        metavar="COLUMN[,COLUMN...]",
+        help="also score per value of each column (speaker, source, sample_rate...): the "
+        "results' own, else the labels manifest's or the job's manifest's, joined by id; a "
+        "number column with more than 50 values is cut into 10 quantile bins",
     )
 
 

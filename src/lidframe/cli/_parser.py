@@ -13,6 +13,7 @@ from lidframe.cli._options import (
     COMMON_COMMANDS,
     EVAL_COMPARE,
     backend_argument,
+    by_argument,
     models_argument,
     version,
 )
@@ -280,11 +281,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="probability at or above which a wrong answer counts as confidently wrong",
     )
     ev.add_argument("--target-accuracy", type=float, default=0.95, help="for the threshold picker")
+    by_argument(ev)
     ev.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE")
     ev.add_argument(
         "--name", default="latest", help="stored as RESULTS/_lidframe_evaluations/NAME.json"
     )
-    ev.add_argument("--db", default=None, help="also store it in this job database")
+    ev.add_argument(
+        "--db",
+        default=None,
+        help="the results' job database: the job's manifest for --by is read from it, and the "
+        "evaluation is stored in it too (default: the embedded one of a local results folder)",
+    )
     ev.add_argument("--no-save", action="store_true", help="print only, store nothing")
 
     rep = sub.add_parser("report", help="a self-contained HTML evaluation report")
@@ -298,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     models_argument(rep, None, "models to report")
     rep.add_argument("--title", default=None, help="report title (default: the results folder)")
     rep.add_argument("--target-accuracy", type=float, default=0.95, help="marked on the curves")
+    by_argument(rep)
     rep.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE")
     from lidframe.cli._options import embed_audio_arguments
 

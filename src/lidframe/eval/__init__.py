@@ -11,6 +11,9 @@ importing only those above it:
 * ``_inputs``: what an evaluation reads (results, labels) and codes as comparable keys.
 * ``_answers``, ``_speech_stats``, ``_display``, ``_run_info``: the answers per source, the speech
   columns, display helpers and what the run says of itself.
+* ``_detection``: rows labelled ``und`` (no speech) scored as a detection task, apart from the
+  languages; ``_by_columns``, ``_groups``: the columns to score by (the results' own or the
+  manifest's, joined by ``id``) and the per-group tables.
 * ``_evaluate``: :func:`evaluate` -> :class:`Evaluation`.
 * ``_text``, ``_records``: the evaluation as text, and saved as JSON and a database row.
 * ``_regressions``: :func:`compare`, two runs on the same rows (McNemar's test).
@@ -29,6 +32,7 @@ from lidframe._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from lidframe.eval._calibrate import calibrate_results, evaluate_consensus, fit_calibration
+    from lidframe.eval._detection import NoSpeechDetection
     from lidframe.eval._evaluate import (
         Evaluation,
         SourceEvaluation,
@@ -44,6 +48,7 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "Comparison": "lidframe.eval._regressions",
     "Evaluation": "lidframe.eval._evaluate",
+    "NoSpeechDetection": "lidframe.eval._detection",
     "SourceEvaluation": "lidframe.eval._evaluate",
     "calibrate_results": "lidframe.eval._calibrate",
     "compare": "lidframe.eval._regressions",
@@ -62,6 +67,7 @@ _EXPORTS = {
 __all__ = [
     "Comparison",
     "Evaluation",
+    "NoSpeechDetection",
     "SourceEvaluation",
     "calibrate_results",
     "compare",

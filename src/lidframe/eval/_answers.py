@@ -95,9 +95,15 @@ def _has_windows(cell: object) -> bool:
 
 
 def wrong_rows(
-    df: pd.DataFrame, truth: np.ndarray, answers: Mapping[str, Answers], main: str
+    df: pd.DataFrame,
+    truth: np.ndarray,
+    answers: Mapping[str, Answers],
+    main: str,
+    judged: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """Every row some source is scored on and answered wrong (``und`` for no speech included).
+    """Every row some source is scored on and answered wrong (``und`` for no speech included),
+    and every row of ``judged`` (labelled, no error) labelled ``und`` that a source did not answer
+    ``und`` (a no-speech row heard as a language).
 
     Columns: ``id``, ``audio``, ``start`` and ``end`` (:func:`clip_windows`), ``true``, per source
     ``{source}`` (its answer) and ``{source} prob``, and ``wrong in`` (the sources wrong on the
@@ -107,9 +113,11 @@ def wrong_rows(
     if not answers:
         return pd.DataFrame()
     wrong: dict[str, np.ndarray] = {}
+    silent = (truth == "und") & (judged if judged is not None else False)
     for name, a in answers.items():
         said = np.asarray([x if x is not None else "und" for x in a.predicted], dtype=object)
-        wrong[name] = a.scored & (said != truth)
+        heard = np.array([x != "und" for x in a.predicted], dtype=bool)  # None: not "und" either
+        wrong[name] = (a.scored & (said != truth)) | (silent & heard)
     any_wrong = np.any(list(wrong.values()), axis=0)
     at = np.flatnonzero(any_wrong)
     start, end = clip_windows(df.iloc[at])

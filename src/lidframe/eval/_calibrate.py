@@ -27,7 +27,7 @@ from lidframe.columns import model_columns
 from lidframe.consensus import Calibration, ConsensusConfig, decide, supports, topk_pairs
 from lidframe.errors import ConfigError
 from lidframe.eval._metrics import expected_calibration_error
-from lidframe.languages import DEFAULT_EQUIVALENCE, LanguageEquivalence
+from lidframe.languages import DEFAULT_EQUIVALENCE, NO_LANGUAGE, LanguageEquivalence, label_code
 
 __all__ = ["calibrate_results", "evaluate_consensus", "fit_calibration"]
 
@@ -75,10 +75,12 @@ def _labelled_answers(
         label = row[label_column]
         if label is None or label is pd.NA or (isinstance(label, float) and math.isnan(label)):
             continue
+        if label_code(str(label)) == NO_LANGUAGE:
+            continue  # labelled no speech: no language to calibrate towards
         answers.append({a: topk_pairs(row[model_columns(a)[2]]) for a in aliases})
         labels.append(equivalence.key(str(label)))
     if not labels:
-        raise ConfigError("calibration needs labelled rows; none has a label")
+        raise ConfigError("calibration needs labelled rows; none has a language label")
     return answers, labels
 
 

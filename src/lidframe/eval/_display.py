@@ -16,7 +16,7 @@ import pandas as pd
 
 from lidframe.eval import _speech_stats as speech_stats
 
-__all__ = ["evaluation_html", "evaluation_text", "source_html", "source_text"]
+__all__ = ["evaluation_html", "evaluation_text", "labelled_text", "source_html", "source_text"]
 
 _FIGURES = ("accuracy", "macro_f1", "ece", "brier", "no_speech_rate")
 
@@ -29,6 +29,17 @@ def _table_html(table: pd.DataFrame) -> str:
     return table.to_html(float_format=_three)
 
 
+def labelled_text(evaluation: Any) -> str:
+    """The headline: labelled rows of all rows, and how many were labelled ``und`` (no speech)."""
+    text = f"{evaluation.labelled} labelled rows of {evaluation.rows}"
+    if evaluation.no_language:
+        text += (
+            f"; {evaluation.no_language} of them labelled und (no speech): scored as no-speech "
+            "detection, left out of language accuracy"
+        )
+    return text
+
+
 def evaluation_text(evaluation: Any) -> str:
     """The labelled rows, the speech line and one row of figures per source."""
     table = evaluation.summary()
@@ -37,21 +48,24 @@ def evaluation_text(evaluation: Any) -> str:
             table[column] = table[column].map(_three)
     speech = f"\n{speech_stats.speech_text(evaluation.speech)}" if evaluation.speech else ""
     notes = "".join(f"{note}\n" for note in evaluation.notes)
-    return (
-        f"{notes}{evaluation.labelled} labelled rows of {evaluation.rows}{speech}\n"
-        f"{table.to_string()}"
-    )
+    return f"{notes}{labelled_text(evaluation)}{speech}\n{table.to_string()}"
 
 
 def evaluation_html(evaluation: Any, main: Any) -> str:
-    """Sources' figures, how the models agree, and ``main``'s per-language table."""
+    """Sources' figures, the no-speech detection (rows labelled ``und``), the ``by`` tables, how
+    the models agree, and ``main``'s per-language table."""
     parts = [
-        f"<h4>lidframe evaluation: {evaluation.labelled} labelled rows of {evaluation.rows}</h4>",
+        f"<h4>lidframe evaluation: {html.escape(labelled_text(evaluation))}</h4>",
         *(f"<p>{html.escape(note)}</p>" for note in evaluation.notes),
     ]
     if evaluation.speech:
         parts.append(f"<p>{html.escape(speech_stats.speech_text(evaluation.speech))}</p>")
     parts.append(_table_html(evaluation.summary()))
+    if evaluation.no_language:
+        detection = evaluation.no_speech_detection()
+        parts.append("<h5>no speech (label und): detection</h5>" + _table_html(detection))
+    for column, table in evaluation.by.items():
+        parts.append(f"<h5>by {html.escape(column)}</h5>" + _table_html(table))
     if not evaluation.agreement.empty:
         parts.append("<h5>agreement</h5>" + _table_html(evaluation.agreement))
     parts.append(f"<h5>{html.escape(main.name)}: per language</h5>")

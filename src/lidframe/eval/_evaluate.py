@@ -12,9 +12,16 @@ Each *source* (every model, and the consensus when there is one) is scored on th
   columns;
 * rows whose label the model cannot output (outside its label set, when the set is known) are
   counted apart as ``unsupported``, not as errors of the model;
+* rows labelled ``und`` (or ``zxx``: no language, e.g. silence or tones) are no language: left out
+  of every language figure, they are scored as a no-speech detection task instead (precision and
+  recall of the ``und`` answers, :mod:`~lidframe.eval._detection`);
 * the rest give accuracy, macro-F1, per-language precision/recall/F1/support, the most frequent
   confusions, the long tail and the weakest languages, calibration of the answer's probability
   (ECE, Brier, reliability table), the confidently wrong rows, and the accuracy/coverage curve.
+
+With ``by`` columns (a speaker, a source, a sample rate: the results' own columns, or the
+manifest's joined by ``id``, :mod:`~lidframe.eval._by_columns`), the rows, scored rows, each
+source's accuracy and the ``und`` rate per value of each column (:mod:`~lidframe.eval._groups`).
 
 Over every row, labelled or not, it also keeps what each source answered
 (:mod:`~lidframe.eval._answers`: the predicted-language distribution, and every wrong row with its
@@ -40,14 +47,17 @@ import pandas as pd
 from lidframe.errors import ConfigError
 from lidframe.eval import _answers as answers
 from lidframe.eval import _display as display
+from lidframe.eval import _groups as groups
 from lidframe.eval import _metrics as metrics
 from lidframe.eval import _speech_stats as speech_stats
+from lidframe.eval._by_columns import by_columns
+from lidframe.eval._detection import NoSpeechDetection, detect_no_speech, detection_table
 from lidframe.eval._inputs import keys as _keys
 from lidframe.eval._inputs import read_labels as _read_labels
 from lidframe.eval._inputs import recorded_label_sets
 from lidframe.eval._inputs import results_frame as _results_frame
 from lidframe.eval._run_info import run_info
-from lidframe.languages import DEFAULT_EQUIVALENCE, LanguageEquivalence, canonical
+from lidframe.languages import DEFAULT_EQUIVALENCE, NO_LANGUAGE, LanguageEquivalence, canonical
 
 __all__ = ["Evaluation", "SourceEvaluation", "evaluate", "recorded_label_sets"]
 
@@ -56,8 +66,9 @@ CONSENSUS = "consensus"
 
 @dataclass
 class SourceEvaluation:
-    """The scores of one model (or of the consensus) on the labelled rows; shows as one line of
-    text, and as HTML in Jupyter."""
+    """The scores of one model (or of the consensus) on the rows labelled with a language
+    (``labelled``: those rows; rows labelled ``und`` are scored in ``detection``); shows as one
+    line of text, and as HTML in Jupyter."""
 
     name: str
     labelled: int
@@ -79,6 +90,8 @@ class SourceEvaluation:
     rows: pd.DataFrame = field(default_factory=pd.DataFrame)
     # Scored rows answered ``und`` for no speech (misses); None when the results do not say.
     no_speech: int | None = None
+    # Rows labelled ``und`` against the ``und`` answers (None: made without the labels).
+    detection: NoSpeechDetection | None = None
 
     def threshold_for(self, target_accuracy: float) -> dict[str, float] | None:
         """The confidence threshold that keeps the most rows at ``target_accuracy`` or better."""
@@ -111,7 +124,8 @@ class SourceEvaluation:
 @dataclass
 class Evaluation:
     """Every source's scores, and how the models agree; shows as text, and as HTML in Jupyter
-    (:mod:`lidframe.eval._display`)."""
+    (:mod:`lidframe.eval._display`). ``labelled`` counts every labelled row, ``no_language`` those
+    labelled ``und`` (scored as no-speech detection, not in the language figures)."""
 
     sources: dict[str, SourceEvaluation]
     agreement: pd.DataFrame
@@ -131,6 +145,10 @@ class Evaluation:
     run: dict[str, Any] = field(default_factory=dict)
     # One line each, for the reader: e.g. why there are no scores (no ground truth).
     notes: list[str] = field(default_factory=list)
+    # Labelled rows whose label is ``und`` (no speech).
+    no_language: int = 0
+    # By column (``by=``): one table per column, indexed by its values (groups.group_table).
+    by: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     @property
     def main(self) -> str:
@@ -146,8 +164,15 @@ class Evaluation:
         table.index = pd.Index(list(self.sources), name="source")
         return table
 
+    def no_speech_detection(self) -> pd.DataFrame:
+        """One row per source: rows labelled ``und`` (and of them with an error), tp, fp, fn,
+        precision and recall of the ``und`` answers (:mod:`~lidframe.eval._detection`)."""
+        found = {n: s.detection for n, s in self.sources.items() if s.detection is not None}
+        return detection_table(found)
+
     def record(self) -> dict[str, Any]:
-        """A JSON-able record: settings, and per source the summary and the per-language table."""
+        """A JSON-able record: settings, per source the summary and the per-language table, the
+        no-speech detection and the ``by`` tables."""
 
         def clean(x: Any) -> Any:
             return None if isinstance(x, float) and math.isnan(x) else x
@@ -171,6 +196,19 @@ class Evaluation:
                 for k, row in self.agreement.to_dict("index").items()
             },
             "speech": speech_stats.speech_record(self.speech, self.speech_by_language, clean),
+            "no_language": self.no_language,
+            "no_speech_detection": {
+                name: {k: clean(v) for k, v in s.detection.summary().items()}
+                for name, s in self.sources.items()
+                if s.detection is not None
+            },
+            "by": {
+                column: {
+                    str(g): {k: clean(v) for k, v in row.items()}
+                    for g, row in table.to_dict("index").items()
+                }
+                for column, table in self.by.items()
+            },
         }
 
     def per_language(self) -> pd.DataFrame:
@@ -204,6 +242,7 @@ def evaluate(
     bins: int = 10,
     storage_options: Mapping[str, Any] | None = None,
     db: str | None = None,
+    by: str | Sequence[str] | None = None,
 ) -> Evaluation:
     """Score a run's results against ground truth; see the module docstring.
 
@@ -214,7 +253,10 @@ def evaluate(
     labelled rows are the long tail (default: the bottom quartile of support). ``db``: the job
     database to read the job's time and rows/s from (default: the embedded one of a local results
     folder, when there is one). Without ground truth (no ``label`` column and no ``labels``) the
-    evaluation has no labelled row and a note saying so.
+    evaluation has no labelled row and a note saying so. ``by``: columns to score by, each apart
+    (a list, or names separated by commas): the results' own, else the labels manifest's or the
+    job's manifest's, joined by ``id``; a column found nowhere raises :class:`ConfigError` naming
+    the columns there are.
     """
     from lidframe.columns import column_alias
 
@@ -243,7 +285,10 @@ def evaluate(
         if f"{alias}_lang" not in df.columns:
             raise ConfigError(f"no column {alias}_lang in the results (models: {aliases})")
     truth_keys = _keys(df["label"], equivalence)
-    labelled = np.array([k is not None for k in truth_keys])
+    labelled = np.array([k is not None for k in truth_keys], dtype=bool)
+    # Rows with a language label: the rows of every language figure (und is no language).
+    languages = labelled & (truth_keys != NO_LANGUAGE)
+    grouped = by_columns(df, by, results=results, labels=labels, db=db, options=options)
     if not labelled.any() and not notes:
         notes.append("No labelled row: every label is empty; the predicted languages only.")
     errors = df["error"].notna().to_numpy() if "error" in df.columns else np.zeros(len(df), bool)
@@ -263,24 +308,31 @@ def evaluate(
         given[alias] = answers.Answers(
             _keys(df[f"{alias}_lang"], equivalence),
             df[prob].to_numpy(dtype=float) if prob in df else np.full(len(df), np.nan),
-            labelled & ~errors & supported,
+            languages & ~errors & supported,
         )
     if "lang" in df.columns and "consensus_prob" in df.columns:
         given[CONSENSUS] = answers.Answers(
             _keys(df["lang"], equivalence),
             df["consensus_prob"].to_numpy(dtype=float),
-            labelled & ~errors,
+            languages & ~errors,
         )
     sources = {
         name: _score(
-            name, df, truth_keys, labelled, errors, a.scored, a.predicted, a.confidence,
+            name, df, truth_keys, languages, errors, a.scored, a.predicted, a.confidence,
             confident, tail_support, bins, counted,
         )
         for name, a in given.items()
     }  # fmt: skip
+    for name, a in given.items():
+        sources[name].detection = detect_no_speech(truth_keys, a.predicted, labelled, errors)
     # No-speech rows are left out: every model answers ``und`` there without having listened.
-    agreement = _agreement(df, aliases, truth_keys, labelled & ~errors & ~no_speech, equivalence)
+    agreement = _agreement(df, aliases, truth_keys, languages & ~errors & ~no_speech, equivalence)
     main = CONSENSUS if CONSENSUS in given else next(iter(given), "")
+    by_tables = {}
+    for column in grouped.columns:
+        values, note = groups.group_values(grouped[column])
+        notes += [note] if note else []
+        by_tables[column] = groups.group_table(values, truth_keys, languages, errors, given, main)
     return Evaluation(
         sources=sources,
         agreement=agreement,
@@ -290,12 +342,14 @@ def evaluate(
         errors=int(errors.sum()),
         speech=speech_stats.speech_overview(df, errors, no_speech),
         speech_by_language=speech_stats.speech_by_language(
-            df, truth_keys, labelled, errors, no_speech
+            df, truth_keys, languages, errors, no_speech
         ),
         distribution=answers.distribution(given, truth_keys, errors),
-        wrong=answers.wrong_rows(df, truth_keys, given, main),
+        wrong=answers.wrong_rows(df, truth_keys, given, main, labelled & ~errors),
         run=run_info(results, aliases, len(df), db=db, storage_options=options, attrs=attrs),
         notes=notes,
+        no_language=int((labelled & ~languages).sum()),
+        by=by_tables,
     )
 
 

@@ -2,8 +2,8 @@
 
 Results are a results folder (any fsspec URL) or a frame with the same columns; ground truth is the
 results' own ``label`` column or a labelled manifest joined by ``id``. Codes become the keys of a
-:class:`~lidframe.languages.LanguageEquivalence` (``und`` stays ``und``, null stays None), so that
-scores, distributions and wrong rows all compare the same way.
+:class:`~lidframe.languages.LanguageEquivalence` (``und`` stays ``und``, ``zxx`` becomes it, null
+stays None), so that scores, distributions and wrong rows all compare the same way.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from lidframe.errors import ConfigError
-from lidframe.languages import LanguageEquivalence, canonical
+from lidframe.languages import NO_LANGUAGE, LanguageEquivalence, label_code
 
 __all__ = ["keys", "read_labels", "recorded_label_sets", "results_frame"]
 
@@ -71,10 +71,13 @@ def read_labels(
 
 
 def keys(values: Iterable[Any], equivalence: LanguageEquivalence) -> np.ndarray:
+    """Each code as its equivalence key; ``und`` (and ``zxx``, no language:
+    :func:`~lidframe.languages.label_code`) as ``und``, null as None."""
     out: list[str | None] = []
     for v in values:
         if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
             out.append(None)
         else:
-            out.append(equivalence.key(canonical(str(v))) if v != "und" else "und")
+            code = label_code(str(v))
+            out.append(code if code == NO_LANGUAGE else equivalence.key(code))
     return np.asarray(out, dtype=object)

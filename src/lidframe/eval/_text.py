@@ -5,15 +5,27 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from lidframe.eval._detection import detection_text
 from lidframe.eval._evaluate import Evaluation
 from lidframe.eval._speech_stats import speech_text, worst_no_speech
 
-__all__ = ["answered_text", "evaluation_text", "stored_text", "unlabelled_text"]
+__all__ = [
+    "GROUPS_SHOWN",
+    "answered_text",
+    "by_text",
+    "evaluation_text",
+    "stored_text",
+    "unlabelled_text",
+]
+
+# Groups of a ``by`` table printed (the record and the report keep every one).
+GROUPS_SHOWN = 50
 
 
 def evaluation_text(ev: Evaluation, target_accuracy: float = 0.95) -> str:
     """The summary table (with the no-speech and speech-seconds line, and the languages most often
-    without speech, when the results have the speech columns), then per source the confidence
+    without speech, when the results have the speech columns), the no-speech detection table (when
+    some row is labelled ``und``) and the ``by`` tables, then per source the confidence
     threshold that reaches ``target_accuracy``, its five weakest languages and its three most
     frequent confusions, then the agreement table (when there are several models)."""
     if not ev.labelled:
@@ -21,6 +33,11 @@ def evaluation_text(ev: Evaluation, target_accuracy: float = 0.95) -> str:
     lines = [str(ev)]
     if worst := worst_no_speech(ev.speech_by_language):
         lines.append(f"no speech most often in: {worst}")
+    found = {n: s.detection for n, s in ev.sources.items() if s.detection is not None}
+    if detected := detection_text(found):
+        lines += ["", detected]
+    if ev.by:
+        lines += ["", by_text(ev)]
     for name, source in ev.sources.items():
         pick = source.threshold_for(target_accuracy)
         if pick is None:
@@ -64,7 +81,25 @@ def unlabelled_text(ev: Evaluation) -> str:
     if ev.speech:
         lines.append(speech_text(ev.speech))
     lines += [f"{name} answered: {answered_text(ev, name)}" for name in ev.sources]
+    if ev.by:
+        lines += ["", by_text(ev)]
     return "\n".join(lines)
+
+
+def by_text(ev: Evaluation, shown: int = GROUPS_SHOWN) -> str:
+    """Each ``by`` table (its first ``shown`` groups, and how many more there are)."""
+    blocks = []
+    for column, table in ev.by.items():
+        text = table.head(shown).to_string(float_format=lambda x: f"{x:.3f}", na_rep="n/a")
+        more = len(table) - shown
+        tail = (
+            f"\n... and {more} more groups (in the stored record and the report)"
+            if more > 0
+            else ""
+        )
+        s = "s" if len(table) != 1 else ""
+        blocks.append(f"by {column} ({len(table)} group{s}):\n{text}{tail}")
+    return "\n\n".join(blocks)
 
 
 def stored_text(saved: Mapping[str, Any]) -> str:

@@ -246,3 +246,31 @@ def test_headless_chromium_renders_the_report_and_decodes_every_image(tmp_path):
     width, height = _png_size(shot.read_bytes())
     assert (width, height) == (1280, 4000)
     print(f"screenshot (for a person to look at): {shot}")
+
+
+def test_report_scores_und_labels_as_no_speech_and_shows_the_by_tables():
+    df = with_no_speech(results_frame())
+    df.loc[30:37, "label"] = "und"  # answered und: found
+    df.loc[100:103, "label"] = "zxx"  # answered a language: missed
+    df["speaker"] = ["<b>ann</b>" if i % 2 else "bob" for i in range(len(df))]
+    ev = lidframe.evaluate(df, by="speaker")
+    text = render_report(ev)
+    assert '<a href="#no-speech">No speech</a>' in text and '<a href="#by">By column</a>' in text
+    assert "<p>12 rows are labelled <code>und</code>" in text
+    assert "290 labelled rows of 300; 12 of them labelled und (no speech)" in text
+    d = ev["whisper_base"].detection
+    assert (d.tp, d.fn) == (8, 4)
+    row = (
+        f"<td>whisper_base</td>\n      <td>12</td>\n      <td>0</td>\n      <td>8</td>\n"
+        f"      <td>{d.fp}</td>\n      <td>4</td>\n      <td>{d.precision:.3f}</td>\n"
+        f"      <td>{d.recall:.3f}</td>"
+    )
+    assert row in text
+    assert "<h3>By speaker</h3>" in text and "&lt;b&gt;ann&lt;/b&gt;" in text
+    assert "<b>ann</b>" not in text
+    # the silent rows heard as a language are wrong rows to listen to
+    assert text.count("<td>und</td>") >= 4
+
+    plain = render_report(lidframe.evaluate(with_no_speech(results_frame())))
+    assert "No row is labelled <code>und</code>: no-speech precision and recall are n/a" in plain
+    assert '<h2 id="by">' not in plain

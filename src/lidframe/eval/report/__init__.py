@@ -8,13 +8,15 @@ elsewhere, with:
 * the **predicted languages**: rows per answered language and source (``und`` included), a chart
   and a table; for results without ground truth this, the run and the speech are the report;
 * with ground truth: the **summary** (with what ECE and Brier mean, and that accuracy depends on
-  the audio domain), the **speech** section (no-speech rate, audio and speech seconds; only with
-  the speech columns), the **agreement** table, **every wrong row** (up to
-  ``WRONG_SHOWN``, then a count) with an audio player of its clip window (linked by default,
-  embedded on request), and per
-  source its per-language table, confusion heat map and table (answers outside the true languages
-  each in a column of their own), reliability diagram, accuracy/coverage curve with the threshold
-  for a target accuracy, weakest languages and confidently wrong rows.
+  the audio domain), **no speech** (rows labelled ``und`` as a detection task: precision, recall,
+  tp, fp, fn), the **speech** section (no-speech rate, audio and speech seconds; only with the
+  speech columns), the **by column** tables (with ``by=``: rows, scored rows, accuracy per source
+  and und rate per speaker, source...; also without ground truth), the **agreement** table,
+  **every wrong row** (up to ``WRONG_SHOWN``, then a count; rows labelled ``und`` answered with
+  a language too) with an audio player of its clip window (linked by default, embedded on
+  request), and per source its per-language table, confusion heat map and table (answers outside
+  the true languages each in a column of their own), reliability diagram, accuracy/coverage curve
+  with the threshold for a target accuracy, weakest languages and confidently wrong rows.
 
 Plots are drawn by matplotlib's Agg canvas (never pyplot, so no global state and no display is
 needed) and embedded as ``data:image/png;base64`` images. Every text from the data is HTML-escaped.

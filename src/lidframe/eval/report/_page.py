@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from lidframe.errors import ConfigError
+from lidframe.eval._display import labelled_text
 from lidframe.eval.report import _sections as sections
 from lidframe.eval.report._audio import Players
 
@@ -68,7 +69,11 @@ def render_report(
     names = list(ev.sources) if scored else []
     links = [("run", "Run"), ("languages", "Predicted languages")]
     if scored:
-        links += [("summary", "Summary"), ("wrong", "Wrong rows")]
+        links += [("summary", "Summary"), ("no-speech", "No speech")]
+    if ev.by:
+        links.append(("by", "By column"))
+    if scored:
+        links.append(("wrong", "Wrong rows"))
     links += [(f"source-{i}", name) for i, name in enumerate(names)]
     nav = " ".join(f'<a href="#{key}">{html.escape(text)}</a>' for key, text in links)
     written = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
@@ -77,7 +82,7 @@ def render_report(
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
-        f'<p class="note">{ev.labelled} labelled rows of {ev.rows}; '
+        f'<p class="note">{html.escape(labelled_text(ev))}; '
         f"{html.escape(sections.settings_text(ev.settings))}</p>",
         *(f"<p><strong>{html.escape(note)}</strong></p>" for note in ev.notes),
         f"<nav>{nav}</nav>",
@@ -85,7 +90,13 @@ def render_report(
         sections.distribution(ev),
     ]
     if scored:
-        parts += [sections.summary(ev), sections.speech(ev), "<h2>Agreement</h2>"]
+        parts += [
+            sections.summary(ev),
+            sections.no_speech(ev),
+            sections.speech(ev),
+            sections.by(ev),
+            "<h2>Agreement</h2>",
+        ]
         parts.append(
             sections.table(ev.agreement)
             if not ev.agreement.empty
@@ -98,7 +109,7 @@ def render_report(
                 "</section>"
             )
     else:
-        parts.append(sections.speech(ev))
+        parts += [sections.speech(ev), sections.by(ev)]
     parts.append("</body></html>\n")
     text = "\n".join(parts)
     if path is not None:
@@ -146,13 +157,14 @@ def write_report(
     storage_options: Mapping[str, Any] | None = None,
     embed_audio: bool = False,
     embed_max_seconds: float = 10.0,
+    by: str | Sequence[str] | None = None,
 ) -> str:
     """Evaluate a results folder and write its HTML report; returns one line naming the file, the
     labelled rows and each source's accuracy (or that there is no ground truth).
 
     ``path``: the HTML file (default :func:`default_report_path`), checked by
     :func:`check_report_path` before any work. ``title``: default ``lidframe evaluation: RESULTS``.
-    ``labels``, ``models`` and ``storage_options`` (for reading results and audio) as in
+    ``labels``, ``models``, ``by`` and ``storage_options`` (for reading results and audio) as in
     :func:`~lidframe.eval._evaluate.evaluate`; ``embed_audio`` and ``embed_max_seconds`` as in
     :func:`render_report`.
     """
@@ -161,7 +173,7 @@ def write_report(
     results = os.fspath(results)
     path = default_report_path(results) if path is None else os.fspath(path)
     check_report_path(path, results)
-    ev = evaluate(results, labels=labels, models=models, storage_options=storage_options)
+    ev = evaluate(results, labels=labels, models=models, storage_options=storage_options, by=by)
     render_report(
         ev,
         path,

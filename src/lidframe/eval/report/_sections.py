@@ -1,5 +1,6 @@
-"""The report's sections as HTML: the run, the predicted languages, the summary, the speech, the
-wrong rows (with audio players) and one section per source.
+"""The report's sections as HTML: the run, the predicted languages, the summary, no speech as a
+detection task, the speech, the ``by`` tables, the wrong rows (with audio players) and one section
+per source.
 
 Tables show their index as an ordinary first column (no pandas index-name header row), floats with
 three decimals and NaN as a dash; every text from the data is HTML-escaped.
@@ -26,7 +27,9 @@ __all__ = [
     "CONFIDENTLY_WRONG_SHOWN",
     "DOMAIN_NOTE",
     "WRONG_SHOWN",
+    "by",
     "distribution",
+    "no_speech",
     "run",
     "settings_text",
     "source",
@@ -152,6 +155,43 @@ def summary(ev: Evaluation) -> str:
             f'<p class="note">{html.escape(DOMAIN_NOTE)}</p>',
         ]
     )
+
+
+def no_speech(ev: Evaluation) -> str:
+    """Rows labelled ``und`` against the ``und`` answers: precision, recall and their counts."""
+    head = '<h2 id="no-speech">No speech (label <code>und</code>)</h2>'
+    if not ev.no_language:
+        return (
+            f'{head}<p class="note">No row is labelled <code>und</code>: no-speech precision and '
+            "recall are n/a. Speech rows answered <code>und</code> are misses in accuracy.</p>"
+        )
+    return "\n".join(
+        [
+            head,
+            f"<p>{ev.no_language} rows are labelled <code>und</code> (no language: silence, tones, "
+            "music): they are left out of accuracy, macro-F1 and calibration, and scored here as "
+            "a detection task, positive = <code>und</code>. tp: labelled and answered "
+            "<code>und</code>; fp: speech answered <code>und</code> (also a miss in accuracy); "
+            "fn: labelled <code>und</code>, answered a language; rows with an error are not "
+            "scored.</p>",
+            table(ev.no_speech_detection()),
+        ]
+    )
+
+
+def by(ev: Evaluation) -> str:
+    """One table per ``by`` column: rows, scored rows, each source's accuracy and the und rate."""
+    if not ev.by:
+        return ""
+    parts = [
+        '<h2 id="by">By column</h2>',
+        f'<p class="note">Per value of each column: its rows, the scored rows (a language label '
+        f"and no error), each source's accuracy on them, and the share of its rows without an "
+        f"error that {html.escape(ev.main)} answered <code>und</code>.</p>",
+    ]
+    for column, frame in ev.by.items():
+        parts += [f"<h3>By {html.escape(column)}</h3>", table(frame, scroll=True)]
+    return "\n".join(parts)
 
 
 def speech(ev: Evaluation) -> str:
