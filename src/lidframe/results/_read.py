@@ -97,6 +97,7 @@ def read_results(
     (:mod:`lidframe.dataframes`): ``cudf`` gives a dask-cuDF frame (``to_backend``), ``auto`` does
     where a GPU is visible and cuDF imports.
     """
+    import dask
     import dask.dataframe as dd
 
     from lidframe.dataframes import local_backend, on_backend
@@ -117,10 +118,41 @@ def read_results(
     # ``models`` by alias; parts of earlier versions listed names there, and aliases in ``dtypes``.
     models = record.get("models")
     aliases = tuple(models if isinstance(models, dict) else record.get("dtypes") or ())
-    frame = dd.read_parquet(parts, storage_options=dict(storage_options or {}) or None)
-    declared = declared_columns(frame.columns, aliases)
-    meta = as_declared(frame._meta, declared)
-    return on_backend(frame.map_partitions(as_declared, declared, meta=meta), resolved)
+    options = dict(storage_options or {})
+    # The columns of the first and the last part: a job resumed across a lidframe upgrade that
+    # added a column holds parts with and without it; each part gets every column (null where it
+    # has none), whichever of them comes first.
+    schema = pa.unify_schemas(
+        [_schema(path, options) for path in dict.fromkeys((parts[0], parts[-1]))]
+    )
+    declared = declared_columns(schema.names, aliases)
+    meta = as_declared(schema.empty_table().to_pandas(), declared)
+    # Dask would turn the list columns into strings (dataframe.convert-string): the declared
+    # dtypes are the parts' own.
+    with dask.config.set({"dataframe.convert-string": False}):
+        frame = dd.from_map(
+            _read_part, parts, columns=tuple(schema.names), declared=declared, options=options,
+            meta=meta, label="read-results", enforce_metadata=False,
+        )  # fmt: skip
+    return on_backend(frame, resolved)
+
+
+def _schema(path: str, options: Mapping[str, Any]) -> pa.Schema:
+    fs, where = folder_fs(path, options)
+    with fs.open(where, "rb") as fh:
+        return pq.read_schema(fh)
+
+
+def _read_part(
+    path: str, columns: tuple[str, ...], declared: Mapping[str, Column], options: Mapping[str, Any]
+) -> pd.DataFrame:
+    """One part with ``columns`` (null where it has none of them), in their declared dtypes."""
+    fs, where = folder_fs(path, options)
+    with fs.open(where, "rb") as fh:
+        have = set(pq.read_schema(fh).names)
+        fh.seek(0)
+        table = pq.read_table(fh, columns=[c for c in columns if c in have])
+    return as_declared(table.to_pandas().reindex(columns=list(columns)), declared)
 
 
 # Key of ``DataFrame.attrs`` where :func:`read_results` puts the models' label sets.
