@@ -47,6 +47,10 @@ def test_every_row_is_a_labelled_recording_of_an_installed_package(
     # the packages' tones and digital silence are rows too, labelled "no language"
     silence = frame[frame["kind"] == "non-speech"]
     assert len(silence) >= 3 * 2 * 12 and (silence["label"] == "und").all()
+    # tones and the monkeys of tt-monkeys are no speech, whatever their folder says
+    for name in ("confbridge-join", "tt-monkeys", "beeperr"):
+        assert (frame.loc[frame["id"].str.contains(f"/{name}\\."), "label"] == "und").all()
+        assert frame["id"].str.contains(f"/{name}\\.").sum() >= 3
     assert (
         silence["id"].str.contains("/silence/").any() and silence["id"].str.contains("beep").any()
     )

@@ -9,8 +9,8 @@ espeak-ng speech alone is a figure about synthetic voices. Debian's archive ship
     Wallack for fr-CA), 8 kHz mono WAV, CC-BY-SA-3.0. The prompt set is parallel across languages
     (the same file names say the same thing), so the words said are controlled; many are sentences,
     many are digits, letters and single words. The ``-g722`` packages hold the same prompts at
-    16 kHz (G.722), which measures what 8 kHz costs. Their non-speech files (digital silence, tones)
-    are rows labelled ``und``.
+    16 kHz (G.722), which measures what 8 kHz costs. Their non-speech files (digital silence, tones,
+    and ``tt-monkeys``, a recording of monkeys) are rows labelled ``und``.
 ``ktuberling-data``
     single spoken words in about 20 languages (0.5-2 s, GPL-2+): a stress test for very short input,
     not a fair accuracy test.
@@ -70,8 +70,19 @@ PACKAGES = (
     ),
     "ktuberling-data",
 )
-# Asterisk prompts that are not speech: tones and digital silence.
-_ASTERISK_NON_SPEECH = {"beep", "beeperr", "ascending-2tone", "descending-2tone"}
+# Asterisk prompts that are not speech: tones, digital silence (the ``silence/`` folder) and the
+# monkeys of ``tt-monkeys`` (an animal recording). The confbridge tones and the monkeys were found
+# by measuring, not by name: the same sound in every language's package, and no speech found by
+# silero-vad in the monkeys.
+_ASTERISK_NON_SPEECH = {
+    "beep",
+    "beeperr",
+    "ascending-2tone",
+    "descending-2tone",
+    "confbridge-join",
+    "confbridge-leave",
+    "tt-monkeys",
+}
 _ASTERISK_KINDS = {"digits": "digits", "letters": "letters", "phonetic": "letters"}
 _ATTRIBUTION = {
     "en": "Recorded by Allison Smith (theivrvoice.com); Digium, Inc.",
