@@ -18,8 +18,15 @@ default's forward passes alone on features already prepared are its ceiling. Pri
 the ratio to the faster-whisper int8 loop, top-1 accuracy against the labels
 (``und`` is a miss) and the voice-activity cost per clip.
 
+With ``--corpus plain`` the generated clips are speech alone, 1.5-25 s, no padding (what a
+collection of segmented utterances looks like); with ``--corpus real``, the test half of the
+real-speech corpus's telephone prompts (``lidframe.testing.real_speech_corpus``: en, es and fr read
+by people, 8 kHz; its non-speech rows left out). ``--contexts`` picks the least contexts run
+(``speech`` is the default's).
+
 Usage: python benchmarks/throughput.py [--manifest examples/demo/manifest.csv] [--batch-size 8]
-       python benchmarks/throughput.py --corpus mixed [--clips 136]
+       python benchmarks/throughput.py --corpus mixed|plain|real [--clips 136]
+           [--contexts speech,10,full]
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import platform
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import dask
 import pandas as pd
@@ -54,10 +62,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--skip-run", action="store_true", help="skip the end-to-end lidframe.run")
-    parser.add_argument("--corpus", choices=["demo", "mixed"], default="demo")
-    parser.add_argument("--clips", type=int, default=136, help="clips of the mixed corpus")
+    parser.add_argument("--corpus", choices=["demo", "mixed", "plain", "real"], default="demo")
+    parser.add_argument(
+        "--clips", type=int, default=136, help="clips of a generated corpus (real: a sample)"
+    )
+    parser.add_argument("--contexts", default="speech,10,full", help="least contexts to run")
     args = parser.parse_args()
-    if args.corpus == "mixed":
+    if args.corpus != "demo":
         mixed(args)
         return
 
@@ -131,11 +142,18 @@ def main() -> None:
     print(f"top-1 agreement with faster-whisper: {json.dumps(agree)}")
 
 
-def mixed_corpus(out: Path, clips: int, seed: int = 0) -> pd.DataFrame:
+def mixed_corpus(
+    out: Path,
+    clips: int,
+    seed: int = 0,
+    kinds: tuple[str, ...] = ("plain", "silence", "noise"),
+    speech_range: tuple[float, float] = (1.0, 28.0),
+) -> pd.DataFrame:
     """``clips`` labelled WAV files of 1-30 s: speech in every TEXTS language, some padded.
 
-    Speech lengths are drawn from 1-28 s (log-uniform: short clips are common in real collections);
-    a third of the clips get silence and a third low noise around the speech, up to 30 s in all.
+    Speech lengths are drawn from ``speech_range`` (log-uniform: short clips are common in real
+    collections); clips take the ``kinds`` in turn: ``plain`` speech alone, ``silence`` and
+    ``noise`` around the speech, up to 30 s in all.
     """
     import numpy as np
     import soundfile as sf
@@ -148,7 +166,7 @@ def mixed_corpus(out: Path, clips: int, seed: int = 0) -> pd.DataFrame:
     out.mkdir(parents=True, exist_ok=True)
     for i in range(clips):
         lang = languages[i % len(languages)]
-        speech_s = float(np.exp(rng.uniform(np.log(1.0), np.log(28.0))))
+        speech_s = float(np.exp(rng.uniform(*np.log(speech_range))))
         pieces, total, k = [], 0, int(rng.integers(0, 4))
         while total < speech_s * 16_000:
             tmp = out / "_sentence.wav"
@@ -162,7 +180,7 @@ def mixed_corpus(out: Path, clips: int, seed: int = 0) -> pd.DataFrame:
             total += len(wave)
             k += 1
         speech = np.concatenate(pieces)[: int(speech_s * 16_000)]
-        kind = ("plain", "silence", "noise")[i % 3]
+        kind = kinds[i % len(kinds)]
         room = max(0, 30 * 16_000 - len(speech))
         if kind == "plain" or room == 0:
             wave = speech
@@ -185,8 +203,37 @@ def mixed_corpus(out: Path, clips: int, seed: int = 0) -> pd.DataFrame:
     return frame
 
 
+def _corpus(args: argparse.Namespace, folder: Path) -> tuple[pd.DataFrame, Path]:
+    """The clips of ``--corpus`` (a frame with id, audio, label, speech_s, kind) and a manifest."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if args.corpus == "real":
+        from lidframe.testing import real_speech_corpus
+
+        real = pd.read_parquet(real_speech_corpus(folder / "real.parquet", encodings=("wav",)))
+        real = real[
+            (real["split"] == "test")
+            & real["source"].str.startswith("asterisk")
+            & (real["kind"] != "non-speech")
+        ].reset_index(drop=True)
+        if args.clips < len(real):  # a seeded sample of the half
+            real = real.sample(args.clips, random_state=0).reset_index(drop=True)
+        real = real.assign(speech_s=real["seconds"])
+        real[["id", "audio", "label"]].to_csv(folder / "manifest.csv", index=False)
+        return real, folder / "manifest.csv"
+    if args.corpus == "plain":
+        frame = mixed_corpus(folder, args.clips, kinds=("plain",), speech_range=(1.5, 25.0))
+    else:
+        frame = mixed_corpus(folder, args.clips)
+    return frame, folder / "manifest.csv"
+
+
+def _context(text: str) -> float | str:
+    return text if text in ("speech", "full") else float(text)
+
+
 def mixed(args: argparse.Namespace) -> None:
-    """The speech-aware kernel, --context full and faster-whisper int8 on a mixed-length corpus."""
+    """The kernel at each least context, end to end, and faster-whisper int8 on generated or real
+    clips."""
     import numpy as np
     import torch
     from faster_whisper import WhisperModel, decode_audio
@@ -201,8 +248,7 @@ def mixed(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
-        corpus = mixed_corpus(Path(tmp) / "mixed", args.clips)
-        manifest_path = Path(tmp) / "mixed" / "manifest.csv"
+        corpus, manifest_path = _corpus(args, Path(tmp) / "clips")
         with dask.config.set(scheduler="synchronous"):
             manifest = lidframe.read_manifest(manifest_path, partition_rows=10**9).compute()
         n = len(manifest)
@@ -212,9 +258,13 @@ def mixed(args: argparse.Namespace) -> None:
         answers: dict[str, np.ndarray] = {}
         spec = lidframe.parse_model("whisper-base")
         for name, speech in (
-            ("lidframe speech-aware kernel", SpeechConfig()),
-            ("lidframe --context 10 kernel", SpeechConfig(context=10.0)),
-            ("lidframe --context full kernel", SpeechConfig(context="full")),
+            (
+                "lidframe speech-aware kernel"
+                if text == "speech"
+                else f"lidframe --context {text} kernel",
+                SpeechConfig(context=_context(text)),
+            )
+            for text in args.contexts.split(",")
         ):
             config = KernelConfig(models=(spec,), batch_size=args.batch_size, speech=speech)
             identify_partition(manifest.head(args.batch_size), config)  # load, warm up
@@ -245,16 +295,21 @@ def mixed(args: argparse.Namespace) -> None:
         # prepared, cut into windows as the kernel cuts them. No pipeline work can beat it.
         model = load_model(spec)
         default = SpeechConfig()
-        features = [model.prepare(listen(wave, default).wave) for wave in waves]
+        heard = [listen(wave, default) for wave in waves]
+        by_context: dict[float | None, list[Any]] = {}
+        for h in heard:  # clips without speech reach no model; each clip at its least context
+            if not h.no_speech and len(h.wave) >= model.min_samples:
+                context = default.context_for(h.speech_seconds or 0.0)
+                by_context.setdefault(context, []).append(model.prepare(h.wave))
         window = args.batch_size * BUCKETS
-        model.predict_prepared(features[:window], args.batch_size, context=default.min_context)
         start = time.perf_counter()
-        for lo in range(0, n, window):
-            model.predict_prepared(
-                features[lo : lo + window], args.batch_size, context=default.min_context
-            )
+        for context, features in by_context.items():
+            for lo in range(0, len(features), window):
+                model.predict_prepared(features[lo : lo + window], args.batch_size, context=context)
         rates["model only, speech-aware (ceiling)"] = n / (time.perf_counter() - start)
-        accuracy["model only, speech-aware (ceiling)"] = accuracy["lidframe speech-aware kernel"]
+        accuracy["model only, speech-aware (ceiling)"] = accuracy.get(
+            "lidframe speech-aware kernel", float("nan")
+        )
 
         peer = WhisperModel(
             str(packaged_whisper_dir()), device="cpu", compute_type="int8",
@@ -272,7 +327,7 @@ def mixed(args: argparse.Namespace) -> None:
     seconds = np.array([len(w) / 16_000 for w in waves])
     print(f"machine: {_machine()}")
     print(
-        f"clips: {n} mixed-length ({seconds.min():.1f}-{seconds.max():.1f} s, mean "
+        f"clips: {n} {args.corpus} ({seconds.min():.1f}-{seconds.max():.1f} s, mean "
         f"{seconds.mean():.1f} s; speech {corpus['speech_s'].min():.1f}-"
         f"{corpus['speech_s'].max():.1f} s, mean {corpus['speech_s'].mean():.1f} s; "
         f"{corpus['label'].nunique()} languages); batch size {args.batch_size}; "
@@ -283,13 +338,13 @@ def mixed(args: argparse.Namespace) -> None:
         acc = accuracy.get(name)
         print(f"{name:42s} {rate:8.2f} {rate / base:10.2f}x {acc:9.3f}")
     print(f"voice activity: {vad_ms:.1f} ms per clip (one thread, in the decode threads)")
-    for kind in ("plain", "silence", "noise"):
+    for kind in corpus["kind"].unique():
         chosen = (corpus["kind"] == kind).to_numpy()
         line = ", ".join(
             f"{name.split(' kernel')[0]} {float((answers[name][chosen] == labels[chosen]).mean()):.3f}"
             for name in answers
         )
-        print(f"accuracy on {kind}-padded clips ({chosen.sum()}): {line}")
+        print(f"accuracy on {kind} clips ({chosen.sum()}): {line}")
 
 
 if __name__ == "__main__":
