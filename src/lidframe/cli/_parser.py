@@ -132,17 +132,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--min-speech",
         type=float,
-        default=0.5,
+        default=0.25,
         help="seconds of speech below which a row is answered 'und' (no speech); 0: never "
-        "(default 0.5)",
+        "(default 0.25: no speech found at all)",
     )
     run.add_argument(
         "--context",
         default="speech",
         metavar="speech|full|SECONDS",
         help="speech: models hear only the speech and Whisper's encoder runs on the frames it "
-        "needs, at least 20 s; SECONDS: at least that many (faster, less accurate); full: the "
-        "clip as decoded, Whisper padded to 30 s (faster-whisper's numbers) (default: speech)",
+        "needs, at least 10 s, and 30 s for speech under 1 s; SECONDS: at least that many; full: "
+        "the clip as decoded, Whisper padded to 30 s (faster-whisper's numbers) (default: speech)",
     )
     run.add_argument(
         "--max-windows",

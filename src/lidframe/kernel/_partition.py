@@ -85,23 +85,26 @@ def identify_partition(
             for m, (spec, model) in enumerate(zip(config.models, models, strict=True)):
                 asking = set(open_rows)
                 items = [
-                    (row, k, window.prepared[m])
+                    (row, k, window.prepared[m], config.speech.context_for(window.weight))
                     for row, windows in group
                     if row in asking
                     for k, window in enumerate(windows)
                     if window.prepared is not None
                 ]
-                answers = predict_clips(
-                    spec.alias,
-                    model,
-                    [features for _, _, features in items if not isinstance(features, str)],
-                    passes[m],
-                    config.speech.min_context,
-                )
                 per_window: dict[tuple[int, int], np.ndarray | str] = {}
-                given = iter(answers)
-                for row, k, features in items:
-                    per_window[row, k] = features if isinstance(features, str) else next(given)
+                # One call per least encoder context (short speech may get the full 30 s).
+                for context in dict.fromkeys(c for *_, c in items):
+                    chosen = [it for it in items if it[3] == context]
+                    answers = predict_clips(
+                        spec.alias,
+                        model,
+                        [f for _, _, f, _ in chosen if not isinstance(f, str)],
+                        passes[m],
+                        context,
+                    )
+                    given = iter(answers)
+                    for row, k, features, _ in chosen:
+                        per_window[row, k] = features if isinstance(features, str) else next(given)
                 for row, windows in group:
                     if cascade is not None and row in sent and row not in asking:
                         continue  # settled by the models before: not sent to this one

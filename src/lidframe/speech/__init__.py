@@ -12,10 +12,11 @@ models, and nothing imports torch. Modules, in dependency order:
   :func:`listen`, one clip -> :class:`Heard` (what the models hear, or no speech).
 """
 
-from lidframe.speech._listen import SPEECH_CONTEXT, Heard, SpeechConfig, listen
+from lidframe.speech._listen import SHORT_SPEECH, SPEECH_CONTEXT, Heard, SpeechConfig, listen
 from lidframe.speech._vad import VadConfig, speech_only, speech_regions, speech_seconds
 
 __all__ = [
+    "SHORT_SPEECH",
     "SPEECH_CONTEXT",
     "Heard",
     "SpeechConfig",

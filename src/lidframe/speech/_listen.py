@@ -6,8 +6,9 @@
   ``keep_gap`` are cut, the rest joined (:func:`~lidframe.speech.speech_only`);
 * ``context`` says how much encoder context a model whose input has a fixed length (Whisper's
   30 s) is given: the frames the speech needs, rounded up to a few lengths, but at least
-  :data:`SPEECH_CONTEXT` seconds (``speech``) or the seconds given; or ``full`` (the whole clip as
-  decoded, padded to 30 s: the numbers of faster-whisper's ``detect_language``).
+  :data:`SPEECH_CONTEXT` seconds, and the full 30 s for speech shorter than :data:`SHORT_SPEECH`
+  (``speech``); at least the seconds given (a number); or ``full`` (the whole clip as decoded,
+  padded to 30 s: the numbers of faster-whisper's ``detect_language``).
 
 :func:`listen` is called once per clip, in a decode thread; :class:`SpeechConfig` is the part of a
 run's settings it reads (every field changes results, so every field is part of the job's identity).
@@ -23,13 +24,28 @@ from lidframe.errors import ConfigError
 from lidframe.settings import setting
 from lidframe.speech._vad import VadConfig, speech_only, speech_regions, speech_seconds
 
-__all__ = ["SPEECH_CONTEXT", "Heard", "SpeechConfig", "listen"]
+__all__ = ["SHORT_SPEECH", "SPEECH_CONTEXT", "Heard", "SpeechConfig", "listen"]
 
-# Least encoder context, seconds, of ``context="speech"``. Measured (``benchmarks/context.py``,
-# ``benchmarks/RESULTS.md``): with whisper-base on espeak-ng speech, a least context of 20 s kept
-# accuracy within a point of full context (-0.7); 15 s and 10 s did not (-1.7, -2.4 points; 2.5x and
-# 3.3x faster encoder passes than 30 s). ``--context 10`` trades those points for speed.
-SPEECH_CONTEXT = 20.0
+# Least encoder context, seconds, of ``context="speech"``, and the speech too short for it: such
+# clips get Whisper's full 30 s. Chosen on real voices (``benchmarks/real_speech.py``, the dev half
+# of ``lidframe.testing.real_speech_corpus``; ``benchmarks/RESULTS.md``): less context costs accuracy
+# on short speech only, so speech under 1 s gets full context and the rest at least 10 s, within a
+# clip of full context on both halves (dev 70.8% against 71.0%, test 73.5% = 73.5%) for 61% of its
+# encoder work. A least context of 20 s for all lost 1.3 points (test), 10 s for all 1.7-2.1. The
+# synthetic corpus disagrees for 1-8 s of speech (at least 10 s lost 2-4 points there, 20 s less
+# than one: ``benchmarks/context.py``); the default follows the real voices.
+SPEECH_CONTEXT = 10.0
+SHORT_SPEECH = 1.0
+
+
+def _context_identity(value: str | float) -> str | float:
+    """What ``context`` contributes to a job's identity: ``speech`` stands for the least context
+    and short-speech rule of this version (written out unless they are those ``speech`` meant
+    when job ids were first pinned: at least 20 s, no rule), so a job whose answers would differ
+    is a new job."""
+    if value != "speech" or (SPEECH_CONTEXT, SHORT_SPEECH) == (20.0, 0.0):
+        return value
+    return f"speech: at least {SPEECH_CONTEXT:g} s, full under {SHORT_SPEECH:g} s of speech"
 
 
 @dataclass(frozen=True)
@@ -39,12 +55,17 @@ class SpeechConfig:
     # Run voice activity detection (False: models hear every clip whole; no ``und`` answers and
     # ``speech_seconds`` is null).
     vad: bool = setting(True, identity=True)
-    # Seconds of speech below which a clip is no speech (``und``); 0 never answers ``und``.
-    min_speech: float = setting(0.5, identity=True)
+    # Seconds of speech below which a clip is no speech (``und``); 0 never answers ``und``. 0.25 s is
+    # the shortest region silero-vad keeps (VadConfig.min_speech_s), so a clip is ``und`` when it
+    # finds no speech at all: on real voices 0.5 s answered ``und`` for 20% of the clips under 1 s
+    # and 10% of single words, 0.25 s for 9% and 1% (``benchmarks/min_speech.py``), with every
+    # real and generated non-speech clip still ``und``.
+    min_speech: float = setting(0.25, identity=True)
     # ``speech``: models hear the speech only, and Whisper's encoder runs on the frames it needs
-    # but at least SPEECH_CONTEXT seconds; a number: the same with at least that many seconds;
+    # but at least SPEECH_CONTEXT seconds (the full 30 s for speech under SHORT_SPEECH); a number:
+    # the same with at least that many seconds, whatever the speech;
     # ``full``: models hear the clip as decoded, Whisper's encoder a padded 30 s.
-    context: str | float = setting("speech", identity=True)
+    context: str | float = setting("speech", identity=_context_identity)
     # Pauses up to this many seconds are kept between joined speech regions (speech rhythm).
     keep_gap: float = setting(0.3, identity=True)
     # Frame speech probability at or above which silero-vad calls a frame speech.
@@ -79,6 +100,13 @@ class SpeechConfig:
         if self.context == "full":
             return None
         return SPEECH_CONTEXT if self.context == "speech" else float(self.context)
+
+    def context_for(self, speech_seconds: float) -> float | None:
+        """Least encoder context in seconds for a clip with this much speech; None: full context
+        (always with ``full``; with ``speech``, also for speech shorter than SHORT_SPEECH)."""
+        if self.context == "speech" and speech_seconds < SHORT_SPEECH:
+            return None
+        return self.min_context
 
 
 @dataclass(frozen=True)
