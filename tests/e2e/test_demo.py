@@ -42,11 +42,11 @@ def test_the_demo_runs_twice_in_a_fresh_copy(tmp_path):
             assert proc.returncode == 0, (attempt, cmd, proc.stdout, proc.stderr)
             outputs.append(proc.stdout)
         results = pd.read_parquet(tmp_path / "demo-results")  # the folder, as any reader opens it
-        assert len(results) == 48 and results["error"].isna().all()
+        assert len(results) == 61 and results["error"].isna().all()
     first_run, second_run = outputs[0], outputs[3]
     assert "4 partitions done by this run, 0 already done" in first_run
     assert "0 partitions done by this run, 4 already done" in second_run
-    assert re.search(r"report: demo-report\.html \(48 labelled rows", outputs[5])
+    assert re.search(r"report: demo-report\.html \(61 labelled rows", outputs[5])
     assert (tmp_path / "demo-report.html").stat().st_size > 10_000
     # a report is never written into the results folder: refused there, beside it by default
     cli = [sys.executable, "-m", "lidframe.cli", "report", "demo-results"]
