@@ -71,13 +71,16 @@ def test_migrations_create_exactly_the_declared_schema(db_url):
         tables = set(sa.inspect(conn).get_table_names())
     store.close()
     assert diffs == []
-    assert version == "0008"
+    assert version == "0009"
     assert tables >= {
         "lidframe_jobs",
         "lidframe_partitions",
         "lidframe_results",
         "lidframe_predictions",
         "lidframe_evaluations",
+        "lidframe_review_queues",
+        "lidframe_review_items",
+        "lidframe_review_answers",
     }
 
 

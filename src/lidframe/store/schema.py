@@ -43,6 +43,29 @@ All tables are prefixed ``lidframe_`` so they can share a database (and a schema
     foreign key is the job only: a per-row check against ``lidframe_results`` cost PostgreSQL about
     0.25 ms per row in bulk writes (benchmarks/job_overhead.py), and both tables are always written
     in one transaction anyway.
+
+``lidframe_review_queues``: one row per (job, review queue) (:mod:`lidframe.review`): ``queue`` (its
+    name, e.g. ``disagreement`` or ``language-fr``), ``kind`` (which rows it selects, see
+    :mod:`lidframe.review`), ``params`` (JSON: every setting it was built with: criteria, limit,
+    seed, second-review share), ``strata`` (JSON ``{predicted language: rows of the job}``, for
+    the ``random`` queue's stratified accuracy estimate; null for the others), ``created_at``
+    (epoch seconds on the database clock).
+
+``lidframe_review_items``: one row per (job, queue, manifest row, ``second``): a row to be shown to a
+    reviewer; ``second`` is true for the copy of a row a second reviewer answers (inter-reviewer
+    agreement). ``row_id`` (the manifest id), ``position`` (the queue's pseudo-random order,
+    seeded; a skipped row moves to the back), ``stratum`` (the job's answer for the row when the
+    queue was built), ``state`` (``pending``, ``leased``, ``done``), ``reviewer`` (who holds the
+    lease, then who answered), ``lease_token`` and ``leased_until`` (epoch seconds on the database
+    clock) of the current lease. Indexed by (job, queue, state, position) for "the next row" and
+    by (job, reviewer, state) for "the row this reviewer holds".
+
+``lidframe_review_answers``: append-only, one row per answer a reviewer gave (or imported from Label
+    Studio): ``answer_id`` (increasing), ``queue``, ``row``, ``row_id``, ``second``,
+    ``reviewer``, ``answered_at`` (epoch seconds on the database clock), ``verdict`` (``label``,
+    ``unsure`` or ``no_speech``), ``label`` (canonical code; ``und`` for no speech; null when
+    unsure), ``shown`` (JSON: each model's top 3 and the consensus as the reviewer saw them),
+    ``lidframe_version``, and ``withdrawn_at`` (set by an undo: the answer is kept, not deleted).
 """
 
 from __future__ import annotations
@@ -51,7 +74,17 @@ import sqlalchemy as sa
 
 from lidframe.columns import CASCADE, CONSENSUS, JSON_TYPE, MANIFEST, MODEL, ROW, SPEECH
 
-__all__ = ["evaluations", "jobs", "metadata", "partitions", "predictions", "results"]
+__all__ = [
+    "evaluations",
+    "jobs",
+    "metadata",
+    "partitions",
+    "predictions",
+    "results",
+    "review_answers",
+    "review_items",
+    "review_queues",
+]
 
 metadata = sa.MetaData()
 
@@ -157,4 +190,69 @@ evaluations = sa.Table(
     sa.Column("created_at", Timestamp, nullable=False, server_default=sa.func.now()),
     sa.Column("record", JSONType, nullable=False),
     sa.Index("ix_lidframe_evaluations_name", "name"),
+)
+
+
+def _job_fk() -> sa.ForeignKey:
+    return sa.ForeignKey("lidframe_jobs.job_id", ondelete="CASCADE")
+
+
+review_queues = sa.Table(
+    "lidframe_review_queues",
+    metadata,
+    sa.Column("job_id", sa.String(200), _job_fk(), primary_key=True),
+    sa.Column("queue", sa.String(100), primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("params", JSONType, nullable=False),
+    sa.Column("strata", JSONType),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+review_items = sa.Table(
+    "lidframe_review_items",
+    metadata,
+    sa.Column("job_id", sa.String(200), primary_key=True),
+    sa.Column("queue", sa.String(100), primary_key=True),
+    sa.Column("row", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("second", sa.Boolean, primary_key=True),
+    sa.Column("row_id", sa.Text, nullable=False),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("stratum", sa.String(16)),
+    sa.Column("state", sa.String(16), nullable=False, server_default="pending"),
+    sa.Column("reviewer", sa.String(200)),
+    sa.Column("lease_token", sa.String(64)),
+    sa.Column("leased_until", sa.Float),
+    sa.ForeignKeyConstraint(
+        ["job_id", "queue"],
+        ["lidframe_review_queues.job_id", "lidframe_review_queues.queue"],
+        ondelete="CASCADE",
+    ),
+    sa.Index("ix_lidframe_review_items_next", "job_id", "queue", "state", "position"),
+    sa.Index("ix_lidframe_review_items_reviewer", "job_id", "reviewer", "state"),
+)
+
+review_answers = sa.Table(
+    "lidframe_review_answers",
+    metadata,
+    # BIGINT on PostgreSQL; SQLite autoincrements only an INTEGER primary key.
+    sa.Column(
+        "answer_id",
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("job_id", sa.String(200), _job_fk(), nullable=False),
+    sa.Column("queue", sa.String(100), nullable=False),
+    sa.Column("row", sa.BigInteger, nullable=False),
+    sa.Column("row_id", sa.Text, nullable=False),
+    sa.Column("second", sa.Boolean, nullable=False),
+    sa.Column("reviewer", sa.String(200), nullable=False),
+    sa.Column("answered_at", sa.Float, nullable=False),
+    sa.Column("verdict", sa.String(16), nullable=False),
+    sa.Column("label", sa.String(16)),
+    sa.Column("shown", JSONType),
+    sa.Column("lidframe_version", sa.String(64), nullable=False),
+    sa.Column("withdrawn_at", sa.Float),
+    sa.Index("ix_lidframe_review_answers_reviewer", "job_id", "reviewer", "answer_id"),
+    sa.Index("ix_lidframe_review_answers_row", "job_id", "queue", "row"),
 )
