@@ -139,15 +139,16 @@ def _config(model: str, batch_size: int, batch_seconds: float | None, **speech) 
 def test_a_seconds_budget_cuts_passes_by_padded_input(tmp_path):
     frame = _tones(tmp_path, [4, 0.5, 2, 1, 0.5, 3, 1, 2])
     ShapeLid.shapes.clear()
-    budgeted = identify_partition(frame, _config("test-shape:x", 8, 4.0))
+    # one least context for every clip (the default runs speech under 1 s in passes of its own)
+    budgeted = identify_partition(frame, _config("test-shape:x", 8, 4.0, context=10.0))
     # sorted: 0.5 0.5 1 1 | 2 2 | 3 | 4 s; each pass <= 4 s of padded input (clips x longest),
     # and a clip longer than the budget still gets a pass of its own
     assert ShapeLid.shapes == [(4, SR), (2, 2 * SR), (1, 3 * SR), (1, 4 * SR)]
     ShapeLid.shapes.clear()
-    capped = identify_partition(frame, _config("test-shape:x", 3, 4.0))
+    capped = identify_partition(frame, _config("test-shape:x", 3, 4.0, context=10.0))
     assert ShapeLid.shapes == [(3, SR), (2, 2 * SR), (1, 2 * SR), (1, 3 * SR), (1, 4 * SR)]
     ShapeLid.shapes.clear()
-    plain = identify_partition(frame, _config("test-shape:x", 8, None))
+    plain = identify_partition(frame, _config("test-shape:x", 8, None, context=10.0))
     assert ShapeLid.shapes == [(8, 4 * SR)]
     for out in (budgeted, capped):
         assert out["error"].isna().all()
