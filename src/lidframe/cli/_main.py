@@ -166,6 +166,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "jobs": _jobs,
         "run": _run,
         "check": _check,
+        "review": _review,
     }
     return commands[args.command](args)
 
@@ -253,6 +254,34 @@ def _check(args: argparse.Namespace) -> int:
         return 0
     print("\n".join(fidelity_lines(report.record())))
     return 0 if report.passed else 1
+
+
+def _review(args: argparse.Namespace) -> int:
+    """``lidframe review SUBCOMMAND RESULTS``: one call of :mod:`lidframe.review` each."""
+    from lidframe.review import Reviews, export_reviews, import_label_studio
+
+    with Reviews.for_results(args.results, db=args.db, job=args.job) as reviews:
+        if args.review_command == "status":
+            print(reviews.status(args.confidence))
+        elif args.review_command == "export":
+            path, n = export_reviews(reviews, args.out, args.format)
+            print(f"wrote {n} {'tasks' if args.format == 'label-studio' else 'rows'} to {path}")
+        elif args.review_command == "import":
+            n = import_label_studio(reviews, args.file)
+            print(f"stored {n} answers from {args.file} in job {reviews.job_id}")
+        else:
+            added = reviews.build(
+                args.queue,
+                name=args.name,
+                limit=args.limit,
+                second_share=args.second_share,
+                seed=args.seed,
+                language=args.language,
+                max_margin=args.max_margin,
+                band=args.band,
+            )
+            print(f"{added} rows added to a {args.queue} queue of job {reviews.job_id}")
+    return 0
 
 
 def _one_line(exc: BaseException) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 __all__ = [
     "COMMON_COMMANDS",
     "EVAL_COMPARE",
+    "REVIEW_QUEUES",
     "ModelList",
     "backend_argument",
     "by_argument",
@@ -47,6 +48,10 @@ to compare two runs on the same clips:
   lidframe eval compare RUN_A RUN_B [--labels MANIFEST] [--alpha 0.05]
   a paired test of RUN_B (new) against RUN_A (baseline); exit status 1 when RUN_B is significantly
   worse (`lidframe compare --help` for its options)"""
+
+
+# lidframe.review.QUEUE_KINDS (not imported: the parser stays light; a test checks they match).
+REVIEW_QUEUES = ["disagreement", "low_margin", "code_switch", "und_near", "language", "random"]
 
 
 def version() -> str:

@@ -32,7 +32,7 @@ exit status:
 
 # lidframe.models.spec.DTYPES and the aliases dtype_name() accepts (not imported: the parser stays
 # light).
-_DTYPES = ["auto", "float32", "float16", "bfloat16", "fp32", "fp16", "bf16"]
+_DTYPES = ["auto", "float32", "float16", "bfloat16", "int8", "fp32", "fp16", "bf16"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -120,8 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         choices=_DTYPES,
         help="auto: bfloat16 on a GPU that supports it, float16 on an older GPU, float32 on the "
-        "CPU; half precision is checked against float32 first (see `lidframe check`) and the job "
-        "runs in float32 when it disagrees (default: auto)",
+        "CPU; int8: the CPU only (linear layers quantized, as faster-whisper's int8); half "
+        "precision and int8 are checked against float32 first (see `lidframe check`) and the job "
+        "runs in float32 when they disagree (default: auto)",
     )
     run.add_argument(
         "--max-window",
@@ -338,6 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE")
 
     _check_parser(sub)
+    _review_parser(sub)
     sub.add_parser(
         "models", help="the model names: which work offline here, where their weights come from"
     )
@@ -347,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _check_parser(sub: Any) -> None:
     check = sub.add_parser(
         "check",
-        help="compare half precision with float32 on a manifest's first clips with speech",
+        help="compare half precision or int8 with float32 on a manifest's first clips with speech",
         epilog="exit status:\n  0    every model passed\n  1    a model's top-1 agreement "
         "is below --threshold\n  2    bad input or settings",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -358,7 +360,8 @@ def _check_parser(sub: Any) -> None:
         "--dtype",
         default="bfloat16",
         choices=_DTYPES,
-        help="half dtype to check (auto: what a job on this device would run; default bfloat16)",
+        help="dtype to check: bfloat16, float16 or int8 (auto: what a job on this device would "
+        "run; default bfloat16)",
     )
     check.add_argument("--clips", type=int, default=32, help="clips compared (default 32)")
     check.add_argument(
@@ -367,6 +370,76 @@ def _check_parser(sub: Any) -> None:
     check.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     check.add_argument("--batch-size", type=int, default=8, help="clips per forward pass")
     check.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE")
+
+
+def _review_parser(sub: Any) -> None:
+    """``lidframe review status|export|import|queue RESULTS``: the review loop's back end (the page
+    that serves rows to reviewers comes later)."""
+    from lidframe.cli._options import REVIEW_QUEUES
+
+    review = sub.add_parser(
+        "review", help="human review of a job's answers: queues, status, export and import"
+    )
+    commands = review.add_subparsers(
+        dest="review_command", required=True, metavar="SUBCOMMAND", title="subcommands"
+    )
+
+    def results(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("results", help="a run's output folder (its job's database)")
+        _db_arguments(parser)
+        parser.add_argument(
+            "--job", default=None, help="job id (default: the newest job that wrote RESULTS)"
+        )
+
+    status = commands.add_parser(
+        "status",
+        help="rows by queue and reviewer, Cohen's kappa, the job's accuracy estimated from the "
+        "random queue",
+    )
+    results(status)
+    status.add_argument(
+        "--confidence", type=float, default=0.95, help="of the accuracy's interval (default 0.95)"
+    )
+    export = commands.add_parser(
+        "export", help="the reviewed labels as a manifest (for `eval --labels`) or Label Studio"
+    )
+    results(export)
+    export.add_argument(
+        "--out", required=True, help="FILE.csv or FILE.parquet (manifest), FILE.json (label-studio)"
+    )
+    export.add_argument(
+        "--format",
+        default="manifest",
+        choices=["manifest", "label-studio"],
+        help="(default manifest)",
+    )
+    imported = commands.add_parser(
+        "import", help="store the annotations of a Label Studio JSON export as answers"
+    )
+    results(imported)
+    imported.add_argument("file", help="Label Studio JSON (a list of tasks with annotations)")
+    queue = commands.add_parser("queue", help="build (or extend) a queue of rows to review")
+    results(queue)
+    queue.add_argument("--queue", required=True, choices=REVIEW_QUEUES, help="which rows")
+    queue.add_argument("--name", default=None, help="queue name (default: the kind)")
+    queue.add_argument("--limit", type=int, default=None, help="at most N rows (default: all)")
+    queue.add_argument(
+        "--second-share",
+        type=float,
+        default=0.05,
+        help="share of the rows a second reviewer also answers (default 0.05)",
+    )
+    queue.add_argument("--seed", type=int, default=0, help="of the queue's random order")
+    queue.add_argument("--language", default=None, help="with --queue language: the language")
+    queue.add_argument(
+        "--max-margin", type=float, default=None, help="with --queue low_margin (default 0.2)"
+    )
+    queue.add_argument(
+        "--band",
+        type=float,
+        default=None,
+        help="with --queue und_near: seconds of speech above --min-speech (default 0.5)",
+    )
 
 
 def _db_arguments(parser: argparse.ArgumentParser, with_out: bool = False) -> None:

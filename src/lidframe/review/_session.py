@@ -320,7 +320,10 @@ def _verdict(verdict: str, label: str | None, row: int) -> tuple[str, str | None
     if verdict == "label":
         if not label:
             raise ConfigError(f"row {row}: the verdict 'label' needs a language code")
-        code = label_code(label)
+        try:
+            code = label_code(label)
+        except ConfigError as exc:
+            raise ConfigError(f"row {row}: {exc}") from exc
         return ("no_speech", NO_LANGUAGE) if code == NO_LANGUAGE else ("label", code)
     if label:
         raise ConfigError(f"row {row}: the verdict {verdict!r} takes no label (got {label!r})")

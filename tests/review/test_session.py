@@ -1,0 +1,237 @@
+"""The review loop on real databases: concurrent reviewers never share a row, answers survive a
+restart, undo, lease expiry, skips, second reviews with Cohen's kappa and the stratified accuracy
+estimate, each against an independent computation."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import Counter
+from statistics import NormalDist
+
+import pytest
+import sqlalchemy as sa
+
+from lidframe.errors import ConfigError
+from lidframe.review import ItemLost, Reviews
+from lidframe.store.schema import review_answers
+from tests.review.jobs import make_job
+
+pytestmark = pytest.mark.postgres
+
+JOB = "job-review"
+
+
+def test_concurrent_reviewers_never_get_the_same_row(db_url):
+    make_job(db_url, n=300, models=2)
+    with Reviews(db_url, JOB) as setup:
+        queued = setup.build("random", limit=60, second_share=0)
+    seen: dict[str, list[int]] = {}
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def reviewer(name: str) -> None:
+        rows = seen.setdefault(name, [])
+        try:
+            with Reviews(db_url, JOB) as reviews:  # one connection pool per reviewer
+                start.wait()
+                while (item := reviews.next(name, "random")) is not None:
+                    rows.append(item.row)
+                    reviews.answer(name, item.row, "label", "en")
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reviewer, args=(f"r{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    every = [row for rows in seen.values() for row in rows]
+    assert len(every) == len(set(every)) == queued
+    assert sum(1 for rows in seen.values() if rows) >= 2  # they really worked side by side
+
+
+def test_a_reviewer_holds_one_row_and_answers_survive_a_restart(db_url):
+    make_job(db_url, n=200, models=2)
+    with Reviews(db_url, JOB) as reviews:
+        reviews.build("code_switch", second_share=0)
+        item = reviews.next("alice")
+        assert item is not None and item.queue == "code_switch"
+        assert reviews.next("alice").row == item.row  # a reloaded page: the same row
+        other = reviews.next("bob")
+        assert other is not None and other.row != item.row
+        answer_id = reviews.answer("alice", item.row, "label", "ES")
+    with Reviews(db_url, JOB) as restarted:  # a new process, the same database
+        (stored,) = restarted.store.answers(JOB)
+        assert stored["answer_id"] == answer_id
+        assert (stored["reviewer"], stored["verdict"], stored["label"]) == ("alice", "label", "es")
+        assert set(stored["shown"]["models"]) == {"m1", "m2"}
+        assert len(stored["shown"]["models"]["m1"]["top3"]) <= 3
+        assert stored["shown"]["consensus"]["lang"] is not None
+        assert stored["lidframe_version"]
+        # bob still holds his row after the restart; alice gets a new one
+        assert restarted.next("bob").row == other.row
+        assert restarted.next("alice").row not in (item.row, other.row)
+        assert restarted.progress("alice").done == 1
+
+
+def test_undo_keeps_the_withdrawn_answer_and_gives_the_row_back_first(db_url):
+    make_job(db_url, n=200, models=2)
+    with Reviews(db_url, JOB) as reviews:
+        reviews.build("code_switch", second_share=0)
+        first = reviews.next("alice")
+        reviews.answer("alice", first.row, "unsure")
+        held = reviews.next("alice")
+        assert held.row != first.row
+        back = reviews.undo("alice")
+        assert back is not None and back.row == first.row
+        assert reviews.next("alice").row == first.row  # it comes first
+        assert reviews.next("bob").row == held.row  # the row alice held is free again
+        reviews.answer("alice", first.row, "no_speech")
+        everything = reviews.store.answers(JOB, withdrawn=True)
+        assert [(a["verdict"], a["label"], a["withdrawn_at"] is not None) for a in everything] == [
+            ("unsure", None, True),
+            ("no_speech", "und", False),
+        ]
+        assert reviews.undo("nobody") is None
+        assert reviews.status().withdrawn == 1
+
+
+def test_an_expired_lease_lets_someone_else_take_the_row(db_url):
+    make_job(db_url, n=200, models=2)
+    with Reviews(db_url, JOB) as reviews:
+        reviews.build("code_switch", second_share=0)
+        item = reviews.next("alice", lease_s=0.5)
+        time.sleep(1.0)
+        taken = reviews.next("bob")
+        assert taken.row == item.row
+        with pytest.raises(ItemLost, match=f"row {item.row} .*bob has it now"):
+            reviews.answer("alice", item.row, "label", "en")
+        reviews.answer("bob", item.row, "label", "en")
+        assert [a["reviewer"] for a in reviews.store.answers(JOB)] == ["bob"]
+
+
+def test_a_skip_stores_nothing_and_moves_the_row_to_the_back(db_url):
+    make_job(db_url, n=200, models=2)
+    with Reviews(db_url, JOB) as reviews:
+        reviews.build("code_switch", second_share=0)
+        n = reviews.progress("alice").left
+        item = reviews.next("alice")
+        assert reviews.answer("alice", item.row, "skip") is None
+        rows = []
+        while (nxt := reviews.next("alice")) is not None:
+            rows.append(nxt.row)
+            reviews.answer("alice", nxt.row, "label", "fr")
+        assert rows[-1] == item.row and len(rows) == n
+        assert Counter(a["verdict"] for a in reviews.store.answers(JOB)) == {"label": n}
+
+
+def test_verdicts_and_labels_are_checked_in_one_line(db_url):
+    make_job(db_url, n=100, models=2)
+    with Reviews(db_url, JOB) as reviews:
+        reviews.build("random", second_share=0)
+        item = reviews.next("alice")
+        for verdict, label, message in [
+            ("maybe", None, "unknown verdict 'maybe'"),
+            ("label", None, "needs a language code"),
+            ("label", "klingon-x", "unknown language code"),
+            ("unsure", "en", "takes no label"),
+        ]:
+            with pytest.raises(ConfigError, match=message) as caught:
+                reviews.answer("alice", item.row, verdict, label)
+            assert "\n" not in str(caught.value) and f"row {item.row}" in str(caught.value)
+        with pytest.raises(ConfigError, match="no review queue 'nope'"):
+            reviews.next("alice", "nope")
+
+
+def _kappa(pairs):
+    """Cohen's kappa by hand from the confusion counts."""
+    labels = sorted({x for p in pairs for x in p})
+    n = len(pairs)
+    table = {(a, b): 0 for a in labels for b in labels}
+    for p in pairs:
+        table[p] += 1
+    po = sum(table[(a, a)] for a in labels) / n
+    rows = {a: sum(table[(a, b)] for b in labels) for a in labels}
+    cols = {b: sum(table[(a, b)] for a in labels) for b in labels}
+    pe = sum(rows[a] * cols[a] for a in labels) / n / n
+    return (po - pe) / (1 - pe)
+
+
+def test_second_reviews_go_to_someone_else_and_give_cohens_kappa(db_url):
+    frame = make_job(db_url, n=400, models=2, seed=9)
+    with Reviews(db_url, JOB) as reviews:
+        reviews.build("random", limit=80, second_share=0.3, seed=4)
+        first_label = {}
+        # alice does every first review; her own rows' second copies are never hers
+        while (item := reviews.next("alice")) is not None:
+            assert not item.second
+            label = "en" if item.row % 3 else "fr"
+            first_label[item.row] = label
+            reviews.answer("alice", item.row, "label", label)
+        pairs = []
+        while (item := reviews.next("bob")) is not None:
+            assert item.second and item.row in first_label
+            label = "en" if item.row % 5 else "de"
+            pairs.append((first_label[item.row], label))
+            reviews.answer("bob", item.row, "label", label)
+        status = reviews.status()
+    assert len(pairs) >= 10
+    assert status.pairs == len(pairs)
+    assert status.kappa == pytest.approx(_kappa(pairs))
+    (q,) = status.queues
+    assert (q.done, q.second_done) == (q.rows, q.second_rows)
+    assert frame is not None
+
+
+def test_the_accuracy_estimate_is_stratified_with_a_wilson_interval(db_url):
+    frame = make_job(db_url, n=500, models=2, seed=11)
+    with Reviews(db_url, JOB) as reviews:
+        reviews.build("random", limit=50, second_share=0, seed=2)
+        truth = {}
+        while (item := reviews.next("alice")) is not None:
+            # the "human" confirms the answer on rows divisible by 4 only when it is en
+            right = frame.loc[item.row, "lang"]
+            label = right if (item.row % 4 or right == "en") else ("de" if right != "de" else "fr")
+            truth[item.row] = label
+            reviews.answer("alice", item.row, "label", label)
+        estimate = reviews.status().accuracy["random"]
+    answered = frame[frame["error"].isna() & frame["lang"].notna()]
+    sizes = answered["lang"].value_counts()
+    n_h = Counter(frame.loc[r, "lang"] for r in truth)
+    ok_h = Counter(
+        frame.loc[r, "lang"] for r, label in truth.items() if label == frame.loc[r, "lang"]
+    )
+    total = sizes[list(n_h)].sum()
+    p = sum(sizes[h] / total * ok_h[h] / n_h[h] for h in n_h)
+    var = sum(
+        (sizes[h] / total) ** 2 * (ok_h[h] / n_h[h]) * (1 - ok_h[h] / n_h[h]) / n_h[h]
+        * (1 - n_h[h] / sizes[h])
+        for h in n_h
+    )  # fmt: skip
+    n_eff = p * (1 - p) / var
+    z = NormalDist().inv_cdf(0.975)
+    centre = (p + z * z / (2 * n_eff)) / (1 + z * z / n_eff)
+    half = z / (1 + z * z / n_eff) * math.sqrt(p * (1 - p) / n_eff + z * z / (4 * n_eff**2))
+    assert estimate.accuracy == pytest.approx(p)
+    assert estimate.low == pytest.approx(centre - half)
+    assert estimate.high == pytest.approx(centre + half)
+    assert estimate.reviewed == len(truth)
+    assert estimate.coverage == pytest.approx(total / sizes.sum())
+    assert 0 < estimate.low < p < estimate.high < 1
+
+
+def test_answers_are_append_only_rows_with_the_database_clock(db_url):
+    make_job(db_url, n=100, models=1)
+    with Reviews(db_url, JOB) as reviews:
+        reviews.build("random", second_share=0)
+        item = reviews.next("alice")
+        assert item.consensus is None and [m.model for m in item.models] == ["m1"]
+        reviews.answer("alice", item.row, "label", "en")
+        with reviews.store.engine.connect() as conn:
+            at = conn.execute(sa.select(review_answers.c.answered_at)).scalar_one()
+        assert abs(at - time.time()) < 60
+        progress = reviews.progress("alice", "random")
+        assert progress.done == 1 and progress.pace is None
