@@ -99,10 +99,10 @@ def estimate_accuracy(
     ``reviewed`` (``(stratum, answer confirmed)`` per reviewed row); None when nothing was
     reviewed."""
     seen: dict[str, list[int]] = {}
-    for stratum, right in reviewed:
+    for stratum, confirmed in reviewed:
         counts = seen.setdefault(stratum, [0, 0])
         counts[0] += 1
-        counts[1] += int(right)
+        counts[1] += int(confirmed)
     seen = {s: c for s, c in seen.items() if strata.get(s, 0) > 0}
     if not seen:
         return None

@@ -158,7 +158,7 @@ def label_studio_tasks(reviews: Reviews) -> list[dict[str, Any]]:
 def import_label_studio(reviews: Reviews, path: str | os.PathLike[str]) -> int:
     """Store the annotations of a Label Studio JSON export as answers; returns how many were new
     (see the module docstring)."""
-    from lidframe.review._session import _reviewer, _verdict, lidframe_version
+    from lidframe.review._session import check_reviewer, lidframe_version, stored_verdict
 
     try:
         tasks = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -189,16 +189,16 @@ def import_label_studio(reviews: Reviews, path: str | os.PathLike[str]) -> int:
             choice = _read_choice(annotation.get("result") or [], path, n)
             if choice is None:
                 continue
-            reviewer = _reviewer(_completed_by(annotation.get("completed_by"), path, n))
+            reviewer = check_reviewer(_completed_by(annotation.get("completed_by"), path, n))
             where = f"{path}: task {n}"
             if choice.strip().lower() == _UNSURE:
-                verdict, label = _verdict("unsure", None, n)
+                verdict, label = stored_verdict("unsure", None, n)
             else:
                 try:
                     code = label_code(choice)
                 except ConfigError as exc:
                     raise ConfigError(f"{where}: {exc}") from exc
-                verdict, label = _verdict("label", code, n)
+                verdict, label = stored_verdict("label", code, n)
             key = (str(data["id"]), reviewer, verdict, label)
             if key in stored:
                 continue

@@ -88,7 +88,7 @@ class LowMargin(QueueKind):
         return sa.and_(view.lang != NO_LANGUAGE, view.margin < self.max_margin)
 
     def rank(self, view: Any) -> sa.ColumnElement[Any] | None:
-        return view.margin  # type: ignore[no-any-return]
+        return view.margin
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ class UndNearThreshold(QueueKind):
         )
 
     def rank(self, view: Any) -> sa.ColumnElement[Any] | None:
-        return view.speech_seconds  # type: ignore[no-any-return]
+        return view.speech_seconds
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ class Language(QueueKind):
         object.__setattr__(self, "language", code or canonical(self.language))
 
     def where(self, view: Any, job: Mapping[str, Any]) -> sa.ColumnElement[bool]:
-        return view.lang == self.language  # type: ignore[no-any-return]
+        return view.lang == self.language
 
     @property
     def default_name(self) -> str:
@@ -158,7 +158,7 @@ class RandomSample(QueueKind):
     stratified: ClassVar[bool] = True
 
     def where(self, view: Any, job: Mapping[str, Any]) -> sa.ColumnElement[bool]:
-        return view.lang.is_not(None)  # type: ignore[no-any-return]
+        return view.lang.is_not(None)
 
 
 QUEUE_KINDS: dict[str, type[QueueKind]] = {

@@ -24,7 +24,16 @@ from lidframe.languages import NO_LANGUAGE, label_code
 from lidframe.review._queues import QueueKind, queue_kind
 from lidframe.store.reviews import Claimed, ReviewStore
 
-__all__ = ["VERDICTS", "Item", "ModelAnswer", "Progress", "Reviews", "lidframe_version"]
+__all__ = [
+    "VERDICTS",
+    "Item",
+    "ModelAnswer",
+    "Progress",
+    "Reviews",
+    "check_reviewer",
+    "lidframe_version",
+    "stored_verdict",
+]
 
 # What a reviewer can answer (see the module docstring).
 VERDICTS = ("label", "unsure", "no_speech", "skip")
@@ -204,17 +213,20 @@ class Reviews:
         free row of ``queue`` (default: every queue, by name); None when none is left for them."""
         queues = self._queues(queue)
         claimed = self.store.claim(
-            self.job_id, _reviewer(reviewer), queues, self.lease_s if lease_s is None else lease_s
+            self.job_id,
+            check_reviewer(reviewer),
+            queues,
+            self.lease_s if lease_s is None else lease_s,
         )
         return None if claimed is None else self._item(claimed)
 
     def answer(self, reviewer: str, row: int, verdict: str, label: str | None = None) -> int | None:
         """Commit ``reviewer``'s answer to the row they hold; returns its id (None for a skip).
         Raises :class:`~lidframe.store.reviews.ItemLost` when the row is no longer theirs."""
-        verdict, code = _verdict(verdict, label, row)
+        verdict, code = stored_verdict(verdict, label, row)
         return self.store.answer(
             self.job_id,
-            _reviewer(reviewer),
+            check_reviewer(reviewer),
             int(row),
             verdict=verdict,
             label=code,
@@ -225,18 +237,18 @@ class Reviews:
     def undo(self, reviewer: str) -> Item | None:
         """Withdraw ``reviewer``'s last answer (kept, marked withdrawn) and give its row back to
         them; returns it (None when there is nothing to undo, or the answer was imported)."""
-        undone = self.store.undo(self.job_id, _reviewer(reviewer), self.lease_s)
+        undone = self.store.undo(self.job_id, check_reviewer(reviewer), self.lease_s)
         if undone is None or undone[1] is None:
             return None
         return self._item(undone[1])
 
     def release(self, reviewer: str) -> int:
         """Hand back the row ``reviewer`` holds (they stopped for now)."""
-        return self.store.release(self.job_id, _reviewer(reviewer))
+        return self.store.release(self.job_id, check_reviewer(reviewer))
 
     def progress(self, reviewer: str, queue: str | None = None) -> Progress:
         done, left, times = self.store.progress(
-            self.job_id, _reviewer(reviewer), self._queues(queue), _RECENT
+            self.job_id, check_reviewer(reviewer), self._queues(queue), _RECENT
         )
         pace = None
         if len(times) >= 2 and max(times) > min(times):
@@ -248,7 +260,7 @@ class Reviews:
         (:class:`~lidframe.review.ReviewStatus`)."""
         from lidframe.review._status import review_status
 
-        return review_status(self, confidence)
+        return review_status(self.store, self.job_id, confidence)
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -304,14 +316,14 @@ def _number(value: Any) -> float | None:
     return None if value != value else value  # NaN: not given
 
 
-def _reviewer(name: str) -> str:
+def check_reviewer(name: str) -> str:
     text = str(name).strip()
     if not text or len(text) > 200:
         raise ConfigError(f"a reviewer is named by 1 to 200 characters, got {name!r}")
     return text
 
 
-def _verdict(verdict: str, label: str | None, row: int) -> tuple[str, str | None]:
+def stored_verdict(verdict: str, label: str | None, row: int) -> tuple[str, str | None]:
     """The stored verdict and label (see the module docstring)."""
     if verdict not in VERDICTS:
         raise ConfigError(

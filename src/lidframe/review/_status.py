@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from lidframe.languages import DEFAULT_EQUIVALENCE
 from lidframe.review._agreement import (
@@ -14,9 +13,7 @@ from lidframe.review._agreement import (
     review_pairs,
     row_labels,
 )
-
-if TYPE_CHECKING:
-    from lidframe.review._session import Reviews
+from lidframe.store.reviews import ReviewStore
 
 __all__ = ["QueueCounts", "ReviewStatus", "review_status"]
 
@@ -78,8 +75,8 @@ class ReviewStatus:
         return "\n".join(lines)
 
 
-def review_status(reviews: Reviews, confidence: float = 0.95) -> ReviewStatus:
-    store, job_id = reviews.store, reviews.job_id
+def review_status(store: ReviewStore, job_id: str, confidence: float = 0.95) -> ReviewStatus:
+    """The review state of ``job_id`` (see :class:`ReviewStatus`)."""
     queues = store.queues(job_id)
     counts: dict[tuple[str, bool, str], int] = {
         (q, s, st): n for q, s, st, n in store.item_counts(job_id)

@@ -86,9 +86,12 @@ class ItemLost(LidframeError):
 class QueueCriteria(Protocol):
     """What the store needs of a queue kind (see :mod:`lidframe.review`)."""
 
-    kind: str
-    # Every row it selects, chosen once in proportion to each predicted language's rows.
-    stratified: bool
+    @property
+    def kind(self) -> str: ...
+
+    # True: with a limit, rows are taken from each predicted language in proportion to its rows.
+    @property
+    def stratified(self) -> bool: ...
 
     def where(self, view: Any, job: Mapping[str, Any]) -> sa.ColumnElement[bool]: ...
 
@@ -275,7 +278,7 @@ class ReviewStore(StoreBase):
         token = uuid.uuid4().hex
 
         def tx(conn: Connection) -> Claimed | None:
-            held = conn.execute(
+            held: Any = conn.execute(
                 sa.select(IT.queue, IT.row, IT.second)
                 .where(
                     IT.job_id == job_id,
