@@ -2,7 +2,8 @@
 
 Random partitions (1-4 models, top-k 1-5, equivalent codes, ties, null/NaN/empty lists, entries
 without a language or probability, weights including 0, temperatures, label counts, every policy,
-min_prob, cascaded rows) must give the columns ``consensus_rows`` gives, probabilities to 1e-9.
+min_prob, cascaded rows, final maps of the probability) must give the columns ``consensus_rows``
+gives, probabilities to 1e-9.
 The same frames on cuDF (``@pytest.mark.gpu``) must give what pandas gives.
 """
 
@@ -22,6 +23,7 @@ from lidframe.consensus import (
     FRAME_OPS_ROWS,
     POLICIES,
     ConsensusConfig,
+    FinalMap,
     consensus_frame,
     consensus_meta,
     consensus_rows,
@@ -34,6 +36,14 @@ ALIASES = ["m_a", "m_b", "m_c", "m_d"]
 # Probabilities that tie often, and ones that do not.
 TIED = [0.0, 0.1, 0.2, 0.25, 0.4, 0.5]
 CELLS = pa.list_(pa.struct([("lang", pa.string()), ("prob", pa.float64())]))
+# Final maps of the consensus probability (issue 24): none, temperatures, an isotonic map.
+FINALS = [
+    None,
+    None,
+    FinalMap("temperature", temperature=0.6),
+    FinalMap("temperature", temperature=2.5),
+    FinalMap("isotonic", x=(0.2, 0.5, 0.9), y=(0.1, 0.3, 0.95)),
+]
 
 
 @st.composite
@@ -93,6 +103,7 @@ def partitions(draw):
         ),
         label_counts=draw(per_alias({a: st.sampled_from([1, 3, 5, 99, 107]) for a in aliases})),
         equivalence=draw(st.sampled_from([DEFAULT_EQUIVALENCE, NO_EQUIVALENCE])),
+        final=draw(st.sampled_from(FINALS)),
     )
     return frame, aliases, config
 

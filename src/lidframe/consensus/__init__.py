@@ -14,14 +14,18 @@ code. Policies (``policy=``):
 
 Columns added: ``lang`` (consensus code or ``und``), ``agree`` (all answering models' top-1 are the
 same language), ``n_agree`` (models whose top-1 is ``lang``), ``consensus_prob`` (the policy's
-support for the best candidate, in [0, 1], also when ``lang`` is ``und``) and ``consensus_method``
+support for the best candidate, in [0, 1], also when ``lang`` is ``und``; with a calibration that has
+a final map, the calibrated probability that the best candidate is right) and ``consensus_method``
 (``policy[answered/total]``: a row where a model errored says so).
 
 Modules, each importing only those above it:
 
+* ``_final``: :class:`FinalMap`, the calibration of the final consensus probability (a temperature
+  on the final distribution, or an isotonic map of the top probability): the answer stays, its
+  probability becomes one that means what it says.
 * ``_settings``: :class:`ConsensusConfig` and the constants both implementations share.
-* ``_calibration``: :class:`Calibration`, fitted temperatures and weights read from their JSON file
-  (fitting one is evaluation's: :func:`lidframe.fit_calibration`).
+* ``_calibration``: :class:`Calibration`, fitted temperatures, weights and final map read from their
+  JSON file (fitting one is evaluation's: :func:`lidframe.fit_calibration`).
 * ``_rows``: :func:`decide`, one row's consensus: the reference.
 * ``_frames``: the same reduction as frame operations on a whole partition, on pandas or cuDF.
 * ``_apply``: :func:`consensus_frame` (one partition, choosing the implementation),
@@ -38,21 +42,26 @@ from lidframe.consensus._apply import (
     consensus_frame,
     consensus_meta,
 )
-from lidframe.consensus._calibration import Calibration, load_calibration
+from lidframe.consensus._calibration import CALIBRATION_FORMAT, Calibration, load_calibration
 from lidframe.consensus._cascade import ESCALATE_BELOW, Cascade, check_threshold
+from lidframe.consensus._final import FINAL_KINDS, REST_TOLERANCE, FinalMap, isotonic_knots
 from lidframe.consensus._rows import Decision, consensus_rows, decide, supports, topk_pairs
 from lidframe.consensus._settings import POLICIES, UNDETERMINED, ConsensusConfig
 
 __all__ = [
+    "CALIBRATION_FORMAT",
     "CONSENSUS_COLUMNS",
     "ESCALATE_BELOW",
+    "FINAL_KINDS",
     "FRAME_OPS_ROWS",
     "POLICIES",
+    "REST_TOLERANCE",
     "UNDETERMINED",
     "Calibration",
     "Cascade",
     "ConsensusConfig",
     "Decision",
+    "FinalMap",
     "check_threshold",
     "consensus",
     "consensus_config",
@@ -60,6 +69,7 @@ __all__ = [
     "consensus_meta",
     "consensus_rows",
     "decide",
+    "isotonic_knots",
     "load_calibration",
     "supports",
     "topk_pairs",

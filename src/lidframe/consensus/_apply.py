@@ -89,12 +89,16 @@ def consensus_config(
 ) -> ConsensusConfig:
     """A :class:`ConsensusConfig` from user-facing settings (model names or aliases as keys).
 
-    ``calibration`` supplies the policy, weights and temperatures fitted by ``lidframe calibrate``:
-    the path of its JSON file, or a :class:`~lidframe.Calibration` (or any object with
-    ``policy``, ``weights`` and ``temperatures``).
+    ``calibration`` supplies the policy, weights, temperatures and final map fitted by ``lidframe
+    calibrate``: the path of its JSON file, or a :class:`~lidframe.Calibration` (or any object
+    with ``policy``, ``weights`` and ``temperatures``, and optionally ``final``). With a final map
+    ``consensus_prob`` is calibrated: the probability that ``lang`` (or, for a row answered
+    ``und`` by ``unanimous``/``majority``, the best candidate) is right, as measured on the
+    labelled rows it was fitted on.
     """
     from lidframe.columns import column_alias
 
+    final = None
     if calibration is not None:
         if weights or temperatures:
             raise ConfigError("pass either a calibration or weights/temperatures, not both")
@@ -104,6 +108,7 @@ def consensus_config(
             else calibration
         )
         policy, weights, temperatures = fitted.policy, fitted.weights, fitted.temperatures
+        final = getattr(fitted, "final", None)
     return ConsensusConfig(
         policy=policy,
         min_prob=min_prob,
@@ -111,6 +116,7 @@ def consensus_config(
         temperatures={column_alias(k): v for k, v in (temperatures or {}).items()},
         label_counts={column_alias(k): v for k, v in (label_counts or {}).items()},
         equivalence=equivalence,
+        final=final,
     )
 
 

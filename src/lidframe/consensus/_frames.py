@@ -19,7 +19,10 @@ How a partition is reduced:
    merge per model; a missing pair takes the model's floor; supports are accumulated model by
    model in alias order, as ``decide`` sums them (so sums agree to the last bit);
 5. the winner per row is the first after ``sort_values`` on the tie-breaking keys and
-   ``drop_duplicates`` on the row.
+   ``drop_duplicates`` on the row;
+6. with a final map (``config.final``, :mod:`~lidframe.consensus._final`), the winner's support
+   becomes its calibrated probability (a final temperature needs each row's normaliser: one
+   groupby over the candidates).
 
 A model is counted for a row when its list has an entry with a language and a finite probability
 (its answer is the first such entry), and (for a cascaded row, ``models_asked``) when the row
@@ -35,6 +38,7 @@ import numpy as np
 import pyarrow as pa
 
 from lidframe.columns import CONSENSUS, model_columns
+from lidframe.consensus._final import REST_TOLERANCE
 from lidframe.consensus._settings import (
     DEFAULT_LABEL_COUNT,
     LOG_FLOOR,
@@ -143,10 +147,14 @@ def _decide(rows: Any, cand: Any, config: ConsensusConfig, df: Any, xd: Any) -> 
         order = ["row", "rounded", "votes", "best", "key"]
     win = cand.sort_values(order, ascending=[True, False, False, False, True])
     win = win.drop_duplicates(subset="row", keep="first")[["row", "key", "support", "votes"]]
+    if config.final is not None and config.final.kind == "temperature":
+        win = win.merge(_scaled(cand, config.final.power()), on="row", how="left")
     out = rows[["row", "total", "answered", "agree"]].merge(win, on="row", how="left")
     out = out.sort_values("row").reset_index(drop=True)
     answered = out["answered"]
     prob = out["support"].clip(lower=0.0, upper=1.0)
+    if config.final is not None:  # calibrated: the answer stays, its probability changes
+        prob = config.final.top(prob, out["scaled"] if "scaled" in out.columns else None)
     votes = out["votes"].fillna(0)
     lang = out["key"].fillna(UNDETERMINED)
     if config.policy == "majority":
@@ -171,6 +179,18 @@ def _decide(rows: Any, cand: Any, config: ConsensusConfig, df: Any, xd: Any) -> 
     result = xd.DataFrame({c.name: _typed(values[c.name], c.dtype, xd) for c in CONSENSUS})
     result.index = df.index
     return result
+
+
+def _scaled(cand: Any, power: float) -> Any:
+    """Per row, the final temperature's normaliser: the sum over its candidates of
+    ``support ** power`` plus the mass they leave out (``1 - sum``) to the same power."""
+    cand = cand.assign(positive=cand["support"].clip(lower=0.0))
+    cand["powered"] = cand["positive"] ** power
+    sums = cand.groupby("row")[["positive", "powered"]].sum().reset_index()
+    rest = 1.0 - sums["positive"]
+    rest = rest.where(rest > REST_TOLERANCE, 0.0)
+    sums["scaled"] = sums["powered"] + rest**power
+    return sums[["row", "scaled"]]
 
 
 def _model_answers(

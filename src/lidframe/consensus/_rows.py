@@ -113,6 +113,8 @@ def decide(
         best = max(candidates, key=lambda c: (votes[c], support[c], best_single[c], _neg(c)))
         lang = best if votes[best] * 2 > n_answered else UNDETERMINED
     prob = float(min(1.0, max(0.0, support[best])))
+    if config.final is not None:  # calibrated: the answer stays, its probability changes
+        prob = config.final.prob(prob, support.values())
     if prob < config.min_prob:
         lang = UNDETERMINED
     n_agree = votes.get(lang, 0) if lang != UNDETERMINED else 0

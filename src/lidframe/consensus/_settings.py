@@ -7,6 +7,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from lidframe.consensus._final import FinalMap
 from lidframe.errors import ConfigError
 from lidframe.languages import DEFAULT_EQUIVALENCE, LanguageEquivalence
 
@@ -36,6 +37,9 @@ class ConsensusConfig:
     label_counts: Mapping[str, int] = field(default_factory=dict)
     # Which codes count as the same language.
     equivalence: LanguageEquivalence = DEFAULT_EQUIVALENCE
+    # The map from the combined top probability to a calibrated one (from calibration), applied
+    # after the policy and before ``min_prob``; it never changes the answer. None: no map.
+    final: FinalMap | None = None
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
@@ -50,3 +54,5 @@ class ConsensusConfig:
                 raise ConfigError(
                     f"consensus temperatures[{alias!r}] must be positive, got {value!r}"
                 )
+        if self.final is not None and not isinstance(self.final, FinalMap):
+            raise ConfigError(f"consensus final must be a FinalMap, got {self.final!r}")

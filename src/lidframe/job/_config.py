@@ -32,7 +32,8 @@ __all__ = ["JobSettings", "RunConfig"]
 
 
 def _calibration_identity(value: Any) -> Any:
-    return None if value is None else dataclasses.asdict(value)
+    # Its fitted values; one without a final map as before it had one (the same job id).
+    return None if value is None else value.identity()
 
 
 def _dtype_identity(value: Any) -> str:
