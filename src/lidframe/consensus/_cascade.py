@@ -6,8 +6,9 @@ every row whether it is settled: the consensus support of the models that have a
 (:func:`~lidframe.consensus.decide`, with the job's policy, weights, temperatures and final map) is
 at least ``escalate_below``; with a calibration that has a final map the threshold compares the
 calibrated probability, as ``consensus_prob`` reports it (the map was fitted on the consensus of
-every model a labelled row reached, and is applied here to the models so far as well). Only the rows that are not settled go to the next model. A row the last model
-answered, or that no model could answer, is not sent further: there is nowhere to go.
+every model a labelled row reached, and is applied here to the models so far as well). Only the
+rows that are not settled go to the next model. A row the last model answered, or that no model
+could answer, is not sent further: there is nowhere to go.
 
 The row's ``models_asked`` column lists the models it was sent to, and the consensus of a cascaded
 row is taken over those models only (so ``majority[1/1]`` is a row the first model settled alone).
