@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -157,3 +158,133 @@ def test_rows_labelled_no_language_are_left_out_of_the_fit():
     assert fit_calibration(pd.concat([silent, df]), ["a", "b"], policy="product") == fitted
     with pytest.raises(ConfigError, match="none has a language label"):
         fit_calibration(silent, ["a", "b"])
+
+
+def _overconfident(n: int, seed: int) -> pd.DataFrame:
+    """Two over-confident models (sharp top-3 lists, right 75% and 60% of the time) on ``n``
+    rows labelled in five languages, so the consensus of the two is over-confident too."""
+    rng = np.random.default_rng(seed)
+    langs = ("en", "de", "fr", "es", "it")
+    labels = [langs[k] for k in rng.integers(0, len(langs), n)]
+
+    def cell(label: str, right: float) -> list[dict]:
+        answer = label if rng.random() < right else langs[rng.integers(0, len(langs))]
+        probs = rng.dirichlet(np.full(len(langs), 0.3))
+        probs = np.sort(probs)[::-1]
+        probs[0] = max(probs[0], 0.85)  # sure of itself, right or not
+        others = [x for x in langs if x != answer]
+        rng.shuffle(others)
+        rest = probs[1:3] / probs[1:].sum() * (1 - probs[0])
+        return [{"lang": answer, "prob": float(probs[0])}] + [
+            {"lang": x, "prob": float(p)} for x, p in zip(others[:2], rest, strict=True)
+        ]
+
+    return pd.DataFrame(
+        {
+            "label": labels,
+            "a_topk": [cell(lab, 0.75) for lab in labels],
+            "b_topk": [cell(lab, 0.6) for lab in labels],
+        }
+    )
+
+
+def _ece_by_hand(conf: np.ndarray, right: np.ndarray) -> float:
+    """Ten equal-width bins, [0, 0.1), ..., [0.9, 1]: the share of rows times |accuracy - mean
+    confidence| of each bin, rows without a probability left out."""
+    keep = ~np.isnan(conf)
+    conf, right = conf[keep], right[keep].astype(float)
+    total = 0.0
+    for b in range(10):
+        lo, hi = b / 10, (b + 1) / 10
+        inside = (conf >= lo) & ((conf < hi) if b < 9 else (conf <= hi))
+        if inside.sum():
+            total += inside.sum() / len(conf) * abs(right[inside].mean() - conf[inside].mean())
+    return total
+
+
+def _top_nll_by_hand(conf: np.ndarray, right: np.ndarray) -> float:
+    keep = ~np.isnan(conf)
+    p = np.clip(conf[keep], 1e-6, 1 - 1e-6)
+    return float(
+        np.mean(
+            [-math.log(q) if r else -math.log(1 - q) for q, r in zip(p, right[keep], strict=True)]
+        )
+    )
+
+
+def test_heldout_figures_match_an_independent_computation():
+    """Each held-out figure of the fit, recomputed here: for each fold a calibration fitted on the
+    other folds alone (no held-out figures of its own), applied to the fold by the consensus's
+    frame code, and the pooled answers scored by hand."""
+    from lidframe.consensus import consensus_frame
+    from lidframe.eval._calibrate import ISOTONIC_MIN_ROWS, fold_of
+
+    df = _overconfident(ISOTONIC_MIN_ROWS + 20, seed=5)
+    fitted = fit_calibration(df, ["a", "b"], policy="product", folds=5)
+    held = fitted.report["heldout"]
+    assert held["folds"] == 5 and held["rows"] == len(df) == fitted.rows
+    assert set(held["candidates"]) == {"temperature", "isotonic"}
+    fold = fold_of(len(df), 5)
+    assert sorted(np.bincount(fold)) == [44] * 5
+    truth = df["label"].to_numpy(dtype=object)
+
+    def pooled(final: str | None) -> tuple[np.ndarray, np.ndarray]:
+        prob, lang = np.full(len(df), np.nan), np.empty(len(df), dtype=object)
+        for k in range(5):
+            train = df[fold != k]
+            cal = fit_calibration(train, ["a", "b"], policy="product", folds=0, final=final)
+            out = consensus_frame(df[fold == k], ["a", "b"], cal.consensus_config())
+            prob[fold == k] = out["consensus_prob"].to_numpy(dtype=float)
+            lang[fold == k] = out["lang"].to_numpy(dtype=object)
+        return prob, lang == truth
+
+    plain = consensus_frame(df, ["a", "b"], ConsensusConfig("product"))
+    cases = {
+        "uncalibrated": (
+            plain["consensus_prob"].to_numpy(float),
+            plain["lang"].to_numpy() == truth,
+        ),
+        "temperatures": pooled(None),
+    }
+    figures = {"uncalibrated": held["stages"]["uncalibrated"]}
+    figures["temperatures"] = held["stages"]["temperatures"]
+    for kind in ("temperature", "isotonic"):
+        cases[kind] = pooled(kind)
+        figures[kind] = held["candidates"][kind]
+    for name, (prob, right) in cases.items():
+        got = figures[name]
+        assert got["accuracy"] == pytest.approx(right.mean(), abs=1e-12), name
+        assert got["ece"] == pytest.approx(_ece_by_hand(prob, right), abs=1e-9), name
+        assert got["brier"] == pytest.approx(np.nanmean((prob - right) ** 2), abs=1e-9), name
+        # near 1, -log(1 - p) magnifies the last bits in which the two consensus codes differ
+        assert got["nll"] == pytest.approx(_top_nll_by_hand(prob, right), rel=1e-5), name
+    # a final map never changes an answer: the same held-out accuracy as the per-model settings
+    for kind in ("temperature", "isotonic"):
+        assert figures[kind]["accuracy"] == figures["temperatures"]["accuracy"]
+    # the consensus of over-confident models is over-confident; the final map fixes most of it
+    chosen = min(("temperature", "isotonic"), key=lambda k: (figures[k]["ece"], k != "temperature"))
+    assert fitted.final is not None and fitted.final.kind == chosen
+    assert fitted.report["chosen"].startswith(chosen)
+    assert held["stages"]["final"] == figures[chosen]
+    assert figures[chosen]["ece"] < figures["temperatures"]["ece"]
+    assert figures[chosen]["ece"] < figures["uncalibrated"]["ece"]
+    lines = fitted.describe("cal.json").splitlines()
+    assert lines[-4].startswith("  held out (5-fold, 220 rows")
+    assert [line.split()[0] for line in lines[-3:]] == ["uncalibrated", "temperatures", "final"]
+
+
+def test_isotonic_only_from_enough_rows_and_no_final_map_on_request():
+    from lidframe.eval._calibrate import ISOTONIC_MIN_ROWS
+
+    few = _overconfident(ISOTONIC_MIN_ROWS - 1, seed=6)
+    fitted = fit_calibration(few, ["a", "b"], policy="product", folds=3)
+    assert list(fitted.report["heldout"]["candidates"]) == ["temperature"]
+    assert fitted.final is not None and fitted.final.kind == "temperature"
+    assert f"at least {ISOTONIC_MIN_ROWS}" in fitted.report["chosen"]
+    none = fit_calibration(few, ["a", "b"], policy="product", folds=0, final=None)
+    assert none.final is None and "heldout" not in none.report
+    assert (none.temperatures, none.weights) == (fitted.temperatures, fitted.weights)
+    with pytest.raises(ConfigError, match="folds must be"):
+        fit_calibration(few, ["a", "b"], folds=1)
+    with pytest.raises(ConfigError, match="final calibration must be"):
+        fit_calibration(few, ["a", "b"], final="platt")
