@@ -18,6 +18,7 @@ from lidframe.columns import column_alias
 from lidframe.consensus import Calibration, ConsensusConfig, consensus_config, load_calibration
 from lidframe.eval import evaluate_consensus, expected_calibration_error, fit_calibration
 from lidframe.testing import make_corpus
+from tests.eval.calibration_data import overconfident_results
 from tests.fixtures.paths import ECAPA_DIR
 
 MODEL_DIR = ECAPA_DIR
@@ -160,34 +161,6 @@ def test_rows_labelled_no_language_are_left_out_of_the_fit():
         fit_calibration(silent, ["a", "b"])
 
 
-def _overconfident(n: int, seed: int) -> pd.DataFrame:
-    """Two over-confident models (sharp top-3 lists, right 75% and 60% of the time) on ``n``
-    rows labelled in five languages, so the consensus of the two is over-confident too."""
-    rng = np.random.default_rng(seed)
-    langs = ("en", "de", "fr", "es", "it")
-    labels = [langs[k] for k in rng.integers(0, len(langs), n)]
-
-    def cell(label: str, right: float) -> list[dict]:
-        answer = label if rng.random() < right else langs[rng.integers(0, len(langs))]
-        probs = rng.dirichlet(np.full(len(langs), 0.3))
-        probs = np.sort(probs)[::-1]
-        probs[0] = max(probs[0], 0.85)  # sure of itself, right or not
-        others = [x for x in langs if x != answer]
-        rng.shuffle(others)
-        rest = probs[1:3] / probs[1:].sum() * (1 - probs[0])
-        return [{"lang": answer, "prob": float(probs[0])}] + [
-            {"lang": x, "prob": float(p)} for x, p in zip(others[:2], rest, strict=True)
-        ]
-
-    return pd.DataFrame(
-        {
-            "label": labels,
-            "a_topk": [cell(lab, 0.75) for lab in labels],
-            "b_topk": [cell(lab, 0.6) for lab in labels],
-        }
-    )
-
-
 def _ece_by_hand(conf: np.ndarray, right: np.ndarray) -> float:
     """Ten equal-width bins, [0, 0.1), ..., [0.9, 1]: the share of rows times |accuracy - mean
     confidence| of each bin, rows without a probability left out."""
@@ -219,7 +192,7 @@ def test_heldout_figures_match_an_independent_computation():
     from lidframe.consensus import consensus_frame
     from lidframe.eval._calibrate import ISOTONIC_MIN_ROWS, fold_of
 
-    df = _overconfident(ISOTONIC_MIN_ROWS + 20, seed=5)
+    df = overconfident_results(ISOTONIC_MIN_ROWS + 20, seed=5)
     fitted = fit_calibration(df, ["a", "b"], policy="product", folds=5)
     held = fitted.report["heldout"]
     assert held["folds"] == 5 and held["rows"] == len(df) == fitted.rows
@@ -276,7 +249,7 @@ def test_heldout_figures_match_an_independent_computation():
 def test_isotonic_only_from_enough_rows_and_no_final_map_on_request():
     from lidframe.eval._calibrate import ISOTONIC_MIN_ROWS
 
-    few = _overconfident(ISOTONIC_MIN_ROWS - 1, seed=6)
+    few = overconfident_results(ISOTONIC_MIN_ROWS - 1, seed=6)
     fitted = fit_calibration(few, ["a", "b"], policy="product", folds=3)
     assert list(fitted.report["heldout"]["candidates"]) == ["temperature"]
     assert fitted.final is not None and fitted.final.kind == "temperature"

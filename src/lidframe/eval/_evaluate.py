@@ -51,6 +51,11 @@ from lidframe.eval import _groups as groups
 from lidframe.eval import _metrics as metrics
 from lidframe.eval import _speech_stats as speech_stats
 from lidframe.eval._by_columns import by_columns
+from lidframe.eval._calibration_check import (
+    CalibrationCheck,
+    applied_calibration,
+    calibration_check,
+)
 from lidframe.eval._detection import NoSpeechDetection, detect_no_speech, detection_table
 from lidframe.eval._inputs import keys as _keys
 from lidframe.eval._inputs import read_labels as _read_labels
@@ -149,6 +154,8 @@ class Evaluation:
     no_language: int = 0
     # By column (``by=``): one table per column, indexed by its values (groups.group_table).
     by: dict[str, pd.DataFrame] = field(default_factory=dict)
+    # The consensus before and after a calibration given or applied by the run (None: neither).
+    calibration: CalibrationCheck | None = None
 
     @property
     def main(self) -> str:
@@ -209,6 +216,7 @@ class Evaluation:
                 }
                 for column, table in self.by.items()
             },
+            **({"calibration": self.calibration.summary()} if self.calibration is not None else {}),
         }
 
     def per_language(self) -> pd.DataFrame:
@@ -243,6 +251,7 @@ def evaluate(
     storage_options: Mapping[str, Any] | None = None,
     db: str | None = None,
     by: str | Sequence[str] | None = None,
+    calibration: Any = None,
 ) -> Evaluation:
     """Score a run's results against ground truth; see the module docstring.
 
@@ -256,7 +265,9 @@ def evaluate(
     evaluation has no labelled row and a note saying so. ``by``: columns to score by, each apart
     (a list, or names separated by commas): the results' own, else the labels manifest's or the
     job's manifest's, joined by ``id``; a column found nowhere raises :class:`ConfigError` naming
-    the columns there are.
+    the columns there are. ``calibration``: a :class:`~lidframe.Calibration` or its file, whose
+    consensus before and after is checked on the labelled rows (default: the one the run applied,
+    from its provenance, when it had one; :mod:`~lidframe.eval._calibration_check`).
     """
     from lidframe.columns import column_alias
 
@@ -328,6 +339,13 @@ def evaluate(
     # No-speech rows are left out: every model answers ``und`` there without having listened.
     agreement = _agreement(df, aliases, truth_keys, languages & ~errors & ~no_speech, equivalence)
     main = CONSENSUS if CONSENSUS in given else next(iter(given), "")
+    check = None
+    if languages.any():
+        check, note = _check_calibration(
+            results, df, truth_keys, languages & ~errors, calibration, options, attrs,
+            equivalence, sets, bins,
+        )  # fmt: skip
+        notes += [note] if note else []
     by_tables = {}
     for column in grouped.columns:
         values, note = groups.group_values(grouped[column])
@@ -350,7 +368,35 @@ def evaluate(
         notes=notes,
         no_language=int((labelled & ~languages).sum()),
         by=by_tables,
+        calibration=check,
     )
+
+
+def _check_calibration(
+    results: Any,
+    df: pd.DataFrame,
+    truth: np.ndarray,
+    scored: np.ndarray,
+    calibration: Any,
+    options: Mapping[str, Any],
+    attrs: Mapping[str, Any],
+    equivalence: LanguageEquivalence,
+    label_sets: Mapping[str, Iterable[str]],
+    bins: int,
+) -> tuple[CalibrationCheck | None, str | None]:
+    """The calibration given, else the one the run applied (None, None: neither)."""
+    if calibration is not None:
+        origin = (
+            f"given: {os.fspath(calibration)}"
+            if isinstance(calibration, str | os.PathLike)
+            else "given"
+        )
+    else:
+        calibration = applied_calibration(results, options, attrs)
+        origin = "applied by the run"
+    if calibration is None:
+        return None, None
+    return calibration_check(df, truth, scored, calibration, origin, equivalence, label_sets, bins)
 
 
 def _score(

@@ -4,6 +4,7 @@ a real headless Chromium that loads it from file:// and decodes every image."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import os
 import re
 import struct
@@ -274,3 +275,85 @@ def test_report_scores_und_labels_as_no_speech_and_shows_the_by_tables():
     plain = render_report(lidframe.evaluate(with_no_speech(results_frame())))
     assert "No row is labelled <code>und</code>: no-speech precision and recall are n/a" in plain
     assert '<h2 id="by">' not in plain
+
+
+def _calibrated_results() -> tuple[pd.DataFrame, lidframe.Calibration]:
+    """Results of two over-confident models with their uncalibrated consensus, and a calibration
+    (isotonic final map) fitted on the first half of them."""
+    from lidframe.consensus import ConsensusConfig, consensus_frame
+    from tests.eval.calibration_data import overconfident_results
+
+    df = overconfident_results(240, seed=11)
+    df.insert(0, "id", [f"r{i}" for i in range(len(df))])
+    df.insert(1, "audio", [f"/data/{i}.wav" for i in range(len(df))])
+    for alias in ("a", "b"):
+        df[f"{alias}_lang"] = [cell[0]["lang"] for cell in df[f"{alias}_topk"]]
+        df[f"{alias}_prob"] = [cell[0]["prob"] for cell in df[f"{alias}_topk"]]
+    df = consensus_frame(df, ["a", "b"], ConsensusConfig("product"))
+    fitted = lidframe.fit_calibration(df.iloc[:120], ["a", "b"], folds=0, final="isotonic")
+    return df, fitted
+
+
+def test_report_shows_the_consensus_before_and_after_a_calibration(tmp_path):
+    """Given a calibration (or one the run applied, from its provenance), the report has a
+    calibration section: the figures before and after, the reliability diagram of both, and
+    accuracy against coverage above each threshold with the threshold for the target marked."""
+    from lidframe.eval._run_info import PROVENANCE_ATTR
+
+    df, fitted = _calibrated_results()
+    plain = lidframe.evaluate(df)
+    assert plain.calibration is None
+    assert 'id="calibration"' not in render_report(plain)
+
+    fitted.save(tmp_path / "cal.json")
+    ev = lidframe.evaluate(df, calibration=tmp_path / "cal.json")
+    check = ev.calibration
+    assert check is not None and check.rows == 240 and check.origin.startswith("given: ")
+    # the final map keeps the answers of the per-model temperatures and weights
+    from lidframe.consensus import consensus_frame
+
+    unmapped = dataclasses.replace(fitted.consensus_config(), final=None)
+    answers = consensus_frame(df, ["a", "b"], unmapped)["lang"]
+    assert check.after["accuracy"] == (answers == df["label"]).mean()
+    assert check.after["ece"] < check.before["ece"]  # the consensus was over-confident
+    assert ev.record()["calibration"]["after"] == check.after
+    text = render_report(ev, target_accuracy=0.9)
+    assert '<h2 id="calibration">Calibration</h2>' in text and 'href="#calibration"' in text
+    assert text.index('id="calibration"') < text.index('id="no-speech"')
+    section = text[text.index('id="calibration"') : text.index('id="no-speech"')]
+    for figures in (check.before, check.after):
+        assert f"{figures['ece']:.3f}" in section and f"{figures['brier']:.3f}" in section
+    assert "isotonic" in section
+    best = check.threshold_for(0.9)
+    if best is None:
+        assert "No threshold of the calibrated probability reaches 90.0% precision" in section
+    else:
+        assert f"probability is ≥ {best['threshold']:.3f}" in section
+        kept = check.thresholds[check.thresholds["threshold"] >= best["threshold"]]
+        assert (kept["accuracy"].dropna() >= 0.9).all() or kept["rows"].iloc[0] > 0
+    alts = re.findall(r'alt="([^"]*)"', section)
+    assert len(alts) == 2
+    assert "reliability diagram before and after calibration" in alts[0]
+    assert "threshold for 90.0% precision is marked" in alts[1]
+    for data in _images(section):
+        width, height = _png_size(data)
+        assert width > 100 and height > 100
+    # the two extra plots beside the usual ones
+    assert len(_images(text)) == 2 + len(_images(render_report(plain)))
+
+    # a run that applied the calibration says so in its provenance: the same check, unasked
+    df.attrs[PROVENANCE_ATTR] = {"settings": {"calibration": fitted.identity()}}
+    applied = lidframe.evaluate(df).calibration
+    assert applied is not None and applied.origin == "applied by the run"
+    assert applied.after == check.after and applied.before == check.before
+
+
+def test_report_says_when_no_threshold_reaches_the_target():
+    df, fitted = _calibrated_results()
+    # every consensus answer wrong: no threshold keeps rows that are right 95% of the time
+    df["label"] = ["it" if lang != "it" else "en" for lang in df["lang"]]
+    ev = lidframe.evaluate(df, calibration=fitted)
+    assert ev.calibration is not None and ev.calibration.threshold_for(0.95) is None
+    text = render_report(ev)
+    assert "No threshold of the calibrated probability reaches 95.0% precision." in text
+    assert len(_images(text[text.index('id="calibration"') : text.index('id="no-speech"')])) == 2

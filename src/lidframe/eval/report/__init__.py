@@ -8,7 +8,10 @@ elsewhere, with:
 * the **predicted languages**: rows per answered language and source (``und`` included), a chart
   and a table; for results without ground truth this, the run and the speech are the report;
 * with ground truth: the **summary** (with what ECE and Brier mean, and that accuracy depends on
-  the audio domain), **no speech** (rows labelled ``und`` as a detection task: precision, recall,
+  the audio domain), the **calibration** (with a calibration given or applied by the run: the
+  consensus's reliability diagram before and after it, and accuracy against coverage above each
+  threshold of the calibrated probability, the threshold for the target precision marked or "not
+  reached"), **no speech** (rows labelled ``und`` as a detection task: precision, recall,
   tp, fp, fn), the **speech** section (no-speech rate, audio and speech seconds; only with the
   speech columns), the **by column** tables (with ``by=``: rows, scored rows, accuracy per source
   and und rate per speaker, source...; also without ground truth), the **agreement** table,

@@ -45,7 +45,8 @@ def render_report(
 ) -> str:
     """The HTML report of ``evaluation``; also written to ``path`` (any fsspec URL) when given.
 
-    ``target_accuracy``: the accuracy whose confidence threshold is marked on each coverage curve.
+    ``target_accuracy``: the accuracy whose confidence threshold is marked on each coverage curve
+    (and, with a calibration, the precision whose threshold of the calibrated probability is).
     ``storage_options``: passed to fsspec for ``path`` (e.g. S3 credentials and endpoint).
     Wrong rows' players link to their audio files, relative to ``path``'s folder when it is local
     (absolute ``file://`` otherwise); ``embed_audio``: embed each clip window instead (its first
@@ -70,6 +71,8 @@ def render_report(
     links = [("run", "Run"), ("languages", "Predicted languages")]
     if scored:
         links += [("summary", "Summary"), ("no-speech", "No speech")]
+    if scored and ev.calibration is not None:
+        links.append(("calibration", "Calibration"))
     if ev.by:
         links.append(("by", "By column"))
     if scored:
@@ -92,6 +95,7 @@ def render_report(
     if scored:
         parts += [
             sections.summary(ev),
+            sections.calibration(ev, target_accuracy),
             sections.no_speech(ev),
             sections.speech(ev),
             sections.by(ev),
@@ -158,22 +162,30 @@ def write_report(
     embed_audio: bool = False,
     embed_max_seconds: float = 10.0,
     by: str | Sequence[str] | None = None,
+    calibration: Any = None,
 ) -> str:
     """Evaluate a results folder and write its HTML report; returns one line naming the file, the
     labelled rows and each source's accuracy (or that there is no ground truth).
 
     ``path``: the HTML file (default :func:`default_report_path`), checked by
     :func:`check_report_path` before any work. ``title``: default ``lidframe evaluation: RESULTS``.
-    ``labels``, ``models``, ``by`` and ``storage_options`` (for reading results and audio) as in
-    :func:`~lidframe.eval._evaluate.evaluate`; ``embed_audio`` and ``embed_max_seconds`` as in
-    :func:`render_report`.
+    ``labels``, ``models``, ``by``, ``calibration`` and ``storage_options`` (for reading results
+    and audio) as in :func:`~lidframe.eval._evaluate.evaluate`; ``embed_audio`` and
+    ``embed_max_seconds`` as in :func:`render_report`.
     """
     from lidframe.eval._evaluate import evaluate
 
     results = os.fspath(results)
     path = default_report_path(results) if path is None else os.fspath(path)
     check_report_path(path, results)
-    ev = evaluate(results, labels=labels, models=models, storage_options=storage_options, by=by)
+    ev = evaluate(
+        results,
+        labels=labels,
+        models=models,
+        storage_options=storage_options,
+        by=by,
+        calibration=calibration,
+    )
     render_report(
         ev,
         path,

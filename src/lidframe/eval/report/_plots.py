@@ -19,17 +19,20 @@ from lidframe.eval._metrics import confusion_table
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from lidframe.eval._calibration_check import CalibrationCheck
     from lidframe.eval._evaluate import SourceEvaluation
 
 __all__ = [
     "HEATMAP_LANGUAGES",
     "OUTSIDER_COLUMNS",
+    "calibrated_reliability",
     "coverage",
     "distribution",
     "heatmap",
     "heatmap_table",
     "img",
     "reliability",
+    "thresholds",
 ]
 
 # The most frequent true languages shown as rows of the confusion heat map and table...
@@ -181,5 +184,74 @@ def coverage(s: SourceEvaluation, target: float, best: dict[str, float] | None) 
     ax.set_xlabel("coverage (share of rows kept)")
     ax.set_ylabel("accuracy of kept rows")
     ax.set_title(f"{s.name}: accuracy vs coverage", fontsize=10)
+    fig.legend(fontsize=8, loc="outside lower center", ncols=2)
+    return fig
+
+
+def calibrated_reliability(check: CalibrationCheck) -> Figure | None:
+    """The consensus's reliability diagram before and after the calibration: accuracy against
+    mean probability per bin, each point sized by its rows, beside the diagonal."""
+    before = check.before_reliability[check.before_reliability["rows"] > 0]
+    after = check.after_reliability[check.after_reliability["rows"] > 0]
+    if before.empty and after.empty:
+        return None
+    fig = _figure(4.8, 4.6)
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], "--", color="#888", linewidth=1, label="perfect calibration")
+    for table, color, name, figures in (
+        (before, "#dd8452", "before", check.before),
+        (after, "#4c72b0", "after", check.after),
+    ):
+        if table.empty:
+            continue
+        sizes = 12 + 150 * table["rows"] / max(check.rows, 1)
+        ax.plot(table["confidence"], table["accuracy"], "-", color=color, linewidth=1)
+        ax.scatter(
+            table["confidence"],
+            table["accuracy"],
+            s=sizes,
+            color=color,
+            zorder=3,
+            label=f"{name} (ECE {figures['ece']:.3f})",
+        )
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("consensus probability (mean per bin)")
+    ax.set_ylabel("accuracy")
+    ax.set_title("consensus: reliability before and after calibration", fontsize=10)
+    fig.legend(fontsize=8, loc="outside lower center", ncols=3)
+    return fig
+
+
+def thresholds(check: CalibrationCheck, target: float) -> Figure | None:
+    """Rows kept above each threshold of the calibrated probability: their share (coverage) and
+    their accuracy (precision), with the lowest threshold whose kept rows reach ``target``."""
+    curve = check.thresholds[check.thresholds["rows"] > 0]
+    if curve.empty:
+        return None
+    best = check.threshold_for(target)
+    fig = _figure(4.8, 4.6)
+    ax = fig.add_subplot()
+    ax.plot(curve["threshold"], curve["coverage"], color="#4c72b0", label="share of rows kept")
+    ax.plot(curve["threshold"], curve["accuracy"], color="#55a868", label="accuracy of those kept")
+    ax.axhline(target, linestyle="--", color="#888", linewidth=1, label=f"target {_pct(target)}")
+    if best is not None:
+        ax.axvline(best["threshold"], linestyle=":", color="#c44e52", linewidth=1)
+        ax.plot(
+            [best["threshold"]],
+            [best["accuracy"]],
+            "o",
+            color="#c44e52",
+            zorder=3,
+            label=f"threshold {best['threshold']:.3f}: keeps {_pct(best['coverage'])}",
+        )
+        title = f"{_pct(target)} precision from threshold {best['threshold']:.3f}"
+    else:
+        title = f"{_pct(target)} precision: not reached"
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("threshold on the calibrated consensus probability")
+    ax.set_ylabel("share kept / accuracy of kept")
+    ax.set_title(f"consensus: accuracy against coverage\n{title}", fontsize=10)
     fig.legend(fontsize=8, loc="outside lower center", ncols=2)
     return fig

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CALIBRATION_NOTE",
+    "calibration",
     "CONFIDENTLY_WRONG_SHOWN",
     "DOMAIN_NOTE",
     "WRONG_SHOWN",
@@ -153,6 +154,61 @@ def summary(ev: Evaluation) -> str:
             table(ev.summary()) if ev.sources else '<p class="note">No sources.</p>',
             f'<p class="note">{html.escape(CALIBRATION_NOTE)}</p>',
             f'<p class="note">{html.escape(DOMAIN_NOTE)}</p>',
+        ]
+    )
+
+
+def calibration(ev: Evaluation, target: float) -> str:
+    """The consensus before and after a calibration (given, or applied by the run): figures, the
+    reliability diagram of both, and accuracy against coverage above each threshold of the
+    calibrated probability with the threshold for ``target`` precision; nothing without one."""
+    check = ev.calibration
+    if check is None:
+        return ""
+    cal = check.calibration
+    final = "no final map" if cal.final is None else f"final map: {cal.final.describe()}"
+    figures = pd.DataFrame(
+        [check.before, check.after],
+        index=pd.Index(["before (policy alone)", "after (calibrated)"], name="consensus"),
+    )
+    best = check.threshold_for(target)
+    if best is None:
+        pick = f"No threshold of the calibrated probability reaches {_pct(target)} precision."
+    else:
+        pick = (
+            f"For {_pct(target)} precision keep rows whose calibrated probability is \u2265 "
+            f"{best['threshold']:.3f}: {_pct(best['coverage'])} of the rows ({int(best['rows'])}), "
+            f"accuracy {_pct(best['accuracy'])}."
+        )
+    held = (cal.report.get("heldout") or {}).get("stages", {}).get("final")
+    fitted = (
+        f" At fitting, on {cal.rows} labelled rows held out by folds: ECE {_num(held['ece'])}, "
+        f"accuracy {_pct(held['accuracy'])}."
+        if held
+        else ""
+    )
+    return "\n".join(
+        [
+            '<h2 id="calibration">Calibration</h2>',
+            f"<p>The consensus recomputed from the models' top-k answers on the {check.rows} "
+            f"scored rows, with the calibration ({html.escape(check.origin)}; policy "
+            f"{html.escape(cal.policy)}, per-model temperatures and weights, "
+            f"{html.escape(final)}) and without it (the policy alone).{html.escape(fitted)}</p>",
+            table(figures),
+            f"<p>{html.escape(pick)}</p>",
+            '<div class="plots">'
+            + plots.img(
+                plots.calibrated_reliability(check),
+                "consensus: reliability diagram before and after calibration, accuracy against "
+                "mean probability per bin",
+            )
+            + plots.img(
+                plots.thresholds(check, target),
+                "consensus: share of rows kept and their accuracy above each threshold of the "
+                f"calibrated probability; the threshold for {_pct(target)} precision is marked",
+            )
+            + "</div>",
+            f'<p class="note">{html.escape(CALIBRATION_NOTE)}</p>',
         ]
     )
 
