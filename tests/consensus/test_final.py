@@ -203,3 +203,43 @@ def test_format_2_round_trip_and_newer_formats_refused(tmp_path):
         FinalMap("isotonic", x=(0.5, 0.5), y=(0.1, 0.2))
     with pytest.raises(ConfigError, match="must be a FinalMap"):
         ConsensusConfig("product", final="isotonic")  # type: ignore[arg-type]
+
+
+def test_run_with_a_calibration_file_applies_the_final_map(tmp_path, local_cluster):
+    """``lidframe.run(..., calibration=FILE)``: the job's workers write the calibrated
+    probability (here an isotonic map that halves it) beside the answers the models' consensus
+    gives without the map."""
+    import dataclasses
+
+    import lidframe
+    from lidframe.columns import column_alias
+    from tests.fixtures.models import loudness_manifest, register_loudness
+
+    register_loudness()
+    manifest = loudness_manifest(tmp_path, 6, labels=True)
+    models = ["loudness:x", "loudness:y"]
+    aliases = [column_alias(m) for m in models]
+    halve = FinalMap("isotonic", x=(0.0, 1.0), y=(0.0, 0.5))
+    cal = Calibration("product", {aliases[0]: 0.5, aliases[1]: 2.0}, {a: 1.0 for a in aliases}, 6)
+    cal = dataclasses.replace(cal, final=halve)
+    cal.save(tmp_path / "cal.json")
+    local_cluster(1)
+    summary = lidframe.run(
+        manifest,
+        tmp_path / "out",
+        models,
+        calibration=tmp_path / "cal.json",
+        partition_rows=3,
+        db=False,
+        speech=lidframe.SpeechConfig(vad=False),
+        progress=False,
+    )
+    assert summary.ok and summary.rows == 6, summary
+    got = pd.read_parquet(tmp_path / "out").sort_values("id").reset_index(drop=True)
+    inputs = got.drop(columns=["lang", "agree", "n_agree", "consensus_prob", "consensus_method"])
+    # the run's consensus spreads left-out mass over each model's 2 labels
+    calibrated = cal.consensus_config(label_counts=dict.fromkeys(aliases, 2))
+    plain = consensus_rows(inputs, aliases, dataclasses.replace(calibrated, final=None))
+    assert got["lang"].tolist() == plain["lang"].tolist()
+    assert np.allclose(got["consensus_prob"], 0.5 * plain["consensus_prob"], atol=1e-6)
+    assert (got["consensus_prob"] <= 0.5 + 1e-9).all() and got["lang"].isin(["en", "de"]).all()
