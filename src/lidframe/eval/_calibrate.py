@@ -13,10 +13,10 @@ That leaves the combination over-confident (models that agree multiply their con
 24), so a :class:`~lidframe.consensus.FinalMap` is fitted on the final consensus output: a single
 temperature on the final distribution (grid, minimising the log loss of "the answer is right"), or
 isotonic regression of "the answer is right" on the top probability (pool-adjacent-violators,
-NumPy). The rule: isotonic is a candidate only from :data:`ISOTONIC_MIN_ROWS` labelled rows (below,
-its steps follow the noise of a few rows per bin); the candidate with the lower k-fold held-out
-ECE is kept, a temperature on a tie (one parameter). Neither changes an answer, so accuracy is that
-of the per-model settings.
+NumPy; its values kept within ``0.5 / rows`` of 0 and 1). The rule: isotonic is a candidate only
+from :data:`ISOTONIC_MIN_ROWS` labelled rows (below, its steps follow the noise of a few rows per
+bin); the candidate with the lower k-fold held-out ECE is kept, a temperature on a tie (one
+parameter). Neither changes an answer, so accuracy is that of the per-model settings.
 
 Held-out figures (``report["heldout"]``): the labelled rows are split into ``folds`` folds (a seeded
 permutation); for each, everything is fitted on the other folds and applied to it, and the
@@ -223,7 +223,10 @@ def _fit_final(kind: str, out: _Outputs) -> FinalMap:
         return FinalMap("temperature")
     if kind == "isotonic":
         x, y = isotonic_knots(out.prob[keep], out.correct[keep])
-        return FinalMap("isotonic", x=tuple(x), y=tuple(y))
+        # Never exactly 0 or 1: n rows cannot tell certainty from one error in 2n (clipping keeps
+        # the map non-decreasing).
+        margin = 0.5 / int(keep.sum())
+        return FinalMap("isotonic", x=tuple(x), y=tuple(np.clip(y, margin, 1.0 - margin)))
     fitted = out.take(keep)
     losses = [
         top_label_nll(_temperature_prob(fitted, 1.0 / t), fitted.correct)
