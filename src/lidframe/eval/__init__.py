@@ -14,11 +14,14 @@ importing only those above it:
 * ``_detection``: rows labelled ``und`` (no speech) scored as a detection task, apart from the
   languages; ``_by_columns``, ``_groups``: the columns to score by (the results' own or the
   manifest's, joined by ``id``) and the per-group tables.
+* ``_calibration_check``: the consensus before and after a calibration (given, or applied by the
+  run), for the evaluation and its report.
 * ``_evaluate``: :func:`evaluate` -> :class:`Evaluation`.
 * ``_text``, ``_records``: the evaluation as text, and saved as JSON and a database row.
 * ``_regressions``: :func:`compare`, two runs on the same rows (McNemar's test).
-* ``_calibrate``: :func:`fit_calibration`, temperatures and weights of the consensus fitted on
-  labelled results (it needs labels and ECE, so it lives here; the consensus reads the result).
+* ``_calibrate``: :func:`fit_calibration`, temperatures and weights of the consensus and the map of
+  its final probability fitted on labelled results, with k-fold held-out figures (it needs labels
+  and ECE, so it lives here; the consensus reads the result).
 * ``report/``: the HTML report.
 
 Names are imported on first use: ``import lidframe.eval`` does not load matplotlib.
