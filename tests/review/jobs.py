@@ -80,9 +80,13 @@ def make_job(
     job_id: str = "job-review",
     out: str = "/data/out",
     partition_rows: int = 100,
+    frame: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """A finished job of ``n`` rows in ``db_url``; returns its frame (index = manifest row)."""
-    frame = answers_frame(n, models, seed)
+    """A finished job of ``n`` rows in ``db_url`` (or of ``frame``'s rows, made as
+    :func:`answers_frame` makes them); returns its frame (index = manifest row)."""
+    if frame is None:
+        frame = answers_frame(n, models, seed)
+    n = len(frame)
     aliases = [f"m{m + 1}" for m in range(models)]
     bounds = [(a, min(a + partition_rows, n)) for a in range(0, n, partition_rows)]
     with open_store(db_url) as store:

@@ -144,5 +144,6 @@ def test_review_commands_exit_statuses_and_one_line_errors(tmp_path, capsys):
     bad.write_text('[{"data": {"audio": "a.wav"}, "annotations": []}]')
     assert main(["review", "import", str(out), str(bad)]) == 2
     assert "task 1 has no data.id" in capsys.readouterr().err
-    assert _main(["review", str(out)]) == 2  # the page itself is not a command yet
-    capsys.readouterr()
+    # the page (`lidframe review RESULTS`): a queue the job does not have is refused before serving
+    assert _main(["review", str(out), "--queue", "nope"]) == 2
+    assert "no review queue 'nope'" in capsys.readouterr().err

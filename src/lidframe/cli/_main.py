@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from lidframe.cli._parser import build_parser
+from lidframe.cli._parser import build_parser, review_argv
 from lidframe.errors import ConfigError, JobInterrupted, LidframeError
 from lidframe.job import interrupts_that_stick, raise_pending
 
@@ -115,6 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     at = 1 if argv[:1] == ["--debug"] else 0
     if argv[at : at + 2] == ["eval", "compare"]:  # `lidframe eval compare A B`
         argv[at : at + 2] = ["compare"]
+    if argv[at : at + 1] == ["review"]:  # `lidframe review RESULTS`: the page
+        argv = review_argv(argv, at)
     args = build_parser().parse_args(argv)
     _configure_logging(args.debug)
     try:
@@ -258,8 +260,22 @@ def _check(args: argparse.Namespace) -> int:
 
 def _review(args: argparse.Namespace) -> int:
     """``lidframe review SUBCOMMAND RESULTS``: one call of :mod:`lidframe.review` each."""
-    from lidframe.review import Reviews, export_reviews, import_label_studio
+    from lidframe.review import Reviews, export_reviews, import_label_studio, serve
 
+    if args.review_command == "serve":
+        server = serve(
+            args.results,
+            reviewer=args.reviewer,
+            queue=args.queue,
+            host=args.host,
+            port=args.port,
+            db=args.db,
+            job=args.job,
+            storage_options=_storage_options(args.storage_option),
+            lease_s=args.lease_seconds,
+        )
+        server.wait()
+        return 0
     with Reviews.for_results(args.results, db=args.db, job=args.job) as reviews:
         if args.review_command == "status":
             print(reviews.status(args.confidence))

@@ -372,13 +372,28 @@ def _check_parser(sub: Any) -> None:
     check.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE")
 
 
+# ``lidframe review SUBCOMMAND``; anything else after ``review`` is ``review serve ...``.
+REVIEW_SUBCOMMANDS = ("serve", "status", "export", "import", "queue")
+
+
+def review_argv(argv: list[str], at: int) -> list[str]:
+    """``lidframe review RESULTS ...`` (``argv[at]`` is ``review``) as ``review serve RESULTS ...``:
+    the page is the command's default, its other subcommands stay as they are."""
+    after = argv[at + 1 : at + 2]
+    if after and after[0] not in (*REVIEW_SUBCOMMANDS, "-h", "--help"):
+        return [*argv[: at + 1], "serve", *argv[at + 1 :]]
+    return argv
+
+
 def _review_parser(sub: Any) -> None:
-    """``lidframe review status|export|import|queue RESULTS``: the review loop's back end (the page
-    that serves rows to reviewers comes later)."""
+    """``lidframe review RESULTS`` (the listening page; also ``review serve RESULTS``) and
+    ``lidframe review status|export|import|queue RESULTS``."""
     from lidframe.cli._options import REVIEW_QUEUES
 
     review = sub.add_parser(
-        "review", help="human review of a job's answers: queues, status, export and import"
+        "review",
+        help="human review of a job's answers: the listening page, queues, status, export, import",
+        usage="%(prog)s RESULTS [options]   (the listening page; or: %(prog)s SUBCOMMAND ...)",
     )
     commands = review.add_subparsers(
         dest="review_command", required=True, metavar="SUBCOMMAND", title="subcommands"
@@ -391,6 +406,36 @@ def _review_parser(sub: Any) -> None:
             "--job", default=None, help="job id (default: the newest job that wrote RESULTS)"
         )
 
+    serve = commands.add_parser(
+        "serve",
+        help="the listening page (the default: `lidframe review RESULTS`): one URL with an access "
+        "token, on 127.0.0.1",
+    )
+    results(serve)
+    serve.add_argument("--reviewer", default=None, help="who reviews (default: your login name)")
+    serve.add_argument(
+        "--queue", default=None, help="the queue to serve, by name (default: every queue)"
+    )
+    serve.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1; any other warns: whoever reaches it and "
+        "has the URL can listen and answer)",
+    )
+    serve.add_argument(
+        "--storage-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="fsspec option for the rows' audio (repeatable)",
+    )
+    serve.add_argument(
+        "--lease-seconds",
+        type=float,
+        default=120.0,
+        help="how long a reviewer holds a row before anyone else may take it (default 120)",
+    )
     status = commands.add_parser(
         "status",
         help="rows by queue and reviewer, Cohen's kappa, the job's accuracy estimated from the "

@@ -1,5 +1,5 @@
 """Human review of a job's answers: queues of rows, answers committed as they are given, labels
-that flow back as ground truth (issue 24). The web page comes later; this is its back end.
+that flow back as ground truth (issue 24): the back end, and the listening page that serves it.
 
 A reviewer is shown one row at a time from a *queue* the user chose: rows the models disagree on,
 low-margin answers, code switches, rows near the no-speech threshold, one predicted language, or a
@@ -18,6 +18,15 @@ Modules, each importing only those above it (the tables and every state change a
 * ``_status``: :class:`ReviewStatus`, what ``lidframe review status`` prints.
 * ``_export``: the reviewed labels as a manifest (for ``lidframe eval --labels``), Label Studio
   JSON out and in.
+
+The listening page (``lidframe review RESULTS``, :func:`serve`, also ``lidframe.review``), in the
+same order:
+
+* ``_rows``: the page's reads: a queued row's file, the row that probably comes next.
+* ``_media``: a row's file in byte ranges, as stored (what a browser's player asks for).
+* ``_server``: the Starlette application: the token gate, the page, its JSON API, the audio.
+* ``_serve``: start and stop (127.0.0.1, a free port, the URL with its token), :class:`ReviewServer`.
+* ``page/``: the page itself (HTML, CSS and JavaScript, no build step).
 
 Names are imported on first use.
 """
@@ -44,6 +53,7 @@ if TYPE_CHECKING:
         reviewed_manifest,
     )
     from lidframe.review._queues import QUEUE_KINDS, QueueKind, queue_kind
+    from lidframe.review._serve import ReviewServer, serve
     from lidframe.review._session import VERDICTS, Item, ModelAnswer, Progress, Reviews
     from lidframe.review._status import QueueCounts, ReviewStatus
     from lidframe.store.reviews import ItemLost
@@ -58,6 +68,7 @@ _EXPORTS = {
     "Progress": "lidframe.review._session",
     "QueueCounts": "lidframe.review._status",
     "QueueKind": "lidframe.review._queues",
+    "ReviewServer": "lidframe.review._serve",
     "ReviewStatus": "lidframe.review._status",
     "Reviews": "lidframe.review._session",
     "cohen_kappa": "lidframe.review._agreement",
@@ -69,6 +80,7 @@ _EXPORTS = {
     "review_pairs": "lidframe.review._agreement",
     "reviewed_manifest": "lidframe.review._export",
     "row_labels": "lidframe.review._agreement",
+    "serve": "lidframe.review._serve",
     "wilson_interval": "lidframe.review._agreement",
 }
 __all__ = [
@@ -81,6 +93,7 @@ __all__ = [
     "Progress",
     "QueueCounts",
     "QueueKind",
+    "ReviewServer",
     "ReviewStatus",
     "Reviews",
     "cohen_kappa",
@@ -92,6 +105,7 @@ __all__ = [
     "review_pairs",
     "reviewed_manifest",
     "row_labels",
+    "serve",
     "wilson_interval",
 ]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
