@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from lidframe.manifest import open_manifest, read_manifest
     from lidframe.models import LidModel, ModelSpec, available_models, load_model, parse_model
     from lidframe.results import read_provenance, read_results
-    from lidframe.review._serve import review
+    from lidframe.review import review
     from lidframe.speech import SpeechConfig
 
 __version__ = "0.1.0"
@@ -86,7 +86,7 @@ _EXPORTS = {
     "run": "lidframe.job._run",
     "read_provenance": "lidframe.results",
     "read_results": "lidframe.results",
-    "review": "lidframe.review._serve",
+    "review": "lidframe.review",
 }
 
 __all__ = [

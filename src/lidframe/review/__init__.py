@@ -53,7 +53,7 @@ if TYPE_CHECKING:
         reviewed_manifest,
     )
     from lidframe.review._queues import QUEUE_KINDS, QueueKind, queue_kind
-    from lidframe.review._serve import ReviewServer, serve
+    from lidframe.review._serve import ReviewServer, review, serve
     from lidframe.review._session import VERDICTS, Item, ModelAnswer, Progress, Reviews
     from lidframe.review._status import QueueCounts, ReviewStatus
     from lidframe.store.reviews import ItemLost
@@ -80,6 +80,7 @@ _EXPORTS = {
     "review_pairs": "lidframe.review._agreement",
     "reviewed_manifest": "lidframe.review._export",
     "row_labels": "lidframe.review._agreement",
+    "review": "lidframe.review._serve",
     "serve": "lidframe.review._serve",
     "wilson_interval": "lidframe.review._agreement",
 }
@@ -105,6 +106,7 @@ __all__ = [
     "review_pairs",
     "reviewed_manifest",
     "row_labels",
+    "review",
     "serve",
     "wilson_interval",
 ]
