@@ -1,10 +1,10 @@
 """Evaluation against ground truth: scores, calibration, comparison of runs, and the report.
 
 Results are a results folder or a frame with the same columns; ground truth is their own ``label``
-column or a labelled manifest joined by ``id``. Scores are per source (each model and the consensus),
-per language and overall, with calibration (ECE, Brier, reliability) and the confidence that reaches
-a target accuracy. Unlabelled results still get the predicted-language distribution. Modules, each
-importing only those above it:
+column or a labelled manifest joined by ``id``, and the job's reviewed labels where neither has one.
+Scores are per source (each model and the consensus), per language and overall, with calibration
+(ECE, Brier, reliability) and the confidence that reaches a target accuracy. Unlabelled results
+still get the predicted-language distribution. Modules, each importing only those above it:
 
 * ``_metrics``: the scores as frame operations (pandas or cuDF): accuracy, per-language table,
   confusions, calibration, coverage.
@@ -14,6 +14,7 @@ importing only those above it:
 * ``_detection``: rows labelled ``und`` (no speech) scored as a detection task, apart from the
   languages; ``_by_columns``, ``_groups``: the columns to score by (the results' own or the
   manifest's, joined by ``id``) and the per-group tables.
+* ``_reviewed``: the job's reviewed labels (:mod:`lidframe.review`) for rows without a label.
 * ``_calibration_check``: the consensus before and after a calibration (given, or applied by the
   run), for the evaluation and its report.
 * ``_evaluate``: :func:`evaluate` -> :class:`Evaluation`.

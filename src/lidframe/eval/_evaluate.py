@@ -61,6 +61,7 @@ from lidframe.eval._inputs import keys as _keys
 from lidframe.eval._inputs import read_labels as _read_labels
 from lidframe.eval._inputs import recorded_label_sets
 from lidframe.eval._inputs import results_frame as _results_frame
+from lidframe.eval._reviewed import fill_reviewed, reviewed_labels
 from lidframe.eval._run_info import run_info
 from lidframe.languages import DEFAULT_EQUIVALENCE, NO_LANGUAGE, LanguageEquivalence, canonical
 
@@ -156,6 +157,9 @@ class Evaluation:
     by: dict[str, pd.DataFrame] = field(default_factory=dict)
     # The consensus before and after a calibration given or applied by the run (None: neither).
     calibration: CalibrationCheck | None = None
+    # Where the labels came from when some are reviewed labels (lidframe.review) of rows the
+    # manifest left unlabelled: {"manifest": n, "reviewed": m}; empty otherwise.
+    label_sources: dict[str, int] = field(default_factory=dict)
 
     @property
     def main(self) -> str:
@@ -217,6 +221,7 @@ class Evaluation:
                 for column, table in self.by.items()
             },
             **({"calibration": self.calibration.summary()} if self.calibration is not None else {}),
+            **({"label_sources": dict(self.label_sources)} if self.label_sources else {}),
         }
 
     def per_language(self) -> pd.DataFrame:
@@ -268,6 +273,10 @@ def evaluate(
     the columns there are. ``calibration``: a :class:`~lidframe.Calibration` or its file, whose
     consensus before and after is checked on the labelled rows (default: the one the run applied,
     from its provenance, when it had one; :mod:`~lidframe.eval._calibration_check`).
+
+    Rows still without a label take the job's reviewed label when it has one
+    (:mod:`~lidframe.eval._reviewed`, from the same job database as ``db``);
+    ``Evaluation.label_sources`` then counts the labels from the manifest and from review.
     """
     from lidframe.columns import column_alias
 
@@ -281,12 +290,6 @@ def evaluate(
         truth = _read_labels(labels, options)
         df = df.drop(columns=["label"], errors="ignore")
         df["label"] = df["id"].map(truth)
-    if "label" not in df.columns:
-        notes.append(
-            "No ground truth: the results have no 'label' column and no labels were given "
-            "(labels=MANIFEST, --labels): the predicted languages only, no accuracy."
-        )
-        df["label"] = None
     aliases = (
         [column_alias(m) for m in models]
         if models is not None
@@ -295,6 +298,17 @@ def evaluate(
     for alias in aliases:
         if f"{alias}_lang" not in df.columns:
             raise ConfigError(f"no column {alias}_lang in the results (models: {aliases})")
+    run = run_info(results, aliases, len(df), db=db, storage_options=options, attrs=attrs)
+    unlabelled = "label" not in df.columns
+    if unlabelled:
+        df["label"] = None
+    given_labels = int(df["label"].notna().sum())
+    reviewed = fill_reviewed(df, reviewed_labels(results, run["job_id"], db))
+    if unlabelled and not reviewed:
+        notes.append(
+            "No ground truth: the results have no 'label' column and no labels were given "
+            "(labels=MANIFEST, --labels): the predicted languages only, no accuracy."
+        )
     truth_keys = _keys(df["label"], equivalence)
     labelled = np.array([k is not None for k in truth_keys], dtype=bool)
     # Rows with a language label: the rows of every language figure (und is no language).
@@ -364,7 +378,8 @@ def evaluate(
         ),
         distribution=answers.distribution(given, truth_keys, errors),
         wrong=answers.wrong_rows(df, truth_keys, given, main, labelled & ~errors),
-        run=run_info(results, aliases, len(df), db=db, storage_options=options, attrs=attrs),
+        run=run,
+        label_sources={"manifest": given_labels, "reviewed": reviewed} if reviewed else {},
         notes=notes,
         no_language=int((labelled & ~languages).sum()),
         by=by_tables,

@@ -15,7 +15,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["PROVENANCE_ATTR", "UNKNOWN", "model_rows", "run_info", "run_rows"]
+__all__ = ["PROVENANCE_ATTR", "UNKNOWN", "job_database", "model_rows", "run_info", "run_rows"]
 
 # Key of ``DataFrame.attrs`` whose dict is taken as the provenance of a frame evaluated directly.
 PROVENANCE_ATTR = "lidframe_provenance"
@@ -69,11 +69,17 @@ def run_info(
     return info
 
 
-def _job_figures(path: str | None, job_id: str | None, db: str | None) -> dict[str, Any]:
-    """Status, time and rows/s of the job from its database; nothing when there is none."""
+def job_database(path: str | None, db: str | None) -> str | None:
+    """``db``, else the embedded database of the local results folder ``path`` when it exists."""
     if db is None and path is not None and "://" not in path:
         embedded = os.path.join(os.path.abspath(path), "_lidframe.sqlite")
         db = f"sqlite:///{embedded}" if os.path.exists(embedded) else None
+    return db
+
+
+def _job_figures(path: str | None, job_id: str | None, db: str | None) -> dict[str, Any]:
+    """Status, time and rows/s of the job from its database; nothing when there is none."""
+    db = job_database(path, db)
     if db is None or (job_id is None and path is None):
         return {}
     from lidframe.store import open_store

@@ -31,6 +31,10 @@ def evaluation_text(ev: Evaluation, target_accuracy: float = 0.95) -> str:
     if not ev.labelled:
         return unlabelled_text(ev)
     lines = [str(ev)]
+    if ev.label_sources:
+        lines.append(label_sources_text(ev.label_sources))
+    if ev.calibration is not None:
+        lines.append(calibration_text(ev.calibration.summary()))
     if worst := worst_no_speech(ev.speech_by_language):
         lines.append(f"no speech most often in: {worst}")
     found = {n: s.detection for n, s in ev.sources.items() if s.detection is not None}
@@ -72,6 +76,21 @@ def answered_text(ev: Evaluation, source: str, top: int = 10) -> str:
     shares = table[f"{source} share"]
     text = ", ".join(f"{lang} {int(n)} ({shares[lang]:.1%})" for lang, n in table[column].items())
     return text + (f", and {more} more" if more > 0 else "")
+
+
+def label_sources_text(sources: Mapping[str, int]) -> str:
+    """E.g. ``labels: 120 from the manifest, 35 reviewed``."""
+    return f"labels: {sources['manifest']} from the manifest, {sources['reviewed']} reviewed"
+
+
+def calibration_text(summary: Mapping[str, Any]) -> str:
+    """The consensus before and after a calibration, in one line (the report draws it)."""
+    before, after = summary["before"], summary["after"]
+    return (
+        f"calibration ({summary['origin']}): consensus accuracy {before['accuracy']:.1%} -> "
+        f"{after['accuracy']:.1%}, ECE {before['ece']:.3f} -> {after['ece']:.3f}, "
+        f"Brier {before['brier']:.3f} -> {after['brier']:.3f}"
+    )
 
 
 def unlabelled_text(ev: Evaluation) -> str:
