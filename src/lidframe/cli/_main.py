@@ -44,6 +44,7 @@ def _eval(args: argparse.Namespace) -> int:
         storage_options=options,
         db=args.db,
         by=args.by,
+        calibration=args.calibration,
     )
     print(evaluation_text(ev, args.target_accuracy))
     if not ev.labelled:
@@ -76,6 +77,7 @@ def _report(args: argparse.Namespace) -> int:
             embed_audio=args.embed_audio,
             embed_max_seconds=args.embed_max_seconds,
             by=args.by,
+            calibration=args.calibration,
         )
     )
     return 0
@@ -342,6 +344,8 @@ def _calibrate(args: argparse.Namespace) -> int:
         models=args.models,
         policy=args.policy,
         storage_options=_storage_options(args.storage_option),
+        folds=args.folds,
+        final=None if args.final == "none" else args.final,
     )
     print(fitted.describe(args.out))
     return 0

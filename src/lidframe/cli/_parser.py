@@ -293,6 +293,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="the results' job database: the job's manifest for --by is read from it, and the "
         "evaluation is stored in it too (default: the embedded one of a local results folder)",
     )
+    ev.add_argument(
+        "--calibration",
+        default=None,
+        metavar="FILE",
+        help="a calibration (`lidframe calibrate`) whose consensus before and after is checked on "
+        "the labelled rows (default: the one the run applied, if any)",
+    )
     ev.add_argument("--no-save", action="store_true", help="print only, store nothing")
 
     rep = sub.add_parser("report", help="a self-contained HTML evaluation report")
@@ -308,6 +315,13 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--target-accuracy", type=float, default=0.95, help="marked on the curves")
     by_argument(rep)
     rep.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE")
+    rep.add_argument(
+        "--calibration",
+        default=None,
+        metavar="FILE",
+        help="a calibration (`lidframe calibrate`) whose consensus before and after the report "
+        "shows (default: the one the run applied, if any)",
+    )
     from lidframe.cli._options import embed_audio_arguments
 
     embed_audio_arguments(rep)
@@ -330,12 +344,27 @@ def build_parser() -> argparse.ArgumentParser:
     _db_arguments(jobs, with_out=True)
 
     cal = sub.add_parser(
-        "calibrate", help="fit consensus temperatures and weights on labelled results"
+        "calibrate",
+        help="fit consensus temperatures and weights, then the final map of the consensus "
+        "probability, on labelled results",
     )
     cal.add_argument("results", help="a run's Parquet folder (rows need a label)")
     cal.add_argument("--out", required=True, help="calibration JSON to write")
     models_argument(cal, None, "models to combine")
     cal.add_argument("--policy", default="product", choices=["weighted", "product"])
+    cal.add_argument(
+        "--folds",
+        type=int,
+        default=5,
+        help="folds of the held-out figures and of the choice of the final map (0: none; "
+        "default 5)",
+    )
+    cal.add_argument(
+        "--final",
+        default="auto",
+        choices=["auto", "temperature", "isotonic", "none"],
+        help="the final map: chosen by held-out ECE (auto, the default), that kind, or none",
+    )
     cal.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE")
 
     _check_parser(sub)

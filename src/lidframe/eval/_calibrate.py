@@ -94,13 +94,15 @@ def calibrate_results(
     policy: str = "product",
     storage_options: Mapping[str, Any] | None = None,
     folds: int = FOLDS,
+    final: str | None = "auto",
 ) -> Calibration:
     """Fit a calibration on the labelled rows (the manifest's ``label`` column) of a run's results
     folder and save it to ``out`` (:func:`fit_calibration`).
 
     ``models``: names or column aliases of the models to combine (default: every model of the
     results). ``storage_options``: fsspec options for reading ``results``. ``folds``: of the
-    held-out figures and the choice of the final map.
+    held-out figures and the choice of the final map. ``final``: the final map's kind, as
+    :func:`fit_calibration` takes it.
     """
     from lidframe.columns import column_alias
     from lidframe.results import read_parts
@@ -110,7 +112,7 @@ def calibrate_results(
         aliases = list(dict.fromkeys(column_alias(m) for m in models))
     else:
         aliases = [c.removesuffix("_topk") for c in df.columns if c.endswith("_topk")]
-    fitted = fit_calibration(df, aliases, policy=policy, folds=folds)
+    fitted = fit_calibration(df, aliases, policy=policy, folds=folds, final=final)
     fitted.save(out)
     return fitted
 
