@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["overconfident_results"]
+__all__ = ["consensus_results", "overconfident_results"]
 
 
 def overconfident_results(n: int, seed: int) -> pd.DataFrame:
@@ -35,3 +35,17 @@ def overconfident_results(n: int, seed: int) -> pd.DataFrame:
             "b_topk": [cell(lab, 0.6) for lab in labels],
         }
     )
+
+
+def consensus_results(n: int = 240, seed: int = 11) -> pd.DataFrame:
+    """:func:`overconfident_results` as a run writes them: ``id``, ``audio``, each model's
+    answer and probability, and their uncalibrated product consensus."""
+    from lidframe.consensus import ConsensusConfig, consensus_frame
+
+    df = overconfident_results(n, seed=seed)
+    df.insert(0, "id", [f"r{i}" for i in range(len(df))])
+    df.insert(1, "audio", [f"/data/{i}.wav" for i in range(len(df))])
+    for alias in ("a", "b"):
+        df[f"{alias}_lang"] = [cell[0]["lang"] for cell in df[f"{alias}_topk"]]
+        df[f"{alias}_prob"] = [cell[0]["prob"] for cell in df[f"{alias}_topk"]]
+    return consensus_frame(df, ["a", "b"], ConsensusConfig("product"))

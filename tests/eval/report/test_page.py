@@ -280,16 +280,9 @@ def test_report_scores_und_labels_as_no_speech_and_shows_the_by_tables():
 def _calibrated_results() -> tuple[pd.DataFrame, lidframe.Calibration]:
     """Results of two over-confident models with their uncalibrated consensus, and a calibration
     (isotonic final map) fitted on the first half of them."""
-    from lidframe.consensus import ConsensusConfig, consensus_frame
-    from tests.eval.calibration_data import overconfident_results
+    from tests.eval.calibration_data import consensus_results
 
-    df = overconfident_results(240, seed=11)
-    df.insert(0, "id", [f"r{i}" for i in range(len(df))])
-    df.insert(1, "audio", [f"/data/{i}.wav" for i in range(len(df))])
-    for alias in ("a", "b"):
-        df[f"{alias}_lang"] = [cell[0]["lang"] for cell in df[f"{alias}_topk"]]
-        df[f"{alias}_prob"] = [cell[0]["prob"] for cell in df[f"{alias}_topk"]]
-    df = consensus_frame(df, ["a", "b"], ConsensusConfig("product"))
+    df = consensus_results(240, seed=11)
     fitted = lidframe.fit_calibration(df.iloc[:120], ["a", "b"], folds=0, final="isotonic")
     return df, fitted
 
