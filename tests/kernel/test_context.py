@@ -12,11 +12,12 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 import pytest
+import soundfile as sf
 
 import lidframe.speech._listen as listen_module
 from lidframe.kernel import KernelConfig, identify_partition
 from lidframe.models import LidModel, parse_model, register_family
-from lidframe.speech import SpeechConfig
+from lidframe.speech import SpeechConfig, listen
 from lidframe.testing import TEXTS, synthesize
 
 
@@ -87,7 +88,24 @@ def test_the_rule_is_part_of_the_identity(monkeypatch: pytest.MonkeyPatch) -> No
     assert listen_module._context_identity("speech") == "speech"
     monkeypatch.setattr(listen_module, "SHORT_SPEECH", 2.5)
     assert listen_module._context_identity("speech") == (
-        "speech: at least 20 s, full under 2.5 s of speech"
+        "speech: at least 20 s, the clip at full under 2.5 s of speech"
     )
     assert listen_module._context_identity(10.0) == 10.0
     assert SpeechConfig().context_for(1.0) is None and SpeechConfig().context_for(3.0) == 20.0
+
+
+def test_short_speech_is_heard_as_the_whole_clip_the_rest_as_its_speech(tmp_path: Path) -> None:
+    """Under SHORT_SPEECH the models hear the clip as decoded (its silence too, as ``full``);
+    with more speech they hear the speech only."""
+    sr = 16_000
+    for text, short in (("Yes.", True), (" ".join(TEXTS["en"][:2]), False)):
+        synthesize(text, "en", tmp_path / "s.wav", speed=175)
+        speech, _ = sf.read(tmp_path / "s.wav", dtype="float32")
+        wave = np.concatenate([np.zeros(3 * sr, np.float32), speech, np.zeros(3 * sr, np.float32)])
+        heard = listen(wave, SpeechConfig(), sr)
+        assert not heard.no_speech and heard.speech_seconds is not None
+        assert (heard.speech_seconds < listen_module.SHORT_SPEECH) == short, heard.speech_seconds
+        if short:
+            assert len(heard.wave) == len(wave)  # the whole clip, silence included
+        else:
+            assert len(heard.wave) < len(wave) - 5 * sr  # the six seconds of silence cut

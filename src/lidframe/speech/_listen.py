@@ -6,9 +6,10 @@
   ``keep_gap`` are cut, the rest joined (:func:`~lidframe.speech.speech_only`);
 * ``context`` says how much encoder context a model whose input has a fixed length (Whisper's
   30 s) is given: the frames the speech needs, rounded up to a few lengths, but at least
-  :data:`SPEECH_CONTEXT` seconds, and the full 30 s for speech shorter than :data:`SHORT_SPEECH`
-  (``speech``); at least the seconds given (a number); or ``full`` (the whole clip as decoded,
-  padded to 30 s: the numbers of faster-whisper's ``detect_language``).
+  :data:`SPEECH_CONTEXT` seconds, and for speech shorter than :data:`SHORT_SPEECH` the whole clip
+  as decoded at the full 30 s, as ``full`` (``speech``); at least the seconds given (a number); or
+  ``full`` (the whole clip as decoded, padded to 30 s: the numbers of faster-whisper's
+  ``detect_language``).
 
 :func:`listen` is called once per clip, in a decode thread; :class:`SpeechConfig` is the part of a
 run's settings it reads (every field changes results, so every field is part of the job's identity).
@@ -45,7 +46,7 @@ def _context_identity(value: str | float) -> str | float:
     is a new job."""
     if value != "speech" or (SPEECH_CONTEXT, SHORT_SPEECH) == (20.0, 0.0):
         return value
-    return f"speech: at least {SPEECH_CONTEXT:g} s, full under {SHORT_SPEECH:g} s of speech"
+    return f"speech: at least {SPEECH_CONTEXT:g} s, the clip at full under {SHORT_SPEECH:g} s of speech"
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,8 @@ class SpeechConfig:
     # real and generated non-speech clip still ``und``.
     min_speech: float = setting(0.25, identity=True)
     # ``speech``: models hear the speech only, and Whisper's encoder runs on the frames it needs
-    # but at least SPEECH_CONTEXT seconds (the full 30 s for speech under SHORT_SPEECH); a number:
+    # but at least SPEECH_CONTEXT seconds (speech under SHORT_SPEECH: the clip as decoded at the
+    # full 30 s, as ``full``); a number:
     # the same with at least that many seconds, whatever the speech;
     # ``full``: models hear the clip as decoded, Whisper's encoder a padded 30 s.
     context: str | float = setting("speech", identity=_context_identity)
@@ -133,7 +135,10 @@ def listen(wave: np.ndarray, config: SpeechConfig, sample_rate: int = 16_000) ->
     found = speech_seconds(regions, sample_rate)
     if config.min_speech > 0 and found < config.min_speech:
         return Heard(wave[:0], seconds, found, True)
-    if config.context == "full" or not regions:
+    if not regions or config.context_for(found) is None:
+        # Full context hears the clip as decoded; so does speech too short for a least context:
+        # Whisper answers under 1 s of speech better with the clip's own silence around it (real
+        # prompts: 53.2% against 50.7% cut to the speech, benchmarks/RESULTS.md).
         return Heard(wave, seconds, found, False)
     heard = speech_only(wave, regions, keep_gap_s=config.keep_gap, sample_rate=sample_rate)
     return Heard(heard, seconds, found, False)
