@@ -1,4 +1,4 @@
-"""Half precision (or int8) checked against float32: top-1 agreement and the largest difference.
+"""Half precision checked against float32: top-1 agreement and the largest probability difference.
 
 Why: float16 and bfloat16 halve a model's memory traffic and run on a GPU's tensor cores, but their
 probabilities are not float32's, and how far they drift depends on the model, the weights and the
@@ -227,7 +227,7 @@ def fidelity_lines(record: Mapping[str, Any]) -> list[str]:
         verdict = "passed" if m["passed"] else f"failed (below {100 * record['threshold']:g}%)"
         lines.append(f"{head}: {figures}: {verdict}")
     if record.get("fallback"):
-        lines.append("fidelity check failed: the job runs in float32 instead")
+        lines.append("fidelity check failed: the job runs in float32 instead of half precision")
     return lines
 
 

@@ -36,7 +36,7 @@ from lidframe.models.transfer import DeviceCopier
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["Batch", "LidModel", "quantize_int8", "resolve_device", "resolve_dtype"]
+__all__ = ["Batch", "LidModel", "resolve_device", "resolve_dtype"]
 
 
 @dataclass(frozen=True)
@@ -94,23 +94,12 @@ class LidModel(ABC):
     # Whether the family can run in float16/bfloat16: dtype ``auto`` resolves to float32 for a
     # family that cannot (see :func:`resolve_dtype`).
     half_precision: bool = True
-    # Whether the family runs in ``int8`` on the CPU: it loads float32 weights (:attr:`load_dtype`)
-    # and passes its torch modules through :func:`quantize_int8`. A family without it refuses int8.
-    int8: bool = False
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
         self.device = resolve_device(spec.device)
         self._lock = threading.Lock()
         self._copier = DeviceCopier(self.device)
-        if spec.dtype == "int8":
-            if not self.int8:
-                raise ModelError(f"{spec.name}: this model family does not run in int8")
-            if not self.device.startswith("cpu"):
-                raise ModelError(
-                    f"{spec.name}: int8 runs on the CPU only (on {self.device} use bfloat16, "
-                    "float16 or auto)"
-                )
 
     @property
     @abstractmethod
@@ -237,17 +226,11 @@ class LidModel(ABC):
         return int(np.shape(feature)[-1])
 
     @property
-    def load_dtype(self) -> torch.dtype:
-        """The dtype the weights are loaded in: the spec's, float32 for int8 (quantized after)."""
+    def input_dtype(self) -> torch.dtype:
+        """The dtype floating features are cast to on the device (the spec's dtype)."""
         import torch
 
-        return torch.float32 if self.spec.dtype == "int8" else getattr(torch, self.spec.dtype)
-
-    @property
-    def input_dtype(self) -> torch.dtype:
-        """The dtype floating features are cast to on the device (the spec's; float32 for int8,
-        whose layers quantize their inputs themselves)."""
-        return self.load_dtype
+        return getattr(torch, self.spec.dtype)
 
     def padded_length(self, longest: int, context: float | None = None) -> int:
         """Steps of the last axis a batch whose longest clip has ``longest`` is padded to.
@@ -299,26 +282,6 @@ def _implements_forward(model: LidModel) -> bool:
 def implements_contract(cls: type[LidModel]) -> bool:
     """Whether a family class overrides :meth:`LidModel.forward` or :meth:`LidModel.predict_batch`."""
     return cls.forward is not LidModel.forward or cls.predict_batch is not LidModel.predict_batch
-
-
-def quantize_int8(module: torch.nn.Module) -> torch.nn.Module:
-    """``module``, in place, with every ``nn.Linear`` replaced by a dynamically quantized one (int8
-    weights, per tensor; inputs quantized per batch), the rest untouched: what faster-whisper's
-    ``int8`` compute type does on the CPU, and where a transformer spends most of its time.
-
-    Through ``torch.ao.quantization.quantize_dynamic``, deprecated in torch 2.9 for torchao's
-    ``quantize_``: the project pins torch below 2.10, where it is still there, and torchao's wheels
-    that run on the CPU need torch 2.11 or later (torchao 0.18, tried); move when the pin moves.
-    """
-    import warnings
-
-    import torch
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return torch.ao.quantization.quantize_dynamic(
-            module, {torch.nn.Linear}, dtype=torch.qint8, inplace=True
-        )
 
 
 def resolve_device(device: str) -> str:

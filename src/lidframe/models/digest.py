@@ -36,18 +36,6 @@ def torch_modules(owner: object) -> list[tuple[str, Any]]:
     )
 
 
-def _tensors(items: Iterable[tuple[str, Any]]) -> Iterable[tuple[str, Any]]:
-    """The tensors of a ``state_dict``'s items, those packed in tuples too (a quantized linear
-    layer keeps its weight and bias as one ``_packed_params`` tuple)."""
-    import torch
-
-    for name, value in items:
-        if isinstance(value, torch.Tensor):
-            yield name, value
-        elif isinstance(value, (tuple, list)):
-            yield from _tensors((f"{name}.{i}", v) for i, v in enumerate(value))
-
-
 def tensors_digest(modules: Iterable[tuple[str, Any]]) -> str | None:
     """``sha256:HEX`` over the tensors of ``modules`` (``(name, torch module)``); None when there
     are none."""
@@ -56,14 +44,11 @@ def tensors_digest(modules: Iterable[tuple[str, Any]]) -> str | None:
     digest = hashlib.sha256()
     count = 0
     for prefix, module in modules:
-        for name, tensor in _tensors(module.state_dict(keep_vars=False).items()):
-            if tensor.is_quantized:  # int8 layers: their integers and how they map to floats
-                scale = f"{tensor.q_scale()},{tensor.q_zero_point()}"
-                tensor = tensor.int_repr()
-            else:
-                scale = ""
+        for name, tensor in module.state_dict(keep_vars=False).items():
+            if not isinstance(tensor, torch.Tensor):
+                continue
             flat = tensor.detach().to("cpu").contiguous().reshape(-1)
-            header = f"{prefix}.{name}|{flat.dtype}|{tuple(tensor.shape)}|{scale}\n"
+            header = f"{prefix}.{name}|{flat.dtype}|{tuple(tensor.shape)}\n"
             digest.update(header.encode())
             digest.update(flat.view(torch.uint8).numpy().data)
             count += 1
