@@ -32,7 +32,7 @@ exit status:
 
 # lidframe.models.spec.DTYPES and the aliases dtype_name() accepts (not imported: the parser stays
 # light).
-_DTYPES = ["auto", "float32", "float16", "bfloat16", "int8", "fp32", "fp16", "bf16"]
+_DTYPES = ["auto", "float32", "float16", "bfloat16", "fp32", "fp16", "bf16"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -120,9 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         choices=_DTYPES,
         help="auto: bfloat16 on a GPU that supports it, float16 on an older GPU, float32 on the "
-        "CPU; int8: the CPU only (linear layers quantized, as faster-whisper's int8); half "
-        "precision and int8 are checked against float32 first (see `lidframe check`) and the job "
-        "runs in float32 when they disagree (default: auto)",
+        "CPU; half precision is checked against float32 first (see `lidframe check`) and the job "
+        "runs in float32 when it disagrees (default: auto)",
     )
     run.add_argument(
         "--max-window",
@@ -378,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _check_parser(sub: Any) -> None:
     check = sub.add_parser(
         "check",
-        help="compare half precision or int8 with float32 on a manifest's first clips with speech",
+        help="compare half precision with float32 on a manifest's first clips with speech",
         epilog="exit status:\n  0    every model passed\n  1    a model's top-1 agreement "
         "is below --threshold\n  2    bad input or settings",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -389,8 +388,7 @@ def _check_parser(sub: Any) -> None:
         "--dtype",
         default="bfloat16",
         choices=_DTYPES,
-        help="dtype to check: bfloat16, float16 or int8 (auto: what a job on this device would "
-        "run; default bfloat16)",
+        help="half dtype to check (auto: what a job on this device would run; default bfloat16)",
     )
     check.add_argument("--clips", type=int, default=32, help="clips compared (default 32)")
     check.add_argument(
