@@ -141,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="speech",
         metavar="speech|full|SECONDS",
         help="speech: models hear only the speech and Whisper's encoder runs on the frames it "
-        "needs, at least 10 s, and 30 s for speech under 1 s; SECONDS: at least that many; full: "
+        "needs, at least 10 s (under 1 s of speech: the whole clip at 30 s); SECONDS: at least "
+        "that many; full: "
         "the clip as decoded, Whisper padded to 30 s (faster-whisper's numbers) (default: speech)",
     )
     run.add_argument(
