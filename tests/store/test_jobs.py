@@ -71,7 +71,7 @@ def test_migrations_create_exactly_the_declared_schema(db_url):
         tables = set(sa.inspect(conn).get_table_names())
     store.close()
     assert diffs == []
-    assert version == "0009"
+    assert version == "0010"
     assert tables >= {
         "lidframe_jobs",
         "lidframe_partitions",
@@ -81,6 +81,8 @@ def test_migrations_create_exactly_the_declared_schema(db_url):
         "lidframe_review_queues",
         "lidframe_review_items",
         "lidframe_review_answers",
+        "lidframe_behaviour",
+        "lidframe_behaviour_counts",
     }
 
 

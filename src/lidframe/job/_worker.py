@@ -1,5 +1,6 @@
 """The one module of a job that runs on its workers: one partition's manifest rows -> identified,
-with consensus, staged as a Parquet part under its lease token, and handed back as rows.
+with consensus, staged as a Parquet part under its lease token, and handed back as rows with their
+behaviour (what the models said, summarised in a fixed size: :mod:`lidframe.store.behaviour`).
 
 Workers never touch the job database, and this module imports nothing of the driver, the planner,
 the leases or the job store (a test holds it to that). While it works, the task reports progress
@@ -9,6 +10,7 @@ most every few seconds; a task that stops reporting is stalled and loses its lea
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -132,7 +134,19 @@ def _finish(frame: pd.DataFrame, partition: int, token: str, task: PartitionTask
         backend = local_backend(task.backend)
         frame = consensus_frame(frame, aliases, task.kernel.consensus, backend=backend)
     _stage(frame, partition, token, task)
-    return frame_rows(frame, task.job_id, partition, [m.alias for m in task.kernel.models])
+    rows = frame_rows(frame, task.job_id, partition, [m.alias for m in task.kernel.models])
+    return rows.summarised(*_where())
+
+
+def _where() -> tuple[str | None, str]:
+    """The Dask worker running this task (its address; None outside a worker) and its host."""
+    try:
+        from distributed import get_worker
+
+        worker: str | None = str(get_worker().address)
+    except (ImportError, ValueError):
+        worker = None
+    return worker, socket.gethostname()
 
 
 def _stage(frame: pd.DataFrame, partition: int, token: str, task: PartitionTask) -> None:

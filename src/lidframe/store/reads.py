@@ -18,6 +18,7 @@ from lidframe.columns import CONSENSUS, MODEL, column_alias
 from lidframe.errors import StoreError
 from lidframe.results import as_declared, declared_columns
 from lidframe.store.base import StoreBase
+from lidframe.store.behaviour import Behaviour, read_behaviour
 from lidframe.store.results import DUPLICATE_ID
 from lidframe.store.schema import jobs, partitions, predictions, results
 
@@ -88,6 +89,14 @@ class Reads(StoreBase):
                 .all(),
                 columns=[c.name for c in partitions.columns],
             ),
+        )
+
+    def behaviour(self, job_id: str, *, by_worker: bool = False) -> dict[str | None, Behaviour]:
+        """What the job's models said over its stored partitions, summed by SQL: ``{None: total}``
+        (empty before any partition), or ``{worker: total}`` with ``by_worker``."""
+        return self._tx(
+            f"reading the behaviour of {job_id}",
+            lambda conn: read_behaviour(conn, job_id, by_worker=by_worker),
         )
 
     def status(self, job_id: str) -> JobStatus:

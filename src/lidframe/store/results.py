@@ -13,6 +13,7 @@ PostgreSQL takes the rows through binary ``COPY`` (measured: 35k result rows/s w
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Sequence
@@ -25,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from lidframe.columns import CASCADE, CONSENSUS, MANIFEST, MODEL, ROW, SPEECH
+from lidframe.store.behaviour import Behaviour, replace_behaviour, summarise
 from lidframe.store.schema import predictions, results
 
 __all__ = ["DUPLICATE_ID", "PartitionRows", "frame_rows", "replace_rows"]
@@ -68,11 +70,15 @@ class PartitionRows:
     """One partition's rows for the two tables, as tuples in their tables' column order.
 
     Made where the partition ran (on the worker), so the process that writes to the database only
-    streams them; ``topk`` values are lists of ``{"lang", "prob"}`` dicts.
+    streams them; ``topk`` values are lists of ``{"lang", "prob"}`` dicts. ``behaviour``: what
+    they say, summarised (:meth:`summarised`, on the worker too), stored with them.
     """
 
     results: list[tuple[Any, ...]]
     predictions: list[tuple[Any, ...]]
+    behaviour: Behaviour | None = None
+    # The models' aliases in the job's order (what ``behaviour`` was summarised over).
+    aliases: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.results)
@@ -92,7 +98,16 @@ class PartitionRows:
             results_[position] = tuple(r)
         n = len(results_)
         predictions_ = [p for i, p in enumerate(self.predictions) if i % n not in errors]
-        return PartitionRows(results_, predictions_)
+        marked = PartitionRows(results_, predictions_, aliases=self.aliases)
+        if self.behaviour is None:
+            return marked
+        return marked.summarised(self.behaviour.worker, self.behaviour.host)
+
+    def summarised(self, worker: str | None, host: str | None) -> PartitionRows:
+        """These rows with their :class:`~lidframe.store.behaviour.Behaviour`, made by ``worker``
+        on ``host``."""
+        summary = summarise(self, self.aliases, worker=worker, host=host)
+        return dataclasses.replace(self, behaviour=summary)
 
 
 def _category(error: str | None) -> str | None:
@@ -158,7 +173,7 @@ def frame_rows(
         for c in MODEL:
             per_model[c.sql_name] = _column(frame, f"{alias}_{c.name}", c.dtype)
         prediction_rows.extend(zip(*(per_model[name] for name in PREDICTION_COLUMNS), strict=True))
-    return PartitionRows(result_rows, prediction_rows)
+    return PartitionRows(result_rows, prediction_rows, aliases=tuple(aliases))
 
 
 def replace_rows(
@@ -170,6 +185,7 @@ def replace_rows(
     id another row of the job already has (in a partition committed earlier, or earlier in this one)
     is stored as a ``duplicate_id`` error naming that row, without answers; returns those rows as
     ``{position in the partition: error}`` so the partition's Parquet part can say the same.
+    The rows' behaviour (made again from the marked rows) replaces the partition's stored one.
     """
     existing = conn.execute(
         sa.select(results.c.row_id)
@@ -192,6 +208,7 @@ def replace_rows(
     duplicates = _duplicates(conn, job_id, rows)
     if duplicates:
         rows = rows.marked(duplicates)
+    replace_behaviour(conn, job_id, partition, rows.behaviour)
     if conn.dialect.name == "postgresql":
         _copy(conn, results, _RESULT_PG_TYPES, rows.results)
         _copy(conn, predictions, _PREDICTION_PG_TYPES, rows.predictions)

@@ -66,6 +66,22 @@ All tables are prefixed ``lidframe_`` so they can share a database (and a schema
     ``unsure`` or ``no_speech``), ``label`` (canonical code; ``und`` for no speech; null when
     unsure), ``shown`` (JSON: each model's top 3 and the consensus as the reviewer saw them),
     ``lidframe_version``, and ``withdrawn_at`` (set by an undo: the answer is kept, not deleted).
+
+``lidframe_behaviour``: one row per (job, partition, ``model``), written in the transaction that
+    commits the partition's rows (:mod:`lidframe.store.behaviour`): what the model said over the
+    partition, ``model`` being its column alias, or ``*`` for the job's answer (the consensus with
+    several models). ``worker`` (the Dask worker's address) and ``host`` that ran it; counts of
+    ``rows``, ``answered`` (with a language), ``und``, ``errors`` (no answer, by error), ``agree``
+    (the answer: every answering model agreed), ``code_switch``; ``speech_seconds``; ``prob_sum``
+    (sum of the top-1 probabilities of the rows answered with a language); ``prob_0`` ..
+    ``prob_9`` (those rows by top-1 probability, ten even bins over [0, 1]) and ``margin_0`` ..
+    ``margin_9`` (the answer's margin, ten even bins over [-1, 1]). A fixed size per partition;
+    summed by SQL for ``lidframe status``.
+
+``lidframe_behaviour_counts``: one row per (job, partition, ``model``, ``kind``, ``key``) with a
+    non-zero count ``n``: ``kind`` ``lang`` (rows answered ``key``, a canonical code) or ``error``
+    (rows without an answer of error category ``key``). At most one row per language of the
+    models' label sets and per error category, whatever the partition's size.
 """
 
 from __future__ import annotations
@@ -75,6 +91,8 @@ import sqlalchemy as sa
 from lidframe.columns import CASCADE, CONSENSUS, JSON_TYPE, MANIFEST, MODEL, ROW, SPEECH
 
 __all__ = [
+    "behaviour",
+    "behaviour_counts",
     "evaluations",
     "jobs",
     "metadata",
@@ -255,4 +273,34 @@ review_answers = sa.Table(
     sa.Column("withdrawn_at", sa.Float),
     sa.Index("ix_lidframe_review_answers_reviewer", "job_id", "reviewer", "answer_id"),
     sa.Index("ix_lidframe_review_answers_row", "job_id", "queue", "row"),
+)
+
+
+behaviour = sa.Table(
+    "lidframe_behaviour",
+    metadata,
+    sa.Column("job_id", sa.String(200), _job_fk(), primary_key=True),
+    sa.Column("partition", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("worker", sa.String(200)),
+    sa.Column("host", sa.String(200)),
+    *(
+        sa.Column(name, sa.Float if name in ("speech_seconds", "prob_sum") else sa.Integer,
+                  nullable=False)
+        for name in ("rows", "answered", "und", "errors", "agree", "code_switch",
+                     "speech_seconds", "prob_sum")
+    ),
+    *(sa.Column(f"prob_{i}", sa.Integer, nullable=False) for i in range(10)),
+    *(sa.Column(f"margin_{i}", sa.Integer, nullable=False) for i in range(10)),
+)  # fmt: skip
+
+behaviour_counts = sa.Table(
+    "lidframe_behaviour_counts",
+    metadata,
+    sa.Column("job_id", sa.String(200), _job_fk(), primary_key=True),
+    sa.Column("partition", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("n", sa.Integer, nullable=False),
 )

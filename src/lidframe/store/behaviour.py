@@ -1,0 +1,306 @@
+"""What a partition's models said, summarised on the worker in a fixed size, and stored with its rows.
+
+A partition's :class:`~lidframe.store.results.PartitionRows` carry a :class:`Behaviour`: per model
+(its column alias) and for the job's answer (:data:`ANSWER`: the consensus with several models, else
+the only model) one :class:`Stats`: rows, rows answered with a language, ``und`` answers, rows
+without an answer by error category, the languages answered, a histogram of top-1 probabilities in
+:data:`PROB_BINS` fixed bins; for the answer also the models' agreement, a histogram of the answer's
+margin, ``code_switch`` rows and seconds of speech. Its size depends on the models and their label
+sets, never on the partition's size (a language is one counter however many rows answered it).
+
+It is made from the rows themselves, after :func:`~lidframe.store.results.frame_rows` on the worker,
+so it says exactly what the stored rows say; when the store marks rows as ``duplicate_id`` errors it
+is made again from the marked rows. :func:`replace_behaviour` writes it in the transaction that
+writes the rows (``lidframe_behaviour`` and ``lidframe_behaviour_counts``, see
+:mod:`lidframe.store.schema`); :func:`read_behaviour` sums the stored partitions back into one
+:class:`Behaviour` (or one per worker) by SQL aggregation, never reading a result row.
+
+The margin is the answer's probability minus the runner-up's, as the review queues define it: with
+one model its top-1 minus its top-2 probability, with several ``2 p - 1`` of the consensus support.
+This module imports no driver-side code: workers take it with :mod:`lidframe.store.results`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from lidframe.store.schema import behaviour, behaviour_counts, predictions, results
+
+__all__ = [
+    "ANSWER",
+    "MARGIN_BINS",
+    "PROB_BINS",
+    "Behaviour",
+    "Stats",
+    "read_behaviour",
+    "replace_behaviour",
+    "summarise",
+]
+
+# The key of the job's answer among the models' aliases (no alias has a ``*``).
+ANSWER = "*"
+# Bins of the top-1 probability histogram, even over [0, 1]; of the margin histogram, over [-1, 1].
+PROB_BINS = 10
+MARGIN_BINS = 10
+NO_SPEECH = "und"
+DUPLICATE_ID = "duplicate_id"
+LANG, ERROR = "lang", "error"  # the kinds of lidframe_behaviour_counts
+
+_R = {c.name: i for i, c in enumerate(results.columns)}
+_P = {c.name: i for i, c in enumerate(predictions.columns)}
+# Scalar columns of lidframe_behaviour, in Stats' field names.
+SCALARS = (
+    "rows",
+    "answered",
+    "und",
+    "errors",
+    "agree",
+    "code_switch",
+    "speech_seconds",
+    "prob_sum",
+)
+PROB_COLUMNS = tuple(f"prob_{i}" for i in range(PROB_BINS))
+MARGIN_COLUMNS = tuple(f"margin_{i}" for i in range(MARGIN_BINS))
+
+
+@dataclass
+class Stats:
+    """What one model (or the job's answer) said over some rows; ``+=`` adds another's."""
+
+    rows: int = 0
+    # Rows answered with a language (``und`` and unanswered rows not counted).
+    answered: int = 0
+    # Rows answered ``und`` (no speech), errors not among them.
+    und: int = 0
+    # Rows with an error and no language answered (by category in ``error_categories``).
+    errors: int = 0
+    # The answer only: rows on which every answering model agreed (several models).
+    agree: int = 0
+    # The answer only: rows whose long file's windows disagree on the language.
+    code_switch: int = 0
+    # The answer only: seconds of speech heard.
+    speech_seconds: float = 0.0
+    # Sum of the top-1 probabilities of the rows answered with a language; over ``answered``, the
+    # expected accuracy when the probabilities are calibrated.
+    prob_sum: float = 0.0
+    # Rows answered with a language per bin of top-1 probability (``PROB_BINS`` over [0, 1]).
+    prob: list[int] = field(default_factory=lambda: [0] * PROB_BINS)
+    # The answer only: rows answered with a language per bin of margin (``MARGIN_BINS``, [-1, 1]).
+    margin: list[int] = field(default_factory=lambda: [0] * MARGIN_BINS)
+    # Rows per language answered (``und`` not among them).
+    langs: Counter[str] = field(default_factory=Counter)
+    # Rows without an answer per error category.
+    error_categories: Counter[str] = field(default_factory=Counter)
+
+    def __iadd__(self, other: Stats) -> Stats:
+        for name in SCALARS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.prob = [a + b for a, b in zip(self.prob, other.prob, strict=True)]
+        self.margin = [a + b for a, b in zip(self.margin, other.margin, strict=True)]
+        self.langs.update(other.langs)
+        self.error_categories.update(other.error_categories)
+        return self
+
+    def rate(self, count: int) -> float | None:
+        """``count`` over the rows (None for no rows)."""
+        return count / self.rows if self.rows else None
+
+    @property
+    def heard(self) -> int:
+        """Rows with an answer, a language or ``und``."""
+        return self.answered + self.und
+
+    def shares(self) -> dict[str, float]:
+        """Each language's share of the rows answered with a language, largest first."""
+        total = sum(self.langs.values())
+        return {k: n / total for k, n in self.langs.most_common()} if total else {}
+
+
+@dataclass
+class Behaviour:
+    """One :class:`Stats` per model alias and for :data:`ANSWER`; who made it, for a partition."""
+
+    stats: dict[str, Stats] = field(default_factory=dict)
+    # The Dask worker (its address) and the host that ran the partition (None once summed).
+    worker: str | None = None
+    host: str | None = None
+
+    def __iadd__(self, other: Behaviour) -> Behaviour:
+        for key, stats in other.stats.items():
+            self.stats.setdefault(key, Stats()).__iadd__(stats)
+        return self
+
+    @property
+    def answer(self) -> Stats:
+        return self.stats.get(ANSWER) or Stats()
+
+    @property
+    def models(self) -> list[str]:
+        return [k for k in self.stats if k != ANSWER]
+
+
+def summarise(
+    rows: Any, aliases: Sequence[str], *, worker: str | None, host: str | None
+) -> Behaviour:
+    """The :class:`Behaviour` of a partition's :class:`~lidframe.store.results.PartitionRows`.
+
+    ``aliases``: the models' column aliases in the job's order. With one model the answer is that
+    model's; with several it is the consensus columns of the rows.
+    """
+    answer = Stats()
+    per_model = {alias: Stats() for alias in aliases}
+    found = {(p[_P["row_id"]], p[_P["model"]]): p for p in rows.predictions}
+    several = len(aliases) > 1
+    for r in rows.results:
+        category = r[_R["error_category"]]
+        answer.rows += 1
+        answer.speech_seconds += _number(r[_R["speech_seconds"]])
+        answer.code_switch += r[_R["code_switch"]] is True
+        heard: list[tuple[Any, Any, Any]] = []  # (lang, prob, topk) of each model
+        for alias in aliases:
+            p = None if category == DUPLICATE_ID else found.get((r[_R["row_id"]], alias))
+            lang, prob, topk = (None, None, None) if p is None else (
+                p[_P["lang"]], p[_P["prob"]], p[_P["topk"]]
+            )  # fmt: skip
+            heard.append((lang, prob, topk))
+            _count(per_model[alias], lang, prob, None, category)
+        if several:
+            lang, prob = r[_R["lang"]], r[_R["consensus_prob"]]
+            margin = None if prob is None else 2 * float(prob) - 1
+            answer.agree += r[_R["agree"]] is True and lang is not None
+        else:
+            lang, prob, topk = heard[0] if heard else (None, None, None)
+            margin = _topk_margin(topk, prob)
+        _count(answer, lang, prob, margin, category)
+    for stats in per_model.values():
+        stats.rows = answer.rows
+    return Behaviour({**per_model, ANSWER: answer}, worker=worker, host=host)
+
+
+def _count(stats: Stats, lang: Any, prob: Any, margin: float | None, category: Any) -> None:
+    """One row's answer; a row with an error and no language (none, or the consensus's ``und`` for
+    rows no model answered) counts as its error, not as ``und``."""
+    if lang is None or (lang == NO_SPEECH and category is not None):
+        if category is not None:
+            stats.errors += 1
+            stats.error_categories[str(category)] += 1
+        return
+    if lang == NO_SPEECH:
+        stats.und += 1
+        return
+    stats.answered += 1
+    stats.langs[str(lang)] += 1
+    p = _number(prob)
+    stats.prob_sum += p
+    stats.prob[_bin(p, 0.0, PROB_BINS)] += 1
+    if margin is not None:
+        stats.margin[_bin(margin, -1.0, MARGIN_BINS)] += 1
+
+
+def _number(value: Any) -> float:
+    return (
+        0.0 if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+    )
+
+
+def _bin(value: float, low: float, bins: int) -> int:
+    """The bin of ``value`` among ``bins`` even bins over ``[low, 1]`` (the ends included)."""
+    return min(bins - 1, max(0, int((value - low) / (1.0 - low) * bins)))
+
+
+def _topk_margin(topk: Any, prob: Any) -> float | None:
+    if prob is None:
+        return None
+    probs = sorted((_number(item.get("prob")) for item in topk or ()), reverse=True)
+    return float(prob) - (probs[1] if len(probs) > 1 else 0.0)
+
+
+# -- the database ------------------------------------------------------------------------------
+
+B, C = behaviour.c, behaviour_counts.c
+
+
+def replace_behaviour(
+    conn: Connection, job_id: str, partition: int, summary: Behaviour | None
+) -> None:
+    """Make ``summary`` the partition's stored behaviour, in the caller's transaction (the one that
+    writes its rows); ``None`` deletes what an earlier attempt stored."""
+    for table in (behaviour_counts, behaviour):
+        conn.execute(table.delete().where(table.c.job_id == job_id, table.c.partition == partition))
+    if summary is None:
+        return
+    rows, counts = [], []
+    for model, s in summary.stats.items():
+        rows.append(
+            {
+                "job_id": job_id,
+                "partition": partition,
+                "model": model,
+                "worker": summary.worker,
+                "host": summary.host,
+                **{name: getattr(s, name) for name in SCALARS},
+                **dict(zip(PROB_COLUMNS, s.prob, strict=True)),
+                **dict(zip(MARGIN_COLUMNS, s.margin, strict=True)),
+            }
+        )
+        for kind, counter in ((LANG, s.langs), (ERROR, s.error_categories)):
+            counts += [
+                {"job_id": job_id, "partition": partition, "model": model, "kind": kind,
+                 "key": key, "n": n}
+                for key, n in counter.items()
+            ]  # fmt: skip
+    conn.execute(behaviour.insert(), rows)
+    if counts:
+        conn.execute(behaviour_counts.insert(), counts)
+
+
+def read_behaviour(
+    conn: Connection, job_id: str, *, by_worker: bool = False
+) -> dict[str | None, Behaviour]:
+    """The stored behaviour of a job's partitions summed by SQL aggregation: ``{None: total}``, or
+    with ``by_worker`` ``{worker: its partitions' total}`` (``Behaviour.host`` set)."""
+    sums = [
+        sa.func.coalesce(sa.func.sum(B[name]), 0)
+        for name in (*SCALARS, *PROB_COLUMNS, *MARGIN_COLUMNS)
+    ]
+    keys = [B.worker, B.host] if by_worker else []
+    out: dict[str | None, Behaviour] = {}
+    for row in conn.execute(
+        sa.select(*keys, B.model, *sums).where(B.job_id == job_id).group_by(*keys, B.model)
+    ).all():
+        worker, host = (row[0], row[1]) if by_worker else (None, None)
+        values = list(row[len(keys) + 1 :])
+        s = Stats(**{name: _typed(name, v) for name, v in zip(SCALARS, values, strict=False)})
+        s.prob = [int(v) for v in values[len(SCALARS) : len(SCALARS) + PROB_BINS]]
+        s.margin = [int(v) for v in values[len(SCALARS) + PROB_BINS :]]
+        b = out.setdefault(worker, Behaviour(worker=worker, host=host))
+        b.stats[str(row[len(keys)])] = s
+    counts = sa.select(
+        *([B.worker] if by_worker else []), C.model, C.kind, C.key, sa.func.sum(C.n)
+    ).where(C.job_id == job_id)
+    if by_worker:
+        counts = counts.select_from(
+            behaviour_counts.join(
+                behaviour,
+                sa.and_(B.job_id == C.job_id, B.partition == C.partition, B.model == C.model),
+            )
+        ).group_by(B.worker, C.model, C.kind, C.key)
+    else:
+        counts = counts.group_by(C.model, C.kind, C.key)
+    for row in conn.execute(counts).all():
+        worker = row[0] if by_worker else None
+        model, kind, key, n = row[-4:]
+        stats = out.setdefault(worker, Behaviour(worker=worker)).stats.setdefault(model, Stats())
+        (stats.langs if kind == LANG else stats.error_categories)[str(key)] += int(n)
+    return out
+
+
+def _typed(name: str, value: Any) -> Any:
+    return float(value) if name in ("speech_seconds", "prob_sum") else int(value)
