@@ -120,7 +120,7 @@ def test_without_und_labels_precision_and_recall_are_not_given_nor_printed():
     assert ev.record()["no_speech_detection"]["whisper_base"]["precision"] is None
     text = evaluation_text(ev)
     assert "detection" not in text and "labelled und" not in text
-    assert "290 labelled rows of 300\n" in text
+    assert "290 labelled rows of 300; 6 rows with an error (no answer), not scored\n" in text
 
 
 def test_results_labelled_und_only_have_detection_and_no_language_scores():

@@ -111,6 +111,13 @@ def test_run_writes_one_part_per_partition_and_marks_bad_rows(corpus, tmp_path):
     counts = duckdb.sql(f"select count(*), count(distinct id) from '{out}/*.parquet'").fetchall()[0]
     assert counts == (10, 10)
     assert "10 rows in 4 partitions" in str(summary)
+    # the summary names every failed row (up to five), in manifest order, each error its file
+    text = str(summary)
+    assert "  rows with an error:\n" in text, text
+    named = text.split("  rows with an error:\n")[1]
+    for row in bad.sort_values("id").itertuples():
+        assert f"    {row.id}: {row.error}" in named, text
+        assert os.path.basename(row.audio) in row.error
 
 
 def test_another_partitioning_replaces_the_folder_only_when_told(corpus, tmp_path):

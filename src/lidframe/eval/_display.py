@@ -37,6 +37,9 @@ def labelled_text(evaluation: Any) -> str:
             f"; {evaluation.no_language} of them labelled und (no speech): scored as no-speech "
             "detection, left out of language accuracy"
         )
+    if evaluation.errors:
+        n = evaluation.errors
+        text += f"; {n} {'row' if n == 1 else 'rows'} with an error (no answer), not scored"
     return text
 
 

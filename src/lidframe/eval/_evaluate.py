@@ -147,6 +147,8 @@ class Evaluation:
     distribution: pd.DataFrame = field(default_factory=pd.DataFrame)
     # answers.wrong_rows: every scored row some source got wrong, with its audio and clip window.
     wrong: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # Every row with an error (no answer, so not scored), in the results' order: id, audio, error.
+    failed: pd.DataFrame = field(default_factory=pd.DataFrame)
     # run_info.run_info: job, models, version, date, rows/s (None where unknown).
     run: dict[str, Any] = field(default_factory=dict)
     # One line each, for the reader: e.g. why there are no scores (no ground truth).
@@ -378,6 +380,7 @@ def evaluate(
         ),
         distribution=answers.distribution(given, truth_keys, errors),
         wrong=answers.wrong_rows(df, truth_keys, given, main, labelled & ~errors),
+        failed=df.loc[errors, [c for c in ("id", "audio", "error") if c in df.columns]],
         run=run,
         label_sources={"manifest": given_labels, "reviewed": reviewed} if reviewed else {},
         notes=notes,

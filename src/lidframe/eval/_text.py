@@ -12,6 +12,7 @@ from lidframe.eval._speech_stats import speech_text, worst_no_speech
 __all__ = [
     "GROUPS_SHOWN",
     "answered_text",
+    "failed_text",
     "by_text",
     "evaluation_text",
     "stored_text",
@@ -20,6 +21,8 @@ __all__ = [
 
 # Groups of a ``by`` table printed (the record and the report keep every one).
 GROUPS_SHOWN = 50
+# Rows with an error printed (the report lists more, the results hold every one).
+FAILED_SHOWN = 5
 
 
 def evaluation_text(ev: Evaluation, target_accuracy: float = 0.95) -> str:
@@ -30,7 +33,7 @@ def evaluation_text(ev: Evaluation, target_accuracy: float = 0.95) -> str:
     frequent confusions, then the agreement table (when there are several models)."""
     if not ev.labelled:
         return unlabelled_text(ev)
-    lines = [str(ev)]
+    lines = [str(ev), *failed_text(ev)]
     if ev.label_sources:
         lines.append(label_sources_text(ev.label_sources))
     if ev.calibration is not None:
@@ -65,6 +68,22 @@ def evaluation_text(ev: Evaluation, target_accuracy: float = 0.95) -> str:
     return "\n".join(lines)
 
 
+def failed_text(ev: Evaluation, shown: int = FAILED_SHOWN) -> list[str]:
+    """The first ``shown`` rows with an error, one line each (the error names the file), and how
+    many more there are."""
+    if ev.failed.empty:
+        return []
+    more = len(ev.failed) - shown
+    lines = [
+        f"rows with an error, not scored{f' (the first {shown} of {len(ev.failed)})' if more > 0 else ''}:"
+    ]
+    for record in ev.failed.head(shown).to_dict("records"):
+        error, audio = str(record.get("error")), str(record.get("audio"))
+        where = "" if audio in error else f" ({audio})"
+        lines.append(f"  {record.get('id')}{where}: {error}")
+    return lines
+
+
 def answered_text(ev: Evaluation, source: str, top: int = 10) -> str:
     """The ``top`` languages ``source`` answered most, with their rows and share."""
     column = f"{source} rows"
@@ -96,7 +115,7 @@ def calibration_text(summary: Mapping[str, Any]) -> str:
 def unlabelled_text(ev: Evaluation) -> str:
     """Results without ground truth: why there are no scores, the rows, the speech line and each
     source's most answered languages."""
-    lines = [*ev.notes, f"{ev.rows} rows, {ev.errors} with an error (no answer)"]
+    lines = [*ev.notes, f"{ev.rows} rows, {ev.errors} with an error (no answer)", *failed_text(ev)]
     if ev.speech:
         lines.append(speech_text(ev.speech))
     lines += [f"{name} answered: {answered_text(ev, name)}" for name in ev.sources]

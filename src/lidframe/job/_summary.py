@@ -14,7 +14,10 @@ from typing import Any
 from lidframe.kernel import fidelity_lines
 from lidframe.store.jobs import JobStore
 
-__all__ = ["RunSummary", "summarize"]
+__all__ = ["FAILED_SHOWN", "RunSummary", "failed_lines", "summarize"]
+
+# Rows with an error a summary names (the rest are counted by category; the results hold them all).
+FAILED_SHOWN = 5
 
 
 @dataclass
@@ -42,6 +45,8 @@ class RunSummary:
     # This run's half-precision check against float32 (None: the job ran in float32 unchecked);
     # the record stored with the job (lidframe.kernel.FidelityReport.record, with ``fallback``).
     fidelity: dict[str, Any] | None = None
+    # The first rows with an error, in manifest order: (id, audio, error) each.
+    failed: list[tuple[str, str, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -66,6 +71,7 @@ class RunSummary:
             lines.append(
                 "  errors: " + ", ".join(f"{k} {v}" for k, v in self.error_categories.most_common())
             )
+            lines.extend(f"  {line}" for line in failed_lines(self.failed, self.errors))
         for alias, counts in self.languages.items():
             top = ", ".join(f"{k} {v}" for k, v in counts.most_common(12))
             more = f" (+{len(counts) - 12} more)" if len(counts) > 12 else ""
@@ -86,6 +92,8 @@ class RunSummary:
             ),
             ("errors", _counts(str(self.errors), self.error_categories)),
         ]
+        if named := failed_lines(self.failed, self.errors):
+            rows.append((named[0].rstrip(":"), "; ".join(line.strip() for line in named[1:])))
         rows += [
             (alias, _counts(f"{len(counts)} languages", counts))
             for alias, counts in self.languages.items()
@@ -104,6 +112,23 @@ class RunSummary:
         )
         state = "ok" if self.ok else html.escape(self.status or "not finished")
         return f"<table><caption>lidframe run: {state}</caption>{body}</table>"
+
+
+def failed_lines(failed: list[tuple[str, str, str]], errors: int) -> list[str]:
+    """The failed rows named, one line each (the file too where the error does not name it), and
+    how many more there are."""
+    if not failed:
+        return []
+    head = (
+        f"rows with an error (the first {len(failed)} of {errors}):"
+        if errors > len(failed)
+        else "rows with an error:"
+    )
+    lines = [head]
+    for row_id, audio, error in failed:
+        where = "" if audio in error else f" ({audio})"
+        lines.append(f"  {row_id}{where}: {error}")
+    return lines
 
 
 def _counts(head: str, counts: Counter[str], top: int = 12) -> str:
@@ -128,4 +153,5 @@ def summarize(store: JobStore, job_id: str, out: str, multi_model: bool) -> RunS
         job_id=job_id,
         status=job_row.get("status"),
         dead=states.get("dead", 0),
+        failed=store.failed_rows(job_id, FAILED_SHOWN) if totals["error_categories"] else [],
     )

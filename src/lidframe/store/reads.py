@@ -141,6 +141,22 @@ class Reads(StoreBase):
 
         return self._tx(f"reading job {job_id}", tx)
 
+    def failed_rows(self, job_id: str, limit: int = 5) -> list[tuple[str, str, str]]:
+        """The first ``limit`` rows of a job with an error, in manifest order: ``(id, audio,
+        error)`` each (the counts by category are in :meth:`summary`)."""
+        r = results.c
+
+        def tx(conn: Connection) -> list[tuple[str, str, str]]:
+            rows = conn.execute(
+                sa.select(r.row_id, r.audio, r.error)
+                .where(r.job_id == job_id, r.error.is_not(None))
+                .order_by(r.row)
+                .limit(limit)
+            ).all()
+            return [(str(i), str(a), str(e)) for i, a, e in rows]
+
+        return self._tx(f"reading the failed rows of {job_id}", tx)
+
     def summary(self, job_id: str, multi_model: bool) -> dict[str, Any]:
         """Rows, errors by category and languages per model (and consensus) of a job's results."""
         r, p = results.c, predictions.c

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 import lidframe
+from lidframe.eval import evaluation_text
 from lidframe.eval.report import render_report
 from lidframe.eval.report._plots import heatmap as _heatmap
 from tests.fixtures.browser import CHROMIUM
@@ -350,3 +351,19 @@ def test_report_says_when_no_threshold_reaches_the_target():
     text = render_report(ev)
     assert "No threshold of the calibrated probability reaches 95.0% precision." in text
     assert len(_images(text[text.index('id="calibration"') : text.index('id="no-speech"')])) == 2
+
+
+def test_report_names_every_row_with_an_error_and_says_it_is_not_scored():
+    ev = _evaluation()  # rows r20-r25: not_found errors
+    text = render_report(ev)
+    assert "300 labelled rows" not in text
+    headline = re.search(r'<p class="note">([^<]*)</p>', text).group(1)
+    assert "6 rows with an error (no answer), not scored" in headline
+    section = text.split('<h2 id="failed">Rows with an error</h2>')[1].split("<h2")[0]
+    assert "6 rows have an error and no answer" in section
+    for i in range(20, 26):
+        assert f"<td class=left>r{i}</td><td class=left>not_found: /x.wav</td>" in section
+    assert '<a href="#failed">' in text
+    assert "not scored (the first 5 of 6):\n  r20 (/data/20.wav): not_found: /x.wav" in (
+        evaluation_text(ev)
+    )

@@ -77,6 +77,8 @@ def render_report(
         links.append(("by", "By column"))
     if scored:
         links.append(("wrong", "Wrong rows"))
+    if ev.errors:
+        links.append(("failed", "Rows with an error"))
     links += [(f"source-{i}", name) for i, name in enumerate(names)]
     nav = " ".join(f'<a href="#{key}">{html.escape(text)}</a>' for key, text in links)
     written = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
@@ -107,13 +109,14 @@ def render_report(
             else '<p class="note">Fewer than two models: no agreement table.</p>'
         )
         parts.append(sections.wrong(ev, players))
+        parts.append(sections.failed(ev))
         for i, (name, source) in enumerate(ev.sources.items()):
             parts.append(
                 f'<section id="source-{i}">{sections.source(name, source, target_accuracy)}'
                 "</section>"
             )
     else:
-        parts += [sections.speech(ev), sections.by(ev)]
+        parts += [sections.speech(ev), sections.by(ev), sections.failed(ev)]
     parts.append("</body></html>\n")
     text = "\n".join(parts)
     if path is not None:
@@ -195,7 +198,14 @@ def write_report(
         embed_max_seconds=embed_max_seconds,
         audio_storage_options=storage_options,
     )
+    failed = f"; {_rows(ev.errors)} with an error, not scored" if ev.errors else ""
     if not ev.labelled:
-        return f"report: {path} ({ev.rows} rows, no labelled row: predicted languages only)"
-    summary = ", ".join(f"{name} {s.accuracy:.1%}" for name, s in ev.sources.items())
-    return f"report: {path} ({ev.labelled} labelled rows; accuracy {summary})"
+        return f"report: {path} ({ev.rows} rows, no labelled row: predicted languages only{failed})"
+    summary = ", ".join(
+        f"{name} {s.accuracy:.1%} of {_rows(s.scored)} scored" for name, s in ev.sources.items()
+    )
+    return f"report: {path} ({ev.labelled} labelled rows; accuracy {summary}{failed})"
+
+
+def _rows(n: int) -> str:
+    return f"{n} row" if n == 1 else f"{n} rows"

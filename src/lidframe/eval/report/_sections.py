@@ -30,6 +30,8 @@ __all__ = [
     "WRONG_SHOWN",
     "by",
     "distribution",
+    "failed",
+    "FAILED_SHOWN",
     "no_speech",
     "run",
     "settings_text",
@@ -43,6 +45,8 @@ __all__ = [
 CONFIDENTLY_WRONG_SHOWN = 50
 # Wrong rows listed (each with a player); the rest are counted, so a huge run stays a page.
 WRONG_SHOWN = 500
+# Rows with an error listed (id, file, error); the rest are counted.
+FAILED_SHOWN = 500
 DASH = "\u2013"  # shown for NaN and unknown answers
 
 CALIBRATION_NOTE = (
@@ -319,6 +323,35 @@ def wrong(ev: Evaluation, players: Players, limit: int = WRONG_SHOWN) -> str:
             f"<td class=left>{players.cell(str(record['audio']), record['start'], record['end'])}"
             f"</td><td>{_window(record['start'], record['end'])}</td>"
             f"<td>{html.escape(str(record['true']))}</td>{answers}</tr>"
+        )
+    lines.append("</table></div>")
+    return "\n".join(lines)
+
+
+def failed(ev: Evaluation, limit: int = FAILED_SHOWN) -> str:
+    """Every row with an error (the first ``limit``): its id, file and error; such a row has no
+    answer, so it is in no figure of the report."""
+    rows = ev.failed
+    head = '<h2 id="failed">Rows with an error</h2>'
+    if rows.empty:
+        return f'{head}<p class="note">No row has an error.</p>'
+    shown = rows.head(limit)
+    more = len(rows) - len(shown)
+    lines = [
+        head,
+        f"<p>{len(rows)} rows have an error and no answer: they are not scored (in no accuracy "
+        "above). The error says why and names the file.</p>",
+    ]
+    if more:
+        lines.append(
+            f"<p><strong>{more} more rows with an error are not listed</strong> (the first "
+            f"{len(shown)} are; <code>evaluate(...).failed</code> holds every one).</p>"
+        )
+    lines.append('<div class="scroll wide"><table><tr><th>#</th><th>id</th><th>error</th></tr>')
+    for i, record in enumerate(shown.to_dict("records"), start=1):
+        lines.append(
+            f"<tr><td>{i}</td><td class=left>{html.escape(str(record.get('id')))}</td>"
+            f"<td class=left>{html.escape(str(record.get('error')))}</td></tr>"
         )
     lines.append("</table></div>")
     return "\n".join(lines)
