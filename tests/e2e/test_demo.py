@@ -60,3 +60,15 @@ def test_the_demo_runs_twice_in_a_fresh_copy(tmp_path):
     assert (tmp_path / "demo-results-report.html").is_file()
     listing = sorted(p.name for p in (tmp_path / "demo-results").iterdir())
     assert all(n.startswith("_") or re.fullmatch(r"part-\d{5}\.parquet", n) for n in listing)
+
+
+def test_the_readme_quick_start_runs_the_demos_own_job():
+    """After ``bash scripts/demo.sh`` the quick start's ``lidframe run`` resumes the demo's job
+    instead of being refused as another job in its folder: the two lines have the same arguments."""
+    readme = (ROOT / "README.md").read_text()
+    quick = next(
+        line.split("#")[0].split()
+        for line in readme.splitlines()
+        if line.startswith("lidframe run examples/demo/manifest.csv")
+    )
+    assert quick[1:] == _demo_commands()[0][3:], (quick, _demo_commands()[0])

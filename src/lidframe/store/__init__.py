@@ -27,7 +27,7 @@ from lidframe._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from lidframe.store.environment import environment
-    from lidframe.store.jobs import JobStore, Lease, PartitionState, open_store
+    from lidframe.store.jobs import JobStore, Lease, PartitionState, job_differences, open_store
     from lidframe.store.results import PartitionRows, frame_rows
 
 _EXPORTS = {
@@ -37,6 +37,7 @@ _EXPORTS = {
     "PartitionState": "lidframe.store.jobs",
     "environment": "lidframe.store.environment",
     "frame_rows": "lidframe.store.results",
+    "job_differences": "lidframe.store.jobs",
     "open_store": "lidframe.store.jobs",
 }
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "PartitionState",
     "environment",
     "frame_rows",
+    "job_differences",
     "open_store",
 ]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

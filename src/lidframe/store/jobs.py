@@ -32,7 +32,15 @@ from lidframe.store.planning import Planning, insert_partitions
 from lidframe.store.reads import JobStatus, Reads
 from lidframe.store.schema import jobs, partitions
 
-__all__ = ["Commit", "JobStatus", "JobStore", "Lease", "PartitionState", "open_store"]
+__all__ = [
+    "Commit",
+    "JobStatus",
+    "JobStore",
+    "Lease",
+    "PartitionState",
+    "job_differences",
+    "open_store",
+]
 
 P = partitions.c
 
@@ -98,11 +106,18 @@ class JobStore(Planning, Leases, Reads, Evaluations):
                     )
                 row = conn.execute(sa.select(jobs).where(jobs.c.job_id == job_id)).mappings().one()
             elif row["fingerprint"] != fingerprint:
-                diffs = _differences(
-                    row,
-                    {"manifest": manifest, "manifest_digest": manifest_digest, "out": out},
-                    list(models),
-                    config,
+                diffs = (
+                    ", ".join(
+                        job_differences(
+                            row,
+                            manifest=manifest,
+                            manifest_digest=manifest_digest,
+                            out=out,
+                            models=models,
+                            config=config,
+                        )
+                    )
+                    or "fingerprint"
                 )
                 raise StoreError(
                     f"job {job_id!r} already exists and differs in {diffs}; "
@@ -224,15 +239,42 @@ class JobStore(Planning, Leases, Reads, Evaluations):
         return self._tx(f"retrying dead partitions of {job_id}", tx)
 
 
-def _differences(row: Any, given: dict[str, str], models: list[str], config: dict[str, Any]) -> str:
-    diffs = [k for k, v in given.items() if row[k] != v]
-    if list(row["models"]) != models:
+def job_differences(
+    row: Mapping[str, Any],
+    *,
+    manifest: str,
+    manifest_digest: str,
+    out: str,
+    models: Sequence[str],
+    config: Mapping[str, Any],
+) -> list[str]:
+    """What differs between a stored job (its ``lidframe_jobs`` row) and the job described, one
+    phrase each, the stored value first: ``models (whisper-base vs whisper-tiny)``,
+    ``manifest_digest``, ``partition_rows (16 vs 128)``, ``speech.min_speech (0.25 vs 0.5)``."""
+    given = {"manifest": manifest, "manifest_digest": manifest_digest, "out": out}
+    diffs = [
+        k if k == "manifest_digest" else f"{k} ({row[k]} vs {v})"
+        for k, v in given.items()
+        if row[k] != v
+    ]
+    if list(row["models"]) != list(models):
         diffs.append(f"models ({', '.join(row['models'])} vs {', '.join(models)})")
-    changed = sorted(
-        k for k in set(row["config"]) | set(config) if row["config"].get(k) != config.get(k)
-    )
-    diffs.extend(f"setting {k!r}" for k in changed)
-    return ", ".join(diffs) or "fingerprint"
+    stored, wanted = _flat(row["config"] or {}), _flat(config)
+    for key in sorted(set(stored) | set(wanted)):
+        if stored.get(key) != wanted.get(key):
+            diffs.append(f"{key} ({stored.get(key)} vs {wanted.get(key)})")
+    return diffs
+
+
+def _flat(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested settings as dotted names (``speech.min_speech``)."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, Mapping):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def open_store(
