@@ -484,6 +484,9 @@ def _assert_interrupted_and_resumable(
     after = _partitions(url, job)
     assert set(after["state"]) <= {"done", "pending"}, after
     assert set(done_before.index) <= set(after[after["state"] == "done"].index)
+    # and the job says it stopped (no process works on it), not that it is running
+    status = _cli("status", job, "--db", url)
+    assert status.returncode == 0 and f"job {job}: stopped at " in status.stdout, status.stdout
 
     again = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=300)
 

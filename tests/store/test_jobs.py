@@ -195,6 +195,21 @@ def test_release_hands_leases_back_without_counting_an_attempt(db_url):
         assert [(lease.partition, lease.attempt) for lease in again] == [(0, 1), (1, 1)]
 
 
+def test_a_job_nobody_works_on_is_stopped_until_a_run_takes_it_up(db_url):
+    with open_store(db_url) as store:
+        _job(store, partitions=2)
+        store.claim(JOB, "a", 1, lease_s=60, max_attempts=3)
+        store.claim(JOB, "b", 1, lease_s=60, max_attempts=3)
+        store.release(JOB, "a")  # b still works on the job
+        assert store.job(JOB)["status"] == "running"
+        store.release(JOB, "b")  # nobody does
+        assert store.job(JOB)["status"] == "stopped"
+        assert "stopped at " in str(store.status(JOB))
+        assert "run the same command to resume it" in str(store.status(JOB))
+        _job(store, partitions=2)  # the same job, run again
+        assert store.job(JOB)["status"] == "running"
+
+
 def test_a_job_id_cannot_be_reused_with_other_settings(db_url):
     with open_store(db_url) as store:
         _job(store, partitions=2)

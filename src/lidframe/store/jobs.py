@@ -105,6 +105,14 @@ class JobStore(Planning, Leases, Reads, Evaluations):
                         ],
                     )
                 row = conn.execute(sa.select(jobs).where(jobs.c.job_id == job_id)).mappings().one()
+            elif row["fingerprint"] == fingerprint and row["status"] == "stopped":
+                # a stopped job taken up again (see Leases.release)
+                conn.execute(
+                    jobs.update()
+                    .where(jobs.c.job_id == job_id)
+                    .values(status="running", updated_at=sa.func.now())
+                )
+                row = conn.execute(sa.select(jobs).where(jobs.c.job_id == job_id)).mappings().one()
             elif row["fingerprint"] != fingerprint:
                 diffs = (
                     ", ".join(

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection
 from lidframe.store.base import StoreBase
 from lidframe.store.engine import db_epoch
 from lidframe.store.results import DUPLICATE_ID, PartitionRows, replace_rows
-from lidframe.store.schema import partitions, results
+from lidframe.store.schema import jobs, partitions, results
 
 __all__ = ["Commit", "Lease", "Leases", "PartitionState"]
 
@@ -165,22 +165,31 @@ class Leases(StoreBase):
         return self._tx(f"renewing leases of {job_id}", tx, deadline_s=30)
 
     def release(self, job_id: str, owner: str) -> int:
-        """Hand back ``owner``'s leases (a clean stop): pending again, the attempt not counted."""
+        """Hand back ``owner``'s leases (a clean stop): pending again, the attempt not counted.
+
+        A job left unfinished with no partition running anywhere is then ``stopped`` (no process
+        works on it: its last run was interrupted or failed); a run that takes it up again makes it
+        ``running`` (:meth:`~lidframe.store.JobStore.ensure_job`). Returns the leases released."""
 
         def tx(conn: Connection) -> int:
-            return int(
-                conn.execute(
-                    partitions.update()
-                    .where(P.job_id == job_id, P.lease_owner == owner, P.state == "running")
-                    .values(
-                        state="pending",
-                        attempts=sa.case((P.attempts > 0, P.attempts - 1), else_=0),
-                        lease_owner=None,
-                        lease_token=None,
-                        lease_expires=None,
-                    )
-                ).rowcount
+            released = conn.execute(
+                partitions.update()
+                .where(P.job_id == job_id, P.lease_owner == owner, P.state == "running")
+                .values(
+                    state="pending",
+                    attempts=sa.case((P.attempts > 0, P.attempts - 1), else_=0),
+                    lease_owner=None,
+                    lease_token=None,
+                    lease_expires=None,
+                )
+            ).rowcount
+            running = sa.exists().where(P.job_id == job_id, P.state == "running")
+            conn.execute(
+                jobs.update()
+                .where(jobs.c.job_id == job_id, jobs.c.status == "running", ~running)
+                .values(status="stopped", updated_at=sa.func.now())
             )
+            return int(released)
 
         return self._tx(f"releasing leases of {job_id}", tx, deadline_s=15)
 

@@ -50,8 +50,14 @@ class JobStatus:
         total = j["n_partitions"]
         order = ("done", "running", "pending", "dead")
         parts = ", ".join(f"{s} {self.states.get(s, 0)}" for s in order)
+        state = j["status"]
+        if state == "stopped":
+            state += (
+                f" at {str(j['updated_at'])[:19]} (its last run was interrupted or failed before "
+                "the job finished; no process works on it): run the same command to resume it"
+            )
         lines = [
-            f"job {j['job_id']}: {j['status']}",
+            f"job {j['job_id']}: {state}",
             f"  manifest {j['manifest']} ({j['n_rows']} rows) -> {j['out']}",
             f"  models {', '.join(j['models'])}",
             f"  partitions {total}{'' if j.get('planned', True) else ' so far (planning)'}: {parts}",

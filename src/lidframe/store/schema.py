@@ -3,7 +3,8 @@
 All tables are prefixed ``lidframe_`` so they can share a database (and a schema) with others.
 
 ``lidframe_jobs``: one row per job.
-    ``job_id`` (the stable id), ``status`` (``running``, ``finished``, ``finished_with_dead``),
+    ``job_id`` (the stable id), ``status`` (``running``, ``stopped``: unfinished and no process
+    works on it, ``finished``, ``finished_with_dead``),
     ``manifest`` (URL as given), ``manifest_digest`` (hash of its rows), ``out`` (Parquet folder),
     ``models`` (JSON list of model names), ``config`` (JSON: every setting that changes results),
     ``fingerprint`` (hash of manifest, models and config: a resumed job must match it),
