@@ -201,6 +201,12 @@ def test_run_prints_summary_and_writes_parquet(tmp_path, monkeypatch):
     assert f"job {job}: finished" in status.stdout
     assert "partitions 1: done 1, running 0, pending 0, dead 0" in status.stdout
     assert "rows done 3/3, row errors 1" in status.stdout
+    # what the model said, from the job database: de for the speech, und for the silence
+    assert "answers (3 rows): de 100%; und 33.3%, row errors 33.3% (not_found 1)" in status.stdout
+    # watch prints the same and returns at once: the job is finished
+    watch = _lidframe("watch", job, "--out", str(tmp_path / "out"), "--every", "0.1")
+    assert watch.returncode == 0, watch.stderr
+    assert watch.stdout.strip() == status.stdout.strip()
 
     # the same command again resumes the finished job: no new work
     again = _lidframe(*proc.args[3:])

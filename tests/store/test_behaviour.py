@@ -87,7 +87,7 @@ def _recount(parts: pd.DataFrame, column: str, margin: pd.Series | None) -> Stat
     return out
 
 
-def test_behaviour_rows_equal_a_recount_of_the_parquet_parts(tmp_path, db_url):
+def test_behaviour_rows_equal_a_recount_of_the_parquet_parts(tmp_path, db_url, capsys):
     register_loudness()
     register_frloud()
     manifest = _manifest(tmp_path)
@@ -99,9 +99,10 @@ def test_behaviour_rows_equal_a_recount_of_the_parquet_parts(tmp_path, db_url):
         partition_rows=4,
         db=db_url,
         workers=2,
-        progress=False,
+        progress=True,
         speech=lidframe.SpeechConfig(vad=False),
     )
+    bar = capsys.readouterr().err.replace("\r", "\n").splitlines()
     parts = pd.read_parquet(out)
     assert summary.rows == 11 and len(parts) == 11
     with open_store(db_url) as store:
@@ -124,6 +125,15 @@ def test_behaviour_rows_equal_a_recount_of_the_parquet_parts(tmp_path, db_url):
     assert total.stats["frloud_y"].langs == {"en": loud, "fr": 9 - loud}
     assert answer.agree == loud and answer.errors == 2
     assert set(answer.error_categories) == {"duplicate_id", lidframe_category(parts, "gone")}
+    # the progress bar showed the same, summed as partitions committed; so does the status
+    final = [line for line in bar if line.startswith(f"lidframe {summary.job_id}")][-1]
+    assert final.rstrip().endswith(f"{total.line()}]"), (final, total.line())
+    assert "agree 100%" in final  # they agree on every row answered with a language
+    with open_store(db_url) as store:
+        text = str(store.status(summary.job_id))
+    assert f"answers (11 rows): en 100%; und {answer.und / 11:.1%}, row errors 18.2%" in text
+    assert "agreement 100.0% of the rows answered with a language" in text
+    assert "loudness_x: " in text and "frloud_y: " in text
     # per worker, the same rows in all
     assert len(workers) >= 1 and all(w is not None for w in workers)
     assert sum(b.stats[ANSWER].rows for b in workers.values()) == 11

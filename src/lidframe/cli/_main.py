@@ -104,6 +104,19 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _watch(args: argparse.Namespace) -> int:
+    from lidframe.job import watch_job
+
+    if args.every <= 0:
+        raise ConfigError(f"--every must be above 0 seconds, got {args.every}")
+    clear = "\x1b[H\x1b[2J" if sys.stdout.isatty() else ""
+    last = "running"
+    for text, state in watch_job(args.job, db=args.db, out=args.out, every=args.every):
+        print(f"{clear}{text}", flush=True)
+        last = state
+    return 0 if last == "finished" else 1
+
+
 def _jobs(args: argparse.Namespace) -> int:
     from lidframe.job import jobs_table
 
@@ -168,6 +181,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "report": _report,
         "status": _status,
         "jobs": _jobs,
+        "watch": _watch,
         "run": _run,
         "check": _check,
         "review": _review,

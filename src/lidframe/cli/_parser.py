@@ -337,9 +337,23 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
     cmp.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE")
 
-    status = sub.add_parser("status", help="a job's progress by partition state")
+    status = sub.add_parser(
+        "status",
+        help="a job's progress by partition state and what its models said so far (language "
+        "mix, agreement, und and row-error rates)",
+    )
     status.add_argument("job", nargs="?", default=None, help="job id (default: the newest job)")
     _db_arguments(status, with_out=True)
+    watch = sub.add_parser(
+        "watch",
+        help="`lidframe status` again every few seconds until the job is no longer running; "
+        "exit 0 when it finished, 1 when partitions died",
+    )
+    watch.add_argument("job", nargs="?", default=None, help="job id (default: the newest job)")
+    watch.add_argument(
+        "--every", type=float, default=2.0, metavar="SECONDS", help="seconds between two (2)"
+    )
+    _db_arguments(watch, with_out=True)
     jobs = sub.add_parser("jobs", help="list the jobs of a job database")
     _db_arguments(jobs, with_out=True)
 

@@ -13,7 +13,8 @@ double-counted. Modules, each importing only those above it:
   :class:`JobSettings` (how hard the driver tries).
 * ``_identity``: :class:`JobSpec`, what a job id derives from (manifest, output, models, settings).
 * ``_database``: which job database (``db``, ``$LIDFRAME_DB``, or ``OUT/_lidframe.sqlite``).
-* ``_queries``: :func:`job_status` and :func:`jobs_table` (``lidframe status``, ``lidframe jobs``).
+* ``_queries``: :func:`job_status`, :func:`watch_job` and :func:`jobs_table` (``lidframe status``,
+  ``lidframe watch``, ``lidframe jobs``).
 * ``_worker``: the one module that runs on workers: a partition's rows identified, with consensus,
   staged under the lease token.
 * ``_promotion``: staged parts become results once the database accepted their commit.
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
     from lidframe.job._planner import plan_job
     from lidframe.job._precision import check_precision
     from lidframe.job._promotion import reconcile_parts
-    from lidframe.job._queries import job_status, jobs_table
+    from lidframe.job._queries import job_status, jobs_table, watch_job
     from lidframe.job._run import run
     from lidframe.job._summary import RunSummary
 
@@ -64,6 +65,7 @@ _EXPORTS = {
     "raise_pending": "lidframe.job._interrupts",
     "reconcile_parts": "lidframe.job._promotion",
     "run": "lidframe.job._run",
+    "watch_job": "lidframe.job._queries",
 }
 __all__ = [
     "JobSettings",
@@ -80,5 +82,6 @@ __all__ = [
     "raise_pending",
     "reconcile_parts",
     "run",
+    "watch_job",
 ]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

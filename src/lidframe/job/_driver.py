@@ -49,7 +49,8 @@ from lidframe.job._stalls import StallWatch, restart_in_background
 from lidframe.job._worker import PROGRESS_TOPIC, PartitionTask, dead_partition, process_partition
 from lidframe.manifest import ManifestChanged, PlannedPartition
 from lidframe.results import discard
-from lidframe.store import JobStore, Lease
+from lidframe.store import JobStore, Lease, PartitionRows
+from lidframe.store.behaviour import Behaviour
 
 __all__ = ["Driver", "Progress", "run_partitions"]
 
@@ -114,6 +115,8 @@ class Driver:
         self.heartbeat = _Heartbeat(store, job_id, self.owner, settings.lease_seconds)
         self.planner = Planner(store, job_id, task.manifest, partition_rows)
         states = store.states(job_id)
+        # What the models said so far (partitions stored before this run too), for the bar.
+        self.behaviour = store.behaviour(job_id).get(None) or Behaviour()
         self.bar = progress_bar(
             total=None,
             initial=states.get("done", 0) + states.get("dead", 0),
@@ -237,6 +240,7 @@ class Driver:
             if committed:
                 promote_committed(self.task, k, lease.token, committed.duplicates)
                 self.done.committed += 1
+                self.observe(rows, committed.duplicates)
                 self.bar.update(1)
             else:
                 discard(self.task.out, k, lease.token, self.task.out_options)
@@ -273,9 +277,19 @@ class Driver:
         stored = self.store.store_dead_rows(self.job_id, k, token, future.result())
         if stored:
             promote_committed(self.task, k, token, stored.duplicates)
+            self.observe(future.result(), stored.duplicates)
             self.bar.update(1)
         else:
             discard(self.task.out, k, token, self.task.out_options)
+
+    def observe(self, rows: PartitionRows, duplicates: dict[int, str]) -> None:
+        """Add a stored partition's behaviour (as stored: with its ``duplicate_id`` rows) to the
+        running total the bar shows: language mix, agreement, ``und`` and row-error rates."""
+        stored = rows.marked(duplicates) if duplicates else rows
+        if stored.behaviour is None:
+            return
+        self.behaviour += stored.behaviour
+        self.bar.set_postfix_str(self.behaviour.line(), refresh=False)
 
     def give_up_stalled(self) -> None:
         """Fail the attempts of tasks that reported no progress for ``stall_seconds`` and restart

@@ -1,18 +1,21 @@
 """What a job database says about its jobs: which database, one job's progress, the list of jobs.
 
-The ``lidframe status`` and ``lidframe jobs`` commands print these; a notebook can call them too.
+The ``lidframe status``, ``lidframe watch`` and ``lidframe jobs`` commands print these; a notebook
+can call them too. A job's status includes what its models said so far (language mix, agreement,
+``und`` and row-error rates: :mod:`lidframe.store.behaviour`), summed by SQL.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from lidframe.errors import LidframeError
 from lidframe.job._database import find_job_database
 
-__all__ = ["job_status", "jobs_table"]
+__all__ = ["job_status", "jobs_table", "watch_job"]
 
 
 def job_status(
@@ -31,6 +34,31 @@ def job_status(
                 raise LidframeError(f"no jobs in {store.url}")
             job = listed[0]["job_id"]
         return str(store.status(job))
+
+
+def watch_job(
+    job: str | None = None,
+    *,
+    db: str | None = None,
+    out: str | os.PathLike[str] | None = None,
+    every: float = 2.0,
+) -> Iterator[tuple[str, str]]:
+    """``(status text, job state)`` of a job every ``every`` seconds, the last one once it is no
+    longer ``running`` (default: the newest job of the database; see :func:`job_status`)."""
+    from lidframe.store import open_store
+
+    with open_store(find_job_database(db, out)) as store:
+        if job is None:
+            listed = store.jobs()
+            if not listed:
+                raise LidframeError(f"no jobs in {store.url}")
+            job = listed[0]["job_id"]
+        while True:
+            status = store.status(job)
+            yield str(status), str(status.job["status"])
+            if status.job["status"] != "running":
+                return
+            time.sleep(every)
 
 
 def jobs_table(*, db: str | None = None, out: str | os.PathLike[str] | None = None) -> str:

@@ -6,6 +6,8 @@ credentials. Modules, each importing only those above it:
 * :mod:`~lidframe.store.schema`: the tables (SQLAlchemy Core), documented column by column.
 * :mod:`~lidframe.store.engine`: connecting, migrating (Alembic), the database clock, retries.
 * :mod:`~lidframe.store.base`: the engine and retried transaction the parts below share.
+* :mod:`~lidframe.store.behaviour`: what a partition's models said, summarised in a fixed size on
+  the worker (:class:`Behaviour`), stored with its rows and summed by SQL.
 * :mod:`~lidframe.store.results`: result frames to rows and back, batched upserts (what a worker
   hands its driver: :func:`frame_rows`, :class:`PartitionRows`).
 * :mod:`~lidframe.store.planning`: a job's partitions, added as its manifest is planned.
@@ -26,11 +28,14 @@ from typing import TYPE_CHECKING
 from lidframe._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from lidframe.store.behaviour import Behaviour, Stats
     from lidframe.store.environment import environment
     from lidframe.store.jobs import JobStore, Lease, PartitionState, job_differences, open_store
     from lidframe.store.results import PartitionRows, frame_rows
 
 _EXPORTS = {
+    "Behaviour": "lidframe.store.behaviour",
+    "Stats": "lidframe.store.behaviour",
     "JobStore": "lidframe.store.jobs",
     "Lease": "lidframe.store.jobs",
     "PartitionRows": "lidframe.store.results",
@@ -41,6 +46,8 @@ _EXPORTS = {
     "open_store": "lidframe.store.jobs",
 }
 __all__ = [
+    "Behaviour",
+    "Stats",
     "JobStore",
     "Lease",
     "PartitionRows",

@@ -81,7 +81,8 @@ class Stats:
     und: int = 0
     # Rows with an error and no language answered (by category in ``error_categories``).
     errors: int = 0
-    # The answer only: rows on which every answering model agreed (several models).
+    # The answer only: rows answered with a language on which every answering model agreed
+    # (several models).
     agree: int = 0
     # The answer only: rows whose long file's windows disagree on the language.
     code_switch: int = 0
@@ -117,6 +118,26 @@ class Stats:
         """Rows with an answer, a language or ``und``."""
         return self.answered + self.und
 
+    @property
+    def agreement(self) -> float | None:
+        """Share of the rows answered with a language on which the models agreed."""
+        return self.agree / self.answered if self.answered else None
+
+    @property
+    def expected_accuracy(self) -> float | None:
+        """Mean top-1 probability of the rows answered with a language: the accuracy to expect
+        when the probabilities are calibrated (confidence-based performance estimation)."""
+        return self.prob_sum / self.answered if self.answered else None
+
+    def mix(self, top: int = 3) -> str:
+        """The ``top`` languages' shares of the rows answered with a language: ``en 52%, de 31%,
+        fr 9% (+2)``."""
+        shares = list(self.shares().items())
+        if not shares:
+            return "no language yet"
+        text = ", ".join(f"{lang} {share:.0%}" for lang, share in shares[:top])
+        return text + (f" (+{len(shares) - top})" if len(shares) > top else "")
+
     def shares(self) -> dict[str, float]:
         """Each language's share of the rows answered with a language, largest first."""
         total = sum(self.langs.values())
@@ -144,6 +165,43 @@ class Behaviour:
     @property
     def models(self) -> list[str]:
         return [k for k in self.stats if k != ANSWER]
+
+    def line(self) -> str:
+        """One line for a progress bar: the answer's language mix, agreement (several models),
+        ``und`` and row-error rates."""
+        a = self.answer
+        if not a.rows:
+            return "no rows yet"
+        parts = [a.mix()]
+        if len(self.models) > 1 and a.agreement is not None:
+            parts.append(f"agree {a.agreement:.0%}")
+        parts += [f"und {a.und / a.rows:.1%}", f"errors {a.errors / a.rows:.1%}"]
+        return " | ".join(parts)
+
+    def lines(self) -> list[str]:
+        """What the models said, for ``lidframe status``: the answer, then each model."""
+        a = self.answer
+        if not a.rows:
+            return ["  behaviour: no partition stored yet"]
+        errors = ", ".join(f"{k} {n}" for k, n in a.error_categories.most_common(4))
+        out = [
+            f"  answers ({a.rows} rows): {a.mix(5)}; und {a.und / a.rows:.1%}, "
+            f"row errors {a.errors / a.rows:.1%}{f' ({errors})' if errors else ''}"
+        ]
+        several = len(self.models) > 1
+        if several and a.agreement is not None:
+            out.append(f"  agreement {a.agreement:.1%} of the rows answered with a language")
+        if a.expected_accuracy is not None:
+            kind = "consensus probability" if several else "top-1 probability"
+            out.append(
+                f"  mean {kind} {a.expected_accuracy:.3f} (the expected accuracy if calibrated)"
+            )
+        for model in self.models if several else ():
+            s = self.stats[model]
+            mean = f", mean top-1 {s.expected_accuracy:.2f}" if s.expected_accuracy else ""
+            und = s.und / s.rows if s.rows else 0.0
+            out.append(f"  {model}: {s.mix()}; und {und:.1%}{mean}")
+        return out
 
 
 def summarise(
@@ -174,27 +232,28 @@ def summarise(
         if several:
             lang, prob = r[_R["lang"]], r[_R["consensus_prob"]]
             margin = None if prob is None else 2 * float(prob) - 1
-            answer.agree += r[_R["agree"]] is True and lang is not None
         else:
             lang, prob, topk = heard[0] if heard else (None, None, None)
             margin = _topk_margin(topk, prob)
-        _count(answer, lang, prob, margin, category)
+        if _count(answer, lang, prob, margin, category) and several:
+            answer.agree += r[_R["agree"]] is True
     for stats in per_model.values():
         stats.rows = answer.rows
     return Behaviour({**per_model, ANSWER: answer}, worker=worker, host=host)
 
 
-def _count(stats: Stats, lang: Any, prob: Any, margin: float | None, category: Any) -> None:
-    """One row's answer; a row with an error and no language (none, or the consensus's ``und`` for
-    rows no model answered) counts as its error, not as ``und``."""
+def _count(stats: Stats, lang: Any, prob: Any, margin: float | None, category: Any) -> bool:
+    """Count one row's answer; True when it is a language. A row with an error and no language
+    (none, or the consensus's ``und`` for rows no model answered) counts as its error, not
+    ``und``."""
     if lang is None or (lang == NO_SPEECH and category is not None):
         if category is not None:
             stats.errors += 1
             stats.error_categories[str(category)] += 1
-        return
+        return False
     if lang == NO_SPEECH:
         stats.und += 1
-        return
+        return False
     stats.answered += 1
     stats.langs[str(lang)] += 1
     p = _number(prob)
@@ -202,6 +261,7 @@ def _count(stats: Stats, lang: Any, prob: Any, margin: float | None, category: A
     stats.prob[_bin(p, 0.0, PROB_BINS)] += 1
     if margin is not None:
         stats.margin[_bin(margin, -1.0, MARGIN_BINS)] += 1
+    return True
 
 
 def _number(value: Any) -> float:

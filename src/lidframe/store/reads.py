@@ -40,6 +40,8 @@ class JobStatus:
     seconds: float
     dead: list[tuple[int, str]] = field(default_factory=list)
     failing: list[tuple[int, int, str]] = field(default_factory=list)
+    # What the models said over the stored partitions (lidframe.store.behaviour), summed by SQL.
+    behaviour: Behaviour = field(default_factory=Behaviour)
 
     @property
     def rows_per_second(self) -> float:
@@ -65,6 +67,7 @@ class JobStatus:
             f"attempts {self.attempts} ({self.retried} partitions retried), "
             f"{self.rows_per_second:.2f} rows/s over {self.seconds:.0f} s",
         ]
+        lines += self.behaviour.lines()
         for partition, error in self.dead:
             lines.append(f"  dead partition {partition}: {error}")
         for partition, attempts, error in self.failing:
@@ -143,6 +146,7 @@ class Reads(StoreBase):
                 seconds=float(last - first) if first is not None and last is not None else 0.0,
                 dead=[(int(p), str(e)) for p, e in dead],
                 failing=[(int(p), int(a), str(e)) for p, a, e in failing],
+                behaviour=read_behaviour(conn, job_id).get(None) or Behaviour(),
             )
 
         return self._tx(f"reading job {job_id}", tx)
