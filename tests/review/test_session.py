@@ -8,6 +8,7 @@ import math
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 from statistics import NormalDist
 
 import pytest
@@ -51,6 +52,127 @@ def test_concurrent_reviewers_never_get_the_same_row(db_url):
     every = [row for rows in seen.values() for row in rows]
     assert len(every) == len(set(every)) == queued
     assert sum(1 for rows in seen.values() if rows) >= 2  # they really worked side by side
+
+
+def test_concurrent_reviewers_of_overlapping_queues_never_share_a_row(db_url):
+    """Rows that sit in two or three queues at once go to one reviewer at a time and are answered
+    once: reviewers of different queues claim side by side, none ever loses a row it holds."""
+    make_job(db_url, n=300, models=2)
+    with Reviews(db_url, JOB) as setup:
+        setup.build("disagreement", second_share=0)
+        setup.build("low_margin", max_margin=0.6, second_share=0)
+        setup.build("random", limit=80, second_share=0, seed=3)
+        queued = {q: {i["row"] for i in setup.store.items(JOB) if i["queue"] == q}
+                  for q in setup.queues()}  # fmt: skip
+    overlap = queued["disagreement"] & queued["low_margin"]
+    assert len(overlap) >= 20 and queued["random"] & overlap  # the case at hand
+    served = {f"r{i}": q for i, q in enumerate(["disagreement", "low_margin", "random", None] * 2)}
+    seen: dict[str, list[int]] = {name: [] for name in served}
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(served))
+
+    def reviewer(name: str) -> None:
+        try:
+            with Reviews(db_url, JOB) as reviews:  # one connection pool per reviewer
+                start.wait()
+                while (item := reviews.next(name, served[name])) is not None:
+                    seen[name].append(item.row)
+                    reviews.answer(name, item.row, "label", "en")  # ItemLost: a shared row
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reviewer, args=(name,)) for name in served]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not errors, errors
+    every = [row for rows in seen.values() for row in rows]
+    assert len(every) == len(set(every)) == len(set().union(*queued.values()))
+    assert sum(1 for rows in seen.values() if rows) >= 4
+    with Reviews(db_url, JOB) as reviews:
+        answered = reviews.store.answers(JOB)
+        assert sorted(a["row"] for a in answered) == sorted(every)  # each row answered once
+        assert all(q.done == q.rows and q.leased == 0 for q in reviews.status().queues)
+
+
+def test_a_row_answered_in_one_queue_is_settled_in_the_others(db_url):
+    make_job(db_url, n=300, models=2)
+    with Reviews(db_url, JOB) as reviews:
+        reviews.build("disagreement", second_share=0)
+        reviews.build("low_margin", max_margin=0.6, second_share=0)
+        low = {i["row"] for i in reviews.store.items(JOB) if i["queue"] == "low_margin"}
+        while (held := reviews.next("alice", "disagreement")).row not in low:
+            reviews.answer("alice", held.row, "skip")
+        row = held.row
+        left = reviews.progress("bob", "low_margin").left
+        # While alice holds the row, bob (serving the other queue) never gets it.
+        taken = _drain(reviews, "bob", "low_margin", len(low))
+        assert row not in taken and len(taken) == len(low) - 1
+        # Answered in disagreement, it is done in low_margin too: never a first review again.
+        reviews.answer("alice", row, "label", "fr")
+        assert reviews.progress("bob", "low_margin").left == left - 1
+        assert row not in _drain(reviews, "carol", "low_margin", len(low))
+        # Undone, it is alice's again (and so still not bob's); handed back, bob can take it.
+        assert reviews.undo("alice").row == row
+        assert reviews.progress("bob", "low_margin").left == left
+        assert reviews.next("bob", "low_margin").row != row
+        reviews.release("bob")
+        reviews.release("alice")
+        assert row in _drain(reviews, "bob", "low_margin", len(low))
+
+
+def test_a_row_being_claimed_through_another_queue_is_passed_over(pg_url):
+    """PostgreSQL: the row lock a claim takes (and holds until it commits) makes a claimer of
+    another queue pass the row over instead of leasing it from a snapshot that predates the
+    first claimer's lease."""
+    make_job(pg_url, n=300, models=2)
+    with Reviews(pg_url, JOB) as reviews:
+        reviews.build("disagreement", second_share=0)
+        reviews.build("low_margin", max_margin=0.6, second_share=0)
+        row = reviews.store.upcoming(JOB, ["low_margin"], None)
+        # Another transaction in the middle of a claim of `row` (through disagreement, say).
+        with reviews.store.engine.connect() as other, other.begin():
+            other.execute(
+                sa.text(
+                    "SELECT row FROM lidframe_results WHERE job_id = :j AND row = :r "
+                    "FOR NO KEY UPDATE"
+                ),
+                {"j": JOB, "r": row},
+            )
+            assert reviews.next("bob", "low_margin").row != row
+            reviews.release("bob")
+        assert reviews.next("bob", "low_margin").row == row
+
+
+def _drain(reviews: Reviews, reviewer: str, queue: str, most: int) -> list[int]:
+    """The rows ``reviewer`` is handed from ``queue``, each skipped (to the back) and handed back;
+    stops when a row comes round again."""
+    rows: list[int] = []
+    while (item := reviews.next(reviewer, queue)) is not None and item.row not in rows:
+        rows.append(item.row)
+        reviews.answer(reviewer, item.row, "skip")
+        assert len(rows) <= most
+    reviews.release(reviewer)
+    return rows
+
+
+def test_the_random_sample_counts_its_rows_answered_in_another_queue(db_url):
+    frame = make_job(db_url, n=300, models=2, seed=5)
+    with Reviews(db_url, JOB) as reviews:
+        reviews.build("random", second_share=0)  # every answered row
+        reviews.build("disagreement", second_share=0)
+        labels = {}
+        while (item := reviews.next("alice", "disagreement")) is not None:
+            labels[item.row] = "en" if item.row % 2 else "de"
+            reviews.answer("alice", item.row, "label", labels[item.row])
+        status = reviews.status()
+    estimate = status.accuracy["random"]
+    assert estimate is not None and estimate.reviewed == len(labels)
+    right = sum(frame.loc[row, "lang"] == label for row, label in labels.items())
+    assert sum(r for _, _, r in estimate.strata.values()) == right
+    random = next(q for q in status.queues if q.queue == "random")
+    assert random.done == len(labels)
 
 
 def test_a_reviewer_holds_one_row_and_answers_survive_a_restart(db_url):
@@ -235,3 +357,39 @@ def test_answers_are_append_only_rows_with_the_database_clock(db_url):
         assert abs(at - time.time()) < 60
         progress = reviews.progress("alice", "random")
         assert progress.done == 1 and progress.pace is None
+
+
+def test_the_0011_migration_settles_rows_answered_before_it(db_url):
+    """A database reviewed before answers settled rows across queues (Alembic 0010) gets its rows
+    answered in one queue marked done in the others on upgrade."""
+    from alembic import command
+    from alembic.config import Config
+
+    from lidframe.store import engine as store_engine
+    from lidframe.store.schema import review_items
+
+    make_job(db_url, n=300, models=2)
+    with Reviews(db_url, JOB) as reviews:
+        reviews.build("disagreement", second_share=0)
+        reviews.build("low_margin", max_margin=0.6, second_share=0)
+        low = {i["row"] for i in reviews.store.items(JOB) if i["queue"] == "low_margin"}
+        while (held := reviews.next("alice", "disagreement")).row not in low:
+            reviews.answer("alice", held.row, "skip")
+        reviews.answer("alice", held.row, "label", "fr")
+        engine = reviews.store.engine
+        where = sa.and_(review_items.c.queue == "low_margin", review_items.c.row == held.row)
+        state = sa.select(review_items.c.state, review_items.c.reviewer).where(where)
+        with engine.begin() as conn:  # as 0009 left it: pending in the other queue
+            conn.execute(
+                sa.update(review_items).where(where).values(state="pending", reviewer=None)
+            )
+        config = Config()
+        config.set_main_option(
+            "script_location", str(Path(store_engine.__file__).parent / "migrations")
+        )
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0010")
+            assert conn.execute(state).one() == ("pending", None)
+            command.upgrade(config, "head")
+            assert conn.execute(state).one() == ("done", "alice")

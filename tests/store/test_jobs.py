@@ -71,7 +71,7 @@ def test_migrations_create_exactly_the_declared_schema(db_url):
         tables = set(sa.inspect(conn).get_table_names())
     store.close()
     assert diffs == []
-    assert version == "0010"
+    assert version == "0011"
     assert tables >= {
         "lidframe_jobs",
         "lidframe_partitions",

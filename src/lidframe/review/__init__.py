@@ -22,7 +22,6 @@ Modules, each importing only those above it (the tables and every state change a
 The listening page (``lidframe review RESULTS``, :func:`serve`, also ``lidframe.review``), in the
 same order:
 
-* ``_rows``: the page's reads: a queued row's file, the row that probably comes next.
 * ``_media``: a row's file in byte ranges, as stored (what a browser's player asks for).
 * ``_server``: the Starlette application: the token gate, the page, its JSON API, the audio.
 * ``_serve``: start and stop (127.0.0.1, a free port, the URL with its token), :class:`ReviewServer`.

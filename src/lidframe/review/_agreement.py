@@ -155,13 +155,14 @@ def row_labels(answers: Iterable[Mapping[str, Any]]) -> dict[int, Mapping[str, A
 
 
 def review_pairs(answers: Iterable[Mapping[str, Any]]) -> list[tuple[str, str]]:
-    """``(first label, second label)`` of each (queue, row) labelled by a first and a second
-    reviewer (their earliest answers not withdrawn)."""
-    first: dict[tuple[str, int], str] = {}
-    second: dict[tuple[str, int], str] = {}
+    """``(first label, second label)`` of each row labelled by a first and a second reviewer
+    (their earliest answers not withdrawn), whichever queues the two answers came through: a row
+    answered in one queue is settled in the others (:mod:`lidframe.store.reviews`)."""
+    first: dict[int, str] = {}
+    second: dict[int, str] = {}
     for a in sorted(answers, key=lambda a: a["answer_id"]):
         if a["verdict"] not in DECISIVE or a.get("withdrawn_at") is not None:
             continue
         side = second if a["second"] else first
-        side.setdefault((str(a["queue"]), int(a["row"])), str(a["label"]))
+        side.setdefault(int(a["row"]), str(a["label"]))
     return [(first[k], second[k]) for k in sorted(first.keys() & second.keys())]

@@ -53,7 +53,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from lidframe.errors import ConfigError, LidframeError
 from lidframe.languages import NO_LANGUAGE, canonical
 from lidframe.review._media import RangeNotSatisfiable, open_audio, parse_range
-from lidframe.review._rows import ReviewReads
 from lidframe.review._session import Item, Reviews, check_reviewer
 from lidframe.store.reviews import ItemLost
 
@@ -215,7 +214,7 @@ def _page_file(name: str) -> bytes:
 
 def review_app(reviews: Reviews, settings: PageSettings) -> ASGIApp:
     """The page's ASGI application over ``reviews`` (see the module docstring)."""
-    reads = ReviewReads(reviews.store.engine)
+    reads = reviews.store
     job_id = reviews.job_id
     queues: Sequence[str] | None = None if settings.queue is None else [settings.queue]
     files = {

@@ -109,14 +109,18 @@ def review_status(store: ReviewStore, job_id: str, confidence: float = 0.95) -> 
         reviewers.setdefault(str(a["reviewer"]), Counter())[str(a["verdict"])] += 1
     pairs = review_pairs(answers)
     accuracy: dict[str, AccuracyEstimate | None] = {}
+    # The sample's rows are scored by row, whichever queue their answer came through: a sampled
+    # row answered first in a targeted queue (a disagreement, say) is settled there and must still
+    # count here, or the estimate would leave out the rows most likely wrong.
+    labelled = row_labels(a for a in answers if not a["second"])
     for q in queues:
         if q["kind"] != "random":
             continue
-        labelled = row_labels(a for a in answers if a["queue"] == q["queue"] and not a["second"])
+        strata = store.answered_strata(job_id, str(q["queue"]))
         reviewed = [
-            (str(a["stratum"]), DEFAULT_EQUIVALENCE.same(str(a["label"]), str(a["stratum"])))
-            for a in labelled.values()
-            if a["stratum"] is not None
+            (stratum, DEFAULT_EQUIVALENCE.same(str(labelled[row]["label"]), stratum))
+            for row, stratum in strata.items()
+            if row in labelled
         ]
         accuracy[str(q["queue"])] = estimate_accuracy(q["strata"] or {}, reviewed, confidence)
     return ReviewStatus(

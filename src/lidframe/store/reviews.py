@@ -8,15 +8,32 @@ million-row job is one statement.
 
 An item's life mirrors a partition's (:mod:`~lidframe.store.leases`): ``pending`` -> (claim)
 ``leased`` to one reviewer until ``leased_until`` -> ``done`` (an answer, in the same transaction)
-or back to ``pending`` (a skip moves it to the back; an expired lease lets anyone claim it). On
-PostgreSQL the next item is picked with ``FOR UPDATE SKIP LOCKED``, so two reviewers claiming at
-once never wait on, or take, the same row; SQLite serialises writers with ``BEGIN IMMEDIATE``
-(:mod:`~lidframe.store.engine`). A reviewer holds at most one item: claiming again returns the item
-already held (a reloaded page shows the same row). An undo marks the reviewer's last answer
-withdrawn (kept, never deleted) and leases its row to that reviewer again, first.
+or back to ``pending`` (a skip moves it to the back; an expired lease lets anyone claim it). A
+reviewer holds at most one item: claiming again returns the item already held (a reloaded page
+shows the same row). An undo marks the reviewer's last answer withdrawn (kept, never deleted) and
+leases its row to that reviewer again, first.
+
+**One row, one reviewer, whatever the queue.** A row can sit in several queues (a disagreement
+is often a low margin too), one item each, but the unit of review is the job's row:
+
+* while any item of a row is under a live lease, no item of that row is handed to anyone else.
+  On PostgreSQL the next item is picked with ``FOR UPDATE SKIP LOCKED`` (two claimers of one
+  queue never wait on, or take, the same item), then the row itself is locked (its
+  ``lidframe_results`` row, ``FOR NO KEY UPDATE SKIP LOCKED``) and checked again for a lease
+  committed meanwhile from another queue (:func:`_take_row`); SQLite serialises writers with
+  ``BEGIN IMMEDIATE`` (:mod:`~lidframe.store.engine`), so its pick already sees every lease.
+* an answer settles the row everywhere: its items of the same kind (first or second review) in
+  the other queues are marked done with the same reviewer, so the row is not served again as a
+  first review from another queue, and its second review (if any queue drew it for one) goes to
+  someone else, once; an undo that withdraws the row's last answer makes them pending again.
+  Labels, agreement pairs and the random sample's estimate are read by row, not by the queue the
+  answer came through (:mod:`lidframe.review`).
 
 A ``second`` item (a copy of a row for a second reviewer, for agreement) can be claimed only once
 the row's first item is done, and only by someone other than its first reviewer.
+
+The listening page's two reads live here too (:meth:`ReviewStore.row_audio`,
+:meth:`ReviewStore.upcoming`): every query of the review tables is in this module.
 
 Times are epoch seconds on the database's clock (:func:`~lidframe.store.engine.db_epoch`), so
 reviewers' machines with skewed clocks agree on leases and pace.
@@ -53,6 +70,7 @@ __all__ = [
     "ItemLost",
     "QueueCriteria",
     "ReviewStore",
+    "RowAudio",
     "answer_view",
     "mix",
 ]
@@ -148,6 +166,16 @@ def answer_view(job_id: str, models: Sequence[str]) -> sa.Subquery:
         .where(R.job_id == job_id)
         .subquery("answers")
     )
+
+
+@dataclass(frozen=True)
+class RowAudio:
+    """The file a queued row names, as the job read it (:meth:`ReviewStore.row_audio`)."""
+
+    row: int
+    audio: str  # the manifest's URI
+    offset: float | None
+    duration: float | None
 
 
 @dataclass(frozen=True)
@@ -274,12 +302,13 @@ class ReviewStore(StoreBase):
     ) -> Claimed | None:
         """The item ``reviewer`` holds (its lease renewed), else the first claimable item of
         ``queues`` in order (an expired lease first, then pending by position), leased for
-        ``lease_s`` seconds; None when nothing is left for this reviewer."""
+        ``lease_s`` seconds; None when nothing is left for this reviewer. An item whose row is
+        under someone else's live lease in any queue is not claimable (see :func:`_take_row`)."""
         token = uuid.uuid4().hex
 
         def tx(conn: Connection) -> Claimed | None:
             held: Any = conn.execute(
-                sa.select(IT.queue, IT.row, IT.second)
+                sa.select(IT.queue, IT.row, IT.second, _live(review_items).label("live"))
                 .where(
                     IT.job_id == job_id,
                     IT.reviewer == reviewer,
@@ -290,23 +319,27 @@ class ReviewStore(StoreBase):
                 .limit(1)
                 .with_for_update()
             ).first()
-            if held is None:
-                held = _pick(conn, job_id, reviewer, queues)
-            if held is None:
-                return None
-            queue, row, second = held
-            until = conn.execute(
-                review_items.update()
-                .where(_key(job_id, queue, row, second))
-                .values(
-                    state="leased",
-                    reviewer=reviewer,
-                    lease_token=token,
-                    leased_until=db_epoch() + lease_s,
-                )
-                .returning(IT.leased_until)
-            ).scalar_one()
-            return _claimed(conn, job_id, queue, int(row), bool(second), token, float(until))
+            passed: list[int] = []
+            while True:
+                mine = held is not None
+                if held is None:
+                    held = _pick(conn, job_id, reviewer, queues, passed)
+                    if held is None:
+                        return None
+                queue, row, second = str(held[0]), int(held[1]), bool(held[2])
+                if mine and held[3]:
+                    break  # a live lease of ours: nobody else can have the row; renew it
+                if _take_row(conn, job_id, reviewer, queue, row, second):
+                    break
+                # Someone else holds (or is claiming) the row in another queue: the next one.
+                if mine:  # our lease on it expired and another reviewer took the row meanwhile
+                    _release_held(conn, job_id, reviewer)
+                passed.append(row)
+                held = None
+            until = _lease(conn, _key(job_id, queue, row, second), reviewer, token, lease_s)
+            if until is None:  # the item was just taken; unreachable under the locks above
+                raise StoreError(f"row {row} of job {job_id} changed while it was claimed")
+            return _claimed(conn, job_id, queue, row, second, token, until)
 
         return self._tx(f"claiming a review row of {job_id} for {reviewer}", tx)
 
@@ -328,6 +361,8 @@ class ReviewStore(StoreBase):
         the row."""
 
         def tx(conn: Connection) -> int | None:
+            # The row first (as undo does): its lock orders this against a claim of it elsewhere.
+            _lock_row(conn, job_id, row, wait=True)
             item = conn.execute(
                 sa.select(IT.queue, IT.second, IT.row_id)
                 .where(
@@ -342,6 +377,9 @@ class ReviewStore(StoreBase):
                 raise ItemLost(_lost(conn, job_id, reviewer, row))
             queue, second, row_id = item
             key = _key(job_id, queue, row, second)
+            # The lease may have expired and the row been taken from another queue meanwhile.
+            if _held_elsewhere(conn, job_id, reviewer, queue, row, second):
+                raise ItemLost(_lost(conn, job_id, reviewer, row))
             if verdict == "skip":
                 conn.execute(
                     review_items.update()
@@ -378,6 +416,7 @@ class ReviewStore(StoreBase):
                 .where(key)
                 .values(state="done", lease_token=None, leased_until=None)
             )
+            _settle_elsewhere(conn, job_id, queue, row, bool(second), reviewer)
             return int(answer_id)
 
         return self._tx(f"storing {reviewer}'s answer to row {row} of {job_id}", tx)
@@ -406,20 +445,18 @@ class ReviewStore(StoreBase):
                 .values(withdrawn_at=db_epoch())
             )
             _release_held(conn, job_id, reviewer)
-            until = conn.execute(
-                review_items.update()
-                .where(_key(job_id, queue, row, second), IT.state == "done")
-                .values(
-                    state="leased",
-                    reviewer=reviewer,
-                    lease_token=token,
-                    leased_until=db_epoch() + lease_s,
-                )
-                .returning(IT.leased_until)
-            ).scalar()
+            _lock_row(conn, job_id, int(row), wait=True)
+            _unsettle_elsewhere(conn, job_id, queue, int(row), bool(second))
+            until = _lease(
+                conn,
+                sa.and_(_key(job_id, queue, row, second), IT.state == "done"),
+                reviewer,
+                token,
+                lease_s,
+            )
             if until is None:
                 return int(answer_id), None
-            claimed = _claimed(conn, job_id, queue, int(row), bool(second), token, float(until))
+            claimed = _claimed(conn, job_id, queue, int(row), bool(second), token, until)
             return int(answer_id), claimed
 
         return self._tx(f"undoing {reviewer}'s last answer in {job_id}", tx)
@@ -493,6 +530,7 @@ class ReviewStore(StoreBase):
                     .where(_key(job_id, a["queue"], row, False), IT.state == "pending")
                     .values(state="done", reviewer=a["reviewer"])
                 )
+                _settle_elsewhere(conn, job_id, str(a["queue"]), row, False, str(a["reviewer"]))
             return len(answers)
 
         return self._tx(f"importing review answers into {job_id}", tx)
@@ -547,6 +585,32 @@ class ReviewStore(StoreBase):
 
         return self._tx(f"reading review answers of {job_id}", tx)
 
+    def answered_strata(self, job_id: str, queue: str) -> dict[int, str]:
+        """``{row: stratum}`` of the first-review items of ``queue`` whose row has a first answer
+        (not withdrawn) in any queue: the rows of a random sample that have been reviewed."""
+
+        def tx(conn: Connection) -> dict[int, str]:
+            answered = sa.exists().where(
+                A.job_id == job_id,
+                A.row == IT.row,
+                A.second == sa.false(),
+                A.withdrawn_at.is_(None),
+            )
+            return {
+                int(row): str(stratum)
+                for row, stratum in conn.execute(
+                    sa.select(IT.row, IT.stratum).where(
+                        IT.job_id == job_id,
+                        IT.queue == queue,
+                        IT.second == sa.false(),
+                        IT.stratum.is_not(None),
+                        answered,
+                    )
+                ).all()
+            }
+
+        return self._tx(f"reading the reviewed rows of queue {queue} of {job_id}", tx)
+
     def items(self, job_id: str) -> list[dict[str, Any]]:
         """The first-review items of every queue (``queue``, ``row``, ``row_id``, ``state``,
         ``stratum``) with their row's ``audio``, ``offset`` and ``duration``, by queue and
@@ -593,6 +657,54 @@ class ReviewStore(StoreBase):
             return int(done), int(left), [float(t) for t in times]
 
         return self._tx(f"reading {reviewer}'s progress in {job_id}", tx)
+
+    # -- the listening page's reads ---------------------------------------------------------------
+
+    def row_audio(self, job_id: str, row: int) -> RowAudio | None:
+        """The file of ``row`` of ``job_id`` when the row is in one of its review queues (the page
+        plays nothing else: a row of another job, or outside the queues, is unknown)."""
+
+        def tx(conn: Connection) -> RowAudio | None:
+            found = conn.execute(
+                sa.select(R.audio, R.offset, R.duration)
+                .where(
+                    R.job_id == job_id,
+                    R.row == row,
+                    sa.exists().where(IT.job_id == job_id, IT.row == row),
+                )
+                .limit(1)
+            ).first()
+            if found is None or found[0] is None:
+                return None
+            return RowAudio(int(row), str(found[0]), _seconds(found[1]), _seconds(found[2]))
+
+        return self._tx(f"reading the audio of row {row} of {job_id}", tx)
+
+    def upcoming(self, job_id: str, queues: Sequence[str], besides: int | None) -> int | None:
+        """The row the next claim of ``queues`` most likely hands out, ``besides`` the one held: the
+        first pending first-review row nobody holds, in the order :meth:`claim` takes them. A hint
+        (the page loads its audio early): nothing is leased by asking, and another reviewer may
+        take it first."""
+
+        def tx(conn: Connection) -> int | None:
+            for queue in queues:
+                where = [
+                    IT.job_id == job_id,
+                    IT.queue == queue,
+                    IT.state == "pending",
+                    IT.second == sa.false(),
+                    _row_free(None),
+                ]
+                if besides is not None:
+                    where.append(IT.row != besides)
+                row = conn.execute(
+                    sa.select(IT.row).where(*where).order_by(IT.position).limit(1)
+                ).scalar()
+                if row is not None:
+                    return int(row)
+            return None
+
+        return self._tx(f"reading the next review row of {job_id}", tx)
 
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -687,8 +799,24 @@ def _key(job_id: str, queue: str, row: int, second: bool) -> sa.ColumnElement[bo
     return sa.and_(IT.job_id == job_id, IT.queue == queue, IT.row == row, IT.second == second)
 
 
+def _live(items: Any) -> sa.ColumnElement[bool]:
+    """``items`` (review_items or an alias) under a lease that has not expired."""
+    return sa.and_(items.c.state == "leased", items.c.leased_until >= db_epoch())
+
+
+def _row_free(reviewer: str | None) -> sa.ColumnElement[bool]:
+    """No item of the candidate's row (any queue, first or second) is under someone else's live
+    lease (anyone's, for ``reviewer`` None): a row is in one reviewer's hands at a time,
+    whichever queue it came from."""
+    other = review_items.alias("other")
+    held = [other.c.reviewer != reviewer] if reviewer is not None else []
+    return ~sa.exists().where(
+        other.c.job_id == IT.job_id, other.c.row == IT.row, _live(other), *held
+    )
+
+
 def _pick(
-    conn: Connection, job_id: str, reviewer: str, queues: Sequence[str]
+    conn: Connection, job_id: str, reviewer: str, queues: Sequence[str], passed: Sequence[int]
 ) -> tuple[str, int, bool] | None:
     first = review_items.alias("first")
     # A second item only once its row's first answer is in, and not for the one who gave it.
@@ -703,6 +831,7 @@ def _pick(
             first.c.reviewer != reviewer,
         ),
     )
+    others = [IT.row.not_in(passed)] if passed else []
     for queue in queues:
         # Two scans of the (job, queue, state, position) index rather than one OR: expired leases
         # (few: one per reviewer at most) first, then pending rows in queue order.
@@ -712,7 +841,14 @@ def _pick(
         ):
             found = conn.execute(
                 sa.select(IT.queue, IT.row, IT.second)
-                .where(IT.job_id == job_id, IT.queue == queue, state, eligible)
+                .where(
+                    IT.job_id == job_id,
+                    IT.queue == queue,
+                    state,
+                    eligible,
+                    _row_free(reviewer),
+                    *others,
+                )
                 .order_by(IT.state, IT.position)
                 .limit(1)
                 .with_for_update(skip_locked=True, of=review_items)
@@ -720,6 +856,116 @@ def _pick(
             if found is not None:
                 return str(found[0]), int(found[1]), bool(found[2])
     return None
+
+
+def _lock_row(conn: Connection, job_id: str, row: int, *, wait: bool) -> bool:
+    """Lock the job's row (its ``lidframe_results`` row, ``FOR NO KEY UPDATE``) until the
+    transaction ends, so that two transactions never hand out or settle one row at once, whatever
+    queue each came through (an item's own lock guards only that queue's copy). Without ``wait``,
+    a row another transaction holds is passed over (``SKIP LOCKED``): False. SQLite needs no row
+    lock: ``BEGIN IMMEDIATE`` already lets one writer in at a time."""
+    if conn.dialect.name != "postgresql":
+        return True
+    query = sa.select(R.row).where(R.job_id == job_id, R.row == row)
+    query = query.with_for_update(key_share=True, skip_locked=not wait)
+    return conn.execute(query).first() is not None
+
+
+def _held_elsewhere(
+    conn: Connection, job_id: str, reviewer: str, queue: str, row: int, second: bool
+) -> bool:
+    """Whether another item of ``row`` is under another reviewer's live lease."""
+    return (
+        conn.execute(
+            sa.select(IT.queue)
+            .where(
+                IT.job_id == job_id,
+                IT.row == row,
+                sa.not_(sa.and_(IT.queue == queue, IT.second == second)),
+                _live(review_items),
+                IT.reviewer != reviewer,
+            )
+            .limit(1)
+        ).first()
+        is not None
+    )
+
+
+def _take_row(
+    conn: Connection, job_id: str, reviewer: str, queue: str, row: int, second: bool
+) -> bool:
+    """Whether ``reviewer`` may lease the item of ``row`` just picked: its row locked (skipped
+    when another claim holds it) and, seen after the lock, under nobody else's live lease.
+
+    The check after the lock is what makes the claim exclusive per row on PostgreSQL: the pick's
+    own ``NOT EXISTS`` reads the snapshot its statement started with, which may predate a lease
+    another queue's claimer has committed since; a claimer that gets the row lock reads after
+    the last holder committed."""
+    if not _lock_row(conn, job_id, row, wait=False):
+        return False
+    return not _held_elsewhere(conn, job_id, reviewer, queue, row, second)
+
+
+def _lease(
+    conn: Connection, where: sa.ColumnElement[bool], reviewer: str, token: str, lease_s: float
+) -> float | None:
+    """Lease the item ``where`` selects to ``reviewer`` for ``lease_s`` seconds (the database
+    clock); returns when the lease ends, None when no item matched."""
+    until = conn.execute(
+        review_items.update()
+        .where(where)
+        .values(
+            state="leased",
+            reviewer=reviewer,
+            lease_token=token,
+            leased_until=db_epoch() + lease_s,
+        )
+        .returning(IT.leased_until)
+    ).scalar()
+    return None if until is None else float(until)
+
+
+def _settle_elsewhere(
+    conn: Connection, job_id: str, queue: str, row: int, second: bool, reviewer: str
+) -> None:
+    """A row answered in ``queue`` is answered everywhere: its items of the same kind (first or
+    second review) in the job's other queues are done too, with ``reviewer`` as who answered (so
+    a second review of the row goes to someone else). No answer is copied: the row's answer is
+    the one given, and :func:`lidframe.review.row_labels` reads labels by row, not by queue."""
+    conn.execute(
+        review_items.update()
+        .where(
+            IT.job_id == job_id,
+            IT.row == row,
+            IT.second == second,
+            IT.queue != queue,
+            IT.state != "done",
+        )
+        .values(state="done", reviewer=reviewer, lease_token=None, leased_until=None)
+    )
+
+
+def _unsettle_elsewhere(conn: Connection, job_id: str, queue: str, row: int, second: bool) -> None:
+    """Undo :func:`_settle_elsewhere` once the row has no answer of that kind left (its last one
+    was withdrawn): its items in the other queues are pending again."""
+    left = conn.execute(
+        sa.select(A.answer_id)
+        .where(A.job_id == job_id, A.row == row, A.second == second, A.withdrawn_at.is_(None))
+        .limit(1)
+    ).first()
+    if left is not None:
+        return
+    conn.execute(
+        review_items.update()
+        .where(
+            IT.job_id == job_id,
+            IT.row == row,
+            IT.second == second,
+            IT.queue != queue,
+            IT.state == "done",
+        )
+        .values(state="pending", reviewer=None, lease_token=None, leased_until=None)
+    )
 
 
 def _release_held(conn: Connection, job_id: str, reviewer: str) -> int:
@@ -775,3 +1021,10 @@ def _lost(conn: Connection, job_id: str, reviewer: str, row: int) -> str:
         f"row {row} of job {job_id} is not held by {reviewer} (it was answered or handed back); "
         "the answer was not stored, take the next row"
     )
+
+
+def _seconds(value: object) -> float | None:
+    if value is None:
+        return None
+    number = float(value)  # type: ignore[arg-type]
+    return None if number != number else number  # NaN: not given

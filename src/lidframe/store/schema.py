@@ -58,8 +58,9 @@ All tables are prefixed ``lidframe_`` so they can share a database (and a schema
     seeded; a skipped row moves to the back), ``stratum`` (the job's answer for the row when the
     queue was built), ``state`` (``pending``, ``leased``, ``done``), ``reviewer`` (who holds the
     lease, then who answered), ``lease_token`` and ``leased_until`` (epoch seconds on the database
-    clock) of the current lease. Indexed by (job, queue, state, position) for "the next row" and
-    by (job, reviewer, state) for "the row this reviewer holds".
+    clock) of the current lease. Indexed by (job, queue, state, position) for "the next row", by
+    (job, reviewer, state) for "the row this reviewer holds", and by (job, row) for "is this row
+    held or answered in another queue" (a row is in one reviewer's hands at a time).
 
 ``lidframe_review_answers``: append-only, one row per answer a reviewer gave (or imported from Label
     Studio): ``answer_id`` (increasing), ``queue``, ``row``, ``row_id``, ``second``,
@@ -248,6 +249,7 @@ review_items = sa.Table(
     ),
     sa.Index("ix_lidframe_review_items_next", "job_id", "queue", "state", "position"),
     sa.Index("ix_lidframe_review_items_reviewer", "job_id", "reviewer", "state"),
+    sa.Index("ix_lidframe_review_items_row", "job_id", "row"),
 )
 
 review_answers = sa.Table(
@@ -274,6 +276,7 @@ review_answers = sa.Table(
     sa.Column("withdrawn_at", sa.Float),
     sa.Index("ix_lidframe_review_answers_reviewer", "job_id", "reviewer", "answer_id"),
     sa.Index("ix_lidframe_review_answers_row", "job_id", "queue", "row"),
+    sa.Index("ix_lidframe_review_answers_job_row", "job_id", "row"),
 )
 
 
