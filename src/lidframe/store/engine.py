@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import random
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -172,23 +173,49 @@ def is_permanent(exc: BaseException) -> bool:
     return any(message in text for message in _PERMANENT_MESSAGES)
 
 
+# SQLSTATEs a rerun of the whole transaction can get past on PostgreSQL: a serialisation failure,
+# a deadlock (the other transaction won), too many connections, and the server shutting down or
+# starting up (57P01-57P03); a lost connection is class 08 or has no SQLSTATE at all.
+_TRANSIENT_SQLSTATES = ("40001", "40P01", "53300", "57P01", "57P02", "57P03")
+# SQLite's primary result codes for "another connection holds the lock": SQLITE_BUSY (database is
+# locked) and SQLITE_LOCKED (a table is locked); their extended codes share the low byte.
+_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
+_SQLITE_BUSY_MESSAGES = (
+    "database is locked",
+    "database table is locked",
+    "database schema is locked",
+)
+
+
 def is_transient(exc: BaseException) -> bool:
-    """A lost or refused connection, a serialisation failure, or a locked SQLite file."""
+    """A failure that rerunning the whole transaction can get past: a lost or refused connection,
+    a serialisation failure or deadlock (PostgreSQL), a locked database file (SQLite). A statement
+    that fails on its own (a syntax error, a missing table, a constraint violation, bad data)
+    fails the same way again and is not transient, on either database: SQLite reports many of
+    those as ``OperationalError`` too, so the class alone says nothing there."""
     if is_permanent(exc):
         return False
     if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
         return True
-    if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError):
-        return True
-    if isinstance(exc, sa.exc.DBAPIError):
-        code = getattr(exc.orig, "sqlstate", None) or ""
-        if code == "23505":
-            # Two processes committed rows with the same id at once: run again, and the second
-            # sees the first's row and stores its own as a duplicate_id error.
-            diag = getattr(exc.orig, "diag", None)
-            return getattr(diag, "constraint_name", None) == "ux_lidframe_results_job_row_id"
-        return code in ("40001", "40P01") or code.startswith("08") or code.startswith("57P")
-    return False
+    if not isinstance(exc, sa.exc.DBAPIError):
+        return False
+    orig = exc.orig
+    if isinstance(orig, sqlite3.Error):
+        code = getattr(orig, "sqlite_errorcode", None)
+        if code is not None:
+            return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
+        return any(m in str(orig).lower() for m in _SQLITE_BUSY_MESSAGES)
+    code = getattr(orig, "sqlstate", None) or ""
+    if code == "23505":
+        # Two processes committed rows with the same id at once: run again, and the second
+        # sees the first's row and stores its own as a duplicate_id error.
+        diag = getattr(orig, "diag", None)
+        return getattr(diag, "constraint_name", None) == "ux_lidframe_results_job_row_id"
+    if code:
+        return code in _TRANSIENT_SQLSTATES or code.startswith("08")
+    # No SQLSTATE: the driver's own report of a connection that failed or went away (libpq says
+    # so before any statement runs: refused, reset, closed by the server).
+    return isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError)
 
 
 def retrying(fn: Callable[[], T], what: str, deadline_s: float = 120.0) -> T:
