@@ -117,6 +117,18 @@ def _watch(args: argparse.Namespace) -> int:
     return 0 if last == "finished" else 1
 
 
+def _drift(args: argparse.Namespace) -> int:
+    from lidframe.job import job_drift
+    from lidframe.observe import DriftThresholds
+
+    thresholds = DriftThresholds(
+        languages=args.max_js, confidence=args.max_psi, rates=args.max_rate
+    )
+    drift = job_drift(args.job, args.reference, db=args.db, out=args.out, thresholds=thresholds)
+    print(drift)
+    return 1 if drift else 0
+
+
 def _jobs(args: argparse.Namespace) -> int:
     from lidframe.job import jobs_table
 
@@ -182,6 +194,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "status": _status,
         "jobs": _jobs,
         "watch": _watch,
+        "drift": _drift,
         "run": _run,
         "check": _check,
         "review": _review,
@@ -237,6 +250,8 @@ def _run(args: argparse.Namespace) -> int:
         lease_seconds=args.lease_seconds,
         stall_seconds=args.stall_seconds,
         retry_dead=args.retry_dead,
+        reference=args.reference,
+        drift_every=args.drift_every,
         overwrite=args.overwrite,
         fidelity_clips=args.fidelity_clips,
         fidelity_threshold=args.fidelity_threshold,

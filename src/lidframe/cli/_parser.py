@@ -30,6 +30,13 @@ exit status:
   130  interrupted (Ctrl-C); 143: terminated (SIGTERM); state is kept, rerun to resume"""
 
 
+DRIFT_STATUSES = """\
+exit status:
+  0    no statistic moved beyond its threshold
+  1    a statistic moved (each is named with its value and threshold)
+  2    bad input: no such job or reference, no behaviour stored, a threshold not above 0"""
+
+
 # lidframe.models.spec.DTYPES and the aliases dtype_name() accepts (not imported: the parser stays
 # light).
 _DTYPES = ["auto", "float32", "float16", "bfloat16", "fp32", "fp16", "bf16"]
@@ -251,6 +258,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--retry-dead", action="store_true", help="give dead partitions a new set of attempts"
     )
     run.add_argument(
+        "--reference",
+        default=None,
+        metavar="REF",
+        help="while working, compare what the models say with REF (another job of the job "
+        "database, or a results folder) every --drift-every partitions, as `lidframe drift` "
+        "does, and warn once when a statistic moves beyond its default threshold",
+    )
+    run.add_argument(
+        "--drift-every",
+        type=int,
+        default=10,
+        metavar="N",
+        help="partitions between two checks against --reference (default 10)",
+    )
+    run.add_argument(
         "--fidelity-clips",
         type=int,
         default=32,
@@ -354,6 +376,41 @@ def build_parser() -> argparse.ArgumentParser:
         "--every", type=float, default=2.0, metavar="SECONDS", help="seconds between two (2)"
     )
     _db_arguments(watch, with_out=True)
+    drift = sub.add_parser(
+        "drift",
+        help="what moved between a job's answers and a reference's: language shares, "
+        "confidence, agreement, und and row-error rates; exit 1 when a statistic moved",
+        epilog=DRIFT_STATUSES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    drift.add_argument("job", nargs="?", default=None, help="job id (default: the newest job)")
+    drift.add_argument(
+        "--reference",
+        required=True,
+        metavar="REF",
+        help="another job of the same job database, or a results folder (its newest job)",
+    )
+    drift.add_argument(
+        "--max-js",
+        type=float,
+        default=0.1,
+        help="language shares moved above this Jensen-Shannon distance, base 2 (default 0.1, "
+        "as Evidently)",
+    )
+    drift.add_argument(
+        "--max-psi",
+        type=float,
+        default=0.1,
+        help="confidence (top-1 probability histogram) moved above this population stability "
+        "index (default 0.1, as Evidently)",
+    )
+    drift.add_argument(
+        "--max-rate",
+        type=float,
+        default=0.05,
+        help="agreement, und and row-error rates moved by more than this (default 0.05)",
+    )
+    _db_arguments(drift, with_out=True)
     jobs = sub.add_parser("jobs", help="list the jobs of a job database")
     _db_arguments(jobs, with_out=True)
 

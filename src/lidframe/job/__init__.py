@@ -13,8 +13,8 @@ double-counted. Modules, each importing only those above it:
   :class:`JobSettings` (how hard the driver tries).
 * ``_identity``: :class:`JobSpec`, what a job id derives from (manifest, output, models, settings).
 * ``_database``: which job database (``db``, ``$LIDFRAME_DB``, or ``OUT/_lidframe.sqlite``).
-* ``_queries``: :func:`job_status`, :func:`watch_job` and :func:`jobs_table` (``lidframe status``,
-  ``lidframe watch``, ``lidframe jobs``).
+* ``_queries``: :func:`job_status`, :func:`watch_job`, :func:`job_drift` and :func:`jobs_table`
+  (``lidframe status``, ``lidframe watch``, ``lidframe drift``, ``lidframe jobs``).
 * ``_worker``: the one module that runs on workers: a partition's rows identified, with consensus,
   staged under the lease token.
 * ``_promotion``: staged parts become results once the database accepted their commit.
@@ -46,7 +46,13 @@ if TYPE_CHECKING:
     from lidframe.job._planner import plan_job
     from lidframe.job._precision import check_precision
     from lidframe.job._promotion import reconcile_parts
-    from lidframe.job._queries import job_status, jobs_table, watch_job
+    from lidframe.job._queries import (
+        job_drift,
+        job_status,
+        jobs_table,
+        reference_behaviour,
+        watch_job,
+    )
     from lidframe.job._run import run
     from lidframe.job._summary import RunSummary
 
@@ -59,11 +65,13 @@ _EXPORTS = {
     "default_db": "lidframe.job._database",
     "find_job_database": "lidframe.job._database",
     "interrupts_that_stick": "lidframe.job._interrupts",
+    "job_drift": "lidframe.job._queries",
     "job_status": "lidframe.job._queries",
     "jobs_table": "lidframe.job._queries",
     "plan_job": "lidframe.job._planner",
     "raise_pending": "lidframe.job._interrupts",
     "reconcile_parts": "lidframe.job._promotion",
+    "reference_behaviour": "lidframe.job._queries",
     "run": "lidframe.job._run",
     "watch_job": "lidframe.job._queries",
 }
@@ -76,11 +84,13 @@ __all__ = [
     "default_db",
     "find_job_database",
     "interrupts_that_stick",
+    "job_drift",
     "job_status",
     "jobs_table",
     "plan_job",
     "raise_pending",
     "reconcile_parts",
+    "reference_behaviour",
     "run",
     "watch_job",
 ]

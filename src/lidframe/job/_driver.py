@@ -52,7 +52,7 @@ from lidframe.results import discard
 from lidframe.store import JobStore, Lease, PartitionRows
 from lidframe.store.behaviour import Behaviour
 
-__all__ = ["Driver", "Progress", "run_partitions"]
+__all__ = ["DRIFT_TOPIC", "DriftWatch", "Driver", "Progress", "run_partitions"]
 
 log = logging.getLogger("lidframe")
 
@@ -68,6 +68,22 @@ class Progress:
     dead: int = 0
 
 
+@dataclass
+class DriftWatch:
+    """A reference the job's behaviour is compared with every ``every`` committed partitions
+    (:func:`lidframe.observe.compare`); ``warned`` once a statistic moved, so the warning (a log
+    line and a Dask event on :data:`DRIFT_TOPIC`) is given once."""
+
+    name: str
+    reference: Behaviour
+    every: int = 10
+    warned: bool = False
+    since: int = 0
+
+
+DRIFT_TOPIC = "lidframe-drift"
+
+
 def run_partitions(
     client: Any,
     store: JobStore,
@@ -77,6 +93,7 @@ def run_partitions(
     *,
     partition_rows: int,
     progress: bool = True,
+    drift: DriftWatch | None = None,
 ) -> Progress:
     """Work on the job until it is planned and no partition is pending or running.
 
@@ -87,6 +104,7 @@ def run_partitions(
     resumes it.
     """
     driver = Driver(client, store, job_id, task, settings, partition_rows, progress=progress)
+    driver.drift = drift
     return driver.run()
 
 
@@ -117,6 +135,7 @@ class Driver:
         states = store.states(job_id)
         # What the models said so far (partitions stored before this run too), for the bar.
         self.behaviour = store.behaviour(job_id).get(None) or Behaviour()
+        self.drift: DriftWatch | None = None  # a reference to compare with (run_partitions)
         self.bar = progress_bar(
             total=None,
             initial=states.get("done", 0) + states.get("dead", 0),
@@ -290,6 +309,32 @@ class Driver:
             return
         self.behaviour += stored.behaviour
         self.bar.set_postfix_str(self.behaviour.line(), refresh=False)
+        self.check_drift()
+
+    def check_drift(self) -> None:
+        """Every ``drift.every`` partitions, the behaviour so far against the reference; the first
+        time a statistic moved: one warning line and a Dask event (:data:`DRIFT_TOPIC`)."""
+        watch = self.drift
+        if watch is None or watch.warned:
+            return
+        watch.since += 1
+        if watch.since < watch.every:
+            return
+        watch.since = 0
+        from lidframe.observe import compare
+
+        drift = compare(self.behaviour, watch.reference, names=(self.job_id, watch.name))
+        if not drift:
+            return
+        watch.warned = True
+        rows = self.behaviour.answer.rows
+        log.warning("drift against %s after %d rows: %s", watch.name, rows, drift.line())
+        with contextlib.suppress(Exception):  # the event is a courtesy: never fail the job on it
+            self.client.log_event(
+                DRIFT_TOPIC,
+                {"job": self.job_id, "reference": watch.name, "rows": rows,
+                 "moved": [str(c) for c in drift.moved]},
+            )  # fmt: skip
 
     def give_up_stalled(self) -> None:
         """Fail the attempts of tasks that reported no progress for ``stall_seconds`` and restart

@@ -1,8 +1,8 @@
 """What a job database says about its jobs: which database, one job's progress, the list of jobs.
 
-The ``lidframe status``, ``lidframe watch`` and ``lidframe jobs`` commands print these; a notebook
-can call them too. A job's status includes what its models said so far (language mix, agreement,
-``und`` and row-error rates: :mod:`lidframe.store.behaviour`), summed by SQL.
+The ``lidframe status``, ``lidframe watch``, ``lidframe drift`` and ``lidframe jobs`` commands print
+these; a notebook can call them too. A job's status includes what its models said so far (language
+mix, agreement, ``und`` and row-error rates: :mod:`lidframe.store.behaviour`), summed by SQL.
 """
 
 from __future__ import annotations
@@ -10,12 +10,16 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lidframe.errors import LidframeError
-from lidframe.job._database import find_job_database
+from lidframe.job._database import default_db, find_job_database
 
-__all__ = ["job_status", "jobs_table", "watch_job"]
+if TYPE_CHECKING:
+    from lidframe.observe import Drift, DriftThresholds
+    from lidframe.store import Behaviour, JobStore
+
+__all__ = ["job_drift", "job_status", "jobs_table", "reference_behaviour", "watch_job"]
 
 
 def job_status(
@@ -59,6 +63,64 @@ def watch_job(
             if status.job["status"] != "running":
                 return
             time.sleep(every)
+
+
+def job_drift(
+    job: str | None,
+    reference: str,
+    *,
+    db: str | None = None,
+    out: str | os.PathLike[str] | None = None,
+    thresholds: DriftThresholds | None = None,
+) -> Drift:
+    """What moved between a job's behaviour and a reference's (:func:`lidframe.observe.compare`):
+    ``reference`` is another job of the same database, or a results folder (the newest job of the
+    job database in it). ``job`` None: the newest job of the database."""
+    from lidframe.observe import compare
+    from lidframe.store import open_store
+
+    with open_store(find_job_database(db, out)) as store:
+        if job is None:
+            listed = store.jobs()
+            if not listed:
+                raise LidframeError(f"no jobs in {store.url}")
+            job = listed[0]["job_id"]
+        if store.job(job) is None:
+            raise LidframeError(f"no job {job!r} in {store.url}")
+        current = _stored_behaviour(store, job)
+        name, then = reference_behaviour(store, reference)
+    return compare(current, then, thresholds=thresholds, names=(job, name))
+
+
+def reference_behaviour(store: JobStore, reference: str) -> tuple[str, Behaviour]:
+    """``(name, summed behaviour)`` of ``reference``: a job of ``store``'s database, or a results
+    folder with a job database (its newest job). Raises :class:`LidframeError` naming it when it
+    is neither, or has no behaviour stored."""
+    from lidframe.store import open_store
+
+    if store.job(reference) is not None:
+        return f"job {reference}", _stored_behaviour(store, reference)
+    path = default_db(reference).removeprefix("sqlite:///")
+    if os.path.isdir(reference) and os.path.exists(path):
+        with open_store(default_db(reference)) as other:
+            listed = other.jobs()
+            if listed:
+                job = listed[0]["job_id"]
+                return f"job {job} ({reference})", _stored_behaviour(other, job)
+    raise LidframeError(
+        f"--reference {reference}: no job of that id in {store.url}, nor a results folder with a "
+        "job database"
+    )
+
+
+def _stored_behaviour(store: JobStore, job: str) -> Behaviour:
+    found = store.behaviour(job).get(None)
+    if found is None:
+        raise LidframeError(
+            f"job {job} has no behaviour stored (no partition done, or it ran before lidframe "
+            "stored behaviour): run it again with --overwrite"
+        )
+    return found
 
 
 def jobs_table(*, db: str | None = None, out: str | os.PathLike[str] | None = None) -> str:

@@ -30,11 +30,12 @@ from lidframe.dataframes import resolve_backend
 from lidframe.errors import ConfigError, JobInterrupted, ManifestError
 from lidframe.job._config import RunConfig
 from lidframe.job._database import database_url, job_database, nothing_to_do
-from lidframe.job._driver import Progress, run_partitions
+from lidframe.job._driver import DriftWatch, Progress, run_partitions
 from lidframe.job._identity import JobSpec
 from lidframe.job._precision import settle_precision
 from lidframe.job._preflight import preflight_models
 from lidframe.job._promotion import reconcile_parts
+from lidframe.job._queries import reference_behaviour
 from lidframe.job._summary import RunSummary, summarize
 from lidframe.job._worker import PartitionTask
 from lidframe.kernel import KernelConfig
@@ -119,6 +120,7 @@ def run(
             job = _Job.of(config, kernel, source, out, out_options, store)
             job_id = job.id
             _check_folder(job)  # another job's folder is refused before any cluster starts
+            reference = _reference(job)
             fidelity: dict[str, Any] | None = None
             if not config.retry_dead and nothing_to_do(store, job.id):
                 _take_over(job)  # a finished job run again: no cluster, no model, no work
@@ -133,7 +135,7 @@ def run(
                     _take_over(job, fidelity)
                     left.kept = True
                     skipped = _done_partitions(job)
-                    done = _drive(job, live)
+                    done = _drive(job, live, reference)
             summary = _summary(job, kept, done, skipped, fidelity)
     except KeyboardInterrupt as exc:
         left.clean()
@@ -390,7 +392,16 @@ def _done_partitions(job: _Job) -> int:
     return job.store.states(job.id).get("done", 0)
 
 
-def _drive(job: _Job, client: Any) -> Progress:
+def _reference(job: _Job) -> DriftWatch | None:
+    """What the job's models are compared with while it works (``reference``), found before any
+    cluster starts: a reference that does not exist is a setting error."""
+    if job.config.reference is None:
+        return None
+    name, behaviour = reference_behaviour(job.store, job.config.reference)
+    return DriftWatch(name, behaviour, every=job.config.drift_every)
+
+
+def _drive(job: _Job, client: Any, reference: DriftWatch | None = None) -> Progress:
     """The driver through the job's partitions, then the staging folder settled."""
     done = run_partitions(
         client,
@@ -400,6 +411,7 @@ def _drive(job: _Job, client: Any) -> Progress:
         job.config.job_settings(),
         partition_rows=job.config.partition_rows,
         progress=job.config.progress,
+        drift=reference,
     )
     reconcile_parts(job.store, job.id, job.task.out, job.task.out_options, finished=True)
     return done

@@ -139,9 +139,11 @@ class Stats:
         return text + (f" (+{len(shares) - top})" if len(shares) > top else "")
 
     def shares(self) -> dict[str, float]:
-        """Each language's share of the rows answered with a language, largest first."""
+        """Each language's share of the rows answered with a language, largest first (ties in
+        code order)."""
         total = sum(self.langs.values())
-        return {k: n / total for k, n in self.langs.most_common()} if total else {}
+        order = sorted(self.langs.items(), key=lambda item: (-item[1], item[0]))
+        return {k: n / total for k, n in order} if total else {}
 
 
 @dataclass
