@@ -20,12 +20,12 @@ from tests.review.jobs import make_job
 REVIEWED = "fr"
 
 
-def _results(tmp_path, n: int = 200):
-    """A finished job's results folder with its embedded database; even rows carry a manifest
-    label (the first model's answer)."""
+def _results(tmp_path, n: int = 200, db: str | None = None):
+    """A finished job's results folder with its embedded database (or its database at ``db``);
+    even rows carry a manifest label (the first model's answer)."""
     out = tmp_path / "results"
     out.mkdir()
-    frame = make_job(f"sqlite:///{out}/_lidframe.sqlite", n=n, out=str(out))
+    frame = make_job(db or f"sqlite:///{out}/_lidframe.sqlite", n=n, out=str(out))
     frame["label"] = [str(x) if i % 2 == 0 else None for i, x in enumerate(frame["m1_lang"])]
     frame.loc[frame["label"] == "<NA>", "label"] = None
     frame.drop(columns=[c for c in frame.columns if c.endswith("_windows")]).to_parquet(
@@ -71,6 +71,33 @@ def test_reviewed_labels_fill_the_unlabelled_rows_only(tmp_path, capsys):
     assert line in printed
     stored = json.loads((out / "_lidframe_evaluations" / "latest.json").read_text())
     assert stored["label_sources"] == ev.label_sources
+
+
+def test_reviewed_labels_are_read_from_the_database_lidframe_db_names(
+    tmp_path, monkeypatch, capsys
+):
+    """A job kept in the database ``$LIDFRAME_DB`` names (not in the results folder) gives eval its
+    reviewed labels, as ``lidframe status`` and ``lidframe review`` find it; ``--db`` still wins."""
+    url = f"sqlite:///{tmp_path}/jobs.sqlite"
+    out, frame = _results(tmp_path, db=url)
+    assert not (out / "_lidframe.sqlite").exists()
+    manifest = frame.set_index("id")["label"]
+    monkeypatch.setenv("LIDFRAME_DB", url)
+    reviewed = _review(out)
+    filled = {i for i in reviewed if pd.isna(manifest[i])}
+    assert filled
+    expected = {"manifest": int(manifest.notna().sum()), "reviewed": len(filled)}
+    ev = lidframe.evaluate(out)
+    assert ev.label_sources == expected and ev.run["job_id"] == "job-review"
+    capsys.readouterr()
+    assert main(["eval", str(out), "--no-save"]) == 0
+    assert f"{len(filled)} reviewed" in capsys.readouterr().out
+    # Another job database in $LIDFRAME_DB: the one --db names is read.
+    other = f"sqlite:///{tmp_path}/other.sqlite"
+    make_job(other, n=20, job_id="other-job", out=str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("LIDFRAME_DB", other)
+    assert lidframe.evaluate(out).label_sources == {}
+    assert lidframe.evaluate(out, db=url).label_sources == expected
 
 
 def test_a_job_database_from_before_review_leaves_eval_as_it_was(tmp_path, capsys):

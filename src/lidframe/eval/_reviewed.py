@@ -2,8 +2,9 @@
 the job database (:func:`lidframe.review.reviewed_manifest`), by row ``id``, for the rows whose
 manifest has no label. A reviewed label never overrides a manifest's (or ``--labels``') label.
 
-The job database is found as the report's "Run" section finds it (:mod:`~lidframe.eval._run_info`:
-``db``, else the embedded one of a local results folder) and opened without migrating it. A job
+The job database is found as the report's "Run" section finds it, which is how every command finds
+it (:mod:`~lidframe.eval._run_info`: ``db``, else ``$LIDFRAME_DB``, else the embedded one of a local
+results folder) and opened without migrating it. A job
 without a database, or whose database predates review (no review tables), has no reviewed labels;
 that is not an error, and nothing is said about it.
 """

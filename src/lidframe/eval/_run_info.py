@@ -2,8 +2,9 @@
 date, rows and rows/s, for the report's "Run" section.
 
 Read from what is there, never required: the provenance every Parquet part carries
-(:func:`lidframe.read_provenance`), and the job database (``db``, else the embedded
-``RESULTS/_lidframe.sqlite`` of a local results folder) for the job's status, time and rows/s. The
+(:func:`lidframe.read_provenance`), and the job database (``db``, else ``$LIDFRAME_DB``, else the
+embedded ``RESULTS/_lidframe.sqlite`` of a local results folder) for the job's status, time and
+rows/s. The
 database is opened without migrating it (a report never writes to someone's job database). A frame
 evaluated directly says what it can through ``frame.attrs["lidframe_provenance"]`` (a dict as
 :func:`~lidframe.read_provenance` returns); every missing figure is None, shown as "unknown".
@@ -70,11 +71,17 @@ def run_info(
 
 
 def job_database(path: str | None, db: str | None) -> str | None:
-    """``db``, else the embedded database of the local results folder ``path`` when it exists."""
-    if db is None and path is not None and "://" not in path:
-        embedded = os.path.join(os.path.abspath(path), "_lidframe.sqlite")
-        db = f"sqlite:///{embedded}" if os.path.exists(embedded) else None
-    return db
+    """The job database as every command finds it (:func:`lidframe.job.find_job_database`):
+    ``db``, else ``$LIDFRAME_DB``, else the embedded database of the local results folder
+    ``path``; None when there is none (a report does without)."""
+    from lidframe.errors import LidframeError
+    from lidframe.job import find_job_database
+
+    local = path if path is not None and "://" not in path else None
+    try:
+        return find_job_database(db, local)
+    except LidframeError:
+        return None
 
 
 def _job_figures(path: str | None, job_id: str | None, db: str | None) -> dict[str, Any]:
