@@ -65,7 +65,9 @@ def jobs(tmp_path, local_cluster):
 def test_drift_flags_the_language_shares_of_another_mix_and_not_a_rerun(jobs, capsys):
     outs, _, _ = jobs
     same = job_drift(None, str(outs["even"]), out=outs["again"])
-    assert not same and same.checks and all(c.value == pytest.approx(0, abs=1e-9) for c in same.checks)
+    assert (
+        not same and same.checks and all(c.value == pytest.approx(0, abs=1e-9) for c in same.checks)
+    )
     moved = job_drift(None, str(outs["even"]), out=outs["loud"])
     assert [(c.statistic, c.of) for c in moved.moved] == [("languages", "answer")]
     check = moved.moved[0]
@@ -83,7 +85,15 @@ def test_drift_flags_the_language_shares_of_another_mix_and_not_a_rerun(jobs, ca
     assert "1 of 4 statistics moved" in text
     assert "languages of answer" in text and "MOVED" in text and "de 50%, en 50% -> en 92%" in text
     # a looser threshold lets it pass
-    argv = ["drift", "--out", str(outs["loud"]), "--reference", str(outs["even"]), "--max-js", "0.5"]
+    argv = [
+        "drift",
+        "--out",
+        str(outs["loud"]),
+        "--reference",
+        str(outs["even"]),
+        "--max-js",
+        "0.5",
+    ]
     assert main(argv) == 0
     # an unknown reference is a one-line error, exit 2
     assert main(["drift", "--out", str(outs["loud"]), "--reference", "no-such-job"]) == 2
@@ -95,7 +105,7 @@ def test_a_run_with_a_reference_warns_once_and_records_an_event(jobs, tmp_path, 
     with caplog.at_level(logging.WARNING, logger="lidframe"):
         lidframe.run(
             loud, tmp_path / "live", ["loudness:x"], client=client,
-            reference=str(outs["even"]), drift_every=1, **COMMON,
+            reference=str(outs["even"]), check_every=1, **COMMON,
         )  # fmt: skip
     warnings = [r.getMessage() for r in caplog.records if "drift against" in r.getMessage()]
     assert len(warnings) == 1, warnings  # six partitions, each checked; warned the first time

@@ -100,7 +100,7 @@ def _compare(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from lidframe.job import job_status
 
-    print(job_status(args.job, db=args.db, out=args.out))
+    print(job_status(args.job, db=args.db, out=args.out, fleet_min_rows=args.fleet_min_rows))
     return 0
 
 
@@ -111,7 +111,9 @@ def _watch(args: argparse.Namespace) -> int:
         raise ConfigError(f"--every must be above 0 seconds, got {args.every}")
     clear = "\x1b[H\x1b[2J" if sys.stdout.isatty() else ""
     last = "running"
-    for text, state in watch_job(args.job, db=args.db, out=args.out, every=args.every):
+    for text, state in watch_job(
+        args.job, db=args.db, out=args.out, every=args.every, fleet_min_rows=args.fleet_min_rows
+    ):
         print(f"{clear}{text}", flush=True)
         last = state
     return 0 if last == "finished" else 1
@@ -251,7 +253,9 @@ def _run(args: argparse.Namespace) -> int:
         stall_seconds=args.stall_seconds,
         retry_dead=args.retry_dead,
         reference=args.reference,
-        drift_every=args.drift_every,
+        check_every=args.check_every,
+        quarantine=args.quarantine,
+        fleet_min_rows=args.fleet_min_rows,
         overwrite=args.overwrite,
         fidelity_clips=args.fidelity_clips,
         fidelity_threshold=args.fidelity_threshold,

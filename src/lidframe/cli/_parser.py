@@ -262,16 +262,25 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="REF",
         help="while working, compare what the models say with REF (another job of the job "
-        "database, or a results folder) every --drift-every partitions, as `lidframe drift` "
+        "database, or a results folder) every --check-every partitions, as `lidframe drift` "
         "does, and warn once when a statistic moves beyond its default threshold",
     )
     run.add_argument(
-        "--drift-every",
+        "--check-every",
         type=int,
         default=10,
         metavar="N",
-        help="partitions between two checks against --reference (default 10)",
+        help="partitions between two checks of what the models say: against --reference, and "
+        "each worker against the others (default 10)",
     )
+    run.add_argument(
+        "--quarantine",
+        action="store_true",
+        help="a worker whose answers depart from the other workers' (language shares, "
+        "confidence, agreement, und or error rates) gets no more partitions and its partitions "
+        "are redone elsewhere; without it, it is only named in a warning",
+    )
+    _fleet_argument(run)
     run.add_argument(
         "--fidelity-clips",
         type=int,
@@ -365,6 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
         "mix, agreement, und and row-error rates)",
     )
     status.add_argument("job", nargs="?", default=None, help="job id (default: the newest job)")
+    _fleet_argument(status)
     _db_arguments(status, with_out=True)
     watch = sub.add_parser(
         "watch",
@@ -375,6 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument(
         "--every", type=float, default=2.0, metavar="SECONDS", help="seconds between two (2)"
     )
+    _fleet_argument(watch)
     _db_arguments(watch, with_out=True)
     drift = sub.add_parser(
         "drift",
@@ -583,6 +594,17 @@ def _review_parser(sub: Any) -> None:
         type=float,
         default=None,
         help="with --queue und_near: seconds of speech above --min-speech (default 0.5)",
+    )
+
+
+def _fleet_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--fleet-min-rows",
+        type=int,
+        default=200,
+        metavar="ROWS",
+        help="a worker whose answers depart from the other workers' is named once it, and the "
+        "rest, have this many rows (default 200)",
     )
 
 

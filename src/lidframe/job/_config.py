@@ -114,10 +114,16 @@ class RunConfig:
     stall_seconds: float = setting(600.0, identity=False)
     retry_dead: bool = setting(False, identity=False)
     # Another job of the job database, or a results folder: what the models say is compared with
-    # it every ``drift_every`` partitions, with a warning the first time a statistic moves
+    # it every ``check_every`` partitions, with a warning the first time a statistic moves
     # (lidframe.observe); None: no comparison.
     reference: str | None = setting(None, identity=False)
-    drift_every: int = setting(10, identity=False)
+    # Committed partitions between two checks (drift against the reference, the fleet's workers).
+    check_every: int = setting(10, identity=False)
+    # A worker whose answers depart from the other workers' (lidframe.observe.outliers) gets no
+    # more partitions and its partitions are redone elsewhere; without it, it is only named.
+    quarantine: bool = setting(False, identity=False)
+    # Rows a worker (and the rest of the fleet) must have answered before it is judged.
+    fleet_min_rows: int = setting(200, identity=False)
     overwrite: bool = setting(False, identity=False)
     # The half-precision check against float32 (lidframe.kernel.check_fidelity): clips compared, least top-1
     # agreement (below it the job runs in float32).
@@ -138,9 +144,10 @@ class RunConfig:
         check_backend(self.backend)
         check_fidelity_settings(self.fidelity_clips, self.fidelity_threshold)
         self.job_settings()  # attempts, leases and stalls
-        if not (isinstance(self.drift_every, int) and self.drift_every >= 1):
-            raise ConfigError(f"drift_every must be a whole number of partitions, at least 1, "
-                              f"got {self.drift_every}")  # fmt: skip
+        for name in ("check_every", "fleet_min_rows"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value >= 1):
+                raise ConfigError(f"{name} must be a whole number, at least 1, got {value}")
         if self.audio is None:
             object.__setattr__(self, "audio", AudioConfig())
         if self.speech is None:

@@ -46,13 +46,13 @@ from lidframe.job._planner import Planner
 from lidframe.job._progress import progress_bar, set_total
 from lidframe.job._promotion import promote_committed
 from lidframe.job._stalls import StallWatch, restart_in_background
+from lidframe.job._watch import Watch, WatchSettings
 from lidframe.job._worker import PROGRESS_TOPIC, PartitionTask, dead_partition, process_partition
 from lidframe.manifest import ManifestChanged, PlannedPartition
 from lidframe.results import discard
 from lidframe.store import JobStore, Lease, PartitionRows
-from lidframe.store.behaviour import Behaviour
 
-__all__ = ["DRIFT_TOPIC", "DriftWatch", "Driver", "Progress", "run_partitions"]
+__all__ = ["Driver", "Progress", "run_partitions"]
 
 log = logging.getLogger("lidframe")
 
@@ -68,22 +68,6 @@ class Progress:
     dead: int = 0
 
 
-@dataclass
-class DriftWatch:
-    """A reference the job's behaviour is compared with every ``every`` committed partitions
-    (:func:`lidframe.observe.compare`); ``warned`` once a statistic moved, so the warning (a log
-    line and a Dask event on :data:`DRIFT_TOPIC`) is given once."""
-
-    name: str
-    reference: Behaviour
-    every: int = 10
-    warned: bool = False
-    since: int = 0
-
-
-DRIFT_TOPIC = "lidframe-drift"
-
-
 def run_partitions(
     client: Any,
     store: JobStore,
@@ -93,7 +77,7 @@ def run_partitions(
     *,
     partition_rows: int,
     progress: bool = True,
-    drift: DriftWatch | None = None,
+    watch: WatchSettings | None = None,
 ) -> Progress:
     """Work on the job until it is planned and no partition is pending or running.
 
@@ -103,8 +87,9 @@ def run_partitions(
     manifest changed, the job database stays unreachable); the job's state is kept and a rerun
     resumes it.
     """
-    driver = Driver(client, store, job_id, task, settings, partition_rows, progress=progress)
-    driver.drift = drift
+    driver = Driver(
+        client, store, job_id, task, settings, partition_rows, progress=progress, watch=watch
+    )
     return driver.run()
 
 
@@ -121,6 +106,7 @@ class Driver:
         partition_rows: int,
         *,
         progress: bool = True,
+        watch: WatchSettings | None = None,
     ) -> None:
         self.client, self.store, self.job_id, self.task = client, store, job_id, task
         self.settings = settings
@@ -133,9 +119,8 @@ class Driver:
         self.heartbeat = _Heartbeat(store, job_id, self.owner, settings.lease_seconds)
         self.planner = Planner(store, job_id, task.manifest, partition_rows)
         states = store.states(job_id)
-        # What the models said so far (partitions stored before this run too), for the bar.
-        self.behaviour = store.behaviour(job_id).get(None) or Behaviour()
-        self.drift: DriftWatch | None = None  # a reference to compare with (run_partitions)
+        # What the models said so far (partitions stored before this run too), and its checks.
+        self.watch = Watch(store, job_id, watch)
         self.bar = progress_bar(
             total=None,
             initial=states.get("done", 0) + states.get("dead", 0),
@@ -158,7 +143,14 @@ class Driver:
                 raise_pending()  # a Ctrl-C or SIGTERM whose exception Python lost (job._interrupts)
                 self.planner.check()
                 set_total(self.bar, self.planner.planned if self.planner.finished else None)
-                threads = sum(self.client.nthreads().values()) or 1
+                threads = (
+                    sum(
+                        n
+                        for w, n in self.client.nthreads().items()
+                        if w not in self.watch.quarantined
+                    )
+                    or 1
+                )
                 self.claim(threads)
                 self.write_dead_rows(threads)
                 if not self.inflight and not self.writing_dead:
@@ -207,9 +199,16 @@ class Driver:
                 f"{lease.token[:8]}",
                 retries=self.settings.task_retries,
                 pure=False,
+                **self.placement(),
             )
             self.inflight[future] = lease
             self.stalls.watch(lease)
+
+    def placement(self) -> dict[str, Any]:
+        """Where a task may run: anywhere, or (once a worker is quarantined) on the others only."""
+        if not self.watch.quarantined:
+            return {}
+        return {"workers": self.workers(), "allow_other_workers": False}
 
     def write_dead_rows(self, threads: int) -> None:
         """Submit the writing of dead partitions' rows (their errors), a few at a time."""
@@ -255,6 +254,11 @@ class Driver:
         self.stalls.forget(lease)
         if future.status == "finished":
             rows, seconds = future.result()
+            made_by = rows.behaviour.worker if rows.behaviour is not None else None
+            if made_by in self.watch.quarantined:  # finished after its worker was quarantined
+                discard(self.task.out, k, lease.token, self.task.out_options)
+                self.store.give_back(self.job_id, lease, f"computed by quarantined {made_by}")
+                return
             committed = self.store.commit(self.job_id, lease, rows, seconds=seconds)
             if committed:
                 promote_committed(self.task, k, lease.token, committed.duplicates)
@@ -302,39 +306,31 @@ class Driver:
             discard(self.task.out, k, token, self.task.out_options)
 
     def observe(self, rows: PartitionRows, duplicates: dict[int, str]) -> None:
-        """Add a stored partition's behaviour (as stored: with its ``duplicate_id`` rows) to the
-        running total the bar shows: language mix, agreement, ``und`` and row-error rates."""
+        """Add a stored partition's behaviour (as stored: with its ``duplicate_id`` rows) to what
+        the bar shows (language mix, agreement, ``und`` and row-error rates), and check it
+        (:class:`~lidframe.job._watch.Watch`): quarantine a worker that answers differently."""
         stored = rows.marked(duplicates) if duplicates else rows
         if stored.behaviour is None:
             return
-        self.behaviour += stored.behaviour
-        self.bar.set_postfix_str(self.behaviour.line(), refresh=False)
-        self.check_drift()
+        self.watch.add(stored.behaviour)
+        self.bar.set_postfix_str(self.watch.total.line(), refresh=False)
+        for worker in self.watch.check(self.client):
+            self.quarantine(worker)
 
-    def check_drift(self) -> None:
-        """Every ``drift.every`` partitions, the behaviour so far against the reference; the first
-        time a statistic moved: one warning line and a Dask event (:data:`DRIFT_TOPIC`)."""
-        watch = self.drift
-        if watch is None or watch.warned:
-            return
-        watch.since += 1
-        if watch.since < watch.every:
-            return
-        watch.since = 0
-        from lidframe.observe import compare
+    def quarantine(self, worker: str) -> None:
+        """No more partitions for ``worker``; the ones it computed are redone elsewhere."""
+        reason = f"redone: worker {worker} answered differently from the others (quarantined)"
+        redone = self.store.redo_worker(self.job_id, worker, reason)
+        self.watch.reload(self.store)
+        self.bar.n = max(0, self.bar.n - len(redone))
+        log.warning(
+            "quarantined worker %s: it gets no more partitions; its %d partitions are redone "
+            "elsewhere", worker, len(redone),
+        )  # fmt: skip
 
-        drift = compare(self.behaviour, watch.reference, names=(self.job_id, watch.name))
-        if not drift:
-            return
-        watch.warned = True
-        rows = self.behaviour.answer.rows
-        log.warning("drift against %s after %d rows: %s", watch.name, rows, drift.line())
-        with contextlib.suppress(Exception):  # the event is a courtesy: never fail the job on it
-            self.client.log_event(
-                DRIFT_TOPIC,
-                {"job": self.job_id, "reference": watch.name, "rows": rows,
-                 "moved": [str(c) for c in drift.moved]},
-            )  # fmt: skip
+    def workers(self) -> list[str]:
+        """The workers that may take partitions (all but the quarantined)."""
+        return [w for w in self.client.nthreads() if w not in self.watch.quarantined]
 
     def give_up_stalled(self) -> None:
         """Fail the attempts of tasks that reported no progress for ``stall_seconds`` and restart

@@ -23,9 +23,15 @@ __all__ = ["job_drift", "job_status", "jobs_table", "reference_behaviour", "watc
 
 
 def job_status(
-    job: str | None = None, *, db: str | None = None, out: str | os.PathLike[str] | None = None
+    job: str | None = None,
+    *,
+    db: str | None = None,
+    out: str | os.PathLike[str] | None = None,
+    fleet_min_rows: int = 200,
 ) -> str:
-    """A job's progress by partition state, as text (default: the newest job of the database).
+    """A job's progress by partition state and what its models said, as text (default: the
+    newest job of the database), naming any worker whose answers depart from the others' once
+    it and the rest have ``fleet_min_rows`` rows.
 
     The database is found by :func:`find_job_database` from ``db`` and ``out``.
     """
@@ -37,7 +43,7 @@ def job_status(
             if not listed:
                 raise LidframeError(f"no jobs in {store.url}")
             job = listed[0]["job_id"]
-        return str(store.status(job))
+        return _status_text(store, job, fleet_min_rows)[0]
 
 
 def watch_job(
@@ -46,6 +52,7 @@ def watch_job(
     db: str | None = None,
     out: str | os.PathLike[str] | None = None,
     every: float = 2.0,
+    fleet_min_rows: int = 200,
 ) -> Iterator[tuple[str, str]]:
     """``(status text, job state)`` of a job every ``every`` seconds, the last one once it is no
     longer ``running`` (default: the newest job of the database; see :func:`job_status`)."""
@@ -58,11 +65,25 @@ def watch_job(
                 raise LidframeError(f"no jobs in {store.url}")
             job = listed[0]["job_id"]
         while True:
-            status = store.status(job)
-            yield str(status), str(status.job["status"])
-            if status.job["status"] != "running":
+            text, state = _status_text(store, job, fleet_min_rows)
+            yield text, state
+            if state != "running":
                 return
             time.sleep(every)
+
+
+def _status_text(store: JobStore, job: str, fleet_min_rows: int) -> tuple[str, str]:
+    """A job's status as text, with the workers whose answers depart from the others' named
+    (:func:`lidframe.observe.outliers`, judged once they have ``fleet_min_rows`` rows), and its
+    state."""
+    from lidframe.observe import FleetThresholds, outliers
+
+    status = store.status(job)
+    lines = [str(status)]
+    by_worker = store.behaviour(job, by_worker=True)
+    found = outliers(by_worker, FleetThresholds(min_rows=fleet_min_rows))
+    lines += [f"  {outlier}" for outlier in found]
+    return "\n".join(lines), str(status.job["status"])
 
 
 def job_drift(

@@ -30,17 +30,19 @@ from lidframe.dataframes import resolve_backend
 from lidframe.errors import ConfigError, JobInterrupted, ManifestError
 from lidframe.job._config import RunConfig
 from lidframe.job._database import database_url, job_database, nothing_to_do
-from lidframe.job._driver import DriftWatch, Progress, run_partitions
+from lidframe.job._driver import Progress, run_partitions
 from lidframe.job._identity import JobSpec
 from lidframe.job._precision import settle_precision
 from lidframe.job._preflight import preflight_models
 from lidframe.job._promotion import reconcile_parts
 from lidframe.job._queries import reference_behaviour
 from lidframe.job._summary import RunSummary, summarize
+from lidframe.job._watch import WatchSettings
 from lidframe.job._worker import PartitionTask
 from lidframe.kernel import KernelConfig
 from lidframe.manifest import Manifest, open_manifest
 from lidframe.models import check_available
+from lidframe.observe import FleetThresholds
 from lidframe.results import check_writable, claim_folder, folder_owner
 from lidframe.store import JobStore, environment, job_differences
 
@@ -120,7 +122,7 @@ def run(
             job = _Job.of(config, kernel, source, out, out_options, store)
             job_id = job.id
             _check_folder(job)  # another job's folder is refused before any cluster starts
-            reference = _reference(job)
+            watching = _watching(job)
             fidelity: dict[str, Any] | None = None
             if not config.retry_dead and nothing_to_do(store, job.id):
                 _take_over(job)  # a finished job run again: no cluster, no model, no work
@@ -135,7 +137,7 @@ def run(
                     _take_over(job, fidelity)
                     left.kept = True
                     skipped = _done_partitions(job)
-                    done = _drive(job, live, reference)
+                    done = _drive(job, live, watching)
             summary = _summary(job, kept, done, skipped, fidelity)
     except KeyboardInterrupt as exc:
         left.clean()
@@ -392,16 +394,22 @@ def _done_partitions(job: _Job) -> int:
     return job.store.states(job.id).get("done", 0)
 
 
-def _reference(job: _Job) -> DriftWatch | None:
-    """What the job's models are compared with while it works (``reference``), found before any
-    cluster starts: a reference that does not exist is a setting error."""
-    if job.config.reference is None:
-        return None
-    name, behaviour = reference_behaviour(job.store, job.config.reference)
-    return DriftWatch(name, behaviour, every=job.config.drift_every)
+def _watching(job: _Job) -> WatchSettings:
+    """What the driver watches (a reference, the fleet), found before any cluster starts: a
+    reference that does not exist is a setting error."""
+    config = job.config
+    reference = None
+    if config.reference is not None:
+        reference = reference_behaviour(job.store, config.reference)
+    return WatchSettings(
+        reference=reference,
+        every=config.check_every,
+        fleet=FleetThresholds(min_rows=config.fleet_min_rows),
+        quarantine=config.quarantine,
+    )
 
 
-def _drive(job: _Job, client: Any, reference: DriftWatch | None = None) -> Progress:
+def _drive(job: _Job, client: Any, watching: WatchSettings | None = None) -> Progress:
     """The driver through the job's partitions, then the staging folder settled."""
     done = run_partitions(
         client,
@@ -411,7 +419,7 @@ def _drive(job: _Job, client: Any, reference: DriftWatch | None = None) -> Progr
         job.config.job_settings(),
         partition_rows=job.config.partition_rows,
         progress=job.config.progress,
-        drift=reference,
+        watch=watching,
     )
     reconcile_parts(job.store, job.id, job.task.out, job.task.out_options, finished=True)
     return done

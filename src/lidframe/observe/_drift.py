@@ -12,7 +12,7 @@ the practice of drift tools (Evidently's defaults for categorical and binned dat
   ten-bin histogram of top-1 probabilities (each bin's share floored at 1e-4, as Evidently does),
   moved above 0.1, Evidently's default for PSI (the credit-scoring rule of thumb reads 0.1-0.2 as
   moderate, above 0.2 as a large shift);
-* **rates**: agreement between the models (rows answered with a language on which they agree),
+* **rates**: agreement between the models (rows with an answer on which they agree),
   ``und`` and row errors (over all rows): the absolute difference, moved above 0.05 (five points).
 
 A statistic with no rows on either side (no language answered yet) is not judged.

@@ -81,8 +81,8 @@ class Stats:
     und: int = 0
     # Rows with an error and no language answered (by category in ``error_categories``).
     errors: int = 0
-    # The answer only: rows answered with a language on which every answering model agreed
-    # (several models).
+    # The answer only: rows with an answer (a language or und: models that disagree make the
+    # consensus und) on which every answering model agreed (several models).
     agree: int = 0
     # The answer only: rows whose long file's windows disagree on the language.
     code_switch: int = 0
@@ -120,8 +120,8 @@ class Stats:
 
     @property
     def agreement(self) -> float | None:
-        """Share of the rows answered with a language on which the models agreed."""
-        return self.agree / self.answered if self.answered else None
+        """Share of the rows with an answer (a language or ``und``) on which the models agreed."""
+        return self.agree / self.heard if self.heard else None
 
     @property
     def expected_accuracy(self) -> float | None:
@@ -192,7 +192,7 @@ class Behaviour:
         ]
         several = len(self.models) > 1
         if several and a.agreement is not None:
-            out.append(f"  agreement {a.agreement:.1%} of the rows answered with a language")
+            out.append(f"  agreement {a.agreement:.1%} of the rows with an answer")
         if a.expected_accuracy is not None:
             kind = "consensus probability" if several else "top-1 probability"
             out.append(
@@ -245,9 +245,9 @@ def summarise(
 
 
 def _count(stats: Stats, lang: Any, prob: Any, margin: float | None, category: Any) -> bool:
-    """Count one row's answer; True when it is a language. A row with an error and no language
-    (none, or the consensus's ``und`` for rows no model answered) counts as its error, not
-    ``und``."""
+    """Count one row's answer; True when it has one (a language or ``und``). A row with an error
+    and no language (none, or the consensus's ``und`` for rows no model answered) counts as its
+    error, not ``und``."""
     if lang is None or (lang == NO_SPEECH and category is not None):
         if category is not None:
             stats.errors += 1
@@ -255,7 +255,7 @@ def _count(stats: Stats, lang: Any, prob: Any, margin: float | None, category: A
         return False
     if lang == NO_SPEECH:
         stats.und += 1
-        return False
+        return True
     stats.answered += 1
     stats.langs[str(lang)] += 1
     p = _number(prob)

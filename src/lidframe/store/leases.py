@@ -23,9 +23,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from lidframe.store.base import StoreBase
+from lidframe.store.behaviour import ANSWER
 from lidframe.store.engine import db_epoch
 from lidframe.store.results import DUPLICATE_ID, PartitionRows, replace_rows
-from lidframe.store.schema import jobs, partitions, results
+from lidframe.store.schema import behaviour, behaviour_counts, jobs, partitions, results
 
 __all__ = ["Commit", "Lease", "Leases", "PartitionState"]
 
@@ -277,6 +278,76 @@ class Leases(StoreBase):
             return None if row is None else str(row[0])
 
         return self._tx(f"recording a failure of partition {lease.partition} of {job_id}", tx)
+
+    def give_back(self, job_id: str, lease: Lease, reason: str) -> bool:
+        """Hand one lease back without counting its attempt (its result is not wanted, e.g. it came
+        from a quarantined worker): pending again. False when the lease was no longer this one's."""
+
+        def tx(conn: Connection) -> bool:
+            return (
+                conn.execute(
+                    partitions.update()
+                    .where(_held(job_id, lease))
+                    .values(
+                        state="pending",
+                        attempts=sa.case((P.attempts > 0, P.attempts - 1), else_=0),
+                        lease_owner=None,
+                        lease_token=None,
+                        lease_expires=None,
+                        last_error=reason[:4000],
+                    )
+                ).rowcount
+                == 1
+            )
+
+        return bool(self._tx(f"giving back partition {lease.partition} of {job_id}", tx))
+
+    def redo_worker(self, job_id: str, worker: str, reason: str) -> list[int]:
+        """Make every done partition the Dask worker ``worker`` computed (its stored behaviour
+        says which) pending again, to be redone elsewhere, and forget their behaviour; their rows
+        stay until the redo's commit replaces them. Returns those partitions."""
+
+        def tx(conn: Connection) -> list[int]:
+            b = behaviour.c
+            done = list(
+                conn.execute(
+                    sa.select(b.partition)
+                    .select_from(
+                        behaviour.join(
+                            partitions,
+                            sa.and_(P.job_id == b.job_id, P.partition == b.partition),
+                        )
+                    )
+                    .where(
+                        b.job_id == job_id, b.model == ANSWER, b.worker == worker,
+                        P.state == "done",
+                    )
+                    .order_by(b.partition)
+                ).scalars()
+            )  # fmt: skip
+            for i in range(0, len(done), _BATCH):
+                chunk = done[i : i + _BATCH]
+                conn.execute(
+                    partitions.update()
+                    .where(P.job_id == job_id, P.partition.in_(chunk))
+                    .values(
+                        state="pending",
+                        lease_owner=None,
+                        lease_token=None,
+                        lease_expires=None,
+                        rows=None,
+                        errors=None,
+                        last_error=reason[:4000],
+                    )
+                )
+                for table in (behaviour_counts, behaviour):
+                    conn.execute(
+                        table.delete().where(table.c.job_id == job_id, table.c.partition.in_(chunk))
+                    )
+            self._claim_from.pop(job_id, None)  # claim from the start: they are below
+            return [int(k) for k in done]
+
+        return self._tx(f"redoing the partitions of worker {worker} of {job_id}", tx)
 
     def dead_without_rows(self, job_id: str, limit: int = 100) -> list[tuple[Lease, str]]:
         """Dead partitions whose rows are not written yet: ``(lease with the dead token, error)``."""

@@ -1,0 +1,128 @@
+"""The worker that answers differently (``lidframe.job._watch``, ``lidframe.observe.outliers``) on
+real worker processes, one of which runs a deliberately damaged model.
+
+Three worker processes under nannies; two models: ``loudness`` (``en`` loud, ``de`` quiet) and
+``noisyloud``, the same answer from a small weight matrix, whose weights get Gaussian noise added
+when it is loaded on the worker named ``0`` (a truncated or corrupted weights file on one node).
+There it answers ``en`` for every clip, so on that worker the models agree on half the rows, and on
+the others on all of them. Each partition holds two loud and two quiet clips, so an honest worker's
+share of languages is the fleet's exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import lidframe
+from lidframe.job import job_status
+from lidframe.models import LidModel, ModelSpec, register_family
+from lidframe.store import open_store
+from lidframe.store.behaviour import ANSWER
+from tests.fixtures.clusters import start_local_cluster
+from tests.fixtures.models import loudness_manifest, register_loudness
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+MODELS = ["loudness:x", "noisyloud:y"]
+COMMON = {
+    "partition_rows": 4,
+    "progress": False,
+    "speech": lidframe.SpeechConfig(vad=False),
+    "check_every": 1,
+    "fleet_min_rows": 12,
+}
+
+
+def register_noisyloud() -> None:
+    """``noisyloud``: ``en``/``de``/``fr`` from the loudness through a 3x2 weight matrix; on the
+    worker named 0 the matrix has noise added at load (seeded), and answers ``en`` for all."""
+
+    class NoisyLoud(LidModel):
+        weights = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+
+        @property
+        def labels(self) -> tuple[str, ...]:
+            return ("en", "de", "fr")
+
+        def forward(self, batch):  # type: ignore[no-untyped-def]
+            import torch
+
+            loud = ((batch.values.abs() * batch.mask).sum(-1) / batch.lengths).clamp(0, 1)
+            features = torch.stack([loud, 1 - loud], -1).double()
+            logits = 8 * features @ torch.from_numpy(self.weights).T
+            return torch.softmax(logits, -1).float()
+
+    def factory(spec: ModelSpec) -> LidModel:
+        from distributed import get_worker
+
+        model = NoisyLoud(spec)
+        try:
+            damaged = get_worker().name == 0
+        except ValueError:  # loaded outside a worker (the driver's check)
+            damaged = False
+        if damaged:
+            noise = np.random.default_rng(7).normal(0, 1.5, NoisyLoud.weights.shape)
+            model.weights = NoisyLoud.weights + noise
+        return model
+
+    register_family("noisyloud", factory)
+
+
+@pytest.fixture(scope="module")
+def fleet():
+    """Three single-threaded worker processes; the client and the damaged worker's address."""
+    register_loudness()
+    register_noisyloud()
+    with start_local_cluster(3, env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}) as running:
+        info = running.client.scheduler_info()["workers"]
+        damaged = next(address for address, w in info.items() if w["name"] == 0)
+        yield running.client, damaged
+
+
+def test_the_worker_with_a_damaged_model_is_named_and_the_others_are_not(fleet, tmp_path, caplog):
+    client, damaged = fleet
+    manifest = loudness_manifest(tmp_path, 96)
+    with caplog.at_level(logging.WARNING, logger="lidframe"):
+        summary = lidframe.run(manifest, tmp_path / "out", MODELS, client=client, **COMMON)
+    named = [r.getMessage() for r in caplog.records if "answers differently" in r.getMessage()]
+    assert len(named) == 1, named  # once, however many checks saw it
+    assert named[0].startswith(f"worker {damaged} (host ")
+    assert "agreement of answer difference 0.500 > 0.1" in named[0], named[0]
+    events = client.get_events("lidframe-fleet")
+    assert [e[1]["worker"] for e in events if e[1]["job"] == summary.job_id] == [damaged]
+    with open_store(f"sqlite:///{tmp_path / 'out' / '_lidframe.sqlite'}") as store:
+        by_worker = store.behaviour(summary.job_id, by_worker=True)
+    assert damaged in by_worker and len(by_worker) == 3  # not quarantined: it kept working
+    agreement = {w: b.stats[ANSWER].agreement for w, b in by_worker.items()}
+    assert agreement[damaged] < 0.75 and all(
+        a == 1.0 for w, a in agreement.items() if w != damaged
+    ), agreement
+    # lidframe status names it too, from the database
+    text = job_status(summary.job_id, out=tmp_path / "out", fleet_min_rows=12)
+    assert f"worker {damaged} (host " in text and text.count("answers differently") == 1
+
+
+def test_quarantine_gives_it_no_more_partitions_and_redoes_its_own_elsewhere(
+    fleet, tmp_path, caplog
+):
+    client, damaged = fleet
+    manifest = loudness_manifest(tmp_path, 96)
+    out = tmp_path / "out"
+    with caplog.at_level(logging.WARNING, logger="lidframe"):
+        summary = lidframe.run(manifest, out, MODELS, client=client, quarantine=True, **COMMON)
+    assert summary.ok and summary.rows == 96
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith(f"quarantined worker {damaged}: it gets no more") for m in messages)
+    with open_store(f"sqlite:///{out / '_lidframe.sqlite'}") as store:
+        by_worker = store.behaviour(summary.job_id, by_worker=True)
+        parts = store.partitions(summary.job_id)
+    # every stored partition was computed by a healthy worker, and the answers are all healthy
+    assert damaged not in by_worker and len(by_worker) == 2
+    assert (parts["state"] == "done").all()
+    rows = pd.read_parquet(out)
+    assert len(rows) == 96 and rows["agree"].all()
+    assert (rows["noisyloud_y_lang"] == rows["loudness_x_lang"]).all()
