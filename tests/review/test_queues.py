@@ -144,3 +144,18 @@ def test_unknown_kinds_and_settings_are_one_line_errors():
         queue_kind("language")
     with pytest.raises(ConfigError, match="unknown language code"):
         queue_kind("language", language="xx-nope")
+
+
+def test_a_large_build_leaves_the_items_with_fresh_statistics(pg_url):
+    """PostgreSQL plans the claim from the items' statistics: a build of many rows refreshes
+    them at once (ANALYZE) instead of leaving the plan to an empty table's figures until
+    autovacuum comes round."""
+    make_job(pg_url, n=2500, models=2, partition_rows=500)
+    with Reviews(pg_url, JOB) as reviews:
+        added = reviews.build("random", second_share=0)
+        assert added >= 1000
+        with reviews.store.engine.connect() as conn:
+            estimated = conn.execute(
+                sa.text("SELECT reltuples FROM pg_class WHERE relname = 'lidframe_review_items'")
+            ).scalar_one()
+    assert estimated == added

@@ -158,6 +158,9 @@ def _drain(reviews: Reviews, reviewer: str, queue: str, most: int) -> list[int]:
 
 
 def test_the_random_sample_counts_its_rows_answered_in_another_queue(db_url):
+    """Sample rows answered through the disagreement queue are done in the random queue and
+    count in its estimate, but only once the queue's own (random) order reaches them: counted
+    earlier they would tilt the estimate towards the disagreements."""
     frame = make_job(db_url, n=300, models=2, seed=5)
     with Reviews(db_url, JOB) as reviews:
         reviews.build("random", second_share=0)  # every answered row
@@ -166,13 +169,25 @@ def test_the_random_sample_counts_its_rows_answered_in_another_queue(db_url):
         while (item := reviews.next("alice", "disagreement")) is not None:
             labels[item.row] = "en" if item.row % 2 else "de"
             reviews.answer("alice", item.row, "label", labels[item.row])
+        disagreements = len(labels)
+        order = [i["row"] for i in reviews.store.items(JOB) if i["queue"] == "random"]
+        prefix = next(k for k, row in enumerate(order) if row not in labels)
+        early = reviews.status()
+        while (item := reviews.next("bob", "random")) is not None:
+            assert item.row not in labels  # settled rows are not served again
+            labels[item.row] = "en"
+            reviews.answer("bob", item.row, "label", "en")
         status = reviews.status()
+        answered = sorted(a["row"] for a in reviews.store.answers(JOB))
+    random = next(q for q in early.queues if q.queue == "random")
+    assert random.done == disagreements  # done in the random queue too
+    before = early.accuracy["random"]
+    assert (before.reviewed if before else 0) == prefix < disagreements
     estimate = status.accuracy["random"]
-    assert estimate is not None and estimate.reviewed == len(labels)
+    assert estimate.reviewed == len(labels) == len(order)
     right = sum(frame.loc[row, "lang"] == label for row, label in labels.items())
     assert sum(r for _, _, r in estimate.strata.values()) == right
-    random = next(q for q in status.queues if q.queue == "random")
-    assert random.done == len(labels)
+    assert answered == sorted(order)  # each row answered once
 
 
 def test_a_reviewer_holds_one_row_and_answers_survive_a_restart(db_url):

@@ -111,7 +111,8 @@ def review_status(store: ReviewStore, job_id: str, confidence: float = 0.95) -> 
     accuracy: dict[str, AccuracyEstimate | None] = {}
     # The sample's rows are scored by row, whichever queue their answer came through: a sampled
     # row answered first in a targeted queue (a disagreement, say) is settled there and must still
-    # count here, or the estimate would leave out the rows most likely wrong.
+    # count here, or the estimate would leave out the rows most likely wrong; it counts once the
+    # queue's random order reaches it (ReviewStore.answered_strata), not before.
     labelled = row_labels(a for a in answers if not a["second"])
     for q in queues:
         if q["kind"] != "random":

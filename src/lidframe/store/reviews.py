@@ -80,6 +80,8 @@ A = review_answers.c
 R = results.c
 # Positions (and the second-review draw) come from a seeded hash of the row modulo this prime.
 HASH_MODULUS = 2_147_483_647
+# A queue build adding this many items or more refreshes the items' statistics (PostgreSQL).
+_ANALYZE_AFTER = 1000
 # The columns of :func:`answer_view`, which a queue's criteria may use.
 ANSWER_COLUMNS = (
     "row",
@@ -276,7 +278,14 @@ class ReviewStore(StoreBase):
                     .where(review_queues.c.job_id == job_id, review_queues.c.queue == queue)
                     .values(strata=strata)
                 )
-            return _count(conn, job_id, queue) - before
+            added = _count(conn, job_id, queue) - before
+            if added >= _ANALYZE_AFTER and conn.dialect.name == "postgresql":
+                # The claim's plans are chosen from the table's statistics; right after a large
+                # INSERT they still describe the table before it (an empty one, for the first
+                # queue), until autovacuum gets round to it, and the row check of a claim was
+                # planned over every leased item of the job instead of the row's own items.
+                conn.execute(sa.text(f"ANALYZE {review_items.name}"))
+            return added
 
         return self._tx(f"building review queue {queue} of {job_id}", tx)
 
@@ -307,6 +316,11 @@ class ReviewStore(StoreBase):
         token = uuid.uuid4().hex
 
         def tx(conn: Connection) -> Claimed | None:
+            if conn.dialect.name == "postgresql":
+                # A lease is not worth a wait for the disk: a claim lost to a server crash only
+                # leaves the row free again (its reviewer's answer then says so: ItemLost), so it
+                # commits without waiting for its WAL flush; answers and undos still wait.
+                conn.execute(sa.text("SET LOCAL synchronous_commit = off"))
             held: Any = conn.execute(
                 sa.select(IT.queue, IT.row, IT.second, _live(review_items).label("live"))
                 .where(
@@ -586,8 +600,14 @@ class ReviewStore(StoreBase):
         return self._tx(f"reading review answers of {job_id}", tx)
 
     def answered_strata(self, job_id: str, queue: str) -> dict[int, str]:
-        """``{row: stratum}`` of the first-review items of ``queue`` whose row has a first answer
-        (not withdrawn) in any queue: the rows of a random sample that have been reviewed."""
+        """``{row: stratum}`` of the reviewed rows of a random sample ``queue``: its first-review
+        items whose row has a first answer (not withdrawn), given in any queue, that lie before
+        the queue's first item not done (in its order).
+
+        Why the prefix: the queue hands rows out in a seeded random order, so its done prefix is
+        a random subsample of the sample whichever queue each answer came through; the rows
+        answered ahead of it through a targeted queue (disagreements, say) are not random, and
+        counting them before the prefix reaches them would tilt the estimate towards them."""
 
         def tx(conn: Connection) -> dict[int, str]:
             answered = sa.exists().where(
@@ -595,6 +615,17 @@ class ReviewStore(StoreBase):
                 A.row == IT.row,
                 A.second == sa.false(),
                 A.withdrawn_at.is_(None),
+            )
+            ahead = review_items.alias("ahead")
+            frontier = (
+                sa.select(sa.func.min(ahead.c.position))
+                .where(
+                    ahead.c.job_id == job_id,
+                    ahead.c.queue == queue,
+                    ahead.c.second == sa.false(),
+                    ahead.c.state != "done",
+                )
+                .scalar_subquery()
             )
             return {
                 int(row): str(stratum)
@@ -604,6 +635,7 @@ class ReviewStore(StoreBase):
                         IT.queue == queue,
                         IT.second == sa.false(),
                         IT.stratum.is_not(None),
+                        sa.or_(frontier.is_(None), IT.position < frontier),
                         answered,
                     )
                 ).all()
@@ -985,7 +1017,9 @@ def _row_answers(
     result = dict(
         conn.execute(sa.select(results).where(R.job_id == job_id, R.row == row)).mappings().one()
     )
-    models = [column_alias(str(m)) for m in _job(conn, job_id)["models"]]
+    # The job's models only: its config and environment JSON are not read on every claim.
+    job_models = conn.execute(sa.select(jobs.c.models).where(jobs.c.job_id == job_id)).scalar_one()
+    models = [column_alias(str(m)) for m in job_models]
     P = predictions.c
     found = {
         r["model"]: dict(r)
