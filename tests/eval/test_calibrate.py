@@ -63,6 +63,8 @@ def test_consensus_takes_a_calibration_file_or_any_fitted_settings(tmp_path):
         f"calibrated a_b, c on 7 labelled rows -> {tmp_path / 'cal.json'}",
         "  a_b: temperature 0.500, weight 1.5",
         "  c: temperature 2.000, weight 0",
+        f"  the {cal.policy} consensus of each row's top-k answers, on the fitted rows (ECE of "
+        "its probability; `lidframe eval` gives each model's own):",
         "  before: accuracy 0.500, ECE 0.250, NLL 1.000",
         "  after: accuracy 0.500, ECE 0.250, NLL 1.000",
     ]

@@ -15,7 +15,7 @@ sklearn_metrics = pytest.importorskip("sklearn.metrics")
 
 import lidframe  # noqa: E402
 from lidframe.eval import evaluation_text  # noqa: E402
-from tests.fixtures.eval_data import LANGS, NO_SPEECH_ROWS, results_frame, with_no_speech  # noqa: E402
+from tests.fixtures.eval_data import LANGS, NO_SPEECH_ROWS, NORWEGIAN, results_frame, with_no_speech  # noqa: E402
 
 # Labelled "und" below: answered und for no speech (30-37), answered a language (100-105: voice
 # activity heard speech in a silent file), and failed to decode (20-21: no answer).
@@ -40,18 +40,18 @@ def test_rows_labelled_und_are_no_language_and_a_detection_task():
 
     # the languages: scored on the rows with a language label only
     speech = labelled & ~silent & decoded
-    truth = df.loc[speech, "label"].replace({"nb": "no"}).to_numpy()
+    truth = df.loc[speech, "label"].replace(NORWEGIAN).to_numpy()
     for name, column in [("whisper_base", "whisper_base_lang"), ("consensus", "lang")]:
         s = ev[name]
         assert s.labelled == (labelled & ~silent).sum() == 274 and s.scored == speech.sum() == 270
-        pred = df.loc[speech, column].to_numpy()
+        pred = df.loc[speech, column].replace(NORWEGIAN).to_numpy()
         assert s.accuracy == pytest.approx(sklearn_metrics.accuracy_score(truth, pred))
         recall = sklearn_metrics.recall_score(truth, pred, labels=LANGS, average=None)
         np.testing.assert_allclose(s.per_language.loc[LANGS, "recall"], recall)
         # und is an answer (the speech rows' misses), never a true language
         assert s.per_language.loc["und", "support"] == 0
         assert s.per_language.loc["und", "predicted"] == (pred == "und").sum()
-        assert set(s.rows["truth"]) <= {*LANGS, "no", "zu"}
+        assert set(s.rows["truth"]) <= {*LANGS, "nb+no", "zu"}
 
         # no speech: positive = und, over the labelled rows that decoded
         judged = labelled & decoded

@@ -16,9 +16,11 @@ from sklearn.calibration import calibration_curve  # noqa: E402
 import lidframe  # noqa: E402
 from lidframe.eval import _metrics as metrics  # noqa: E402
 from lidframe.eval import _regressions as compare_mod  # noqa: E402
+from lidframe.eval import evaluation_text  # noqa: E402
 from tests.fixtures.eval_data import (  # noqa: E402
     LANGS,
     NO_SPEECH_ROWS,
+    NORWEGIAN,
     random_answers,
     results_frame,
     with_no_speech,
@@ -134,8 +136,8 @@ def test_evaluate_scores_each_model_and_the_consensus_independently_checked():
     w = ev["whisper_base"]
     assert w.errors == 6 and w.unsupported == 5  # zu (Zulu) is not a Whisper language
     rows = df[usable & (df["label"] != "zu")]
-    truth = rows["label"].replace({"nb": "no"}).to_numpy()
-    pred = rows["whisper_base_lang"].to_numpy()
+    truth = rows["label"].replace(NORWEGIAN).to_numpy()
+    pred = rows["whisper_base_lang"].replace(NORWEGIAN).to_numpy()
     assert w.scored == len(rows)
     assert w.accuracy == pytest.approx(sklearn_metrics.accuracy_score(truth, pred))
     assert w.macro_f1 == pytest.approx(
@@ -146,7 +148,9 @@ def test_evaluate_scores_each_model_and_the_consensus_independently_checked():
     correct = truth == pred
     conf = rows["whisper_base_prob"].to_numpy()
     assert w.brier == pytest.approx(sklearn_metrics.brier_score_loss(correct.astype(int), conf))
-    assert w.per_language.loc["no", "correct"] == 3  # "no" answers to "nb" labels count as right
+    # "no" answers to "nb" labels count as right, shown as the codes the data holds
+    assert w.per_language.loc["nb+no", "correct"] == 3
+    assert "codes counted as one language (an equivalence of lidframe.languages): nb+no" in ev.notes
     expected_wrong = rows[(~correct) & (conf >= 0.8)]
     assert sorted(w.confidently_wrong["id"]) == sorted(expected_wrong["id"])
     assert list(w.confidently_wrong["confidence"]) == sorted(
@@ -157,15 +161,17 @@ def test_evaluate_scores_each_model_and_the_consensus_independently_checked():
     assert e.unsupported == 5
     c = ev["consensus"]  # the consensus has no label set: zu rows are scored (and wrong)
     assert c.unsupported == 0 and c.scored == int(usable.sum())
-    c_truth = df.loc[usable, "label"].replace({"nb": "no"}).to_numpy()
-    assert c.accuracy == pytest.approx(np.mean(c_truth == df.loc[usable, "lang"].to_numpy()))
+    c_truth = df.loc[usable, "label"].replace(NORWEGIAN).to_numpy()
+    assert c.accuracy == pytest.approx(
+        np.mean(c_truth == df.loc[usable, "lang"].replace(NORWEGIAN).to_numpy())
+    )
 
     # agreement: rows where both answered, checked directly
-    both = df[usable]
-    agree = both["whisper_base_lang"].replace({"nb": "no"}) == both["ecapa_lang"].replace(
-        {"nb": "no"}
-    )
-    t = both["label"].replace({"nb": "no"})
+    both = df[usable].copy()
+    for column in ("label", "whisper_base_lang", "ecapa_lang"):
+        both[column] = both[column].replace(NORWEGIAN)
+    agree = both["whisper_base_lang"] == both["ecapa_lang"]
+    t = both["label"]
     table = ev.agreement
     assert table.loc["models agree", "rows"] == agree.sum()
     assert table.loc["models agree", "whisper_base right"] == pytest.approx(
@@ -176,7 +182,7 @@ def test_evaluate_scores_each_model_and_the_consensus_independently_checked():
         (both.loc[dis, "ecapa_lang"] == t[dis]).mean()
     )
     none_right = (both.loc[dis, "ecapa_lang"] != t[dis]) & (
-        both.loc[dis, "whisper_base_lang"].replace({"nb": "no"}) != t[dis]
+        both.loc[dis, "whisper_base_lang"] != t[dis]
     )
     assert table.loc["models disagree", "none right"] == pytest.approx(none_right.mean())
 
@@ -196,14 +202,14 @@ def test_no_speech_on_labelled_speech_is_a_miss_with_its_own_rate():
     silent = np.zeros(len(df), bool)
     silent[NO_SPEECH_ROWS] = True
     rows = df[usable]
-    truth = rows["label"].replace({"nb": "no"}).to_numpy()
+    truth = rows["label"].replace(NORWEGIAN).to_numpy()
     missed = silent[usable]
     assert missed.sum() == 30 and (df.loc[usable & ~silent, "lang"] == "und").sum() > 0
 
     w = ev["whisper_base"]
     # scored, not skipped: the 30 no-speech rows are answers, and wrong ones
     assert w.errors == 6 and w.scored == usable.sum() == 284
-    pred = rows["whisper_base_lang"].to_numpy()
+    pred = rows["whisper_base_lang"].replace(NORWEGIAN).to_numpy()
     assert (pred[missed] == "und").all()
     assert w.accuracy == pytest.approx(sklearn_metrics.accuracy_score(truth, pred))
     assert w.accuracy < lidframe.evaluate(before)["whisper_base"].accuracy
@@ -227,7 +233,7 @@ def test_no_speech_on_labelled_speech_is_a_miss_with_its_own_rate():
 
     c = ev["consensus"]  # und of no speech counted; und of disagreement is a miss but not counted
     assert c.no_speech == 30 and c.scored == 284
-    assert c.accuracy == pytest.approx(np.mean(truth == rows["lang"].to_numpy()))
+    assert c.accuracy == pytest.approx(np.mean(truth == rows["lang"].replace(NORWEGIAN).to_numpy()))
     # the agreement table leaves no-speech rows out (the models did not listen to them)
     assert ev.agreement["rows"].sum() == 284 - 30
 
@@ -243,7 +249,7 @@ def test_no_speech_on_labelled_speech_is_a_miss_with_its_own_rate():
     table = ev.speech_by_language
     assert table["rows"].sum() == 284 and table["no_speech"].sum() == 30
     for lang in table.index:
-        mine = rows["label"].replace({"nb": "no"}).to_numpy() == lang
+        mine = rows["label"].replace(NORWEGIAN).to_numpy() == lang
         assert table.loc[lang, "no_speech_rate"] == pytest.approx(missed[mine].mean())
         assert table.loc[lang, "median_audio_seconds"] == pytest.approx(
             np.median(rows.loc[mine, "audio_seconds"].astype(float))
@@ -363,7 +369,16 @@ def test_eval_command_prints_scores_thresholds_and_agreement(tmp_path):
     for name, source in ev.sources.items():
         line = next(ln for ln in proc.stdout.splitlines() if ln.startswith(name + " "))
         assert f"{source.accuracy:.3f}" in line and f"{source.ece:.3f}" in line
-    assert "weakest: " in proc.stdout and "most confused: " in proc.stdout
+    assert "most confused: " in proc.stdout
+    # accuracy per true language, labelled, lowest first (right/rows of each language)
+    wb = ev["whisper_base"].per_language
+    wb = wb[wb["support"] > 0]
+    lowest = (wb["correct"] / wb["support"]).sort_values(kind="stable").index[0]
+    first = f"{lowest} {wb.loc[lowest, 'correct'] / wb.loc[lowest, 'support']:.0%} "
+    first += f"({wb.loc[lowest, 'correct']}/{wb.loc[lowest, 'support']})"
+    assert f"accuracy per language, lowest first (rows right/rows): {first}" in proc.stdout
+    assert "weakest" not in proc.stdout
+    assert "ece and brier of each source's own probability" in proc.stdout
     assert "models disagree" in proc.stdout
     missing = subprocess.run(
         [sys.executable, "-m", "lidframe.cli", "eval", str(tmp_path / "nothing")],
@@ -439,3 +454,31 @@ def test_compare_command_exits_1_on_regression(tmp_path):
     assert "significant regression" in bad.stdout and "whisper_base" in bad.stdout
     good = lid("compare", str(tmp_path / "a"), str(tmp_path / "c"))
     assert good.returncode == 0 and "no significant regression" in good.stdout
+
+
+def test_languages_show_as_the_codes_the_results_hold_and_merges_are_named():
+    """Whisper answers Norwegian "nn": a user filtering the results for it must find what the
+    evaluation shows, so no equivalence key ("no") the data does not hold is shown."""
+    df = pd.DataFrame(
+        {
+            "id": ["a", "b", "c", "d"],
+            "label": ["sv", "sv", "sv", "en"],
+            "whisper_base_lang": ["nn", "nn", "sv", "en"],
+            "whisper_base_prob": [0.9, 0.8, 0.7, 0.9],
+        }
+    )
+    ev = lidframe.evaluate(df)
+    assert ev["whisper_base"].confusions[["true", "predicted", "rows"]].values.tolist() == [
+        ["sv", "nn", 2]
+    ]
+    assert "nn" in ev["whisper_base"].per_language.index
+    assert "no" not in ev["whisper_base"].per_language.index and not ev.notes
+    assert "most confused: sv->nn 2" in evaluation_text(ev)
+
+    # where the data holds two codes of one language, both are shown, and the merge is said
+    df.loc[3, ["label", "whisper_base_lang"]] = ["no", "nn"]
+    ev = lidframe.evaluate(df)
+    assert ev["whisper_base"].per_language.loc["nn+no", ["support", "correct"]].tolist() == [1, 1]
+    assert ev.notes == [
+        "codes counted as one language (an equivalence of lidframe.languages): nn+no"
+    ]

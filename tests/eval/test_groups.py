@@ -15,7 +15,7 @@ import pytest
 import lidframe
 from lidframe import ConfigError
 from lidframe.eval import evaluation_text
-from tests.fixtures.eval_data import results_frame, with_no_speech
+from tests.fixtures.eval_data import NORWEGIAN, results_frame, with_no_speech
 
 
 def _by_speaker() -> pd.DataFrame:
@@ -37,10 +37,10 @@ def _by_speaker() -> pd.DataFrame:
 
 def _expected(df: pd.DataFrame, column: str, source: str, answer: str) -> pd.DataFrame:
     """Rows, scored rows, the source's accuracy and the consensus' und rate per value, by pandas."""
-    label = df["label"].replace({"nb": "no"})
+    label = df["label"].replace(NORWEGIAN)
     decoded = df["error"].isna()
     scored = label.notna() & (label != "und") & decoded
-    right = (df[answer].fillna("und") == label).astype(float).where(scored)
+    right = (df[answer].replace(NORWEGIAN).fillna("und") == label).astype(float).where(scored)
     und = (df["lang"] == "und").astype(float).where(decoded)
     frame = pd.DataFrame({"g": df[column], "scored": scored, "right": right, "und": und})
     out = frame.groupby("g").agg(

@@ -111,6 +111,12 @@ def test_run_writes_one_part_per_partition_and_marks_bad_rows(corpus, tmp_path):
     counts = duckdb.sql(f"select count(*), count(distinct id) from '{out}/*.parquet'").fetchall()[0]
     assert counts == (10, 10)
     assert "10 rows in 4 partitions" in str(summary)
+    # the run's own wall clock and the job's partitions' time, each labelled; the second is the
+    # figure lidframe status (and the report) gives
+    timing = str(summary).split("; the job ")[1].splitlines()[0]
+    assert "wall clock (all of it, cluster start included)" in str(summary)
+    assert timing.endswith("from the first partition's start to the last one's finish")
+    assert timing in lidframe.job.job_status(out=out)
     # the summary names every failed row (up to five), in manifest order, each error its file
     text = str(summary)
     assert "  rows with an error:\n" in text, text

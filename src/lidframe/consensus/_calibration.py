@@ -122,6 +122,10 @@ class Calibration:
             f"  {a}: temperature {self.temperatures[a]:.3f}, weight {self.weights[a]:g}"
             for a in aliases
         ]
+        lines.append(
+            f"  the {self.policy} consensus of each row's top-k answers, on the fitted rows "
+            "(ECE of its probability; `lidframe eval` gives each model's own):"
+        )
         for name in ("before", "after"):
             m = self.report[name]
             lines.append(

@@ -98,9 +98,12 @@ def calibration_check(
     equivalence: LanguageEquivalence,
     label_sets: Mapping[str, Any],
     bins: int,
+    names: Mapping[str, str] | None = None,
 ) -> tuple[CalibrationCheck | None, str | None]:
     """The check of ``calibration`` (a :class:`Calibration` or its file) on the ``scored`` rows of
-    ``df`` (``truth``: their equivalence keys); or None and a note saying why there is none."""
+    ``df`` (``truth``: their equivalence keys, shown by ``names`` as
+    :func:`~lidframe.eval._inputs.keys` gives them); or None and a note saying why there is
+    none."""
     from lidframe.columns import model_columns
 
     cal = load_calibration(calibration)
@@ -120,7 +123,7 @@ def calibration_check(
     for name, config in (("before", plain), ("after", calibrated)):
         out = consensus_frame(rows, aliases, config)
         conf = out["consensus_prob"].to_numpy(dtype=float)
-        hit = keys(out["lang"], equivalence) == t
+        hit = keys(out["lang"], equivalence, names) == t
         confidence[name], right[name] = conf, hit
         figures[name] = {
             "accuracy": float(hit.mean()) if hit.size else float("nan"),

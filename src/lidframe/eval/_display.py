@@ -51,7 +51,12 @@ def evaluation_text(evaluation: Any) -> str:
             table[column] = table[column].map(_three)
     speech = f"\n{speech_stats.speech_text(evaluation.speech)}" if evaluation.speech else ""
     notes = "".join(f"{note}\n" for note in evaluation.notes)
-    return f"{notes}{labelled_text(evaluation)}{speech}\n{table.to_string()}"
+    bins = evaluation.settings.get("bins", 10)
+    legend = (
+        f"\n(accuracy over scored rows; ece and brier of each source's own probability, "
+        f"{{alias}}_prob or consensus_prob, in {bins} bins)"
+    )
+    return f"{notes}{labelled_text(evaluation)}{speech}\n{table.to_string()}{legend}"
 
 
 def evaluation_html(evaluation: Any, main: Any) -> str:
@@ -91,7 +96,7 @@ def source_html(source: Any) -> str:
     for title, table in (
         ("per language", source.per_language),
         ("most frequent confusions", source.confusions),
-        ("weakest languages", source.weakest),
+        ("weakest languages (lowest F1)", source.weakest),
     ):
         if not table.empty:
             parts.append(f"<h5>{title}</h5>" + _table_html(table))

@@ -59,7 +59,7 @@ from lidframe.eval._calibration_check import (
 from lidframe.eval._detection import NoSpeechDetection, detect_no_speech, detection_table
 from lidframe.eval._inputs import keys as _keys
 from lidframe.eval._inputs import read_labels as _read_labels
-from lidframe.eval._inputs import recorded_label_sets
+from lidframe.eval._inputs import recorded_label_sets, shown_names
 from lidframe.eval._inputs import results_frame as _results_frame
 from lidframe.eval._reviewed import fill_reviewed, reviewed_labels
 from lidframe.eval._run_info import run_info
@@ -311,7 +311,13 @@ def evaluate(
             "No ground truth: the results have no 'label' column and no labels were given "
             "(labels=MANIFEST, --labels): the predicted languages only, no accuracy."
         )
-    truth_keys = _keys(df["label"], equivalence)
+    # Languages show as the codes the data holds, merges named (scores compare keys either way).
+    names, merged = shown_names(
+        [df[c] for c in ("label", *(f"{a}_lang" for a in aliases), "lang") if c in df.columns],
+        equivalence,
+    )
+    notes += [merged] if merged else []
+    truth_keys = _keys(df["label"], equivalence, names)
     labelled = np.array([k is not None for k in truth_keys], dtype=bool)
     # Rows with a language label: the rows of every language figure (und is no language).
     languages = labelled & (truth_keys != NO_LANGUAGE)
@@ -329,17 +335,17 @@ def evaluate(
         if supported_set is None:
             supported = np.ones(len(df), bool)
         else:
-            keys = {equivalence.key(canonical(c)) for c in supported_set}
+            keys = {names.get(k, k) for k in (equivalence.key(canonical(c)) for c in supported_set)}
             supported = np.array([k is None or k in keys for k in truth_keys], dtype=bool)
         prob = f"{alias}_prob"
         given[alias] = answers.Answers(
-            _keys(df[f"{alias}_lang"], equivalence),
+            _keys(df[f"{alias}_lang"], equivalence, names),
             df[prob].to_numpy(dtype=float) if prob in df else np.full(len(df), np.nan),
             languages & ~errors & supported,
         )
     if "lang" in df.columns and "consensus_prob" in df.columns:
         given[CONSENSUS] = answers.Answers(
-            _keys(df["lang"], equivalence),
+            _keys(df["lang"], equivalence, names),
             df["consensus_prob"].to_numpy(dtype=float),
             languages & ~errors,
         )
@@ -353,13 +359,15 @@ def evaluate(
     for name, a in given.items():
         sources[name].detection = detect_no_speech(truth_keys, a.predicted, labelled, errors)
     # No-speech rows are left out: every model answers ``und`` there without having listened.
-    agreement = _agreement(df, aliases, truth_keys, languages & ~errors & ~no_speech, equivalence)
+    agreement = _agreement(
+        df, aliases, truth_keys, languages & ~errors & ~no_speech, equivalence, names
+    )
     main = CONSENSUS if CONSENSUS in given else next(iter(given), "")
     check = None
     if languages.any():
         check, note = _check_calibration(
             results, df, truth_keys, languages & ~errors, calibration, options, attrs,
-            equivalence, sets, bins,
+            equivalence, sets, bins, names,
         )  # fmt: skip
         notes += [note] if note else []
     by_tables = {}
@@ -401,6 +409,7 @@ def _check_calibration(
     equivalence: LanguageEquivalence,
     label_sets: Mapping[str, Iterable[str]],
     bins: int,
+    names: Mapping[str, str],
 ) -> tuple[CalibrationCheck | None, str | None]:
     """The calibration given, else the one the run applied (None, None: neither)."""
     if calibration is not None:
@@ -414,7 +423,9 @@ def _check_calibration(
         origin = "applied by the run"
     if calibration is None:
         return None, None
-    return calibration_check(df, truth, scored, calibration, origin, equivalence, label_sets, bins)
+    return calibration_check(
+        df, truth, scored, calibration, origin, equivalence, label_sets, bins, names
+    )
 
 
 def _score(
@@ -485,11 +496,13 @@ def _agreement(
     truth: np.ndarray,
     usable: np.ndarray,
     equivalence: LanguageEquivalence,
+    names: Mapping[str, str],
 ) -> pd.DataFrame:
-    """When the models agree, how often they are right; when they disagree, who is right how often."""
+    """When the models agree, how often they are right; when they disagree, who is right how often
+    (``truth`` as :func:`~lidframe.eval._inputs.keys` gives it with ``names``)."""
     if len(aliases) < 2:
         return pd.DataFrame()
-    said = {a: _keys(df[f"{a}_lang"], equivalence) for a in aliases}
+    said = {a: _keys(df[f"{a}_lang"], equivalence, names) for a in aliases}
     answered = usable & np.all([np.array([x is not None for x in v]) for v in said.values()], 0)
     first = said[aliases[0]]
     agree = answered & np.all([said[a] == first for a in aliases[1:]], axis=0)

@@ -19,7 +19,7 @@ import pandas as pd
 from lidframe.errors import ConfigError
 from lidframe.languages import NO_LANGUAGE, LanguageEquivalence, label_code
 
-__all__ = ["keys", "read_labels", "recorded_label_sets", "results_frame"]
+__all__ = ["keys", "read_labels", "recorded_label_sets", "results_frame", "shown_names"]
 
 
 def recorded_label_sets(results: pd.DataFrame) -> dict[str, tuple[str, ...]]:
@@ -70,14 +70,44 @@ def read_labels(
     return frame.set_index("id")["label"]
 
 
-def keys(values: Iterable[Any], equivalence: LanguageEquivalence) -> np.ndarray:
+def keys(
+    values: Iterable[Any],
+    equivalence: LanguageEquivalence,
+    names: Mapping[str, str] | None = None,
+) -> np.ndarray:
     """Each code as its equivalence key; ``und`` (and ``zxx``, no language:
-    :func:`~lidframe.languages.label_code`) as ``und``, null as None."""
+    :func:`~lidframe.languages.label_code`) as ``und``, null as None. ``names``: a key shown as
+    the codes the data holds for it (:func:`shown_names`)."""
     out: list[str | None] = []
+    names = names or {}
     for v in values:
         if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
             out.append(None)
         else:
             code = label_code(str(v))
-            out.append(code if code == NO_LANGUAGE else equivalence.key(code))
+            key = code if code == NO_LANGUAGE else equivalence.key(code)
+            out.append(names.get(key, key))
     return np.asarray(out, dtype=object)
+
+
+def shown_names(
+    columns: Iterable[pd.Series], equivalence: LanguageEquivalence
+) -> tuple[dict[str, str], str | None]:
+    """How each language shows in an evaluation: as the code the data holds (``nn``, not the
+    equivalence key ``no`` a user filtering the results would not find), or, where an
+    equivalence merged several codes the data holds, those codes joined (``nb+nn``). Returns
+    ``{key: name}`` and a note naming the merges (None without any)."""
+    seen: dict[str, set[str]] = {}
+    for column in columns:
+        for v in column.dropna().unique():
+            code = label_code(str(v))
+            if code != NO_LANGUAGE:
+                seen.setdefault(equivalence.key(code), set()).add(code)
+    names = {key: "+".join(sorted(codes)) for key, codes in seen.items()}
+    merged = sorted(name for name in names.values() if "+" in name)
+    note = (
+        "codes counted as one language (an equivalence of lidframe.languages): " + ", ".join(merged)
+        if merged
+        else None
+    )
+    return names, note

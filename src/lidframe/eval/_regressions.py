@@ -113,7 +113,13 @@ def compare(a: Evaluation, b: Evaluation, *, alpha: float = 0.05) -> Comparison:
             right_index=True,
             suffixes=("_a", "_b"),
         )
-        joined = joined[joined["truth_a"] == joined["truth_b"]]
+        # The same label shows as the codes each run's data holds for it ("nb" in one run,
+        # "nb+no" in another where a model answered "no"): the same truth shares a code.
+        same = [
+            bool(set(str(x).split("+")) & set(str(y).split("+")))
+            for x, y in zip(joined["truth_a"], joined["truth_b"], strict=True)
+        ]
+        joined = joined[np.asarray(same, dtype=bool)]
         ra, rb = joined["correct_a"].to_numpy(bool), joined["correct_b"].to_numpy(bool)
         overall.append(_row(source, None, ra, rb))
         langs = []

@@ -123,8 +123,13 @@ def run_rows(info: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("lidframe version", _known(info.get("lidframe_version"))),
         ("results written", _known(info.get("created"))),
         ("rows evaluated", _known(info.get("rows"))),
-        ("job time", UNKNOWN if seconds is None else f"{seconds:.1f} s"),
-        ("rows/s", UNKNOWN if rate is None else f"{rate:.2f}"),
+        (
+            "job time",
+            UNKNOWN
+            if seconds is None
+            else f"{seconds:.1f} s, from the first partition's start to the last one's finish",
+        ),
+        ("rows/s", UNKNOWN if rate is None else f"{rate:.2f}, over the job time"),
     ]
 
 

@@ -6,13 +6,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from lidframe.eval._detection import detection_text
-from lidframe.eval._evaluate import Evaluation
+from lidframe.eval._evaluate import Evaluation, SourceEvaluation
 from lidframe.eval._speech_stats import speech_text, worst_no_speech
 
 __all__ = [
     "GROUPS_SHOWN",
     "answered_text",
     "failed_text",
+    "language_accuracy_text",
     "by_text",
     "evaluation_text",
     "stored_text",
@@ -23,14 +24,16 @@ __all__ = [
 GROUPS_SHOWN = 50
 # Rows with an error printed (the report lists more, the results hold every one).
 FAILED_SHOWN = 5
+# Languages whose accuracy is printed, lowest first (the report and the record have every one).
+LANGUAGES_SHOWN = 12
 
 
 def evaluation_text(ev: Evaluation, target_accuracy: float = 0.95) -> str:
     """The summary table (with the no-speech and speech-seconds line, and the languages most often
     without speech, when the results have the speech columns), the no-speech detection table (when
     some row is labelled ``und``) and the ``by`` tables, then per source the confidence
-    threshold that reaches ``target_accuracy``, its five weakest languages and its three most
-    frequent confusions, then the agreement table (when there are several models)."""
+    threshold that reaches ``target_accuracy``, its accuracy per language (lowest first) and its
+    three most frequent confusions, then the agreement table (when there are several models)."""
     if not ev.labelled:
         return unlabelled_text(ev)
     lines = [str(ev), *failed_text(ev)]
@@ -54,18 +57,37 @@ def evaluation_text(ev: Evaluation, target_accuracy: float = 0.95) -> str:
                 f"threshold {pick['threshold']:.3f} keeps {pick['coverage']:.0%} of rows at "
                 f"{pick['accuracy']:.1%} accuracy"
             )
-        weakest = ", ".join(
-            f"{row.lang} {row.f1:.2f} (n={row.support})"
-            for row in source.weakest.head(5).reset_index().itertuples()
-        )
         top = source.confusions.head(3)
         confused = ", ".join(f"{r.true}->{r.predicted} {r.rows}" for r in top.itertuples())
-        lines += ["", f"{name}: {threshold}", f"  weakest: {weakest}"]
+        lines += ["", f"{name}: {threshold}", f"  {language_accuracy_text(source)}"]
         if confused:
             lines.append(f"  most confused: {confused}")
     if not ev.agreement.empty:
         lines += ["", ev.agreement.to_string(float_format=lambda x: f"{x:.3f}")]
     return "\n".join(lines)
+
+
+def language_accuracy_text(source: SourceEvaluation, shown: int = LANGUAGES_SHOWN) -> str:
+    """Accuracy per true language (its rows answered right, of its rows), lowest first: the
+    first ``shown``, and how many more languages there are (each at 100% when the shown are)."""
+    table = source.per_language
+    table = table[table["support"] > 0]
+    if table.empty:
+        return "accuracy per language: no scored row"
+    accuracy = table["correct"] / table["support"]
+    order = accuracy.sort_values(kind="stable").index
+    head = order[:shown]
+    text = ", ".join(
+        f"{lang} {accuracy[lang]:.0%} ({int(table.loc[lang, 'correct'])}/"
+        f"{int(table.loc[lang, 'support'])})"
+        for lang in head
+    )
+    more = len(order) - len(head)
+    if more:
+        text += f", and {more} more languages" + (
+            " at 100%" if accuracy[order[shown - 1]] == 1.0 else ", up to 100%"
+        )
+    return f"accuracy per language, lowest first (rows right/rows): {text}"
 
 
 def failed_text(ev: Evaluation, shown: int = FAILED_SHOWN) -> list[str]:

@@ -45,6 +45,8 @@ class RunSummary:
     # This run's half-precision check against float32 (None: the job ran in float32 unchecked);
     # the record stored with the job (lidframe.kernel.FidelityReport.record, with ``fallback``).
     fidelity: dict[str, Any] | None = None
+    # The job's rows/s and seconds as lidframe status says them (JobStatus.timing); "" unknown.
+    timing: str = ""
     # The first rows with an error, in manifest order: (id, audio, error) each.
     failed: list[tuple[str, str, str]] = field(default_factory=list)
 
@@ -53,11 +55,17 @@ class RunSummary:
         """The job finished and every row has an answer or its own row error (no dead partition)."""
         return self.status == "finished"
 
+    def time_text(self) -> str:
+        """This run's wall clock and the job's partitions' time, each saying what it measures
+        (``lidframe status`` and the report show the second)."""
+        text = f"this run {self.seconds:.1f} s wall clock (all of it, cluster start included)"
+        return text + (f"; the job {self.timing}" if self.timing else "")
+
     def __str__(self) -> str:
-        rate = self.rows / self.seconds if self.seconds > 0 else 0.0
         lines = [
-            f"lidframe: {self.rows} rows in {self.partitions} partitions, {self.errors} errors, "
-            f"{self.seconds:.1f} s ({rate:.2f} rows/s) -> {self.out}",
+            f"lidframe: {self.rows} rows in {self.partitions} partitions, {self.errors} errors "
+            f"-> {self.out}",
+            f"  time: {self.time_text()}",
         ]
         if self.job_id is not None:
             lines.append(
@@ -81,7 +89,6 @@ class RunSummary:
     __repr__ = __str__
 
     def _repr_html_(self) -> str:
-        rate = self.rows / self.seconds if self.seconds > 0 else 0.0
         job = "" if self.job_id is None else f"{self.job_id} {self.status}"
         rows: list[tuple[str, str]] = [
             ("job", job),
@@ -101,7 +108,7 @@ class RunSummary:
         if self.fidelity is not None:
             rows.append(("half precision", "; ".join(fidelity_lines(self.fidelity))))
         rows += [
-            ("time", f"{self.seconds:.1f} s ({rate:.2f} rows/s)"),
+            ("time", self.time_text()),
             ("output", self.out),
             ("job database", self.db or "none kept"),
         ]
@@ -154,4 +161,5 @@ def summarize(store: JobStore, job_id: str, out: str, multi_model: bool) -> RunS
         status=job_row.get("status"),
         dead=states.get("dead", 0),
         failed=store.failed_rows(job_id, FAILED_SHOWN) if totals["error_categories"] else [],
+        timing=store.status(job_id).timing(),
     )

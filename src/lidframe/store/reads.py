@@ -22,7 +22,11 @@ from lidframe.store.behaviour import Behaviour, read_behaviour
 from lidframe.store.results import DUPLICATE_ID
 from lidframe.store.schema import jobs, partitions, predictions, results
 
-__all__ = ["JobStatus", "Reads"]
+__all__ = ["PARTITION_SPAN", "JobStatus", "Reads"]
+
+# What a job's seconds and rows/s measure (``lidframe status``, the run summary, the report); a
+# run's own wall clock (cluster start and model loading too) is longer.
+PARTITION_SPAN = "from the first partition's start to the last one's finish"
 
 P = partitions.c
 
@@ -47,6 +51,10 @@ class JobStatus:
     def rows_per_second(self) -> float:
         return self.rows_done / self.seconds if self.seconds > 0 else 0.0
 
+    def timing(self) -> str:
+        """The job's rows/s and seconds, saying what they measure (:data:`PARTITION_SPAN`)."""
+        return f"{self.rows_per_second:.2f} rows/s over {self.seconds:.1f} s {PARTITION_SPAN}"
+
     def __str__(self) -> str:
         j = self.job
         total = j["n_partitions"]
@@ -64,8 +72,8 @@ class JobStatus:
             f"  models {', '.join(j['models'])}",
             f"  partitions {total}{'' if j.get('planned', True) else ' so far (planning)'}: {parts}",
             f"  rows done {self.rows_done}/{j['n_rows']}, row errors {self.error_rows}, "
-            f"attempts {self.attempts} ({self.retried} partitions retried), "
-            f"{self.rows_per_second:.2f} rows/s over {self.seconds:.0f} s",
+            f"attempts {self.attempts} ({self.retried} partitions retried)",
+            f"  {self.timing()}",
         ]
         lines += self.behaviour.lines()
         for partition, error in self.dead:

@@ -411,7 +411,7 @@ def source(name: str, s: SourceEvaluation, target: float) -> str:
             table(confusion.rename_axis("true \u2193 answer \u2192"), scroll=True),
             f"<h3>{esc}: per language</h3>",
             table(s.per_language, scroll=True),
-            f"<h3>{esc}: weakest languages</h3>",
+            f"<h3>{esc}: weakest languages (lowest F1)</h3>",
             table(s.weakest),
             f"<h3>{esc}: confidently wrong ({len(shown)} of {len(s.confidently_wrong)})</h3>",
             table(shown, scroll=True),
