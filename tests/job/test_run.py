@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import lidframe
+from lidframe.job import job_status
 from lidframe.models import load_count
 from lidframe.models.base import resolve_device
 from lidframe.results import part_name
@@ -116,7 +117,7 @@ def test_run_writes_one_part_per_partition_and_marks_bad_rows(corpus, tmp_path):
     timing = str(summary).split("; the job ")[1].splitlines()[0]
     assert "wall clock (all of it, cluster start included)" in str(summary)
     assert timing.endswith("from the first partition's start to the last one's finish")
-    assert timing in lidframe.job.job_status(out=out)
+    assert timing in job_status(out=out)
     # the summary names every failed row (up to five), in manifest order, each error its file
     text = str(summary)
     assert "  rows with an error:\n" in text, text
