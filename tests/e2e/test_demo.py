@@ -30,9 +30,28 @@ def _demo_commands() -> list[list[str]]:
     return commands
 
 
+def _quick_start_commands() -> list[list[str]]:
+    """The README's quick start after its set-up lines (``python3 -m venv``, ``pip install``: what
+    the test run did), in order: ``lidframe ...`` as ``python -m lidframe.cli ...``, ``python -c``
+    with this interpreter."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("```bash\n", 1)[1].split("```", 1)[0]
+    commands = []
+    for line in block.splitlines():
+        words = shlex.split(line, comments=True)
+        if words[:1] == ["lidframe"]:
+            commands.append([sys.executable, "-m", "lidframe.cli", *words[1:]])
+        elif words[:1] == ["python"]:
+            commands.append([sys.executable, *words[1:]])
+    assert [c[3] if c[1] == "-m" else c[1] for c in commands] == [
+        "run", "status", "-c", "eval", "report"
+    ], commands  # fmt: skip
+    return commands
+
+
 @pytest.mark.slow
-@pytest.mark.timeout(900)
-def test_the_demo_runs_twice_in_a_fresh_copy(tmp_path):
+@pytest.mark.timeout(1200)
+def test_the_demo_runs_twice_in_a_fresh_copy_then_the_readme_quick_start_in_order(tmp_path):
     shutil.copytree(ROOT / "examples" / "demo", tmp_path / "examples" / "demo")
     commands = _demo_commands()
     outputs = []
@@ -61,14 +80,22 @@ def test_the_demo_runs_twice_in_a_fresh_copy(tmp_path):
     listing = sorted(p.name for p in (tmp_path / "demo-results").iterdir())
     assert all(n.startswith("_") or re.fullmatch(r"part-\d{5}\.parquet", n) for n in listing)
 
+    # the README's quick start, line by line in the order written, after the demo: each works,
+    # and its run resumes the demo's job (the same command) instead of being refused
+    quick = []
+    for cmd in _quick_start_commands():
+        proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, (cmd, proc.stdout, proc.stderr)
+        quick.append(proc.stdout)
+    assert "0 partitions done by this run, 4 already done" in quick[0]
+    assert "finished" in quick[1] and "rows done 61/61" in quick[1]
+    assert "whisper_base_lang" in quick[2] and "en-000" in quick[2]
+    assert "61 labelled rows of 61" in quick[3]
+    assert re.search(r"report: demo-report\.html \(61 labelled rows", quick[4])
+
 
 def test_the_readme_quick_start_runs_the_demos_own_job():
     """After ``bash scripts/demo.sh`` the quick start's ``lidframe run`` resumes the demo's job
     instead of being refused as another job in its folder: the two lines have the same arguments."""
-    readme = (ROOT / "README.md").read_text()
-    quick = next(
-        line.split("#")[0].split()
-        for line in readme.splitlines()
-        if line.startswith("lidframe run examples/demo/manifest.csv")
-    )
-    assert quick[1:] == _demo_commands()[0][3:], (quick, _demo_commands()[0])
+    quick, demo = _quick_start_commands()[0], _demo_commands()[0]
+    assert quick == demo, (quick, demo)
