@@ -136,3 +136,61 @@ def test_another_address_warns_and_a_missing_queue_is_refused(sqlite_job, caplog
     with caplog.at_level(logging.WARNING, logger="lidframe"):
         serve(Reviews(sqlite_job, JOB), host="localhost", quiet=True).stop()
     assert "not only on this machine" not in caplog.text
+
+
+def test_audio_the_browser_cannot_play_is_served_decoded_with_range_requests(tmp_path):
+    """Real G.722 prompts (raw G.722, which Chromium does not play; the real-speech corpus's
+    ``g722`` files): the audio route decodes them with the job's decoders to 16 kHz WAV, from the
+    file's start to the row's window end, and answers range requests over those bytes."""
+    import io
+
+    import numpy as np
+    import pandas as pd
+    import soundfile as sf
+
+    from lidframe.audio import decode_clip
+    from lidframe.testing import real_speech_corpus
+    from tests.review.jobs import answers_frame
+
+    corpus = pd.read_parquet(real_speech_corpus(tmp_path / "real.parquet", encodings=("g722",)))
+    files = corpus[(corpus["kind"] == "prompt") & (corpus["seconds"] > 2.5)]["audio"].head(2)
+    assert len(files) == 2
+    frame = answers_frame(2, models=2).assign(audio=list(files), error=None)
+    frame["offset"] = [np.nan, 0.5]
+    frame["duration"] = [np.nan, 1.25]
+    url = f"sqlite:///{tmp_path}/jobs.sqlite"
+    make_job(url, frame=frame, models=2)
+    with Reviews(url, JOB) as reviews:
+        reviews.build("random", second_share=0)
+    server = serve(Reviews(url, JOB), quiet=True)
+    try:
+        token = urllib.parse.parse_qs(urllib.parse.urlsplit(server.url).query)["token"][0]
+        parts = urllib.parse.urlsplit(server.url)
+        for row, end in ((0, None), (1, 1.75)):
+            status, headers, body = _request(parts, f"/api/audio/{row}", token)
+            assert status == 200 and headers["content-type"] == "audio/wav"
+            assert body != Path(files.iloc[row]).read_bytes()[: len(body)]
+            wave, rate = sf.read(io.BytesIO(body), dtype="float32")
+            expected = decode_clip(files.iloc[row], 0.0, end).windows[0][1]
+            assert rate == 16_000 and wave.ndim == 1 and len(wave) == len(expected)
+            assert np.abs(wave - expected).max() < 1e-3  # 16-bit PCM of the same samples
+            status, headers, part = _request(
+                parts, f"/api/audio/{row}", token, {"Range": "bytes=1000-4999"}
+            )
+            assert status == 206 and part == body[1000:5000]
+            assert headers["content-range"] == f"bytes 1000-4999/{len(body)}"
+    finally:
+        server.stop()
+
+
+def _request(
+    parts: urllib.parse.SplitResult, path: str, token: str, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        conn.request("GET", path, headers={"X-Lidframe-Token": token, **(headers or {})})
+        response = conn.getresponse()
+        found = {k.lower(): v for k, v in response.getheaders()}
+        return response.status, found, response.read()
+    finally:
+        conn.close()

@@ -2,10 +2,15 @@
 
 Why this shape:
 
-* **Bytes as stored, no transcoding.** Chromium plays WAV (PCM, float, A-law, mu-law), FLAC, MP3,
-  Ogg (Vorbis, Opus), WebM and AAC/MP4 itself; a file is sent as it is, with a content type from
-  its name. Formats it cannot play (raw G.722, AMR, ...) are sent too and the page says the
-  player could not decode the file (transcoding them is left for later).
+* **Bytes as stored where the browser plays them.** Chromium plays WAV (PCM, float, A-law,
+  mu-law), FLAC, MP3, Ogg (Vorbis, Opus), WebM and AAC/MP4 itself; such a file is sent as it is,
+  with a content type from its name.
+* **Anything else decoded to WAV** (:func:`transcoded`): a file whose name says no format a
+  browser plays (raw G.722, AMR, ...) is decoded by the decoders the job used
+  (:func:`lidframe.audio.decode_clip`: libsndfile, then FFmpeg) from its start to the row's window
+  end, at most :data:`TRANSCODE_SECONDS` seconds, mono 16-bit PCM at 16 kHz, and those bytes are
+  served with the same range requests (the player still seeks to the window; times in the WAV are
+  the file's). A row's decoded bytes are kept for the next requests of the same row.
 * **HTTP range requests** (RFC 9110, one range per request, as media elements ask), so the player
   seeks to the row's window without downloading what comes before it: on S3 each chunk the
   browser asks for becomes one ranged GET of the object (read-ahead caching off), on a local disk
@@ -27,10 +32,23 @@ import fsspec
 
 from lidframe.audio import with_io_timeouts
 
-__all__ = ["CHUNK", "AudioFile", "ByteRange", "open_audio", "parse_range"]
+__all__ = [
+    "CHUNK",
+    "TRANSCODE_SECONDS",
+    "AudioFile",
+    "ByteRange",
+    "DecodedAudio",
+    "open_audio",
+    "parse_range",
+    "playable",
+    "transcoded",
+]
 
 # Bytes per read (and per ranged GET on object stores).
 CHUNK = 256 * 1024
+# The most of a file decoded for the player when the browser cannot play it as stored (16 kHz
+# mono PCM: 32 kB a second, 19 MB at the most).
+TRANSCODE_SECONDS = 600.0
 
 # Content types of the audio formats browsers play, by the file name's extension.
 _TYPES = {
@@ -133,3 +151,50 @@ def content_type(uri: str) -> str:
     dot = name.rfind(".")
     ext = name[dot:] if dot >= 0 else ""
     return _TYPES.get(ext) or mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+def playable(uri: str) -> bool:
+    """Whether a browser plays ``uri`` as stored (its name says a format of :data:`_TYPES`)."""
+    return content_type(uri) in _PLAYABLE
+
+
+_PLAYABLE = frozenset(_TYPES.values())
+
+
+@dataclass(frozen=True)
+class DecodedAudio:
+    """A row's file decoded to WAV bytes in memory (what :func:`transcoded` gives)."""
+
+    data: bytes
+    content_type: str = "audio/wav"
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    def chunks(self, span: ByteRange) -> Iterator[bytes]:
+        for start in range(span.start, span.stop, CHUNK):
+            yield self.data[start : min(start + CHUNK, span.stop)]
+
+
+def transcoded(
+    uri: str,
+    end: float | None,
+    storage_options: Mapping[str, Any] | None,
+    io_timeout: float = 30.0,
+) -> DecodedAudio:
+    """``uri`` from its start to ``end`` seconds (None: the file's end), at most
+    :data:`TRANSCODE_SECONDS`, as a mono 16-bit WAV at 16 kHz (blocking). Raises
+    :class:`~lidframe.errors.AudioError` (naming the file and each decoder's reason) when it
+    cannot be decoded."""
+    import io
+
+    import soundfile as sf
+
+    from lidframe.audio import AudioConfig, decode_clip
+
+    config = AudioConfig(max_window=TRANSCODE_SECONDS, io_timeout=io_timeout)
+    decoded = decode_clip(uri, 0.0, end, config, storage_options)
+    out = io.BytesIO()
+    sf.write(out, decoded.windows[0][1], config.sample_rate, format="WAV", subtype="PCM_16")
+    return DecodedAudio(out.getvalue())

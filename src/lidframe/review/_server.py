@@ -21,8 +21,9 @@ Routes (every one behind the token, see :class:`TokenGate`):
 * ``POST /api/undo``: the reviewer's last answer withdrawn and its row back, then the state.
 * ``GET /api/languages``: every canonical language, code and name, for the type-ahead.
 * ``GET /api/audio/{row}``: the file the job database names for that row of this job, with
-  range requests (:mod:`lidframe.review._media`); a row outside the job's queues is 404. Nothing
-  of the request but the row number reaches the lookup, and nothing of it a file system.
+  range requests (:mod:`lidframe.review._media`), as stored, or decoded to WAV when the browser
+  cannot play its format (G.722, AMR); a row outside the job's queues is 404. Nothing of the
+  request but the row number reaches the lookup, and nothing of it a file system.
 """
 
 from __future__ import annotations
@@ -50,11 +51,19 @@ from starlette.responses import (
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from lidframe.errors import ConfigError, LidframeError
+from lidframe.errors import AudioError, ConfigError, LidframeError
 from lidframe.languages import NO_LANGUAGE, canonical
-from lidframe.review._media import RangeNotSatisfiable, open_audio, parse_range
+from lidframe.review._media import (
+    AudioFile,
+    DecodedAudio,
+    RangeNotSatisfiable,
+    open_audio,
+    parse_range,
+    playable,
+    transcoded,
+)
 from lidframe.review._session import Item, Reviews, check_reviewer
-from lidframe.store.reviews import ItemLost
+from lidframe.store.reviews import ItemLost, RowAudio
 
 __all__ = ["PageSettings", "TokenGate", "item_json", "language_names", "review_app"]
 
@@ -301,6 +310,15 @@ def review_app(reviews: Reviews, settings: PageSettings) -> ASGIApp:
         names = await run_in_threadpool(language_names)
         return JSONResponse(names, headers={"Cache-Control": "private, max-age=86400"})
 
+    @lru_cache(maxsize=4)
+    def decoded(found: RowAudio) -> DecodedAudio:
+        """A row's file the browser cannot play, decoded once for the range requests that
+        follow (the player asks for several)."""
+        end = None
+        if found.duration is not None:
+            end = (found.offset or 0.0) + found.duration
+        return transcoded(found.audio, end, settings.storage_options, settings.io_timeout)
+
     async def get_audio(request: Request) -> Response:
         row = request.path_params["row"]
         try:
@@ -309,12 +327,19 @@ def review_app(reviews: Reviews, settings: PageSettings) -> ASGIApp:
             return PlainTextResponse(f"503 job database: {exc}\n", status_code=503)
         if found is None:
             return PlainTextResponse("404 no such row in this job's review queues\n", 404)
+        audio: AudioFile | DecodedAudio
         try:
-            audio = await run_in_threadpool(
-                open_audio, found.audio, settings.storage_options, settings.io_timeout
-            )
+            if playable(found.audio):
+                audio = await run_in_threadpool(
+                    open_audio, found.audio, settings.storage_options, settings.io_timeout
+                )
+            else:
+                audio = await run_in_threadpool(decoded, found)
         except FileNotFoundError:
             return PlainTextResponse(f"404 {found.audio}: no such file\n", status_code=404)
+        except AudioError as exc:
+            status = 404 if exc.category == "not_found" else 502
+            return PlainTextResponse(f"{status} {exc}\n", status_code=status)
         except Exception as exc:  # noqa: BLE001 - any store failure is the store's answer
             return PlainTextResponse(
                 f"502 {found.audio}: {type(exc).__name__}: {exc}\n", status_code=502
