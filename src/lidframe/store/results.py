@@ -26,7 +26,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from lidframe.columns import CASCADE, CONSENSUS, MANIFEST, MODEL, ROW, SPEECH
-from lidframe.store.behaviour import Behaviour, replace_behaviour, summarise
+from lidframe.store.behaviour import Behaviour, summarise
+from lidframe.store.behaviour_rows import replace_behaviour
 from lidframe.store.schema import predictions, results
 
 __all__ = ["DUPLICATE_ID", "PartitionRows", "frame_rows", "replace_rows"]

@@ -84,6 +84,13 @@ All tables are prefixed ``lidframe_`` so they can share a database (and a schema
     non-zero count ``n``: ``kind`` ``lang`` (rows answered ``key``, a canonical code) or ``error``
     (rows without an answer of error category ``key``). At most one row per language of the
     models' label sets and per error category, whatever the partition's size.
+
+``lidframe_behaviour_totals``: the two tables above summed per (job, ``worker``, ``model``):
+    one row per (``kind``, ``key``) with its ``value``: ``kind`` ``stat`` (``key`` a scalar
+    column's name), ``prob`` / ``margin`` (``key`` the bin), ``lang`` or ``error``; ``host`` of the
+    worker; ``worker`` empty outside Dask. Kept in the transactions that write partitions' rows
+    (:mod:`lidframe.store.behaviour_rows`), so ``lidframe status`` sums a few rows per worker
+    instead of every partition's.
 """
 
 from __future__ import annotations
@@ -95,6 +102,7 @@ from lidframe.columns import CASCADE, CONSENSUS, JSON_TYPE, MANIFEST, MODEL, ROW
 __all__ = [
     "behaviour",
     "behaviour_counts",
+    "behaviour_totals",
     "evaluations",
     "jobs",
     "metadata",
@@ -307,4 +315,16 @@ behaviour_counts = sa.Table(
     sa.Column("kind", sa.String(16), primary_key=True),
     sa.Column("key", sa.String(64), primary_key=True),
     sa.Column("n", sa.Integer, nullable=False),
+)
+
+behaviour_totals = sa.Table(
+    "lidframe_behaviour_totals",
+    metadata,
+    sa.Column("job_id", sa.String(200), _job_fk(), primary_key=True),
+    sa.Column("worker", sa.String(200), primary_key=True),
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("host", sa.String(200)),
+    sa.Column("value", sa.Float, nullable=False),
 )
