@@ -256,6 +256,8 @@ def _run(args: argparse.Namespace) -> int:
         check_every=args.check_every,
         quarantine=args.quarantine,
         fleet_min_rows=args.fleet_min_rows,
+        metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
         overwrite=args.overwrite,
         fidelity_clips=args.fidelity_clips,
         fidelity_threshold=args.fidelity_threshold,

@@ -282,6 +282,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _fleet_argument(run)
     run.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve Prometheus metrics while the job works (rows and errors by category, "
+        "partitions by state, rows/s, language shares, agreement, und and error rates, drift) "
+        "at http://127.0.0.1:PORT/metrics; needs lidframe[metrics]",
+    )
+    run.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        metavar="ADDRESS",
+        help="address the metrics endpoint listens on (default 127.0.0.1: this machine only)",
+    )
+    run.add_argument(
         "--fidelity-clips",
         type=int,
         default=32,

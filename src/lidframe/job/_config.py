@@ -124,6 +124,10 @@ class RunConfig:
     quarantine: bool = setting(False, identity=False)
     # Rows a worker (and the rest of the fleet) must have answered before it is judged.
     fleet_min_rows: int = setting(200, identity=False)
+    # Serve Prometheus metrics (progress, what the models say) on this port while the job works
+    # (0: a free one); None: none. Bound to ``metrics_host``, loopback unless told otherwise.
+    metrics_port: int | None = setting(None, identity=False)
+    metrics_host: str = setting("127.0.0.1", identity=False)
     overwrite: bool = setting(False, identity=False)
     # The half-precision check against float32 (lidframe.kernel.check_fidelity): clips compared, least top-1
     # agreement (below it the job runs in float32).
@@ -144,6 +148,10 @@ class RunConfig:
         check_backend(self.backend)
         check_fidelity_settings(self.fidelity_clips, self.fidelity_threshold)
         self.job_settings()  # attempts, leases and stalls
+        if self.metrics_port is not None and not (
+            isinstance(self.metrics_port, int) and 0 <= self.metrics_port <= 65535
+        ):
+            raise ConfigError(f"metrics_port must be a port number, got {self.metrics_port}")
         for name in ("check_every", "fleet_min_rows"):
             value = getattr(self, name)
             if not (isinstance(value, int) and value >= 1):

@@ -49,6 +49,7 @@ from lidframe.job._stalls import StallWatch, restart_in_background
 from lidframe.job._watch import Watch, WatchSettings
 from lidframe.job._worker import PROGRESS_TOPIC, PartitionTask, dead_partition, process_partition
 from lidframe.manifest import ManifestChanged, PlannedPartition
+from lidframe.observe import MetricsServer
 from lidframe.results import discard
 from lidframe.store import JobStore, Lease, PartitionRows
 
@@ -121,6 +122,7 @@ class Driver:
         states = store.states(job_id)
         # What the models said so far (partitions stored before this run too), and its checks.
         self.watch = Watch(store, job_id, watch)
+        self.metrics: MetricsServer | None = None
         self.bar = progress_bar(
             total=None,
             initial=states.get("done", 0) + states.get("dead", 0),
@@ -136,6 +138,7 @@ class Driver:
         from distributed import wait
 
         self.client.subscribe_topic(PROGRESS_TOPIC, self.stalls.on_progress)
+        self.serve_metrics()
         self.heartbeat.start()
         self.planner.start()
         try:
@@ -360,8 +363,26 @@ class Driver:
         if state == "dead":
             self.done.dead += 1
 
+    def serve_metrics(self) -> None:
+        """The Prometheus endpoint, when asked for (``metrics_port``), until :meth:`stop`."""
+        port = self.watch.settings.metrics_port
+        if port is None:
+            return
+        from lidframe.observe import JobMetrics, serve_metrics
+
+        metrics = JobMetrics(
+            self.job_id,
+            behaviour=lambda: self.watch.total,
+            states=lambda: self.store.states(self.job_id),
+            drift=lambda: self.watch.drift_values,
+        )
+        self.metrics = serve_metrics(metrics, port, self.watch.settings.metrics_host)
+        log.info("metrics of job %s on %s", self.job_id, self.metrics.url)
+
     def stop(self) -> None:
         """Stop planning and renewing, cancel what is in flight and give the leases back."""
+        if self.metrics is not None:
+            self.metrics.close()
         self.planner.stop()
         self.heartbeat.stop()
         with contextlib.suppress(ValueError, RuntimeError):

@@ -406,6 +406,8 @@ def _watching(job: _Job) -> WatchSettings:
         every=config.check_every,
         fleet=FleetThresholds(min_rows=config.fleet_min_rows),
         quarantine=config.quarantine,
+        metrics_port=config.metrics_port,
+        metrics_host=config.metrics_host,
     )
 
 

@@ -43,6 +43,9 @@ class WatchSettings:
     fleet: FleetThresholds = field(default_factory=FleetThresholds)
     # Give a worker that answers differently no more partitions, and redo its partitions.
     quarantine: bool = False
+    # Serve Prometheus metrics on this port (0: a free one) of ``metrics_host``; None: none.
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
 
 
 class Watch:
@@ -55,6 +58,8 @@ class Watch:
         self.by_worker: dict[str, Behaviour] = {}
         self.reload(store)
         self.drift_warned = False
+        # The last drift check's figures, {(statistic, of): value} (for the metrics).
+        self.drift_values: dict[tuple[str, str], float] = {}
         self.named: set[str] = set()  # workers warned about
         self.quarantined: set[str] = set()
         self._since = 0
@@ -85,11 +90,12 @@ class Watch:
         return self._check_fleet(client)
 
     def _check_drift(self, client: Any) -> None:
-        if self.settings.reference is None or self.drift_warned:
+        if self.settings.reference is None:
             return
         name, reference = self.settings.reference
         drift = compare(self.total, reference, names=(self.job_id, name))
-        if not drift:
+        self.drift_values = {(c.statistic, c.of): c.value for c in drift.checks}
+        if not drift or self.drift_warned:
             return
         self.drift_warned = True
         rows = self.total.answer.rows

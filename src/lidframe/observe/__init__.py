@@ -1,5 +1,5 @@
-"""Watching what a job's models say: drift against a reference, and the worker that answers
-differently from the rest of the fleet.
+"""Watching what a job's models say: drift against a reference, the worker that answers
+differently from the rest of the fleet, and metrics for operators' tools.
 
 It works on :class:`lidframe.store.Behaviour`, the summaries every partition's task stores with its
 rows (:mod:`lidframe.store.behaviour`), summed by SQL: nothing here reads result rows, so each check
@@ -10,6 +10,8 @@ costs the same at any job size and can run while the job works. Modules:
   shares, PSI 0.1 on confidence, five points on rates).
 * ``_fleet``: :func:`outliers`, the workers whose answers depart from the others'
   (:class:`Outlier`), judged with :class:`FleetThresholds`.
+* ``_metrics``: :func:`serve_metrics`, a Prometheus endpoint (``prometheus_client``) reading a
+  running job's :class:`JobMetrics` when scraped.
 """
 
 from __future__ import annotations
@@ -21,23 +23,30 @@ from lidframe._lazy import lazy_exports
 if TYPE_CHECKING:
     from lidframe.observe._drift import Check, Drift, DriftThresholds, compare
     from lidframe.observe._fleet import FleetThresholds, Outlier, outliers
+    from lidframe.observe._metrics import JobMetrics, MetricsServer, serve_metrics
 
 _EXPORTS = {
     "Check": "lidframe.observe._drift",
     "Drift": "lidframe.observe._drift",
     "DriftThresholds": "lidframe.observe._drift",
     "FleetThresholds": "lidframe.observe._fleet",
+    "JobMetrics": "lidframe.observe._metrics",
+    "MetricsServer": "lidframe.observe._metrics",
     "Outlier": "lidframe.observe._fleet",
     "compare": "lidframe.observe._drift",
     "outliers": "lidframe.observe._fleet",
+    "serve_metrics": "lidframe.observe._metrics",
 }
 __all__ = [
     "Check",
     "Drift",
     "DriftThresholds",
     "FleetThresholds",
+    "JobMetrics",
+    "MetricsServer",
     "Outlier",
     "compare",
     "outliers",
+    "serve_metrics",
 ]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
