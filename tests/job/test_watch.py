@@ -3,7 +3,7 @@ real worker processes, one of which runs a deliberately damaged model.
 
 Three worker processes under nannies; two models: ``loudness`` (``en`` loud, ``de`` quiet) and
 ``noisyloud``, the same answer from a small weight matrix, whose weights get Gaussian noise added
-when it is loaded on the worker named ``0`` (a truncated or corrupted weights file on one node).
+in the first worker process that loads it (a truncated or corrupted weights file on one node).
 There it answers ``en`` for every clip, so on that worker the models agree on half the rows, and on
 the others on all of them. Each partition holds two loud and two quiet clips, so an honest worker's
 share of languages is the fleet's exactly.
@@ -12,6 +12,9 @@ share of languages is the fleet's exactly.
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,13 +36,15 @@ COMMON = {
     "progress": False,
     "speech": lidframe.SpeechConfig(vad=False),
     "check_every": 1,
-    "fleet_min_rows": 12,
+    # every partition is two loud and two quiet clips, so one partition says a worker's mix
+    "fleet_min_rows": 4,
 }
 
 
-def register_noisyloud() -> None:
-    """``noisyloud``: ``en``/``de``/``fr`` from the loudness through a 3x2 weight matrix; on the
-    worker named 0 the matrix has noise added at load (seeded), and answers ``en`` for all."""
+def register_noisyloud(marker: Path) -> None:
+    """``noisyloud``: ``en``/``de``/``fr`` from the loudness through a 3x2 weight matrix; the first
+    worker process to load it (it creates ``marker`` and writes its pid there) adds seeded noise to
+    the matrix, and answers ``en`` for every clip."""
 
     class NoisyLoud(LidModel):
         weights = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
@@ -57,14 +62,15 @@ def register_noisyloud() -> None:
             return torch.softmax(logits, -1).float()
 
     def factory(spec: ModelSpec) -> LidModel:
-        from distributed import get_worker
+        import os
 
         model = NoisyLoud(spec)
         try:
-            damaged = get_worker().name == 0
-        except ValueError:  # loaded outside a worker (the driver's check)
-            damaged = False
-        if damaged:
+            with open(marker, "x") as fh:
+                fh.write(str(os.getpid()))
+        except FileExistsError:
+            pass
+        if marker.read_text() == str(os.getpid()):
             noise = np.random.default_rng(7).normal(0, 1.5, NoisyLoud.weights.shape)
             model.weights = NoisyLoud.weights + noise
         return model
@@ -72,24 +78,39 @@ def register_noisyloud() -> None:
     register_family("noisyloud", factory)
 
 
+class _Fleet:
+    """Three single-threaded worker processes under nannies, one of them damaged."""
+
+    def __init__(self, client: Any, marker: Path) -> None:
+        self.client, self.marker = client, marker
+
+    @property
+    def damaged(self) -> str:
+        """The address of the worker process that damaged its model (known once it loaded it)."""
+        pid = int(self.marker.read_text())
+        return next(a for a, p in self.client.run(os.getpid).items() if p == pid)
+
+
 @pytest.fixture(scope="module")
-def fleet():
-    """Three single-threaded worker processes; the client and the damaged worker's address."""
+def fleet(tmp_path_factory):
     register_loudness()
-    register_noisyloud()
+    marker = tmp_path_factory.mktemp("fleet") / "damaged"
+    register_noisyloud(marker)
     with start_local_cluster(3, env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}) as running:
-        info = running.client.scheduler_info()["workers"]
-        damaged = next(address for address, w in info.items() if w["name"] == 0)
-        yield running.client, damaged
+        yield _Fleet(running.client, marker)
 
 
 def test_the_worker_with_a_damaged_model_is_named_and_the_others_are_not(fleet, tmp_path, caplog):
-    client, damaged = fleet
+    client = fleet.client
     manifest = loudness_manifest(tmp_path, 96)
     with caplog.at_level(logging.WARNING, logger="lidframe"):
         summary = lidframe.run(manifest, tmp_path / "out", MODELS, client=client, **COMMON)
+    damaged = fleet.damaged
     named = [r.getMessage() for r in caplog.records if "answers differently" in r.getMessage()]
-    assert len(named) == 1, named  # once, however many checks saw it
+    with open_store(f"sqlite:///{tmp_path / 'out' / '_lidframe.sqlite'}") as store:
+        by_worker = store.behaviour(summary.job_id, by_worker=True)
+    rows = {w: (b.answer.rows, b.answer.agreement) for w, b in by_worker.items()}
+    assert len(named) == 1, (named, rows, damaged)  # once, however many checks saw it
     assert named[0].startswith(f"worker {damaged} (host ")
     assert "agreement of answer difference 0.500 > 0.1" in named[0], named[0]
     events = client.get_events("lidframe-fleet")
@@ -102,24 +123,27 @@ def test_the_worker_with_a_damaged_model_is_named_and_the_others_are_not(fleet, 
         a == 1.0 for w, a in agreement.items() if w != damaged
     ), agreement
     # lidframe status names it too, from the database
-    text = job_status(summary.job_id, out=tmp_path / "out", fleet_min_rows=12)
+    text = job_status(summary.job_id, out=tmp_path / "out", fleet_min_rows=4)
     assert f"worker {damaged} (host " in text and text.count("answers differently") == 1
 
 
 def test_quarantine_gives_it_no_more_partitions_and_redoes_its_own_elsewhere(
     fleet, tmp_path, caplog
 ):
-    client, damaged = fleet
+    client = fleet.client
     manifest = loudness_manifest(tmp_path, 96)
     out = tmp_path / "out"
     with caplog.at_level(logging.WARNING, logger="lidframe"):
         summary = lidframe.run(manifest, out, MODELS, client=client, quarantine=True, **COMMON)
+    damaged = fleet.damaged
     assert summary.ok and summary.rows == 96
     messages = [r.getMessage() for r in caplog.records]
-    assert any(m.startswith(f"quarantined worker {damaged}: it gets no more") for m in messages)
     with open_store(f"sqlite:///{out / '_lidframe.sqlite'}") as store:
         by_worker = store.behaviour(summary.job_id, by_worker=True)
         parts = store.partitions(summary.job_id)
+    rows_by_worker = {w: b.answer.rows for w, b in by_worker.items()}
+    quarantined = f"quarantined worker {damaged}: it gets no more"
+    assert any(m.startswith(quarantined) for m in messages), (messages, rows_by_worker)
     # every stored partition was computed by a healthy worker, and the answers are all healthy
     assert damaged not in by_worker and len(by_worker) == 2
     assert (parts["state"] == "done").all()

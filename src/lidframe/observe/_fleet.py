@@ -73,11 +73,14 @@ def outliers(
 
     One at a time, the furthest first (its largest statistic over its threshold), each judged
     against the workers not yet named: a damaged worker does not make the healthy ones look odd by
-    being part of their "rest". A worker is named only while three or more are left, so there is
-    a majority to depart from (with two, either could be the odd one).
+    being part of their "rest". Only workers with ``min_rows`` rows take part, and a worker is
+    named only while three or more are left, so there is a majority to depart from (with two,
+    either could be the odd one).
     """
     t = thresholds or FleetThresholds()
-    left = {w: b for w, b in by_worker.items() if w is not None}
+    # Workers with too few rows are left out of the rest too: one that is odd but young would
+    # otherwise make an honest one look odd against a rest it spoils.
+    left = {w: b for w, b in by_worker.items() if w is not None and b.answer.rows >= t.min_rows}
     found: list[Outlier] = []
     while len(left) >= 3:
         worst: tuple[float, str, Drift] | None = None
@@ -86,8 +89,6 @@ def outliers(
             for other, b in left.items():
                 if other != worker:
                     rest += b
-            if min(own.answer.rows, rest.answer.rows) < t.min_rows:
-                continue
             drift = compare(own, rest, thresholds=t.drift(), names=(worker, "the other workers"))
             score = max((c.value / c.threshold for c in drift.checks), default=0.0)
             if drift and (worst is None or score > worst[0]):
