@@ -284,3 +284,20 @@ def test_output_cut_short_by_a_pipe_is_not_an_error():
         os.close(write)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == "", proc.stderr
+
+
+def test_run_help_shows_every_default(tmp_path):
+    """Every option of ``lidframe run`` whose default is a value says it in its help."""
+    proc = _lidframe("run", "--help", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    text = " ".join(proc.stdout.split())  # argparse wraps the lines
+    for option, default in [
+        ("--partition-rows PARTITION_ROWS", "(default: 128)"),
+        ("--top-k TOP_K", "(default: 5)"),
+        ("--max-window MAX_WINDOW", "(default: 30.0)"),
+        ("--workers WORKERS", "(default: one per GPU, else 1)"),
+        ("--device DEVICE", "(default: auto)"),
+        ("--min-prob MIN_PROB", "(default: 0.0)"),
+    ]:
+        after = text.split(f" {option} ", 1)[1]
+        assert default in after.split(" --", 1)[0], (option, after[:200])

@@ -42,6 +42,25 @@ exit status:
 _DTYPES = ["auto", "float32", "float16", "bfloat16", "fp32", "fp16", "bf16"]
 
 
+class _WithDefaults(argparse.RawDescriptionHelpFormatter):
+    """Each option's help ends with its default, unless the help says it already, or the default
+    is nothing to show (a switch that is off, no value, an empty list)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text
+            or not action.option_strings
+            or default is None
+            or default is False  # a switch (0.0 == False: compared by identity)
+            or default is argparse.SUPPRESS
+            or default == []
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, with usage errors as the same one line as every other error (exit status 2)."""
 
@@ -73,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="identify the language of every clip of a manifest",
         epilog=EXIT_STATUSES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_WithDefaults,
     )
     run.add_argument(
         "manifest", help="CSV, Parquet or JSONL manifest (local path or URL, e.g. s3://)"
@@ -89,7 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="delete another job's results in --out and write this job's there",
     )
     models_argument(run, ["whisper-base"], "models to run")
-    run.add_argument("--workers", type=int, default=None, help="local worker processes")
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes of the local cluster (default: one per GPU, else 1)",
+    )
     run.add_argument("--scheduler", default=None, help="address of a running Dask scheduler")
     run.add_argument(
         "--decode-threads",
@@ -120,7 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--partition-rows", type=int, default=128, help="manifest rows per partition")
     run.add_argument("--top-k", type=int, default=5, help="languages kept in each *_topk column")
-    run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    run.add_argument(
+        "--device", default="auto", help="auto (a GPU when the worker has one), cpu, cuda or cuda:N"
+    )
     backend_argument(run)
     run.add_argument(
         "--dtype",

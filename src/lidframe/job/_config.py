@@ -42,6 +42,37 @@ def _dtype_identity(value: Any) -> str:
     return "float32"
 
 
+# Names a caller may reach for that are written otherwise in Python (mostly the command line's).
+_SPELLED_OTHERWISE = {
+    "consensus": "consensus_policy=...",
+    "escalate_below": "cascade=P (the escalate-below threshold)",
+    "model": "models=[...]",
+    "no_db": "db=False",
+    "no_progress": "progress=False",
+    "no_vad": "speech=SpeechConfig(vad=False)",
+    "decode_timeout": "audio=AudioConfig(timeout=...)",
+    "storage_option": "storage_options={...}",
+}
+
+
+def setting_hint(name: str, names: list[str]) -> str | None:
+    """The setting nearest to an unknown keyword ``name`` of :func:`lidframe.run`, as it is
+    written there (``speech=SpeechConfig(min_speech=...)``, ``consensus_policy=...``); None when
+    nothing is near."""
+    nested = {
+        f.name: f"speech=SpeechConfig({f.name}=...)" for f in dataclasses.fields(SpeechConfig)
+    }
+    nested |= {f.name: f"audio=AudioConfig({f.name}=...)" for f in dataclasses.fields(AudioConfig)}
+    written = {**{n: f"{n}=..." for n in names}, **nested, **_SPELLED_OTHERWISE}
+    key = name.lower().replace("-", "_").removeprefix("__")
+    if key in written:
+        return written[key]
+    import difflib
+
+    close = difflib.get_close_matches(key, list(written), n=1, cutoff=0.6)
+    return written[close[0]] if close else None
+
+
 @dataclass(frozen=True)
 class JobSettings:
     """How hard a job tries."""
@@ -166,13 +197,19 @@ class RunConfig:
 
     @classmethod
     def of(cls, **settings: Any) -> RunConfig:
-        """From keyword settings; an unknown name is a :class:`ConfigError` naming it."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(settings) - names)
+        """From keyword settings; an unknown name is a :class:`ConfigError` naming it and the
+        setting it is nearest to (``min_speech`` -> ``speech=SpeechConfig(min_speech=...)``)."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(settings) - set(names))
         if unknown:
-            raise ConfigError(
-                f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}"
+            hints = [(name, setting_hint(name, names)) for name in unknown]
+            text = "; ".join(
+                f"unknown setting {name!r}" + (f": did you mean {hint}?" if hint else "")
+                for name, hint in hints
             )
+            if not all(hint for _, hint in hints):
+                text += f" (the settings: {', '.join(sorted(names))})"
+            raise ConfigError(text)
         return cls(**settings)
 
     def identity(self) -> dict[str, Any]:

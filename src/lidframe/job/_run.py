@@ -175,6 +175,28 @@ class _Leftovers:
                 os.rmdir(self.folder)
 
 
+def _settings_doc() -> str:
+    """``help(lidframe.run)``'s list of the settings: name, type and default of each field of
+    :class:`RunConfig` (read from its declaration, so it cannot drift)."""
+    lines = [
+        "",
+        "",
+        "    Settings (keywords: the fields of :class:`RunConfig`, each with its type and default):",
+        "",
+    ]
+    for f in dataclasses.fields(RunConfig):
+        if f.default is not dataclasses.MISSING:
+            default = repr(f.default)
+        else:
+            factory = f.default_factory
+            default = f"{getattr(factory, '__name__', 'factory')}()"
+        lines.append(f"    * ``{f.name}: {f.type} = {default}``")
+    return "\n".join(lines) + "\n"
+
+
+run.__doc__ = (run.__doc__ or "").rstrip() + _settings_doc()
+
+
 @dataclass(frozen=True)
 class _Job:
     """What a run works on once its settings, database, manifest and folder are known."""
