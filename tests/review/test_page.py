@@ -328,3 +328,35 @@ def test_a_killed_server_loses_no_committed_answer(browser, job_db, servers):
     assert state(page)["progress"]["done"] == 3
     press(page, "1")
     assert [a["row"] for a in answers(job_db)] == [*rows, held]
+
+
+def test_g722_audio_plays_decoded_at_the_window(browser, postgres, servers, tmp_path):
+    """Real raw G.722 prompts (the real-speech corpus's ``g722`` files, which Chromium cannot play
+    as stored) play in the page: the server decodes them to WAV and the player starts at the
+    row's window."""
+    from collections import defaultdict
+
+    import pandas as pd
+
+    from lidframe.testing import real_speech_corpus
+
+    corpus = pd.read_parquet(real_speech_corpus(tmp_path / "real.parquet", encodings=("g722",)))
+    g722 = corpus[(corpus["kind"] == "prompt") & (corpus["seconds"] > 3.0)]["audio"]
+    # The page's first two rows (a whole file, then 0.5-2.5 s of one) over G.722 prompts.
+    files: dict[str, str] = defaultdict(lambda: str(g722.iloc[0]))
+    files.update({"en-real-000": str(g722.iloc[0]), "es-real-000": str(g722.iloc[1])})
+    db = postgres.new_database()
+    make_job(db, frame=page_frame(files).iloc[:2], models=2, job_id=JOB, out="/data/out")
+    with Reviews(db, JOB) as reviews:
+        reviews.build("random", second_share=0)
+    server = serve(servers, db)
+    page = open_page(browser, server)
+    for _ in range(2):
+        item = state(page)["item"]
+        start, _ = WINDOWS[item["row"]]
+        seeked, now = player_position(page)
+        assert seeked == pytest.approx(start, abs=0.01) and start - 0.01 <= now
+        page.wait_for_function("document.getElementById('player').readyState >= 2", timeout=15_000)
+        assert page.evaluate("document.getElementById('player').error") is None
+        assert "cannot play" not in page.inner_text("#message")
+        press(page, "1")
