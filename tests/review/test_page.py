@@ -204,6 +204,35 @@ def test_two_browsers_with_two_reviewers_never_get_the_same_row(browser, job_db,
     assert all(by[row] == name for name, rows in got.items() for row in rows)
 
 
+def test_two_browsers_on_two_queues_never_hold_the_same_row(browser, job_db, servers):
+    """bob reviews the random queue (every row), carol the disagreement queue (the rows the
+    models disagree on, in the random queue too): a row is on one screen at a time, and answered
+    once, whichever page it was answered on."""
+    with Reviews(job_db, JOB) as reviews:
+        assert reviews.build("disagreement", second_share=0) >= 2
+        disagreements = {i["row"] for i in reviews.store.items(JOB) if i["queue"] == "disagreement"}
+    for queue, reviewer in (("random", "bob"), ("disagreement", "carol")):
+        servers.append(start_server(job_db, JOB, queue, reviewer))
+    pages = {
+        name: open_page(browser, server, reviewer=name)
+        for name, server in zip(("bob", "carol"), servers, strict=True)
+    }
+    holding = {name: state(page)["item"] for name, page in pages.items()}
+    got: dict[str, list[int]] = {name: [] for name in pages}
+    while any(holding.values()):
+        rows = [item["row"] for item in holding.values() if item is not None]
+        assert len(rows) == len(set(rows)), holding  # never the same row on both screens
+        for name, page in pages.items():
+            if holding[name] is None:
+                continue
+            got[name].append(holding[name]["row"])
+            holding[name] = press(page, "1")["item"]
+    assert set(got["carol"]) <= disagreements and got["carol"]
+    every = got["bob"] + got["carol"]
+    assert sorted(every) == list(range(len(WINDOWS)))  # each row once, on one of the pages
+    assert sorted(a["row"] for a in answers(job_db)) == sorted(every)
+
+
 def _get(server: PageServer, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
     """A raw GET: the path is sent exactly as written (no client normalises it)."""
     host = urllib.parse.urlsplit(server.base)
