@@ -117,7 +117,7 @@ class JobStore(Planning, Leases, Reads, Evaluations):
                 diffs = (
                     ", ".join(
                         job_differences(
-                            row,
+                            dict(row),
                             manifest=manifest,
                             manifest_digest=manifest_digest,
                             out=out,
