@@ -301,3 +301,33 @@ def test_run_help_shows_every_default(tmp_path):
     ]:
         after = text.split(f" {option} ", 1)[1]
         assert default in after.split(" --", 1)[0], (option, after[:200])
+
+
+def test_run_options_default_to_what_python_defaults_to():
+    """``lidframe run``'s flags and ``lidframe.run``'s keywords are two spellings of one setting:
+    every flag that is a setting defaults to the setting's own default (RunConfig and the audio
+    and speech configurations it nests)."""
+    import dataclasses
+
+    from lidframe.audio import AudioConfig
+    from lidframe.job import RunConfig
+    from lidframe.speech import SpeechConfig
+
+    defaults = {f.name: f.default for f in dataclasses.fields(RunConfig)}
+    defaults |= {f.name: f.default for f in dataclasses.fields(SpeechConfig)}
+    defaults |= {f.name: f.default for f in dataclasses.fields(AudioConfig)}
+    spelled = {"consensus": "consensus_policy", "decode_timeout": "timeout"}
+    parser = build_parser()
+    run = parser._subparsers._group_actions[0].choices["run"]
+    compared = []
+    for action in run._actions:
+        name = spelled.get(action.dest, action.dest)
+        if not action.option_strings or name not in defaults or action.dest == "models":
+            continue
+        if isinstance(action.default, bool) or action.default is None:
+            continue  # switches and "not given": the library decides
+        compared.append(name)
+        assert action.default == defaults[name], (action.dest, action.default, defaults[name])
+    assert {"partition_rows", "top_k", "max_window", "min_speech", "min_prob", "timeout"} <= set(
+        compared
+    ), compared
