@@ -61,7 +61,8 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then
 fi
 
 has_nvidia_gpu() {
-  [ -e /dev/nvidia0 ] || { command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q GPU; }
+  # (grep -c reads all of nvidia-smi's output: with pipefail, grep -q could fail it on SIGPIPE)
+  [ -e /dev/nvidia0 ] || [ "$(nvidia-smi -L 2>/dev/null | grep -c GPU)" -gt 0 ]
 }
 # The CPU-only build of the pinned PyTorch, before anything pulls PyPI's (whose Linux wheels depend
 # on several GB of nvidia-* CUDA wheels). 2.9.1+cpu satisfies constraints.txt's torch==2.9.1 (a
