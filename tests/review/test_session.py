@@ -109,9 +109,13 @@ def test_a_row_answered_in_one_queue_is_settled_in_the_others(db_url):
         # While alice holds the row, bob (serving the other queue) never gets it.
         taken = _drain(reviews, "bob", "low_margin", len(low))
         assert row not in taken and len(taken) == len(low) - 1
+        # Serving both queues, a row waiting in both is one row left.
+        both = {i["row"] for i in reviews.store.items(JOB) if i["state"] != "done"}
+        assert reviews.progress("bob").left == len(both)
         # Answered in disagreement, it is done in low_margin too: never a first review again.
         reviews.answer("alice", row, "label", "fr")
         assert reviews.progress("bob", "low_margin").left == left - 1
+        assert reviews.progress("bob").left == len(both) - 1
         assert row not in _drain(reviews, "carol", "low_margin", len(low))
         # Undone, it is alice's again (and so still not bob's); handed back, bob can take it.
         assert reviews.undo("alice").row == row

@@ -667,8 +667,9 @@ class ReviewStore(StoreBase):
     def progress(
         self, job_id: str, reviewer: str, queues: Sequence[str], recent: int
     ) -> tuple[int, int, list[float]]:
-        """``(answers of reviewer, items of queues not done, the times of their last ``recent``
-        answers)``."""
+        """``(answers of reviewer, rows of queues not done, the times of their last ``recent``
+        answers)``. A row waiting in several of ``queues`` counts once (an answer settles it in
+        all of them); its second review, if one is drawn, once more."""
 
         def tx(conn: Connection) -> tuple[int, int, list[float]]:
             mine = sa.and_(
@@ -678,11 +679,18 @@ class ReviewStore(StoreBase):
                 A.queue.in_(queues),
             )
             done = conn.execute(sa.select(sa.func.count()).where(mine)).scalar_one()
-            left = conn.execute(
-                sa.select(sa.func.count()).where(
-                    IT.job_id == job_id, IT.queue.in_(queues), IT.state != "done"
+            waiting = [IT.job_id == job_id, IT.queue.in_(queues), IT.state != "done"]
+            if len(queues) == 1:  # (row, second) is unique within a queue
+                left = conn.execute(sa.select(sa.func.count()).where(*waiting)).scalar_one()
+            else:
+                left = sum(
+                    conn.execute(
+                        sa.select(sa.func.count(sa.distinct(IT.row))).where(
+                            *waiting, IT.second == second
+                        )
+                    ).scalar_one()
+                    for second in (sa.false(), sa.true())
                 )
-            ).scalar_one()
             times = conn.execute(
                 sa.select(A.answered_at).where(mine).order_by(A.answer_id.desc()).limit(recent)
             ).scalars()
