@@ -299,7 +299,7 @@ def test_a_job_that_cannot_go_on_stops_with_job_failed_and_gives_its_leases_back
         parts = store.partitions(JOB).set_index("partition")
         job = store.job(JOB)
 
-    assert job["status"] == "running"  # its state kept: a rerun resumes it
+    assert job["status"] == "stopped"  # its state kept, nobody works on it: a rerun resumes it
     assert set(parts["state"]) <= {"done", "pending"}  # no lease is left held
     assert parts["lease_owner"].isna().all() and parts["lease_expires"].isna().all()
     # the partition whose manifest rows changed is not failed: the problem is the job's, not its own
