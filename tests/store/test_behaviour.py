@@ -52,7 +52,7 @@ def register_frloud() -> None:
 
 
 def _manifest(root: Path) -> Path:
-    path = loudness_manifest(root, 9)
+    path = loudness_manifest(root, 9, labels=True)
     rows = pd.read_csv(path)
     extra = pd.DataFrame(
         [
@@ -84,6 +84,13 @@ def _recount(parts: pd.DataFrame, column: str, margin: pd.Series | None) -> Stat
         out.code_switch = int((parts["code_switch"] == True).sum())  # noqa: E712
         out.speech_seconds = float(parts["speech_seconds"].fillna(0).sum())
         out.margin = np.histogram(margin[said], bins=MARGIN_BINS, range=(-1, 1))[0].tolist()
+        labelled = parts["label"].notna() & ~failed
+        out.labels = Counter(
+            {
+                "labelled": int(labelled.sum()),
+                "correct": int((labelled & (lang == parts["label"])).sum()),
+            }
+        )
     return out
 
 

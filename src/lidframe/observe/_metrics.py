@@ -78,6 +78,8 @@ class JobMetrics:
             ("lidframe_expected_accuracy_ratio",
              "Mean probability of the answer: the accuracy to expect when it is calibrated",
              a.expected_accuracy),
+            ("lidframe_accuracy_ratio", "Labelled rows with an answer answered their label",
+             a.accuracy),
         ):  # fmt: skip
             gauge = GaugeMetricFamily(name, doc, labels=["job"])
             if value is not None:

@@ -45,7 +45,8 @@ MARGIN_BINS = 10
 NO_SPEECH = "und"
 DUPLICATE_ID = "duplicate_id"
 # The kinds of lidframe_behaviour_counts (lang, error) and of lidframe_behaviour_totals (all).
-LANG, ERROR, STAT, PROB, MARGIN = "lang", "error", "stat", "prob", "margin"
+LANG, ERROR, LABEL, STAT, PROB, MARGIN = "lang", "error", "label", "stat", "prob", "margin"
+COUNTERS = (LANG, ERROR, LABEL)
 
 _R = {c.name: i for i, c in enumerate(results.columns)}
 _P = {c.name: i for i, c in enumerate(predictions.columns)}
@@ -93,15 +94,28 @@ class Stats:
     langs: Counter[str] = field(default_factory=Counter)
     # Rows without an answer per error category.
     error_categories: Counter[str] = field(default_factory=Counter)
+    # The answer only, when the manifest has labels: ``labelled`` (rows with a label and an
+    # answer) and ``correct`` (those answered their label).
+    labels: Counter[str] = field(default_factory=Counter)
 
     def __iadd__(self, other: Stats) -> Stats:
         for name in SCALARS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.prob = [a + b for a, b in zip(self.prob, other.prob, strict=True)]
         self.margin = [a + b for a, b in zip(self.margin, other.margin, strict=True)]
-        self.langs.update(other.langs)
-        self.error_categories.update(other.error_categories)
+        for kind in COUNTERS:
+            self.counter(kind).update(other.counter(kind))
         return self
+
+    def counter(self, kind: str) -> Counter[str]:
+        """The counter of a kind of ``lidframe_behaviour_counts``: ``lang``, ``error``, ``label``."""
+        return {LANG: self.langs, ERROR: self.error_categories, LABEL: self.labels}[kind]
+
+    @property
+    def accuracy(self) -> float | None:
+        """Share of the labelled rows with an answer that were answered their label."""
+        n = self.labels["labelled"]
+        return self.labels["correct"] / n if n else None
 
     def rate(self, count: int) -> float | None:
         """``count`` over the rows (None for no rows)."""
@@ -189,8 +203,14 @@ class Behaviour:
             out.append(f"  agreement {a.agreement:.1%} of the rows with an answer")
         if a.expected_accuracy is not None:
             kind = "consensus probability" if several else "top-1 probability"
+            measured = (
+                ""
+                if a.accuracy is None
+                else f"; accuracy {a.accuracy:.3f} on {a.labels['labelled']} labelled rows"
+            )
             out.append(
                 f"  mean {kind} {a.expected_accuracy:.3f} (the expected accuracy if calibrated)"
+                + measured
             )
         for model in self.models if several else ():
             s = self.stats[model]
@@ -231,8 +251,13 @@ def summarise(
         else:
             lang, prob, topk = heard[0] if heard else (None, None, None)
             margin = _topk_margin(topk, prob)
-        if _count(answer, lang, prob, margin, category) and several:
+        heard_answer = _count(answer, lang, prob, margin, category)
+        if heard_answer and several:
             answer.agree += r[_R["agree"]] is True
+        label = r[_R["label"]]
+        if heard_answer and label is not None:
+            answer.labels["labelled"] += 1
+            answer.labels["correct"] += lang == label
     for stats in per_model.values():
         stats.rows = answer.rows
     return Behaviour({**per_model, ANSWER: answer}, worker=worker, host=host)

@@ -25,8 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from lidframe.store.behaviour import (
-    ERROR,
-    LANG,
+    COUNTERS,
     MARGIN,
     MARGIN_COLUMNS,
     PROB,
@@ -66,7 +65,8 @@ def replace_behaviour(
                 **dict(zip(MARGIN_COLUMNS, s.margin, strict=True)),
             }
         )
-        for kind, counter in ((LANG, s.langs), (ERROR, s.error_categories)):
+        for kind in COUNTERS:
+            counter = s.counter(kind)
             counts += [
                 {"job_id": job_id, "partition": partition, "model": model, "kind": kind,
                  "key": key, "n": n}
@@ -120,7 +120,7 @@ def _set(stats: Stats, kind: str, key: str, value: float) -> None:
     elif kind == MARGIN:
         stats.margin[int(key)] = round(value)
     else:
-        (stats.langs if kind == LANG else stats.error_categories)[key] = round(value)
+        stats.counter(kind)[key] = round(value)
 
 
 def _entries(stats: Stats) -> list[tuple[str, str, float]]:
@@ -128,8 +128,7 @@ def _entries(stats: Stats) -> list[tuple[str, str, float]]:
     out = [(STAT, name, float(getattr(stats, name))) for name in SCALARS]
     out += [(PROB, str(i), float(n)) for i, n in enumerate(stats.prob)]
     out += [(MARGIN, str(i), float(n)) for i, n in enumerate(stats.margin)]
-    out += [(LANG, k, float(n)) for k, n in stats.langs.items()]
-    out += [(ERROR, k, float(n)) for k, n in stats.error_categories.items()]
+    out += [(kind, k, float(n)) for kind in COUNTERS for k, n in stats.counter(kind).items()]
     return [e for e in out if e[2]]
 
 
@@ -185,5 +184,5 @@ def _partition_behaviours(
         )
     ).all():
         stats = found[partition].stats.setdefault(str(model), Stats())
-        (stats.langs if kind == LANG else stats.error_categories)[str(key)] += int(n)
+        stats.counter(str(kind))[str(key)] += int(n)
     return list(found.values())

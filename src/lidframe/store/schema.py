@@ -81,8 +81,9 @@ All tables are prefixed ``lidframe_`` so they can share a database (and a schema
     summed by SQL for ``lidframe status``.
 
 ``lidframe_behaviour_counts``: one row per (job, partition, ``model``, ``kind``, ``key``) with a
-    non-zero count ``n``: ``kind`` ``lang`` (rows answered ``key``, a canonical code) or ``error``
-    (rows without an answer of error category ``key``). At most one row per language of the
+    non-zero count ``n``: ``kind`` ``lang`` (rows answered ``key``, a canonical code), ``error``
+    (rows without an answer of error category ``key``) or ``label`` (the answer's ``labelled``
+    rows, with a label and an answer, and the ``correct`` ones). At most one row per language of the
     models' label sets and per error category, whatever the partition's size.
 
 ``lidframe_behaviour_totals``: the two tables above summed per (job, ``worker``, ``model``):
