@@ -84,11 +84,12 @@ def outliers(
     found: list[Outlier] = []
     while len(left) >= 3:
         worst: tuple[float, str, Drift] | None = None
+        fleet = Behaviour()
+        for b in left.values():
+            fleet += b
         for worker in sorted(left):
-            own, rest = left[worker], Behaviour()
-            for other, b in left.items():
-                if other != worker:
-                    rest += b
+            own = left[worker]
+            rest = fleet.minus(own)  # one pass over the workers, not one per worker
             drift = compare(own, rest, thresholds=t.drift(), names=(worker, "the other workers"))
             score = max((c.value / c.threshold for c in drift.checks), default=0.0)
             if drift and (worst is None or score > worst[0]):

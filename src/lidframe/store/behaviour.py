@@ -107,6 +107,19 @@ class Stats:
             self.counter(kind).update(other.counter(kind))
         return self
 
+    def minus(self, other: Stats) -> Stats:
+        """These stats less ``other``'s (a part of them): a new :class:`Stats`."""
+        out = Stats(**{name: getattr(self, name) - getattr(other, name) for name in SCALARS})
+        out.prob = [a - b for a, b in zip(self.prob, other.prob, strict=True)]
+        out.margin = [a - b for a, b in zip(self.margin, other.margin, strict=True)]
+        for kind in COUNTERS:
+            counter = out.counter(kind)
+            counter.update(self.counter(kind))
+            counter.subtract(other.counter(kind))
+            for key in [k for k, n in counter.items() if n <= 0]:
+                del counter[key]
+        return out
+
     def counter(self, kind: str) -> Counter[str]:
         """The counter of a kind of ``lidframe_behaviour_counts``: ``lang``, ``error``, ``label``."""
         return {LANG: self.langs, ERROR: self.error_categories, LABEL: self.labels}[kind]
@@ -167,6 +180,12 @@ class Behaviour:
         for key, stats in other.stats.items():
             self.stats.setdefault(key, Stats()).__iadd__(stats)
         return self
+
+    def minus(self, other: Behaviour) -> Behaviour:
+        """This behaviour less ``other``'s (a part of it, e.g. one worker's of the fleet's)."""
+        return Behaviour(
+            {k: s.minus(other.stats[k]) if k in other.stats else s for k, s in self.stats.items()}
+        )
 
     @property
     def answer(self) -> Stats:
