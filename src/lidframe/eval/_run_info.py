@@ -100,13 +100,42 @@ def _job_figures(path: str | None, job_id: str | None, db: str | None) -> dict[s
             if job_id is None:
                 return {}
             status = store.status(job_id)
+            behaviour = _behaviour(store, job_id)
     except Exception:  # noqa: BLE001 - an unreadable or older database leaves the figures unknown
         return {}
-    out: dict[str, Any] = {"job_id": job_id, "job_status": status.job.get("status")}
+    out: dict[str, Any] = {"job_id": job_id, "job_status": status.job.get("status"), **behaviour}
     if status.seconds > 0:
         out["seconds"] = status.seconds
         out["rows_per_second"] = status.rows_per_second
     return out
+
+
+def _behaviour(store: Any, job_id: str) -> dict[str, Any]:
+    """``partitions`` (the answer's behaviour partition by partition) and ``workers`` (one row
+    per worker: rows, language mix, agreement, und and error rates, mean probability), from the
+    behaviour stored with the job (:mod:`lidframe.store.behaviour`); nothing for a job stored
+    before it."""
+    import pandas as pd
+
+    partitions = store.partition_behaviour(job_id)
+    if not partitions:
+        return {}
+    workers = []
+    for worker, b in sorted(store.behaviour(job_id, by_worker=True).items(), key=str):
+        a = b.answer
+        workers.append(
+            {
+                "worker": worker or "(no worker)",
+                "host": b.host,
+                "rows": a.rows,
+                "languages": a.mix(),
+                "agreement": a.agreement if len(b.models) > 1 else None,
+                "und rate": a.rate(a.und),
+                "error rate": a.rate(a.errors),
+                "mean probability": a.expected_accuracy,
+            }
+        )
+    return {"partitions": pd.DataFrame(partitions), "workers": pd.DataFrame(workers)}
 
 
 def _known(value: Any) -> str:

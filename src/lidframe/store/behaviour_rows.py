@@ -37,7 +37,7 @@ from lidframe.store.behaviour import (
 )
 from lidframe.store.schema import behaviour, behaviour_counts, behaviour_totals
 
-__all__ = ["forget_behaviour", "read_behaviour", "replace_behaviour"]
+__all__ = ["forget_behaviour", "read_behaviour", "read_partitions", "replace_behaviour"]
 
 B, C, T = behaviour.c, behaviour_counts.c, behaviour_totals.c
 _FLOATS = ("speech_seconds", "prob_sum")
@@ -185,4 +185,30 @@ def _partition_behaviours(
     ).all():
         stats = found[partition].stats.setdefault(str(model), Stats())
         stats.counter(str(kind))[str(key)] += int(n)
+    return list(found.values())
+
+
+def read_partitions(conn: Connection, job_id: str) -> list[dict[str, Any]]:
+    """The job's answer partition by partition, in partition order (for the report): ``partition``,
+    ``worker``, ``host``, ``rows``, ``answered``, ``und``, ``errors``, ``agree``, ``prob_sum`` and
+    ``langs`` (``{language: rows}``)."""
+    from lidframe.store.behaviour import ANSWER
+
+    names = ("partition", "worker", "host", "rows", "answered", "und", "errors", "agree",
+             "prob_sum")  # fmt: skip
+    found = {
+        int(row[0]): {**dict(zip(names, row, strict=True)), "langs": {}}
+        for row in conn.execute(
+            sa.select(*(B[n] for n in names))
+            .where(B.job_id == job_id, B.model == ANSWER)
+            .order_by(B.partition)
+        ).all()
+    }
+    for partition, key, n in conn.execute(
+        sa.select(C.partition, C.key, C.n).where(
+            C.job_id == job_id, C.model == ANSWER, C.kind == "lang"
+        )
+    ).all():
+        if int(partition) in found:
+            found[int(partition)]["langs"][str(key)] = int(n)
     return list(found.values())

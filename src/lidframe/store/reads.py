@@ -19,7 +19,7 @@ from lidframe.errors import StoreError
 from lidframe.results import as_declared, declared_columns
 from lidframe.store.base import StoreBase
 from lidframe.store.behaviour import Behaviour
-from lidframe.store.behaviour_rows import read_behaviour
+from lidframe.store.behaviour_rows import read_behaviour, read_partitions
 from lidframe.store.results import DUPLICATE_ID
 from lidframe.store.schema import jobs, partitions, predictions, results
 
@@ -116,6 +116,14 @@ class Reads(StoreBase):
         return self._tx(
             f"reading the behaviour of {job_id}",
             lambda conn: read_behaviour(conn, job_id, by_worker=by_worker),
+        )
+
+    def partition_behaviour(self, job_id: str) -> list[dict[str, Any]]:
+        """What the job's answer was partition by partition, in partition order (see
+        :func:`~lidframe.store.behaviour_rows.read_partitions`)."""
+        return self._tx(
+            f"reading the behaviour of {job_id} by partition",
+            lambda conn: read_partitions(conn, job_id),
         )
 
     def status(self, job_id: str) -> JobStatus:

@@ -7,6 +7,9 @@ elsewhere, with:
   ("unknown" where the results do not say);
 * the **predicted languages**: rows per answered language and source (``und`` included), a chart
   and a table; for results without ground truth this, the run and the speech are the report;
+* the **behaviour over the job** (when its job database has it, :mod:`lidframe.store.behaviour`):
+  the answer's language shares, agreement, ``und`` rate and mean probability partition by
+  partition, and a table per worker;
 * with ground truth: the **summary** (with what ECE and Brier mean, and that accuracy depends on
   the audio domain), the **calibration** (with a calibration given or applied by the run: the
   consensus's reliability diagram before and after it, and accuracy against coverage above each

@@ -93,6 +93,7 @@ def render_report(
         f"<nav>{nav}</nav>",
         sections.run(ev, written),
         sections.distribution(ev),
+        sections.behaviour(ev),
     ]
     if scored:
         parts += [

@@ -255,3 +255,38 @@ def thresholds(check: CalibrationCheck, target: float) -> Figure | None:
     ax.set_title(f"consensus: accuracy against coverage\n{title}", fontsize=10)
     fig.legend(fontsize=8, loc="outside lower center", ncols=2)
     return fig
+
+
+def behaviour(partitions: pd.DataFrame) -> Figure | None:
+    """The job's answer over its partitions, in partition order: the shares of its three most
+    answered languages, the agreement (several models), the ``und`` rate and the mean probability
+    of the answer."""
+    if partitions.empty:
+        return None
+    frame = partitions.sort_values("partition")
+    x = frame["partition"].to_numpy()
+    answered = frame["answered"].to_numpy(dtype=float)
+    heard = answered + frame["und"].to_numpy(dtype=float)
+    rows = np.maximum(frame["rows"].to_numpy(dtype=float), 1)
+    totals: dict[str, int] = {}
+    for langs in frame["langs"]:
+        for lang, n in langs.items():
+            totals[lang] = totals.get(lang, 0) + n
+    top = sorted(totals, key=lambda k: (-totals[k], k))[:3]
+    fig = _figure(7.5, 3.6)
+    ax = fig.add_subplot()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for lang in top:
+            share = np.array([langs.get(lang, 0) for langs in frame["langs"]]) / answered
+            ax.plot(x, share, marker=".", label=f"share of {lang}")
+        if frame["agree"].sum() > 0:
+            ax.plot(x, frame["agree"].to_numpy() / heard, marker=".", color="black",
+                    label="agreement")  # fmt: skip
+        ax.plot(x, frame["und"].to_numpy() / rows, marker=".", linestyle=":", label="und rate")
+        ax.plot(x, frame["prob_sum"].to_numpy() / answered, marker=".", linestyle="--",
+                label="mean probability")  # fmt: skip
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("partition (manifest order)")
+    ax.set_title("the answer, partition by partition", fontsize=10)
+    ax.legend(fontsize=7, loc="best")
+    return fig

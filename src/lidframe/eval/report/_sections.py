@@ -120,6 +120,24 @@ def run(ev: Evaluation, written: str) -> str:
     )
 
 
+def behaviour(ev: Evaluation) -> str:
+    """What the models said over the job's partitions and per worker, from the behaviour stored
+    with the job (empty without a job database that has it)."""
+    partitions, workers = ev.run.get("partitions"), ev.run.get("workers")
+    if partitions is None or partitions.empty:
+        return ""
+    return "\n".join(
+        [
+            '<h2 id="behaviour">Behaviour over the job</h2>',
+            '<p class="note">What the job\'s answer was, partition by partition as the job '
+            "stored it (the language shares over the rows answered with a language).</p>",
+            plots.img(plots.behaviour(partitions), "the answer over the job's partitions"),
+            "<h3>Per worker</h3>",
+            table(workers),
+        ]
+    )
+
+
 def distribution(ev: Evaluation) -> str:
     """Rows per answered language, per source (a chart of the main source, and the table)."""
     table_ = ev.distribution
