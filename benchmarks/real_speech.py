@@ -100,6 +100,9 @@ def main() -> None:
     parser.add_argument("--save", default=None, help="folder for every row's answers (CSV)")
     parser.add_argument("--min-speech", type=float, default=None, help="(default: the default's)")
     parser.add_argument("--skip-peer", action="store_true", help="no faster-whisper loop")
+    parser.add_argument(
+        "--dtypes", default="float32", help="whisper-base's dtypes, each at every context (int8)"
+    )
     args = parser.parse_args()
     answers: dict[str, pd.DataFrame] = {}
 
@@ -127,9 +130,9 @@ def main() -> None:
     n = len(manifest)
     rates: dict[str, float] = {}
     scores: dict[str, dict[str, float]] = {}
-    spec = lidframe.parse_model("whisper-base")
-    for text in args.contexts.split(","):
-        name = f"lidframe kernel, context {text}"
+    for dtype, text in [(d, t) for d in args.dtypes.split(",") for t in args.contexts.split(",")]:
+        spec = lidframe.parse_model("whisper-base", dtype=dtype)
+        name = f"lidframe kernel, context {text}" + ("" if dtype == "float32" else f", {dtype}")
         speech = SpeechConfig(context=_context(text))
         if args.min_speech is not None:
             speech = dataclasses.replace(speech, min_speech=args.min_speech)
@@ -148,7 +151,9 @@ def main() -> None:
         with dask.config.set(scheduler="synchronous"):
             wide_manifest = lidframe.read_manifest(wide_path, partition_rows=10**9).compute()
         wide_manifest = wide_manifest.set_index("id").loc[wide["id"]].reset_index()
-        config = KernelConfig(models=(spec,), batch_size=args.batch_size)
+        config = KernelConfig(
+            models=(lidframe.parse_model("whisper-base"),), batch_size=args.batch_size
+        )
         start = time.perf_counter()
         ours = identify_partition(wide_manifest, config)
         name = "lidframe kernel, default, 16 kHz G.722"

@@ -7,8 +7,8 @@ effect of moving code.
 
 Deliberate changes so far: the defaults' id, when the defaults were re-chosen on real voices
 (issue 23: ``min_speech`` 0.5 -> 0.25 s; ``context="speech"`` at least 20 s -> at least 10 s, and
-under 1 s of speech the whole clip at full context); it was ``job-a7c5c25d4d16``. The second configuration names its
-speech settings and keeps its id.
+under 1 s of speech the whole clip at full context); it was ``job-a7c5c25d4d16``. The second
+configuration names its speech settings and keeps its id.
 """
 
 from __future__ import annotations

@@ -18,12 +18,12 @@ import pyarrow.parquet as pq
 import pytest
 
 import lidframe
-from lidframe.errors import ConfigError
+from lidframe.errors import ConfigError, ModelError
 from lidframe.job import RunConfig
 from lidframe.kernel import check_fidelity, fidelity_lines
 from lidframe.models import parse_model
 from lidframe.models.base import resolve_dtype
-from lidframe.models.registry import resolved_spec
+from lidframe.models.registry import load_model, resolved_spec
 from lidframe.store import open_store
 from lidframe.testing import make_corpus, write_wav
 from tests.fixtures.clusters import start_local_cluster
@@ -54,7 +54,7 @@ def test_auto_resolves_per_device_and_family_and_every_dtype_is_one_job():
     ecapa = parse_model("voxlingua107-ecapa", device="cpu")
     assert resolved_spec(ecapa).dtype == "float32"
     with pytest.raises(ConfigError, match="dtype must be one of auto, float32"):
-        parse_model("whisper-base", dtype="int8")
+        parse_model("whisper-base", dtype="int4")
     # half precision runs only once checked against float32: the job id does not depend on it
     ids = {json.dumps(RunConfig(dtype=d).identity()) for d in ("auto", "float32", "bfloat16")}
     assert len(ids) == 1 and '"dtype": "float32"' in ids.pop()
@@ -127,6 +127,52 @@ def test_a_passed_check_runs_the_job_in_half_precision(manifest, tmp_path, sched
     assert langs.notna().sum() == 6 and (langs == "und").sum() == 1  # five spoken, one quiet
 
 
+@pytest.mark.slow
+def test_int8_runs_on_the_cpu_only_and_is_checked_like_half_precision(manifest):
+    with pytest.raises(ModelError, match="int8 runs on the CPU only"):
+        load_model(parse_model("whisper-base", device="cuda", dtype="int8"))
+    spec = parse_model("whisper-base", device="cpu", dtype="int8")
+    model = load_model(spec)
+    import torch
+
+    def plain(module: torch.nn.Module) -> list[bool]:
+        linears = [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
+        return [type(m.weight) in (torch.Tensor, torch.nn.Parameter) for m in linears]
+
+    encoder, decoder = plain(model._model.model.encoder), plain(model._model.model.decoder)
+    assert len(encoder) > 20 and not any(encoder)  # every linear layer of the encoder is int8
+    assert decoder and all(decoder)  # the one decoder step stays float32
+    full = load_model(replace(spec, dtype="float32"))
+    exact = full._model.model.encoder.layers[0].fc1
+    x = torch.randn(16, exact.in_features, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        error = (model._model.model.encoder.layers[0].fc1(x) - exact(x)).norm() / exact(x).norm()
+    assert 0.0 < float(error) < 0.05  # int8 numbers, close to float32's
+    assert model.weights_digest() != full.weights_digest()  # the int8 weights are hashed
+    assert model.weights_digest() == model.weights_digest()
+    report = check_fidelity(manifest, [replace(spec, dtype="float32")], "int8", clips=5)
+    (m,) = report.models
+    assert (m.dtype, m.device, m.clips, m.failed) == ("int8", "cpu", 5, 0)
+    assert 0.0 < m.max_diff < 1.0 and m.passed == (m.agreement >= 0.97)
+
+
+@pytest.mark.slow
+def test_a_passed_check_runs_the_job_in_int8(manifest, tmp_path, scheduler):
+    out = tmp_path / "out"
+    summary = lidframe.run(
+        manifest, out, scheduler=scheduler, device="cpu", dtype="int8", progress=False,
+        fidelity_clips=3, fidelity_threshold=0.0,
+    )  # fmt: skip
+    assert summary.ok and summary.fidelity["passed"] and not summary.fidelity["fallback"]
+    assert summary.fidelity["job_dtypes"] == {"whisper_base": "int8"}
+    part = next(out.glob("part-*.parquet"))
+    provenance = json.loads(pq.read_metadata(part).metadata[b"lidframe"])
+    assert provenance["dtypes"] == {"whisper_base": "int8"}
+    done = pd.read_parquet(out)
+    assert done["whisper_base_lang"].notna().sum() == 6
+    assert (done["whisper_base_lang"] == "und").sum() == 1  # five spoken, one quiet
+
+
 def test_a_job_check_is_kept_with_the_earlier_ones(tmp_path):
     with open_store(f"sqlite:///{tmp_path}/jobs.sqlite") as store:
         store.ensure_job(
@@ -157,7 +203,7 @@ def test_check_command_exit_statuses(manifest):
     failed = _lidframe("check", *common, "--dtype", "fp16", "--threshold", "1.5")
     assert failed.returncode == 1, failed.stderr
     assert "float16 vs float32" in failed.stdout and "failed (below 150%)" in failed.stdout
-    for bad in (("--dtype", "int8"), ("--clips", "0"), ("--threshold", "-1")):
+    for bad in (("--dtype", "int4"), ("--clips", "0"), ("--threshold", "-1")):
         proc = _lidframe("check", str(manifest), *bad)
         assert proc.returncode == 2 and proc.stderr.startswith("lidframe: error: "), proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1

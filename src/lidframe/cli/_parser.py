@@ -39,7 +39,7 @@ exit status:
 
 # lidframe.models.spec.DTYPES and the aliases dtype_name() accepts (not imported: the parser stays
 # light).
-_DTYPES = ["auto", "float32", "float16", "bfloat16", "fp32", "fp16", "bf16"]
+_DTYPES = ["auto", "float32", "float16", "bfloat16", "int8", "fp32", "fp16", "bf16"]
 
 
 class _WithDefaults(argparse.RawDescriptionHelpFormatter):
@@ -153,8 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         choices=_DTYPES,
         help="auto: bfloat16 on a GPU that supports it, float16 on an older GPU, float32 on the "
-        "CPU; half precision is checked against float32 first (see `lidframe check`) and the job "
-        "runs in float32 when it disagrees (default: auto)",
+        "CPU; int8: the CPU only (the encoder's linear layers in int8, inputs per token, as "
+        "faster-whisper's int8); half precision and int8 are checked against float32 first (see "
+        "`lidframe check`) and the job runs in float32 when they disagree (default: auto)",
     )
     run.add_argument(
         "--max-window",
@@ -331,9 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--fidelity-threshold",
         type=float,
-        default=0.995,
-        help="least top-1 agreement with float32 for half precision; below it the job runs in "
-        "float32 (default 0.995)",
+        default=None,
+        help="least top-1 agreement with float32 for half precision or int8; below it the job "
+        "runs in float32 (default: 0.995 for half precision, 0.97 for int8)",
     )
 
     ev = sub.add_parser(
@@ -501,7 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _check_parser(sub: Any) -> None:
     check = sub.add_parser(
         "check",
-        help="compare half precision with float32 on a manifest's first clips with speech",
+        help="compare half precision or int8 with float32 on a manifest's first clips with speech",
         epilog="exit status:\n  0    every model passed\n  1    a model's top-1 agreement "
         "is below --threshold\n  2    bad input or settings",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -512,11 +513,15 @@ def _check_parser(sub: Any) -> None:
         "--dtype",
         default="bfloat16",
         choices=_DTYPES,
-        help="half dtype to check (auto: what a job on this device would run; default bfloat16)",
+        help="dtype to check: bfloat16, float16 or int8 (auto: what a job on this device would "
+        "run; default bfloat16)",
     )
     check.add_argument("--clips", type=int, default=32, help="clips compared (default 32)")
     check.add_argument(
-        "--threshold", type=float, default=0.995, help="least top-1 agreement (default 0.995)"
+        "--threshold",
+        type=float,
+        default=None,
+        help="least top-1 agreement (default: 0.995 for half precision, 0.97 for int8)",
     )
     check.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     check.add_argument("--batch-size", type=int, default=8, help="clips per forward pass")

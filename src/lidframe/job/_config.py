@@ -160,10 +160,11 @@ class RunConfig:
     metrics_port: int | None = setting(None, identity=False)
     metrics_host: str = setting("127.0.0.1", identity=False)
     overwrite: bool = setting(False, identity=False)
-    # The half-precision check against float32 (lidframe.kernel.check_fidelity): clips compared, least top-1
-    # agreement (below it the job runs in float32).
+    # The half-precision (or int8) check against float32 (lidframe.kernel.check_fidelity): clips
+    # compared, least top-1 agreement (below it the job runs in float32; None: by dtype, 0.995 for
+    # half precision and 0.97 for int8).
     fidelity_clips: int = setting(32, identity=False)
-    fidelity_threshold: float = setting(0.995, identity=False)
+    fidelity_threshold: float | None = setting(None, identity=False)
 
     def __post_init__(self) -> None:
         models = (self.models,) if isinstance(self.models, str) else tuple(self.models)

@@ -1,9 +1,10 @@
-"""Which dtype a job's models run in: half precision only after it passed a check against float32.
+"""Which dtype a job's models run in: half precision or int8 only after a check against float32.
 
 Before a job's partitions are scheduled, a task on a worker (where the GPU is) resolves each model's
 dtype as that worker would (``auto``: bfloat16 on a GPU with native bfloat16, float16 on an older
 GPU, float32 on the CPU or for a float32-only family: :func:`lidframe.models.base.resolve_dtype`).
-When one resolves to half precision, :func:`lidframe.kernel.check_fidelity` compares it with
+When one resolves to half precision or int8 (:data:`~lidframe.models.spec.REDUCED_DTYPES`, int8
+only when asked: ``auto`` never gives it), :func:`lidframe.kernel.check_fidelity` compares it with
 float32 on the first clips of the manifest; the job then runs in the dtypes that worker resolved
 when every model passed, and in float32 when one failed ("falls back"). Either way the kernel's
 model specs carry the settled dtype, so every worker of the job runs what was checked, and the
@@ -22,13 +23,13 @@ from lidframe.errors import LidframeError, ModelError
 from lidframe.kernel import FidelityReport, KernelConfig, check_fidelity, fidelity_lines
 from lidframe.manifest import Manifest
 from lidframe.models.registry import adopt_factories, release_model, resolved_spec
-from lidframe.models.spec import HALF_DTYPES
+from lidframe.models.spec import REDUCED_DTYPES
 
 __all__ = ["check_precision", "settle_precision"]
 
 
 def settle_precision(
-    client: Any, manifest: Manifest, kernel: KernelConfig, *, clips: int, threshold: float
+    client: Any, manifest: Manifest, kernel: KernelConfig, *, clips: int, threshold: float | None
 ) -> tuple[KernelConfig, dict[str, Any] | None]:
     """The kernel with every model's dtype settled, and the check's record (None: none ran).
 
@@ -67,14 +68,14 @@ def settle_precision(
 
 
 def check_precision(
-    manifest: Manifest | str, kernel: KernelConfig, clips: int, threshold: float
+    manifest: Manifest | str, kernel: KernelConfig, clips: int, threshold: float | None
 ) -> tuple[dict[str, str], FidelityReport | None]:
     """Each model's dtype as this process resolves it (by alias), and the check of those in half
     precision against float32 (None: every model runs in float32). Of the two dtypes each checked
     model was loaded in, the one a job would not use is released."""
     adopt_factories(kernel.families)
     dtypes = {spec.alias: resolved_spec(spec).dtype for spec in kernel.models}
-    half = [spec for spec in kernel.models if dtypes[spec.alias] in HALF_DTYPES]
+    half = [spec for spec in kernel.models if dtypes[spec.alias] in REDUCED_DTYPES]  # or int8
     if not half:
         return dtypes, None
     reports = [

@@ -36,7 +36,7 @@ from lidframe.models.transfer import DeviceCopier
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["Batch", "LidModel", "resolve_device", "resolve_dtype"]
+__all__ = ["Batch", "LidModel", "quantize_int8", "resolve_device", "resolve_dtype"]
 
 
 @dataclass(frozen=True)
@@ -94,12 +94,23 @@ class LidModel(ABC):
     # Whether the family can run in float16/bfloat16: dtype ``auto`` resolves to float32 for a
     # family that cannot (see :func:`resolve_dtype`).
     half_precision: bool = True
+    # Whether the family runs in ``int8`` on the CPU: it loads float32 weights (:attr:`load_dtype`)
+    # and passes its torch modules through :func:`quantize_int8`. A family without it refuses int8.
+    int8: bool = False
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
         self.device = resolve_device(spec.device)
         self._lock = threading.Lock()
         self._copier = DeviceCopier(self.device)
+        if spec.dtype == "int8":
+            if not self.int8:
+                raise ModelError(f"{spec.name}: this model family does not run in int8")
+            if not self.device.startswith("cpu"):
+                raise ModelError(
+                    f"{spec.name}: int8 runs on the CPU only (on {self.device} use bfloat16, "
+                    "float16 or auto)"
+                )
 
     @property
     @abstractmethod
@@ -226,11 +237,17 @@ class LidModel(ABC):
         return int(np.shape(feature)[-1])
 
     @property
-    def input_dtype(self) -> torch.dtype:
-        """The dtype floating features are cast to on the device (the spec's dtype)."""
+    def load_dtype(self) -> torch.dtype:
+        """The dtype the weights are loaded in: the spec's, float32 for int8 (quantized after)."""
         import torch
 
-        return getattr(torch, self.spec.dtype)
+        return torch.float32 if self.spec.dtype == "int8" else getattr(torch, self.spec.dtype)
+
+    @property
+    def input_dtype(self) -> torch.dtype:
+        """The dtype floating features are cast to on the device (the spec's; float32 for int8,
+        whose layers quantize their inputs themselves)."""
+        return self.load_dtype
 
     def padded_length(self, longest: int, context: float | None = None) -> int:
         """Steps of the last axis a batch whose longest clip has ``longest`` is padded to.
@@ -282,6 +299,29 @@ def _implements_forward(model: LidModel) -> bool:
 def implements_contract(cls: type[LidModel]) -> bool:
     """Whether a family class overrides :meth:`LidModel.forward` or :meth:`LidModel.predict_batch`."""
     return cls.forward is not LidModel.forward or cls.predict_batch is not LidModel.predict_batch
+
+
+def quantize_int8(module: torch.nn.Module) -> torch.nn.Module:
+    """``module``, in place, with every ``nn.Linear``'s weight in int8 (one scale per output row)
+    and its input quantized per token (one scale per row of the activations, computed as it runs),
+    the rest in float32: what CTranslate2's ``int8`` compute type (faster-whisper's usual CPU
+    setting) does, through torchao's ``Int8DynamicActivationInt8WeightConfig``.
+
+    Per-token scales matter: Whisper's activations have outlier channels, and torch's older dynamic
+    quantization (one scale per activation tensor) lost 4.5 points on real telephone speech where
+    this loses none (benchmarks/RESULTS.md, "int8 per token"). torchao 0.15 is the release built for
+    torch 2.9, the project's pin.
+    """
+    import warnings
+
+    try:
+        with warnings.catch_warnings():  # torchao's own import warns of its moved prototypes
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+    except ImportError as exc:  # pragma: no cover - torchao is a dependency; a broken install
+        raise ModelError(f"int8 needs torchao (pip install 'torchao>=0.15,<0.16'): {exc}") from exc
+    quantize_(module, Int8DynamicActivationInt8WeightConfig())
+    return module
 
 
 def resolve_device(device: str) -> str:

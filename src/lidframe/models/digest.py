@@ -36,6 +36,22 @@ def torch_modules(owner: object) -> list[tuple[str, Any]]:
     )
 
 
+def _tensors(items: Iterable[tuple[str, Any]]) -> Iterable[tuple[str, Any]]:
+    """The plain tensors of a ``state_dict``'s items, those packed in tuples and those inside a
+    tensor subclass too (an int8 layer's weight is a torchao tensor whose integers, scales and zero
+    points are its inner tensors, named by ``__tensor_flatten__``)."""
+    import torch
+
+    for name, value in items:
+        if isinstance(value, torch.Tensor) and hasattr(value, "__tensor_flatten__"):
+            inner, _ = value.__tensor_flatten__()
+            yield from _tensors((f"{name}.{attr}", getattr(value, attr)) for attr in inner)
+        elif isinstance(value, torch.Tensor):
+            yield name, value
+        elif isinstance(value, (tuple, list)):
+            yield from _tensors((f"{name}.{i}", v) for i, v in enumerate(value))
+
+
 def tensors_digest(modules: Iterable[tuple[str, Any]]) -> str | None:
     """``sha256:HEX`` over the tensors of ``modules`` (``(name, torch module)``); None when there
     are none."""
@@ -44,9 +60,7 @@ def tensors_digest(modules: Iterable[tuple[str, Any]]) -> str | None:
     digest = hashlib.sha256()
     count = 0
     for prefix, module in modules:
-        for name, tensor in module.state_dict(keep_vars=False).items():
-            if not isinstance(tensor, torch.Tensor):
-                continue
+        for name, tensor in _tensors(module.state_dict(keep_vars=False).items()):
             flat = tensor.detach().to("cpu").contiguous().reshape(-1)
             header = f"{prefix}.{name}|{flat.dtype}|{tuple(tensor.shape)}\n"
             digest.update(header.encode())

@@ -12,13 +12,17 @@ from dataclasses import dataclass
 from lidframe.columns import column_alias
 from lidframe.errors import ConfigError
 
-__all__ = ["DEVICES", "DTYPES", "HALF_DTYPES", "ModelSpec", "dtype_name"]
+__all__ = ["DEVICES", "DTYPES", "HALF_DTYPES", "REDUCED_DTYPES", "ModelSpec", "dtype_name"]
 
 DEVICES = ("auto", "cpu", "cuda")
 # ``auto``: bfloat16 on a CUDA device that supports it, float16 on an older one, float32 on the CPU
-# (resolved where the model loads: :func:`lidframe.models.base.resolve_dtype`).
-DTYPES = ("auto", "float32", "float16", "bfloat16")
+# (resolved where the model loads: :func:`lidframe.models.base.resolve_dtype`). ``int8``: the CPU
+# only, linear layers' weights in int8 per row and their inputs quantized per token as they run
+# (what CTranslate2's int8, faster-whisper's CPU setting, does), the rest in float32.
+DTYPES = ("auto", "float32", "float16", "bfloat16", "int8")
 HALF_DTYPES = ("float16", "bfloat16")
+# Every dtype that is checked against float32 before a job runs in it (lidframe.kernel.check_fidelity).
+REDUCED_DTYPES = (*HALF_DTYPES, "int8")
 _DTYPE_ALIASES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 
 

@@ -34,7 +34,7 @@ import numpy as np
 
 from lidframe.errors import ModelError
 from lidframe.languages import whisper_to_canonical
-from lidframe.models.base import Batch, LidModel
+from lidframe.models.base import Batch, LidModel, quantize_int8
 from lidframe.models.hub import hub_access
 from lidframe.models.spec import ModelSpec
 from lidframe.models.whisper_mel import (
@@ -79,6 +79,9 @@ class WhisperLid(LidModel):
     pad_to = N_FRAMES
     # Mel frames per second (the unit of padded_length and of a batch_seconds budget).
     steps_per_second = SAMPLE_RATE / HOP
+    # int8 on the CPU: the encoder's linear layers, where the time goes (benchmarks/RESULTS.md,
+    # "int8 per token"); the one decoder step and the language rows stay float32.
+    int8 = True
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
@@ -86,7 +89,7 @@ class WhisperLid(LidModel):
         from transformers import WhisperForConditionalGeneration
 
         location = resolve_whisper_source(spec.source)
-        dtype = getattr(torch, spec.dtype)
+        dtype = self.load_dtype
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # a bar per worker per model is noise in job logs
@@ -113,6 +116,8 @@ class WhisperLid(LidModel):
             [[_token_id(location, "<|startoftranscript|>")]], device=self.device
         )
         self._lang_proj = self._model.proj_out.weight[self._lang_ids].detach()
+        if spec.dtype == "int8":  # the encoder; the decoder step and language rows stay float32
+            quantize_int8(self._model.model.encoder)
         self._mel = LogMel(self._model.config.num_mel_bins)
         # Whether collate computes the batch's log-mel on the device from waveforms (on CUDA),
         # rather than prepare per clip on the CPU; a CPU test turns it on to check its numbers.
