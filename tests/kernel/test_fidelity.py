@@ -153,7 +153,7 @@ def test_int8_runs_on_the_cpu_only_and_is_checked_like_half_precision(manifest):
     report = check_fidelity(manifest, [replace(spec, dtype="float32")], "int8", clips=5)
     (m,) = report.models
     assert (m.dtype, m.device, m.clips, m.failed) == ("int8", "cpu", 5, 0)
-    assert 0.0 < m.max_diff < 1.0 and m.passed == (m.agreement >= 0.97)
+    assert 0.0 < m.max_diff < 1.0 and m.passed == (m.agreement >= 0.9)
 
 
 @pytest.mark.slow

@@ -334,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         help="least top-1 agreement with float32 for half precision or int8; below it the job "
-        "runs in float32 (default: 0.995 for half precision, 0.97 for int8)",
+        "runs in float32 (default: 0.995 for half precision, 0.9 for int8)",
     )
 
     ev = sub.add_parser(
@@ -521,7 +521,7 @@ def _check_parser(sub: Any) -> None:
         "--threshold",
         type=float,
         default=None,
-        help="least top-1 agreement (default: 0.995 for half precision, 0.97 for int8)",
+        help="least top-1 agreement (default: 0.995 for half precision, 0.9 for int8)",
     )
     check.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     check.add_argument("--batch-size", type=int, default=8, help="clips per forward pass")

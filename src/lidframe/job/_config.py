@@ -162,7 +162,7 @@ class RunConfig:
     overwrite: bool = setting(False, identity=False)
     # The half-precision (or int8) check against float32 (lidframe.kernel.check_fidelity): clips
     # compared, least top-1 agreement (below it the job runs in float32; None: by dtype, 0.995 for
-    # half precision and 0.97 for int8).
+    # half precision and 0.9 for int8).
     fidelity_clips: int = setting(32, identity=False)
     fidelity_threshold: float | None = setting(None, identity=False)
 
