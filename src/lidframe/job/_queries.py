@@ -38,11 +38,7 @@ def job_status(
     from lidframe.store import open_store
 
     with open_store(find_job_database(db, out)) as store:
-        if job is None:
-            listed = store.jobs()
-            if not listed:
-                raise LidframeError(f"no jobs in {store.url}")
-            job = listed[0]["job_id"]
+        job = _job_or_newest(store, job)
         return _status_text(store, job, fleet_min_rows)[0]
 
 
@@ -59,17 +55,23 @@ def watch_job(
     from lidframe.store import open_store
 
     with open_store(find_job_database(db, out)) as store:
-        if job is None:
-            listed = store.jobs()
-            if not listed:
-                raise LidframeError(f"no jobs in {store.url}")
-            job = listed[0]["job_id"]
+        job = _job_or_newest(store, job)
         while True:
             text, state = _status_text(store, job, fleet_min_rows)
             yield text, state
             if state != "running":
                 return
             time.sleep(every)
+
+
+def _job_or_newest(store: JobStore, job: str | None) -> str:
+    """``job``, or the newest job of ``store`` when None (a LidframeError when it has none)."""
+    if job is not None:
+        return job
+    listed = store.jobs()
+    if not listed:
+        raise LidframeError(f"no jobs in {store.url}")
+    return str(listed[0]["job_id"])
 
 
 def _status_text(store: JobStore, job: str, fleet_min_rows: int) -> tuple[str, str]:
@@ -101,11 +103,7 @@ def job_drift(
     from lidframe.store import open_store
 
     with open_store(find_job_database(db, out)) as store:
-        if job is None:
-            listed = store.jobs()
-            if not listed:
-                raise LidframeError(f"no jobs in {store.url}")
-            job = listed[0]["job_id"]
+        job = _job_or_newest(store, job)
         if store.job(job) is None:
             raise LidframeError(f"no job {job!r} in {store.url}")
         current = _stored_behaviour(store, job)
