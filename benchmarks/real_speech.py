@@ -103,6 +103,12 @@ def main() -> None:
     parser.add_argument(
         "--dtypes", default="float32", help="whisper-base's dtypes, each at every context (int8)"
     )
+    parser.add_argument(
+        "--peers",
+        default="int8",
+        help="faster-whisper loops to run, comma-separated: a compute type (int8, float32), "
+        "with '+soxr' to feed it lidframe's decoding (soxr) instead of its own (PyAV)",
+    )
     args = parser.parse_args()
     answers: dict[str, pd.DataFrame] = {}
 
@@ -177,20 +183,31 @@ def main() -> None:
     if args.skip_peer:
         for name, rate in rates.items():
             print(f"{name:42s} {rate:8.2f} " + json.dumps(scores[name]))
-        _save(args, answers, corpus, None, rows)
+        _save(args, answers, corpus, {}, rows)
         return
-    peer = WhisperModel(
-        str(packaged_whisper_dir()), device="cpu", compute_type="int8", cpu_threads=args.threads
-    )
-    peer.detect_language(decode_audio(rows["audio"].iloc[0]))  # warm up
-    start = time.perf_counter()
-    peer_langs = [peer.detect_language(decode_audio(uri))[0] for uri in rows["audio"]]
-    rates["faster-whisper int8 loop"] = n / (time.perf_counter() - start)
-    scores["faster-whisper int8 loop"] = _scores(rows, np.array([canonical(c) for c in peer_langs]))
+    from lidframe.audio import decode_window
 
-    _save(args, answers, corpus, peer_langs, rows)
+    peer_answers: dict[str, list[str]] = {}
+    for variant in args.peers.split(","):
+        compute_type, _, feed = variant.partition("+")
+        peer = WhisperModel(
+            str(packaged_whisper_dir()),
+            device="cpu",
+            compute_type=compute_type,
+            cpu_threads=args.threads,
+        )
+        load = decode_window if feed == "soxr" else decode_audio
+        peer.detect_language(load(rows["audio"].iloc[0]))  # warm up
+        start = time.perf_counter()
+        langs = [peer.detect_language(load(uri))[0] for uri in rows["audio"]]
+        name = f"faster-whisper {compute_type} loop" + (f", {feed} decoding" if feed else "")
+        rates[name] = n / (time.perf_counter() - start)
+        scores[name] = _scores(rows, np.array([canonical(c) for c in langs]))
+        peer_answers[name] = langs
+    first_peer = next(iter(peer_answers))
+    _save(args, answers, corpus, peer_answers, rows)
 
-    base = rates["faster-whisper int8 loop"]
+    base = rates[first_peer]
     speech = rows[rows["kind"] != "non-speech"]
     print(f"machine: {_machine()}")
     print(
@@ -211,7 +228,7 @@ def _save(
     args: argparse.Namespace,
     answers: dict[str, pd.DataFrame],
     corpus: pd.DataFrame,
-    peer_langs: list[str] | None,
+    peer_answers: dict[str, list[str]],
     rows: pd.DataFrame,
 ) -> None:
     """Every row's answers, one CSV per configuration, in ``--save``."""
@@ -225,9 +242,10 @@ def _save(
     for name, frame in answers.items():
         slug = "".join(c if c.isalnum() else "-" for c in name).strip("-") + suffix
         frame[keep].merge(described, on="id").to_csv(folder / f"{slug}.csv", index=False)
-    if peer_langs is not None:
-        peer = pd.DataFrame({"id": rows["id"], "whisper_base_lang": peer_langs})
-        peer.merge(described, on="id").to_csv(folder / "faster-whisper-int8.csv", index=False)
+    for name, langs in peer_answers.items():
+        slug = "".join(c if c.isalnum() else "-" for c in name).strip("-")
+        peer = pd.DataFrame({"id": rows["id"], "whisper_base_lang": langs})
+        peer.merge(described, on="id").to_csv(folder / f"{slug}.csv", index=False)
 
 
 if __name__ == "__main__":
