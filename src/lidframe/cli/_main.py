@@ -258,6 +258,7 @@ def _run(args: argparse.Namespace) -> int:
         fleet_min_rows=args.fleet_min_rows,
         metrics_port=args.metrics_port,
         metrics_host=args.metrics_host,
+        metrics_token_file=args.metrics_token_file,
         overwrite=args.overwrite,
         fidelity_clips=args.fidelity_clips,
         fidelity_threshold=args.fidelity_threshold,

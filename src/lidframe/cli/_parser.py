@@ -315,13 +315,22 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PORT",
         help="serve Prometheus metrics while the job works (rows and errors by category, "
         "partitions by state, rows/s, language shares, agreement, und and error rates, drift) "
-        "at http://127.0.0.1:PORT/metrics; needs lidframe[metrics]",
+        "at http://127.0.0.1:PORT/metrics, to requests carrying the job's token; needs "
+        "lidframe[metrics]",
     )
     run.add_argument(
         "--metrics-host",
         default="127.0.0.1",
         metavar="ADDRESS",
         help="address the metrics endpoint listens on (default 127.0.0.1: this machine only)",
+    )
+    run.add_argument(
+        "--metrics-token-file",
+        default=None,
+        metavar="PATH",
+        help="the token every scrape must carry (Authorization: Bearer, or ?token=) is this "
+        "file's content; a missing file is created with a random token (point Prometheus' "
+        "credentials_file at it); default: a random token, printed with the URL",
     )
     run.add_argument(
         "--fidelity-clips",

@@ -159,6 +159,9 @@ class RunConfig:
     # (0: a free one); None: none. Bound to ``metrics_host``, loopback unless told otherwise.
     metrics_port: int | None = setting(None, identity=False)
     metrics_host: str = setting("127.0.0.1", identity=False)
+    # The file holding the endpoint's token (created with a random one when missing: point
+    # Prometheus' ``credentials_file`` at it); None: a random token, printed with the URL.
+    metrics_token_file: str | None = setting(None, identity=False)
     overwrite: bool = setting(False, identity=False)
     # The half-precision (or int8) check against float32 (lidframe.kernel.check_fidelity): clips
     # compared, least top-1 agreement (below it the job runs in float32; None: by dtype, 0.995 for
@@ -184,6 +187,8 @@ class RunConfig:
             isinstance(self.metrics_port, int) and 0 <= self.metrics_port <= 65535
         ):
             raise ConfigError(f"metrics_port must be a port number, got {self.metrics_port}")
+        if self.metrics_token_file is not None and self.metrics_port is None:
+            raise ConfigError("metrics_token_file is the metrics endpoint's: give metrics_port too")
         for name in ("check_every", "fleet_min_rows"):
             value = getattr(self, name)
             if not (isinstance(value, int) and value >= 1):

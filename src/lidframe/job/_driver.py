@@ -376,7 +376,10 @@ class Driver:
             states=lambda: self.store.states(self.job_id),
             drift=lambda: self.watch.drift_values,
         )
-        self.metrics = serve_metrics(metrics, port, self.watch.settings.metrics_host)
+        settings = self.watch.settings
+        self.metrics = serve_metrics(metrics, port, settings.metrics_host, settings.metrics_token)
+        # Once, on the terminal (a random token is in it); the log gets the URL alone.
+        print(f"lidframe: metrics: {self.metrics.announcement}", file=sys.stderr, flush=True)
         log.info("metrics of job %s on %s", self.job_id, self.metrics.url)
 
     def stop(self) -> None:

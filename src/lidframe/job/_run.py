@@ -42,7 +42,7 @@ from lidframe.job._worker import PartitionTask
 from lidframe.kernel import KernelConfig
 from lidframe.manifest import Manifest, open_manifest
 from lidframe.models import check_available
-from lidframe.observe import FleetThresholds
+from lidframe.observe import FleetThresholds, metrics_token
 from lidframe.results import check_writable, claim_folder, folder_owner
 from lidframe.store import JobStore, environment, job_differences
 
@@ -417,12 +417,16 @@ def _done_partitions(job: _Job) -> int:
 
 
 def _watching(job: _Job) -> WatchSettings:
-    """What the driver watches (a reference, the fleet), found before any cluster starts: a
-    reference that does not exist is a setting error."""
+    """What the driver watches (a reference, the fleet, the metrics' token), found before any
+    cluster starts: a reference that does not exist, or a token file that cannot be read, is a
+    setting error."""
     config = job.config
     reference = None
     if config.reference is not None:
         reference = reference_behaviour(job.store, config.reference)
+    token = None
+    if config.metrics_port is not None:
+        token = metrics_token(config.metrics_token_file)
     return WatchSettings(
         reference=reference,
         every=config.check_every,
@@ -430,6 +434,7 @@ def _watching(job: _Job) -> WatchSettings:
         quarantine=config.quarantine,
         metrics_port=config.metrics_port,
         metrics_host=config.metrics_host,
+        metrics_token=token,
     )
 
 

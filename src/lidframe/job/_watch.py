@@ -20,7 +20,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from lidframe.observe import FleetThresholds, compare, outliers
+from lidframe.observe import FleetThresholds, MetricsToken, compare, outliers
 from lidframe.store import Behaviour, JobStore
 
 __all__ = ["DRIFT_TOPIC", "FLEET_TOPIC", "Watch", "WatchSettings"]
@@ -46,6 +46,8 @@ class WatchSettings:
     # Serve Prometheus metrics on this port (0: a free one) of ``metrics_host``; None: none.
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
+    # The token every scrape must carry (None: a random one).
+    metrics_token: MetricsToken | None = None
 
 
 class Watch:

@@ -11,7 +11,7 @@ costs the same at any job size and can run while the job works. Modules:
 * ``_fleet``: :func:`outliers`, the workers whose answers depart from the others'
   (:class:`Outlier`), judged with :class:`FleetThresholds`.
 * ``_metrics``: :func:`serve_metrics`, a Prometheus endpoint (``prometheus_client``) reading a
-  running job's :class:`JobMetrics` when scraped.
+  running job's :class:`JobMetrics` when scraped, to requests carrying its token (:func:`metrics_token`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,13 @@ from lidframe._lazy import lazy_exports
 if TYPE_CHECKING:
     from lidframe.observe._drift import Check, Drift, DriftThresholds, compare
     from lidframe.observe._fleet import FleetThresholds, Outlier, outliers
-    from lidframe.observe._metrics import JobMetrics, MetricsServer, serve_metrics
+    from lidframe.observe._metrics import (
+        JobMetrics,
+        MetricsServer,
+        MetricsToken,
+        metrics_token,
+        serve_metrics,
+    )
 
 _EXPORTS = {
     "Check": "lidframe.observe._drift",
@@ -32,8 +38,10 @@ _EXPORTS = {
     "FleetThresholds": "lidframe.observe._fleet",
     "JobMetrics": "lidframe.observe._metrics",
     "MetricsServer": "lidframe.observe._metrics",
+    "MetricsToken": "lidframe.observe._metrics",
     "Outlier": "lidframe.observe._fleet",
     "compare": "lidframe.observe._drift",
+    "metrics_token": "lidframe.observe._metrics",
     "outliers": "lidframe.observe._fleet",
     "serve_metrics": "lidframe.observe._metrics",
 }
@@ -44,8 +52,10 @@ __all__ = [
     "FleetThresholds",
     "JobMetrics",
     "MetricsServer",
+    "MetricsToken",
     "Outlier",
     "compare",
+    "metrics_token",
     "outliers",
     "serve_metrics",
 ]
