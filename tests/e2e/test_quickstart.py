@@ -2,16 +2,14 @@
 
 The notebook and the demo clips are copied to a temporary folder (the notebook writes its results
 beside itself); its ``parameters`` cell is set to one clip per language (12 clips) to keep the run
-short. The kernel is this interpreter (a kernelspec written to a temporary ``JUPYTER_PATH`` whose
-``argv`` is ``sys.executable``), so it sees the lidframe under test and no user's kernels. The
+short. The kernel is this interpreter (``tests/fixtures/kernels.py``), so it sees the lidframe under
+test and no user's kernels. The
 notebook starts its own ``LocalCluster`` and runs the real whisper-base weights.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
-import sys
 
 import pandas as pd
 import pytest
@@ -50,16 +48,7 @@ def test_the_committed_notebook_has_no_outputs():
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_the_quickstart_notebook_runs_from_manifest_to_duckdb(tmp_path, monkeypatch):
-    kernels = tmp_path / "jupyter" / "kernels" / "lidframe-test"
-    kernels.mkdir(parents=True)
-    spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "lidframe under test",
-        "language": "python",
-    }
-    (kernels / "kernel.json").write_text(json.dumps(spec))
-    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+def test_the_quickstart_notebook_runs_from_manifest_to_duckdb(tmp_path, jupyter_kernel):
     work = tmp_path / "examples"
     work.mkdir()
     shutil.copytree(EXAMPLES / "demo", work / "demo")
@@ -68,7 +57,7 @@ def test_the_quickstart_notebook_runs_from_manifest_to_duckdb(tmp_path, monkeypa
 
     client = nbclient.NotebookClient(
         nb,
-        kernel_name="lidframe-test",
+        kernel_name=jupyter_kernel,
         timeout=540,
         resources={"metadata": {"path": str(work)}},
     )

@@ -212,3 +212,73 @@ def test_run_summary_html_escapes_and_counts_errors():
     table = summary._repr_html_()
     assert "&lt;out&gt;" in table and "<out>" not in table
     assert "2: decode_failed 2" in table and "lidframe run: finished_with_dead" in table
+
+
+LIVE_TABLE_SETUP = """
+import sys
+sys.path.insert(0, {root!r})  # tests.fixtures, beside the lidframe under test
+from pathlib import Path
+from distributed import Client
+import lidframe
+import lidframe.job._progress
+from tests.fixtures.models import loudness_manifest, register_loudness
+
+lidframe.job._progress.TABLE_EVERY_S = 0  # every commit updates the table, however fast
+register_loudness()
+client = Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None)
+manifest = loudness_manifest(Path({work!r}), 8, labels=True)
+"""
+LIVE_TABLE_RUN = """
+summary = lidframe.run(
+    manifest, {out!r}, ["{model}"], partition_rows=2, db=False,
+    speech=lidframe.SpeechConfig(vad=False),
+)
+"""
+
+
+@pytest.mark.slow  # a kernel and a cluster in it: about 17 s
+def test_in_jupyter_the_behaviour_is_a_live_table_updated_in_place(tmp_path, jupyter_kernel):
+    """A notebook executed by nbclient in a real ipykernel: ``lidframe.run`` shows one table under
+    its bar (language mix, und and error rates, expected and measured accuracy), updated in place
+    (Jupyter's ``update_display_data``) as partitions commit; the cell keeps one table, its last."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    from tests.fixtures.paths import ROOT
+
+    updates: list[str] = []
+
+    class Recording(nbclient.NotebookClient):  # type: ignore[misc]
+        def process_message(self, msg, cell, cell_index):  # type: ignore[no-untyped-def]
+            if msg["msg_type"] == "update_display_data":
+                updates.append(msg["content"]["data"]["text/plain"])
+            return super().process_message(msg, cell, cell_index)
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(LIVE_TABLE_SETUP.format(root=str(ROOT), work=str(tmp_path))),
+        nbformat.v4.new_code_cell(LIVE_TABLE_RUN.format(out=str(tmp_path / "out"), model=MODEL)),
+        nbformat.v4.new_code_cell("print(summary.job_id, summary.ok)"),
+    ]
+    Recording(nb, kernel_name=jupyter_kernel, timeout=240).execute()
+
+    run = nb.cells[1]
+    tables = [o for o in run.outputs if o.output_type == "display_data"]
+    assert len(tables) == 1, run.outputs  # one table, updated in place, not one per commit
+    job, ok = nb.cells[2].outputs[0].text.split()
+    assert ok == "True"
+    page, text = tables[0].data["text/html"], tables[0].data["text/plain"]
+    assert text == updates[-1]  # the cell holds the last update
+    assert text.startswith(f"lidframe {job}: 4 of 4 partitions, 8 rows: ")
+    assert "de 50%, en 50%" in text and "und 0.0%" in text and "errors 0.0%" in text
+    assert page.startswith("<table><caption>") and f"lidframe {job}: 4 of 4 partitions" in page
+    for name, value in (
+        ("languages", "de 50%, en 50%"), ("und", "0.0%"), ("row errors", "0.0%"),
+        ("measured accuracy", "1.000 (8 labelled)"),
+    ):  # fmt: skip
+        assert f'>{name}</th><td style="text-align:left">{value}</td>' in page, (name, page)
+    assert ">expected accuracy</th>" in page
+    # shown before the first commit, then after each of the four, then once more at the end
+    rows = [int(u.split(", ", 1)[1].split(" rows", 1)[0]) for u in updates]
+    assert rows == sorted(rows) and rows[-1] == 8 and len(set(rows)) == 4, updates
+    assert "lidframe " + job in "".join(o.get("text", "") for o in run.outputs)  # the bar too

@@ -43,7 +43,7 @@ from lidframe.errors import JobFailed, StorageAccessDenied, StoreError, describe
 from lidframe.job._config import JobSettings
 from lidframe.job._interrupts import raise_pending
 from lidframe.job._planner import Planner
-from lidframe.job._progress import progress_bar, set_total
+from lidframe.job._progress import LiveTable, progress_bar, set_total
 from lidframe.job._promotion import promote_committed
 from lidframe.job._stalls import StallWatch, restart_in_background
 from lidframe.job._watch import Watch, WatchSettings
@@ -131,6 +131,8 @@ class Driver:
             file=sys.stderr,
             desc=f"lidframe {job_id}",
         )
+        # In Jupyter, what the models said so far as a small table under the bar.
+        self.table = LiveTable.for_this_process(job_id, enabled=progress)
 
     def run(self) -> Progress:
         """Work until the job is planned and no partition is pending or running; see
@@ -139,6 +141,7 @@ class Driver:
 
         self.client.subscribe_topic(PROGRESS_TOPIC, self.stalls.on_progress)
         self.serve_metrics()
+        self.show_table(now=True)
         self.heartbeat.start()
         self.planner.start()
         try:
@@ -317,8 +320,14 @@ class Driver:
             return
         self.watch.add(stored.behaviour)
         self.bar.set_postfix_str(self.watch.total.line(), refresh=False)
+        self.show_table()
         for worker in self.watch.check(self.client):
             self.quarantine(worker)
+
+    def show_table(self, now: bool = False) -> None:
+        """The notebook's live table (:class:`~lidframe.job._progress.LiveTable`), if any."""
+        if self.table is not None:
+            self.table.show(self.watch.total, self.bar.n, self.bar.total, now=now)
 
     def quarantine(self, worker: str) -> None:
         """No more partitions for ``worker``; the ones it computed are redone elsewhere."""
@@ -326,6 +335,7 @@ class Driver:
         redone = self.store.redo_worker(self.job_id, worker, reason)
         self.watch.reload(self.store)
         self.bar.n = max(0, self.bar.n - len(redone))
+        self.show_table(now=True)
         log.warning(
             "quarantined worker %s: it gets no more partitions; its %d partitions are redone "
             "elsewhere", worker, len(redone),
@@ -392,6 +402,7 @@ class Driver:
             self.client.unsubscribe_topic(PROGRESS_TOPIC)
         for future in [*self.inflight, *self.writing_dead]:
             future.cancel()
+        self.show_table(now=True)  # the last state, however recent the one before
         self.bar.close()
         try:
             self.store.release(self.job_id, self.owner)
