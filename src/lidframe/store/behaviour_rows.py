@@ -190,25 +190,35 @@ def _partition_behaviours(
 
 def read_partitions(conn: Connection, job_id: str) -> list[dict[str, Any]]:
     """The job's answer partition by partition, in partition order (for the report): ``partition``,
-    ``worker``, ``host``, ``rows``, ``answered``, ``und``, ``errors``, ``agree``, ``prob_sum`` and
-    ``langs`` (``{language: rows}``)."""
-    from lidframe.store.behaviour import ANSWER
+    ``worker``, ``host``, ``rows``, ``answered``, ``und``, ``errors``, ``agree``, ``prob_sum``,
+    ``langs`` (``{language: rows}``), and ``labelled`` and ``correct`` (0 without labels)."""
+    from lidframe.store.behaviour import ANSWER, LABEL
 
     names = ("partition", "worker", "host", "rows", "answered", "und", "errors", "agree",
              "prob_sum")  # fmt: skip
     found = {
-        int(row[0]): {**dict(zip(names, row, strict=True)), "langs": {}}
+        int(row[0]): {
+            **dict(zip(names, row, strict=True)),
+            "langs": {},
+            "labelled": 0,
+            "correct": 0,
+        }
         for row in conn.execute(
             sa.select(*(B[n] for n in names))
             .where(B.job_id == job_id, B.model == ANSWER)
             .order_by(B.partition)
         ).all()
     }
-    for partition, key, n in conn.execute(
-        sa.select(C.partition, C.key, C.n).where(
-            C.job_id == job_id, C.model == ANSWER, C.kind == "lang"
+    for partition, kind, key, n in conn.execute(
+        sa.select(C.partition, C.kind, C.key, C.n).where(
+            C.job_id == job_id, C.model == ANSWER, C.kind.in_(("lang", LABEL))
         )
     ).all():
-        if int(partition) in found:
+        if int(partition) not in found:
+            continue
+        if kind == LABEL:
+            if key in ("labelled", "correct"):
+                found[int(partition)][str(key)] = int(n)
+        else:
             found[int(partition)]["langs"][str(key)] = int(n)
     return list(found.values())

@@ -3,6 +3,9 @@ partition and per worker, read from the behaviour its database stored; none with
 
 The job runs ``loudness`` (``en`` loud, ``de`` quiet) on a thread cluster in this process, its
 database in its results folder: partitions 0-1 are loud clips only, 2-3 half loud, half quiet.
+Every clip is labelled ``en``: the loud ones are right, the quiet ones wrong, while the model's
+probability is 0.9 for each (the mean loudness of a loud clip, one minus it of a quiet one), so the
+expected accuracy stays at 0.9 while the measured one falls from 1 to 0.5 in partitions 2-3.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ def test_the_report_shows_the_answer_over_the_partitions_and_per_worker(tmp_path
         loud = i < 4 or i % 2 == 1
         write_wav(tmp_path / f"c{i}.wav", (0.9 if loud else 0.1) * np.sign(
             rng.standard_normal(4000)), 16_000)  # fmt: skip
-        rows.append({"id": f"c{i}", "audio": str(tmp_path / f"c{i}.wav")})
+        rows.append({"id": f"c{i}", "audio": str(tmp_path / f"c{i}.wav"), "label": "en"})
     pd.DataFrame(rows).to_csv(tmp_path / "m.csv", index=False)
     client = local_cluster(1, processes=False).client
     out = tmp_path / "out"
@@ -39,6 +42,9 @@ def test_the_report_shows_the_answer_over_the_partitions_and_per_worker(tmp_path
     partitions = ev.run["partitions"]
     assert partitions["partition"].tolist() == [0, 1, 2, 3]
     assert [d.get("en", 0) for d in partitions["langs"]] == [2, 2, 1, 1]
+    assert partitions["labelled"].tolist() == [2, 2, 2, 2]
+    assert partitions["correct"].tolist() == [2, 2, 1, 1]
+    assert (partitions["prob_sum"] / partitions["answered"]).round(3).tolist() == [0.9] * 4
     workers = ev.run["workers"]
     worker = next(iter(client.scheduler_info()["workers"]))
     assert workers["worker"].tolist() == [worker] and workers["rows"].tolist() == [8]
@@ -47,6 +53,14 @@ def test_the_report_shows_the_answer_over_the_partitions_and_per_worker(tmp_path
     assert '<h2 id="behaviour">Behaviour over the job</h2>' in page
     assert 'alt="the answer over the job&#x27;s partitions"' in page
     assert f"<td>{worker}</td>" in page
+    assert "<h3>Expected against measured accuracy</h3>" in page
+    assert "Over the job: expected 0.900 (" in page and "measured 0.750 on the 8 rows" in page
+    assert 'alt="expected against measured accuracy over the job&#x27;s partitions"' in page
+
+    # a job without labels has no measured accuracy to set against the expected one
+    ev.run["partitions"] = partitions.assign(labelled=0, correct=0)
+    unlabelled = render_report(ev)
+    assert 'id="behaviour"' in unlabelled and "Expected against measured" not in unlabelled
 
     # results without their job database: no such section
     (out / "_lidframe.sqlite").unlink()

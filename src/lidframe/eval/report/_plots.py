@@ -290,3 +290,34 @@ def behaviour(partitions: pd.DataFrame) -> Figure | None:
     ax.set_title("the answer, partition by partition", fontsize=10)
     ax.legend(fontsize=7, loc="best")
     return fig
+
+
+def expected_accuracy(partitions: pd.DataFrame) -> Figure | None:
+    """The accuracy the job's answer promised (its mean probability over the rows answered with a
+    language: the expected accuracy when calibrated) against the one it had on the labelled rows,
+    partition by partition in partition order and accumulated over the job; None without labels."""
+    if partitions.empty or "labelled" not in partitions or partitions["labelled"].sum() == 0:
+        return None
+    frame = partitions.sort_values("partition")
+    x = frame["partition"].to_numpy()
+    prob_sum = frame["prob_sum"].to_numpy(dtype=float)
+    answered = frame["answered"].to_numpy(dtype=float)
+    correct = frame["correct"].to_numpy(dtype=float)
+    labelled = frame["labelled"].to_numpy(dtype=float)
+    fig = _figure(7.5, 3.6)
+    ax = fig.add_subplot()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ax.plot(x, prob_sum / answered, marker=".", linestyle="none", color="tab:blue",
+                alpha=0.5, label="expected, per partition")  # fmt: skip
+        ax.plot(x, correct / labelled, marker="x", linestyle="none", color="tab:orange",
+                alpha=0.5, label="measured, per partition")  # fmt: skip
+        ax.plot(x, np.cumsum(prob_sum) / np.cumsum(answered), color="tab:blue",
+                label="expected, so far")  # fmt: skip
+        ax.plot(x, np.cumsum(correct) / np.cumsum(labelled), color="tab:orange",
+                label="measured, so far")  # fmt: skip
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("partition (manifest order)")
+    ax.set_ylabel("accuracy")
+    ax.set_title("expected (mean probability of the answer) against measured accuracy", fontsize=10)
+    ax.legend(fontsize=7, loc="best")
+    return fig

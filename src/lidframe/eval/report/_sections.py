@@ -132,8 +132,32 @@ def behaviour(ev: Evaluation) -> str:
             '<p class="note">What the job\'s answer was, partition by partition as the job '
             "stored it (the language shares over the rows answered with a language).</p>",
             plots.img(plots.behaviour(partitions), "the answer over the job's partitions"),
+            _expected_accuracy(partitions),
             "<h3>Per worker</h3>",
             table(workers),
+        ]
+    )
+
+
+def _expected_accuracy(partitions: pd.DataFrame) -> str:
+    """The accuracy the answer's probabilities promised against the measured one, over the job's
+    partitions (empty when the manifest had no labels)."""
+    figure = plots.expected_accuracy(partitions)
+    if figure is None:
+        return ""
+    labelled, answered = int(partitions["labelled"].sum()), int(partitions["answered"].sum())
+    expected = partitions["prob_sum"].sum() / answered if answered else float("nan")
+    measured = partitions["correct"].sum() / labelled
+    return "\n".join(
+        [
+            "<h3>Expected against measured accuracy</h3>",
+            f"<p>Over the job: expected {expected:.3f} (the mean probability of the answer over "
+            f"the {answered} rows answered with a language: the accuracy to expect when the "
+            f"probabilities are calibrated), measured {measured:.3f} on the {labelled} rows with "
+            "a label and an answer (the manifest's labels, as the job stored them; "
+            "<code>und</code> answers count as wrong unless labelled so). A gap that opens "
+            "partway marks where the probabilities stopped meaning what they say.</p>",
+            plots.img(figure, "expected against measured accuracy over the job's partitions"),
         ]
     )
 
