@@ -43,11 +43,16 @@ COMMON = {
 
 def register_noisyloud(marker: Path) -> None:
     """``noisyloud``: ``en``/``de``/``fr`` from the loudness through a 3x2 weight matrix; the first
-    worker process to load it (it creates ``marker`` and writes its pid there) adds seeded noise to
-    the matrix, and answers ``en`` for every clip."""
+        worker process to load it (it creates ``marker`` and writes its pid there) adds seeded noise to
+        the matrix, and answers ``en`` for every clip. While the file :func:`failing` names exists, the
+    damaged model also raises on every call, until it has raised on the kernel's known-good clip (a
+    second of quiet noise) as many times as the file says: its next partition fails, on both of
+    Dask's tries (the retry finds the other workers busy), and then it answers again."""
+    failing_flag = failing(marker)
 
     class NoisyLoud(LidModel):
         weights = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+        damaged = False
 
         @property
         def labels(self) -> tuple[str, ...]:
@@ -57,6 +62,14 @@ def register_noisyloud(marker: Path) -> None:
             import torch
 
             loud = ((batch.values.abs() * batch.mask).sum(-1) / batch.lengths).clamp(0, 1)
+            if self.damaged and failing_flag.exists():
+                if len(loud) == 1 and float(loud[0]) < 0.05:  # the known-good clip
+                    left = int(failing_flag.read_text()) - 1
+                    if left:
+                        failing_flag.write_text(str(left))
+                    else:
+                        failing_flag.unlink()
+                raise RuntimeError("the damaged device fails")
             features = torch.stack([loud, 1 - loud], -1).double()
             logits = 8 * features @ torch.from_numpy(self.weights).T
             return torch.softmax(logits, -1).float()
@@ -73,9 +86,15 @@ def register_noisyloud(marker: Path) -> None:
         if marker.read_text() == str(os.getpid()):
             noise = np.random.default_rng(7).normal(0, 1.5, NoisyLoud.weights.shape)
             model.weights = NoisyLoud.weights + noise
+            model.damaged = True
         return model
 
     register_family("noisyloud", factory)
+
+
+def failing(marker: Path) -> Path:
+    """While this file exists the damaged model fails (see :func:`register_noisyloud`)."""
+    return marker.with_name(marker.name + "-failing")
 
 
 class _Fleet:
@@ -150,3 +169,35 @@ def test_quarantine_gives_it_no_more_partitions_and_redoes_its_own_elsewhere(
     rows = pd.read_parquet(out)
     assert len(rows) == 96 and rows["agree"].all()
     assert (rows["noisyloud_y_lang"] == rows["loudness_x_lang"]).all()
+
+
+def test_quarantine_also_redoes_the_partitions_that_died_of_its_failures(fleet, tmp_path, caplog):
+    """The damaged worker's first partition fails (its model raises on every clip and on the
+    known-good one, twice: Dask's retry too) and, with one attempt allowed, dies; it then answers
+    differently, is quarantined, and none of its attempts counts: the dead partition is redone
+    on the healthy workers with the ones it computed, and the job ends with every row answered."""
+    client = fleet.client
+    manifest = loudness_manifest(tmp_path, 96)
+    out = tmp_path / "out"
+    flag = failing(fleet.marker)
+    flag.write_text("2")
+    with caplog.at_level(logging.WARNING, logger="lidframe"):
+        summary = lidframe.run(
+            manifest, out, MODELS, client=client, quarantine=True, max_attempts=1, **COMMON
+        )
+    damaged = fleet.damaged
+    messages = [r.getMessage() for r in caplog.records]
+    assert not flag.exists(), messages  # its first partition failed on both tries
+    died = [m for m in messages if "attempt 1 failed: ModelError: model noisyloud_y" in m]
+    assert len(died) == 1, messages
+    quarantined = [m for m in messages if m.startswith(f"quarantined worker {damaged}: ")]
+    assert len(quarantined) == 1, messages
+    assert "and the 1 that died of its 1 failed attempts are redone elsewhere" in quarantined[0]
+    assert summary.ok and summary.rows == 96 and summary.dead == 0, summary
+    with open_store(f"sqlite:///{out / '_lidframe.sqlite'}") as store:
+        by_worker = store.behaviour(summary.job_id, by_worker=True)
+        parts = store.partitions(summary.job_id)
+    assert (parts["state"] == "done").all(), parts
+    assert damaged not in by_worker and len(by_worker) == 2
+    rows = pd.read_parquet(out)
+    assert len(rows) == 96 and rows["error"].isna().all() and rows["agree"].all()

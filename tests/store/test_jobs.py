@@ -371,3 +371,49 @@ def test_unreachable_database_fails_clearly_within_the_deadline(own_password_ser
     assert message.startswith(expected + "the database stayed unreachable for 5 s: "), message
     assert server.password not in message and server.password not in repr(info.value)
     assert all(server.password not in record.getMessage() for record in caplog.records)
+
+
+def test_redoing_a_workers_partitions_takes_back_every_attempt_it_made(db_url):
+    """``redo_worker`` (a quarantined worker): what it computed is pending again, its failed
+    attempts no longer count, a partition that died of them is pending again (its dead rows' and
+    the worker's behaviour forgotten), and nothing another worker did changes."""
+    with open_store(db_url) as store:
+        _job(store, partitions=5)
+        leases = store.claim(JOB, "driver", 5, lease_s=60, max_attempts=2)
+        assert [lease.partition for lease in leases] == [0, 1, 2, 3, 4]
+        p0, p1, p2, p3, p4 = leases
+        assert store.commit(JOB, p0, _rows(p0, "en").summarised("W", "h1"))  # by the odd worker
+        assert store.commit(JOB, p1, _rows(p1, "de").summarised("A", "h2"))
+        for lease in (p2, p3, p4):  # p2 and p3 failed on W, p4 on A
+            assert store.fail(JOB, lease, "ModelError: broken", max_attempts=2) == "pending"
+        again = store.claim(JOB, "driver", 3, lease_s=60, max_attempts=2)
+        assert [(lease.partition, lease.attempt) for lease in again] == [(2, 2), (3, 2), (4, 2)]
+        for lease in again[1:]:  # p3 and p4 fail again, on A: dead
+            assert store.fail(JOB, lease, "ModelError: again", max_attempts=2) == "dead"
+        for dead, _ in store.dead_without_rows(JOB):
+            rows = _rows(Lease(dead.partition, "-", 2, *(dead.row_start, dead.row_stop)), "und")
+            assert store.store_dead_rows(
+                JOB, dead.partition, dead.token, rows.summarised("B", "h3")
+            )
+        assert store.behaviour(JOB, by_worker=True)["B"].answer.rows == 6
+
+        redone = store.redo_worker(JOB, "W", "redone: W quarantined", {2: 1, 3: 1})
+        assert (redone.done, redone.dead) == ([0], [3])
+        parts = store.partitions(JOB).set_index("partition")
+        assert parts["state"].tolist() == ["pending", "done", "running", "pending", "dead"]
+        assert parts["attempts"].tolist() == [0, 1, 1, 1, 2]
+        assert parts.loc[3, "last_error"] == "redone: W quarantined"
+        assert pd.isna(parts.loc[3, "rows"]) and parts.loc[4, "rows"] == 3
+        workers = store.behaviour(JOB, by_worker=True)
+        assert "W" not in workers and workers["A"].answer.rows == 3
+        assert workers["B"].answer.rows == 3  # p4's dead rows only
+
+        # the redo, elsewhere: p0 on its first attempt, p3 on its second (A's failure counts)
+        redo = store.claim(JOB, "driver", 5, lease_s=60, max_attempts=2)
+        assert [(lease.partition, lease.attempt) for lease in redo] == [(0, 1), (3, 2)]
+        for lease in (*redo, again[0]):
+            assert store.commit(JOB, lease, _rows(lease, "fr").summarised("A", "h2"))
+        assert store.finish_if_complete(JOB) == "finished_with_dead"
+        predictions = store.predictions(JOB).set_index("row_id")["lang"]
+        assert [predictions[f"r{r}"] for r in (0, 3, 6, 9)] == ["fr", "de", "fr", "fr"]
+        assert store.results(JOB)["row_id"].tolist() == [f"r{r}" for r in range(15)]

@@ -304,8 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--quarantine",
         action="store_true",
         help="a worker whose answers depart from the other workers' (language shares, "
-        "confidence, agreement, und or error rates) gets no more partitions and its partitions "
-        "are redone elsewhere; without it, it is only named in a warning",
+        "confidence, agreement, und or error rates) gets no more partitions and none of its "
+        "attempts counts: what it computed, and what died of its failures, is redone "
+        "elsewhere; without it, it is only named in a warning",
     )
     _fleet_argument(run)
     run.add_argument(

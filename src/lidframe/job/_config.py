@@ -151,7 +151,8 @@ class RunConfig:
     # Committed partitions between two checks (drift against the reference, the fleet's workers).
     check_every: int = setting(10, identity=False)
     # A worker whose answers depart from the other workers' (lidframe.observe.outliers) gets no
-    # more partitions and its partitions are redone elsewhere; without it, it is only named.
+    # more partitions and none of its attempts counts (what it computed, and what died of its
+    # failures, is redone elsewhere); without it, it is only named.
     quarantine: bool = setting(False, identity=False)
     # Rows a worker (and the rest of the fleet) must have answered before it is judged.
     fleet_min_rows: int = setting(200, identity=False)

@@ -115,6 +115,8 @@ class Driver:
         self.inflight: dict[Any, Lease] = {}  # future -> its partition's lease
         self.writing_dead: dict[Any, Lease] = {}  # future -> a dead partition (its dead token)
         self.dead_write_failures: Counter[int] = Counter()  # dead partition -> failed writes
+        # worker -> {partition: attempts that failed on it}, so a quarantine can take them back
+        self.failed_on: dict[str, Counter[int]] = {}
         self.stalls = StallWatch(settings.stall_seconds)
         self.done = Progress()
         self.heartbeat = _Heartbeat(store, job_id, self.owner, settings.lease_seconds)
@@ -281,7 +283,7 @@ class Driver:
             raise JobFailed(str(exc)) from exc
         error = describe_failure(exc)
         log.warning("partition %d attempt %d failed: %s", k, lease.attempt, error)
-        self.fail(lease, error)
+        self.fail(lease, error, _failed_on(self.client, future, exc))
 
     def dead_rows_written(self, future: Any) -> None:
         """Store a dead partition's rows (their errors) and promote its part. A write that fails
@@ -330,15 +332,20 @@ class Driver:
             self.table.show(self.watch.total, self.bar.n, self.bar.total, now=now)
 
     def quarantine(self, worker: str) -> None:
-        """No more partitions for ``worker``; the ones it computed are redone elsewhere."""
+        """No more partitions for ``worker``, and none of its attempts counts: the partitions it
+        computed are redone elsewhere, its failed attempts no longer count against
+        ``max_attempts``, and the partitions that died of them are tried again elsewhere."""
         reason = f"redone: worker {worker} answered differently from the others (quarantined)"
-        redone = self.store.redo_worker(self.job_id, worker, reason)
+        failed = self.failed_on.pop(worker, Counter())
+        redone = self.store.redo_worker(self.job_id, worker, reason, failed)
         self.watch.reload(self.store)
         self.bar.n = max(0, self.bar.n - len(redone))
+        self.done.dead = max(0, self.done.dead - len(redone.dead))
         self.show_table(now=True)
         log.warning(
-            "quarantined worker %s: it gets no more partitions; its %d partitions are redone "
-            "elsewhere", worker, len(redone),
+            "quarantined worker %s: it gets no more partitions; the %d partitions it computed and "
+            "the %d that died of its %d failed attempts are redone elsewhere",
+            worker, len(redone.done), len(redone.dead), sum(failed.values()),
         )  # fmt: skip
 
     def workers(self) -> list[str]:
@@ -362,14 +369,17 @@ class Driver:
             )
             workers = [w for w, keys in processing.items() if future.key in keys]
             future.cancel()
-            self.fail(lease, self.stalls.error)
+            self.fail(lease, self.stalls.error, workers[0] if workers else None)
             if workers:
                 restart_in_background(self.client, workers)
 
-    def fail(self, lease: Lease, error: str) -> None:
-        """A failed attempt: back to pending, or dead after ``max_attempts``."""
+    def fail(self, lease: Lease, error: str, worker: str | None = None) -> None:
+        """A failed attempt (on ``worker``, when known): back to pending, or dead after
+        ``max_attempts``."""
         self.done.failed += 1
         state = self.store.fail(self.job_id, lease, error, max_attempts=self.settings.max_attempts)
+        if state is not None and worker is not None:
+            self.failed_on.setdefault(worker, Counter())[lease.partition] += 1
         if state == "dead":
             self.done.dead += 1
 
@@ -443,3 +453,25 @@ class _Heartbeat:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=5)
+
+
+def _failed_on(client: Any, future: Any, exc: BaseException | None) -> str | None:
+    """The worker a failed partition task ran on: the last one to die running it (Dask's
+    ``KilledWorker``), else where the scheduler saw it fail (``erred_on``); None when unknown.
+
+    Asked of the scheduler with a function sent by value (a lambda), so a scheduler without
+    lidframe installed can answer; one round trip per failed attempt.
+    """
+    last = getattr(exc, "last_worker", None)
+    if last is not None:
+        return str(getattr(last, "address", last))
+    key = future.key
+    try:
+        erred = client.run_on_scheduler(
+            lambda dask_scheduler: sorted(
+                getattr(dask_scheduler.tasks.get(key), "erred_on", None) or ()
+            )
+        )
+    except Exception:  # noqa: BLE001 - unknown is an answer: the attempt still counts
+        return None
+    return str(erred[-1]) if erred else None

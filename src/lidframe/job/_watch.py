@@ -8,7 +8,8 @@ worker's. Every ``every`` partitions it checks (:mod:`lidframe.observe`):
   line and a Dask event on :data:`DRIFT_TOPIC`;
 * the **fleet**: a worker whose answers depart from the other workers' is named once (a warning
   and an event on :data:`FLEET_TOPIC`); with ``quarantine`` it is also returned to the driver,
-  which gives it no more partitions and has its partitions redone elsewhere.
+  which gives it no more partitions and takes back every attempt it made (what it computed, and
+  what died of its failures, is redone elsewhere).
 
 The totals start from what the job database holds (a resumed job's earlier partitions count).
 """

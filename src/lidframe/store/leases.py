@@ -15,7 +15,7 @@ guarantee on one machine.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -29,7 +29,7 @@ from lidframe.store.engine import db_epoch
 from lidframe.store.results import DUPLICATE_ID, PartitionRows, replace_rows
 from lidframe.store.schema import behaviour, jobs, partitions, results
 
-__all__ = ["Commit", "Lease", "Leases", "PartitionState"]
+__all__ = ["Commit", "Lease", "Leases", "PartitionState", "Redone"]
 
 P = partitions.c
 _BATCH = 5000
@@ -54,6 +54,18 @@ class Lease:
     # Where the rows are in the manifest and what they hash to (see lidframe.manifest).
     source: str | None = None
     digest: str | None = None
+
+
+@dataclass(frozen=True)
+class Redone:
+    """What :meth:`Leases.redo_worker` made pending again: ``done`` partitions the worker computed
+    and ``dead`` ones that died of its failed attempts."""
+
+    done: list[int]
+    dead: list[int]
+
+    def __len__(self) -> int:
+        return len(self.done) + len(self.dead)
 
 
 @dataclass(frozen=True)
@@ -303,12 +315,17 @@ class Leases(StoreBase):
 
         return bool(self._tx(f"giving back partition {lease.partition} of {job_id}", tx))
 
-    def redo_worker(self, job_id: str, worker: str, reason: str) -> list[int]:
-        """Make every done partition the Dask worker ``worker`` computed (its stored behaviour
-        says which) pending again, to be redone elsewhere, and forget their behaviour; their rows
-        stay until the redo's commit replaces them. Returns those partitions."""
+    def redo_worker(
+        self, job_id: str, worker: str, reason: str, failed: Mapping[int, int] | None = None
+    ) -> Redone:
+        """Take back what the Dask worker ``worker`` did, to be done elsewhere: none of its attempts
+        counts. Every done partition it computed (its stored behaviour says which) is pending
+        again; each of its ``failed`` attempts (``{partition: attempts that failed on it}``, which
+        the driver saw) is no longer counted against ``max_attempts``, and a partition that died
+        of them is pending again. Their stored behaviour is forgotten; their rows (answers, or a
+        dead partition's errors) stay until the redo's commit replaces them."""
 
-        def tx(conn: Connection) -> list[int]:
+        def tx(conn: Connection) -> Redone:
             b = behaviour.c
             done = list(
                 conn.execute(
@@ -333,6 +350,8 @@ class Leases(StoreBase):
                     .where(P.job_id == job_id, P.partition.in_(chunk))
                     .values(
                         state="pending",
+                        # its last attempt, the worker's, does not count
+                        attempts=sa.case((P.attempts > 0, P.attempts - 1), else_=0),
                         lease_owner=None,
                         lease_token=None,
                         lease_expires=None,
@@ -342,8 +361,28 @@ class Leases(StoreBase):
                     )
                 )
                 forget_behaviour(conn, job_id, chunk)
+            dead: list[int] = []
+            for k, n in sorted((failed or {}).items()):
+                back = sa.case((P.attempts > n, P.attempts - n), else_=0)
+                revived = conn.execute(
+                    partitions.update()
+                    .where(P.job_id == job_id, P.partition == k, P.state == "dead")
+                    .values(
+                        state="pending", attempts=back, lease_owner=None, lease_token=None,
+                        lease_expires=None, rows=None, errors=None, last_error=reason[:4000],
+                    )
+                ).rowcount  # fmt: skip
+                if revived:
+                    dead.append(k)
+                    forget_behaviour(conn, job_id, [k])
+                else:  # pending or running again: its later attempts have their full count
+                    conn.execute(
+                        partitions.update()
+                        .where(P.job_id == job_id, P.partition == k, P.state != "done")
+                        .values(attempts=back)
+                    )
             self._claim_from.pop(job_id, None)  # claim from the start: they are below
-            return [int(k) for k in done]
+            return Redone([int(k) for k in done], dead)
 
         return self._tx(f"redoing the partitions of worker {worker} of {job_id}", tx)
 
