@@ -303,31 +303,68 @@ def test_run_help_shows_every_default(tmp_path):
         assert default in after.split(" --", 1)[0], (option, after[:200])
 
 
-def test_run_options_default_to_what_python_defaults_to():
-    """``lidframe run``'s flags and ``lidframe.run``'s keywords are two spellings of one setting:
-    every flag that is a setting defaults to the setting's own default (RunConfig and the audio
-    and speech configurations it nests)."""
-    import dataclasses
+def _run_parser():
+    return build_parser()._subparsers._group_actions[0].choices["run"]
 
-    from lidframe.audio import AudioConfig
+
+def test_every_run_option_is_a_declared_setting():
+    """``lidframe run``'s options are made from RunConfig's declaration: each option is the flag of
+    one declared setting (or one of the few conveniences written once in lidframe.cli._settings),
+    and carries that setting's help; no option is written by hand beside it."""
     from lidframe.job import RunConfig
-    from lidframe.speech import SpeechConfig
+    from lidframe.settings import declared, walk
 
-    defaults = {f.name: f.default for f in dataclasses.fields(RunConfig)}
-    defaults |= {f.name: f.default for f in dataclasses.fields(SpeechConfig)}
-    defaults |= {f.name: f.default for f in dataclasses.fields(AudioConfig)}
-    spelled = {"consensus": "consensus_policy", "decode_timeout": "timeout"}
-    parser = build_parser()
-    run = parser._subparsers._group_actions[0].choices["run"]
-    compared = []
-    for action in run._actions:
-        name = spelled.get(action.dest, action.dest)
-        if not action.option_strings or name not in defaults or action.dest == "models":
-            continue
-        if isinstance(action.default, bool) or action.default is None:
-            continue  # switches and "not given": the library decides
-        compared.append(name)
-        assert action.default == defaults[name], (action.dest, action.default, defaults[name])
-    assert {"partition_rows", "top_k", "max_window", "min_speech", "min_prob", "timeout"} <= set(
-        compared
-    ), compared
+    settings = [s for s in walk(declared(RunConfig)) if s.flag]
+    options = {o for a in _run_parser()._actions for o in a.option_strings}
+    conveniences = {"-m", "--escalate-below", "--no-db"}  # models, cascade, db
+    assert options == {s.flag for s in settings} | conveniences | {"-h", "--help", "--out"}
+    by_flag = {o: a for a in _run_parser()._actions for o in a.option_strings}
+    for s in settings:
+        if s.name in ("models", "cascade"):
+            continue  # written with their conveniences
+        words = s.help.split("{")[0].split()[:4]  # before any other setting's name
+        assert " ".join(words) in " ".join(by_flag[s.flag].help.split()), s.name
+
+
+def test_run_without_options_is_the_declared_defaults():
+    """No option given: lidframe run passes exactly what lidframe.run defaults to."""
+    from lidframe.cli._settings import settings_from
+    from lidframe.job import RunConfig
+
+    args = build_parser().parse_args(["run", "m.csv", "--out", "o"])
+    assert RunConfig.of(**settings_from(args, RunConfig)) == RunConfig()
+
+
+@pytest.mark.parametrize(
+    ("flags", "setting", "value"),
+    [
+        (["--partition-rows", "7"], "partition_rows", 7),
+        (["--min-speech", "0.5"], "speech.min_speech", 0.5),
+        (["--context", "full"], "speech.context", "full"),
+        (["--no-vad"], "speech.vad", False),
+        (["--decode-timeout", "5"], "audio.timeout", 5.0),
+        (["--max-window", "12"], "audio.max_window", 12.0),
+        (["--consensus", "weighted", "-m", "whisper-base,whisper-tiny"], "consensus_policy",
+         "weighted"),
+        (["--no-progress"], "progress", False),
+        (["--no-db"], "db", False),
+        (["--db", "sqlite:///x.db"], "db", "sqlite:///x.db"),
+        (["--storage-option", "anon=true", "--storage-option", "x=y"], "storage_options",
+         {"anon": True, "x": "y"}),
+        (["--cascade", "-m", "whisper-tiny,whisper-base"], "cascade", 0.9),
+        (["--cascade", "--escalate-below", "0.7", "-m", "whisper-tiny,whisper-base"], "cascade",
+         0.7),
+        (["--languages", "en,fr"], "languages", ("en", "fr")),
+        (["--metrics-port", "0"], "metrics_port", 0),
+    ],
+)  # fmt: skip
+def test_each_option_reaches_its_setting(flags, setting, value):
+    from lidframe.cli._settings import settings_from
+    from lidframe.job import RunConfig
+
+    args = build_parser().parse_args(["run", "m.csv", "--out", "o", *flags])
+    config = RunConfig.of(**settings_from(args, RunConfig))
+    got = config
+    for name in setting.split("."):
+        got = getattr(got, name)
+    assert got == value

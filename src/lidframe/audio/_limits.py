@@ -28,31 +28,75 @@ __all__ = ["AudioConfig", "check_header", "wav_promised_frames"]
 class AudioConfig:
     """Limits and output format of decoding; the defaults suit speech LID at scale."""
 
-    # Sample rate of the returned waveform (every supported model wants 16 kHz).
-    sample_rate: int = setting(16_000, identity=True)
-    # Longest stretch of a file decoded for one row, in seconds (Whisper's context is 30 s).
-    max_window: float = setting(30.0, identity=True)
-    # Files larger than this many bytes are refused before reading (category ``too_large``).
-    max_bytes: int = setting(4 * 1024**3, identity=True)
-    # Files with more channels than this are refused (category ``too_many_channels``).
-    max_channels: int = setting(32, identity=True)
-    # Files whose header says they are longer than this many seconds are refused (``too_long``).
-    max_duration: float = setting(12 * 3600.0, identity=True)
-    # Block size for remote reads: small, because only a window of each file is read.
-    block_size: int = setting(1024 * 1024, identity=False)
-    # Sample rates a header may state; outside this range the header is ``bad_header``.
-    min_sample_rate: int = setting(1_000, identity=True)
-    max_sample_rate: int = setting(768_000, identity=True)
-    # Most samples (frames x channels) one row may decode; more is ``too_large``. The default lets
-    # 30 s of 32 channels at 192 kHz through; memory stays small whatever this is (chunked).
-    max_decode_samples: int = setting(200_000_000, identity=True)
-    # Seconds to connect to remote storage and for each read from it (S3, HTTP); then the read
-    # fails (``timeout``) instead of waiting on a store that accepts connections and never answers.
-    io_timeout: float = setting(30.0, identity=False)
-    # Seconds one row may take to open, read and decode, whatever happens inside (a store that
-    # trickles bytes, a decoder stuck in native code); then its decoder process is killed and the
-    # row is ``timeout``. See lidframe.audio._pool.
-    timeout: float = setting(120.0, identity=False)
+    sample_rate: int = setting(
+        16_000,
+        identity=True,
+        cli=False,
+        help="sample rate of the returned waveform (every supported model wants 16 kHz)",
+    )
+    max_window: float = setting(
+        30.0,
+        identity=True,
+        help="longest stretch of a file decoded per row, in seconds (Whisper's context is 30 s)",
+    )
+    max_bytes: int = setting(
+        4 * 1024**3,
+        identity=True,
+        cli=False,
+        help="files larger than this many bytes are refused before reading (too_large)",
+    )
+    max_channels: int = setting(
+        32,
+        identity=True,
+        cli=False,
+        help="files with more channels than this are refused (too_many_channels)",
+    )
+    max_duration: float = setting(
+        12 * 3600.0,
+        identity=True,
+        cli=False,
+        help="files whose header says they are longer than this many seconds are refused "
+        "(too_long)",
+    )
+    # Small, because only a window of each file is read.
+    block_size: int = setting(
+        1024 * 1024, identity=False, cli=False, help="block size of remote reads, in bytes"
+    )
+    min_sample_rate: int = setting(
+        1_000,
+        identity=True,
+        cli=False,
+        help="least sample rate a header may state; below it the header is bad_header",
+    )
+    max_sample_rate: int = setting(
+        768_000,
+        identity=True,
+        cli=False,
+        help="greatest sample rate a header may state; above it the header is bad_header",
+    )
+    # The default lets 30 s of 32 channels at 192 kHz through; memory stays small whatever this
+    # is (chunked).
+    max_decode_samples: int = setting(
+        200_000_000,
+        identity=True,
+        cli=False,
+        help="most samples (frames x channels) one row may decode; more is too_large",
+    )
+    # Then the read fails (``timeout``) instead of waiting on a store that accepts connections and
+    # never answers.
+    io_timeout: float = setting(
+        30.0,
+        identity=False,
+        help="seconds to connect to remote storage (S3, HTTP) and for each read from it",
+    )
+    # Whatever happens inside (a store that trickles bytes, a decoder stuck in native code): then
+    # its decoder process is killed. See lidframe.audio._pool.
+    timeout: float = setting(
+        120.0,
+        identity=False,
+        flag="--decode-timeout",
+        help="seconds one row may take to open, read and decode; then it is a 'timeout' row error",
+    )
 
     def __post_init__(self) -> None:
         for name in (

@@ -5,37 +5,23 @@ statuses of :data:`~lidframe.cli.EXIT_STATUSES`)."""
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
 
-from lidframe.cli._parser import build_parser, review_argv
+from lidframe.cli._parser import CHECK_SETTINGS, build_parser, review_argv
+from lidframe.cli._settings import parse_storage_options, settings_from
 from lidframe.errors import ConfigError, JobInterrupted, LidframeError
 from lidframe.job import interrupts_that_stick, raise_pending
 
 __all__ = ["main"]
 
 
-def _storage_options(pairs: Sequence[str]) -> dict[str, object]:
-    """``KEY=VALUE`` pairs; VALUE is parsed as JSON when it can be (numbers, booleans, objects)."""
-    options: dict[str, object] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise LidframeError(f"--storage-option expects KEY=VALUE, got {pair!r}")
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
-    return options
-
-
 def _eval(args: argparse.Namespace) -> int:
     from lidframe.eval import evaluate, evaluation_text, save_evaluation, stored_text
 
-    options = _storage_options(args.storage_option)
+    options = parse_storage_options(args.storage_option)
     ev = evaluate(
         args.results,
         labels=args.labels,
@@ -73,7 +59,7 @@ def _report(args: argparse.Namespace) -> int:
             models=args.models,
             title=args.title,
             target_accuracy=args.target_accuracy,
-            storage_options=_storage_options(args.storage_option),
+            storage_options=parse_storage_options(args.storage_option),
             embed_audio=args.embed_audio,
             embed_max_seconds=args.embed_max_seconds,
             by=args.by,
@@ -91,7 +77,7 @@ def _compare(args: argparse.Namespace) -> int:
         args.run_b,
         labels=args.labels,
         alpha=args.alpha,
-        storage_options=_storage_options(args.storage_option),
+        storage_options=parse_storage_options(args.storage_option),
     )
     print(result)
     return 1 if result.regressed else 0
@@ -205,64 +191,9 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from lidframe.audio import AudioConfig
-    from lidframe.consensus import ESCALATE_BELOW
-    from lidframe.job import run
-    from lidframe.speech import SpeechConfig
+    from lidframe.job import RunConfig, run
 
-    if args.escalate_below is not None and not args.cascade:
-        raise ConfigError("--escalate-below applies only with --cascade")
-    cascade = None
-    if args.cascade:
-        cascade = ESCALATE_BELOW if args.escalate_below is None else args.escalate_below
-    summary = run(
-        args.manifest,
-        args.out,
-        args.models,
-        workers=args.workers,
-        scheduler=args.scheduler,
-        decode_threads=args.decode_threads,
-        gpu_threads=args.gpu_threads,
-        batch_size=args.batch_size,
-        batch_seconds=args.batch_seconds,
-        partition_rows=args.partition_rows,
-        top_k=args.top_k,
-        device=args.device,
-        backend=args.backend,
-        dtype=args.dtype,
-        audio=AudioConfig(
-            max_window=args.max_window, io_timeout=args.io_timeout, timeout=args.decode_timeout
-        ),
-        speech=SpeechConfig(
-            vad=not args.no_vad,
-            min_speech=args.min_speech,
-            context=args.context,
-            max_windows=args.max_windows,
-        ),
-        storage_options=_storage_options(args.storage_option),
-        consensus_policy=args.consensus,
-        calibration=args.calibration,
-        min_prob=args.min_prob,
-        languages=args.languages,
-        cascade=cascade,
-        progress=not args.no_progress,
-        db=False if args.no_db else args.db,
-        job=args.job,
-        max_attempts=args.max_attempts,
-        lease_seconds=args.lease_seconds,
-        stall_seconds=args.stall_seconds,
-        retry_dead=args.retry_dead,
-        reference=args.reference,
-        check_every=args.check_every,
-        quarantine=args.quarantine,
-        fleet_min_rows=args.fleet_min_rows,
-        metrics_port=args.metrics_port,
-        metrics_host=args.metrics_host,
-        metrics_token_file=args.metrics_token_file,
-        overwrite=args.overwrite,
-        fidelity_clips=args.fidelity_clips,
-        fidelity_threshold=args.fidelity_threshold,
-    )
+    summary = run(args.manifest, args.out, **settings_from(args, RunConfig))
     print(summary)
     if summary.ok:
         return 0
@@ -277,18 +208,14 @@ def _run(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     """``lidframe check``: the half-precision check a job runs, alone; 1 when a model fails it."""
-    from lidframe.job import check_precision
+    from lidframe.job import RunConfig, check_precision
     from lidframe.kernel import KernelConfig, check_fidelity_settings, fidelity_lines
 
-    check_fidelity_settings(args.clips, args.threshold)
-    kernel = KernelConfig.for_models(
-        args.models,
-        device=args.device,
-        dtype=args.dtype,
-        batch_size=args.batch_size,
-        storage_options=_storage_options(args.storage_option),
-    )
-    dtypes, report = check_precision(args.manifest, kernel, args.clips, args.threshold)
+    given = settings_from(args, RunConfig, CHECK_SETTINGS)
+    clips, threshold = given.pop("fidelity_clips"), given.pop("fidelity_threshold")
+    check_fidelity_settings(clips, threshold)
+    kernel = KernelConfig.for_models(given.pop("models"), **given)
+    dtypes, report = check_precision(args.manifest, kernel, clips, threshold)
     if report is None:
         print(f"nothing to check: the models run in float32 here ({', '.join(dtypes.values())})")
         return 0
@@ -309,7 +236,7 @@ def _review(args: argparse.Namespace) -> int:
             port=args.port,
             db=args.db,
             job=args.job,
-            storage_options=_storage_options(args.storage_option),
+            storage_options=parse_storage_options(args.storage_option),
             lease_s=args.lease_seconds,
         )
         server.wait()
@@ -379,7 +306,7 @@ def _calibrate(args: argparse.Namespace) -> int:
         args.out,
         models=args.models,
         policy=args.policy,
-        storage_options=_storage_options(args.storage_option),
+        storage_options=parse_storage_options(args.storage_option),
         folds=args.folds,
         final=None if args.final == "none" else args.final,
     )

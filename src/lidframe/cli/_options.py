@@ -18,7 +18,6 @@ __all__ = [
     "EVAL_COMPARE",
     "REVIEW_QUEUES",
     "ModelList",
-    "backend_argument",
     "by_argument",
     "embed_audio_arguments",
     "models_argument",
@@ -99,18 +98,6 @@ def models_argument(parser: argparse.ArgumentParser, default: list[str] | None, 
         "(a directory whose path holds a comma cannot be passed) (default: "
         + (", ".join(default) if default else "all")
         + ")",
-    )
-
-
-def backend_argument(parser: argparse.ArgumentParser) -> None:
-    """The ``--backend`` option: the dataframe library of the run's frames (lidframe.dataframes)."""
-    parser.add_argument(
-        "--backend",
-        default="auto",
-        choices=("auto", "pandas", "cudf"),
-        help="frames on the workers: cudf computes the consensus on the GPU (needs "
-        "pip install 'lidframe[gpu]'); auto: cudf on GPU workers where cudf imports, else pandas "
-        "(default auto; results are the same)",
     )
 
 

@@ -12,11 +12,12 @@ from typing import Any
 from lidframe.cli._options import (
     COMMON_COMMANDS,
     EVAL_COMPARE,
-    backend_argument,
     by_argument,
     models_argument,
     version,
 )
+from lidframe.cli._settings import add_settings
+from lidframe.job import RunConfig
 
 __all__ = ["EXIT_STATUSES", "build_parser"]
 
@@ -37,11 +38,6 @@ exit status:
   2    bad input: no such job or reference, no behaviour stored, a threshold not above 0"""
 
 
-# lidframe.models.spec.DTYPES and the aliases dtype_name() accepts (not imported: the parser stays
-# light).
-_DTYPES = ["auto", "float32", "float16", "bfloat16", "int8", "fp32", "fp16", "bf16"]
-
-
 class _WithDefaults(argparse.RawDescriptionHelpFormatter):
     """Each option's help ends with its default, unless the help says it already, or the default
     is nothing to show (a switch that is off, no value, an empty list)."""
@@ -53,7 +49,7 @@ class _WithDefaults(argparse.RawDescriptionHelpFormatter):
             "default" in text
             or not action.option_strings
             or default is None
-            or default is False  # a switch (0.0 == False: compared by identity)
+            or isinstance(default, bool)  # a switch
             or default is argparse.SUPPRESS
             or default == []
         ):
@@ -102,250 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="output folder for part-NNNNN.parquet files; it belongs to one job",
     )
-    run.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="delete another job's results in --out and write this job's there",
-    )
-    models_argument(run, ["whisper-base"], "models to run")
-    run.add_argument(
-        "--workers",
-        type=int,
-        default=None,
-        help="worker processes of the local cluster (default: one per GPU, else 1)",
-    )
-    run.add_argument("--scheduler", default=None, help="address of a running Dask scheduler")
-    run.add_argument(
-        "--decode-threads",
-        type=int,
-        default=None,
-        help="decoder processes per worker (default: 4; on a GPU worker, its host's cores per GPU "
-        "less one)",
-    )
-    run.add_argument(
-        "--gpu-threads",
-        type=int,
-        default=2,
-        help="partitions in flight per local GPU worker: one decodes while the other is in the "
-        "model (default 2)",
-    )
-    run.add_argument(
-        "--batch-size",
-        type=int,
-        default=None,
-        help="clips per forward pass (default: 8; on a GPU worker 64, within --batch-seconds 960)",
-    )
-    run.add_argument(
-        "--batch-seconds",
-        type=float,
-        default=None,
-        metavar="S",
-        help="at most S seconds of padded input per forward pass (clips x padded length)",
-    )
-    run.add_argument("--partition-rows", type=int, default=128, help="manifest rows per partition")
-    run.add_argument("--top-k", type=int, default=5, help="languages kept in each *_topk column")
-    run.add_argument(
-        "--device", default="auto", help="auto (a GPU when the worker has one), cpu, cuda or cuda:N"
-    )
-    backend_argument(run)
-    run.add_argument(
-        "--dtype",
-        default="auto",
-        choices=_DTYPES,
-        help="auto: bfloat16 on a GPU that supports it, float16 on an older GPU, float32 on the "
-        "CPU; int8: the CPU only (the encoder's linear layers in int8, inputs per token, as "
-        "faster-whisper's int8); half precision and int8 are checked against float32 first (see "
-        "`lidframe check`) and the job runs in float32 when they disagree (default: auto)",
-    )
-    run.add_argument(
-        "--max-window",
-        type=float,
-        default=30.0,
-        help="longest stretch of a file decoded per row, in seconds",
-    )
-    run.add_argument(
-        "--min-speech",
-        type=float,
-        default=0.25,
-        help="seconds of speech below which a row is answered 'und' (no speech); 0: never "
-        "(default 0.25: no speech found at all)",
-    )
-    run.add_argument(
-        "--context",
-        default="speech",
-        metavar="speech|full|SECONDS",
-        help="speech: models hear only the speech and Whisper's encoder runs on the frames it "
-        "needs, at least 10 s (under 1 s of speech: the whole clip at 30 s); SECONDS: at least "
-        "that many; full: "
-        "the clip as decoded, Whisper padded to 30 s (faster-whisper's numbers) (default: speech)",
-    )
-    run.add_argument(
-        "--max-windows",
-        type=int,
-        default=8,
-        help="a row without duration whose file is longer than --max-window is heard in up to "
-        "this many windows spread over the file (default 8; 1: its start only)",
-    )
-    run.add_argument(
-        "--no-vad",
-        action="store_true",
-        help="no voice activity detection: models hear every clip whole, nothing is 'und'",
-    )
-    run.add_argument(
-        "--io-timeout",
-        type=float,
-        default=30.0,
-        help="seconds to connect to remote storage and for each read (default 30)",
-    )
-    run.add_argument(
-        "--decode-timeout",
-        type=float,
-        default=120.0,
-        help="seconds one row may take to open, read and decode; then it is a 'timeout' "
-        "row error (default 120)",
-    )
-    run.add_argument(
-        "--storage-option",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="fsspec option for the manifest, audio and output (repeatable)",
-    )
-    run.add_argument(
-        "--consensus",
-        default="majority",
-        choices=["unanimous", "majority", "weighted", "product"],
-        help="how several models' answers are combined (default: majority)",
-    )
-    run.add_argument(
-        "--languages",
-        default=None,
-        metavar="CODES",
-        help="candidate languages, comma-separated (e.g. en,es,fr): every model answers one of "
-        "them, its probabilities renormalised over them; 'und' still means no speech "
-        "(default: any language a model has)",
-    )
-    run.add_argument(
-        "--min-prob",
-        type=float,
-        default=0.0,
-        help="consensus support below which the answer is 'und'",
-    )
-    run.add_argument(
-        "--calibration",
-        default=None,
-        metavar="FILE",
-        help="consensus calibration written by `lidframe calibrate`",
-    )
-    run.add_argument(
-        "--cascade",
-        action="store_true",
-        help="run the models in the order given, each only on the rows the ones before left "
-        "below --escalate-below consensus support (cheap model first)",
-    )
-    run.add_argument(
-        "--escalate-below",
-        type=float,
-        default=None,
-        metavar="P",
-        help="with --cascade: send a row on while its consensus support is below P "
-        "(default 0.9, see benchmarks/RESULTS.md)",
-    )
-    run.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
-    _db_arguments(run)
-    run.add_argument(
-        "--no-db", action="store_true", help="no job database: no resume, no exactly-once"
-    )
-    run.add_argument(
-        "--job",
-        default=None,
-        help="job id (default: derived from the manifest, output, models and settings); "
-        "running the same job again resumes it",
-    )
-    run.add_argument(
-        "--max-attempts",
-        type=int,
-        default=3,
-        help="tries of one partition before it is given up as dead (default 3)",
-    )
-    run.add_argument(
-        "--lease-seconds",
-        type=float,
-        default=60.0,
-        help="lease length; a crashed run's partitions are taken over after it (default 60)",
-    )
-    run.add_argument(
-        "--stall-seconds",
-        type=float,
-        default=600.0,
-        help="a partition task silent for this long fails its attempt and its worker is "
-        "restarted (default 600)",
-    )
-    run.add_argument(
-        "--retry-dead", action="store_true", help="give dead partitions a new set of attempts"
-    )
-    run.add_argument(
-        "--reference",
-        default=None,
-        metavar="REF",
-        help="while working, compare what the models say with REF (another job of the job "
-        "database, or a results folder) every --check-every partitions, as `lidframe drift` "
-        "does, and warn once when a statistic moves beyond its default threshold",
-    )
-    run.add_argument(
-        "--check-every",
-        type=int,
-        default=10,
-        metavar="N",
-        help="partitions between two checks of what the models say: against --reference, and "
-        "each worker against the others (default 10)",
-    )
-    run.add_argument(
-        "--quarantine",
-        action="store_true",
-        help="a worker whose answers depart from the other workers' (language shares, "
-        "confidence, agreement, und or error rates) gets no more partitions and none of its "
-        "attempts counts: what it computed, and what died of its failures, is redone "
-        "elsewhere; without it, it is only named in a warning",
-    )
-    _fleet_argument(run)
-    run.add_argument(
-        "--metrics-port",
-        type=int,
-        default=None,
-        metavar="PORT",
-        help="serve Prometheus metrics while the job works (rows and errors by category, "
-        "partitions by state, rows/s, language shares, agreement, und and error rates, drift) "
-        "at http://127.0.0.1:PORT/metrics, to requests carrying the job's token; needs "
-        "lidframe[metrics]",
-    )
-    run.add_argument(
-        "--metrics-host",
-        default="127.0.0.1",
-        metavar="ADDRESS",
-        help="address the metrics endpoint listens on (default 127.0.0.1: this machine only)",
-    )
-    run.add_argument(
-        "--metrics-token-file",
-        default=None,
-        metavar="PATH",
-        help="the token every scrape must carry (Authorization: Bearer, or ?token=) is this "
-        "file's content; a missing file is created with a random token (point Prometheus' "
-        "credentials_file at it); default: a random token, printed with the URL",
-    )
-    run.add_argument(
-        "--fidelity-clips",
-        type=int,
-        default=32,
-        help="clips with speech on which half precision is checked against float32 (default 32)",
-    )
-    run.add_argument(
-        "--fidelity-threshold",
-        type=float,
-        default=None,
-        help="least top-1 agreement with float32 for half precision or int8; below it the job "
-        "runs in float32 (default: 0.995 for half precision, 0.9 for int8)",
-    )
+    # Every setting of lidframe.run, from its one declaration (lidframe.settings).
+    add_settings(run, RunConfig)
 
     ev = sub.add_parser(
         "eval",
@@ -515,27 +269,37 @@ def _check_parser(sub: Any) -> None:
         help="compare half precision or int8 with float32 on a manifest's first clips with speech",
         epilog="exit status:\n  0    every model passed\n  1    a model's top-1 agreement "
         "is below --threshold\n  2    bad input or settings",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_WithDefaults,
     )
     check.add_argument("manifest", help="CSV, Parquet or JSONL manifest (local path or URL)")
-    models_argument(check, ["whisper-base"], "models to check")
-    check.add_argument(
-        "--dtype",
-        default="bfloat16",
-        choices=_DTYPES,
-        help="dtype to check: bfloat16, float16 or int8 (auto: what a job on this device would "
-        "run; default bfloat16)",
-    )
-    check.add_argument("--clips", type=int, default=32, help="clips compared (default 32)")
-    check.add_argument(
-        "--threshold",
-        type=float,
-        default=None,
-        help="least top-1 agreement (default: 0.995 for half precision, 0.9 for int8)",
-    )
-    check.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    check.add_argument("--batch-size", type=int, default=8, help="clips per forward pass")
-    check.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE")
+    add_settings(check, RunConfig, CHECK_SETTINGS, overrides=_CHECK_OVERRIDES)
+
+
+# The settings of lidframe.run that ``lidframe check`` takes too, and how it differs.
+CHECK_SETTINGS = (
+    "models",
+    "dtype",
+    "fidelity_clips",
+    "fidelity_threshold",
+    "device",
+    "batch_size",
+    "storage_options",
+)
+_CHECK_OVERRIDES: dict[str, dict[str, Any]] = {
+    "models": {"what": "models to check"},
+    "dtype": {
+        "default": "bfloat16",
+        "help": "dtype to check: bfloat16, float16 or int8 (auto: what a job on this device "
+        "would run)",
+    },
+    "fidelity_clips": {"flag": "--clips", "help": "clips compared"},
+    "fidelity_threshold": {
+        "flag": "--threshold",
+        "help": "least top-1 agreement (default: 0.995 for half precision, 0.9 for int8)",
+    },
+    "batch_size": {"default": 8, "help": "clips per forward pass"},
+    "storage_options": {"help": "fsspec options for the manifest and audio"},
+}
 
 
 # ``lidframe review SUBCOMMAND``; anything else after ``review`` is ``review serve ...``.

@@ -8,6 +8,9 @@ credentials and retry policy are not identifying: a job resumes with other value
 rule is written once, where its concept lives (the models and pass sizes in the kernel, the
 threshold in the cascade, partition rows in the manifest, the half-precision check in fidelity);
 :class:`RunConfig` applies them all when it is made, so a bad setting fails before any work.
+
+The rules are imported where they are applied, not with the module: ``lidframe``'s command line
+builds its options from these declarations (:mod:`lidframe.settings`) and stays quick to start.
 """
 
 from __future__ import annotations
@@ -15,18 +18,16 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lidframe.audio import AudioConfig
-from lidframe.columns import column_alias
-from lidframe.consensus import ConsensusConfig, check_threshold, consensus_config, load_calibration
-from lidframe.dataframes import check_backend
 from lidframe.errors import ConfigError
-from lidframe.kernel import KernelConfig, check_batches, check_fidelity_settings, check_models
-from lidframe.languages import candidate_languages
-from lidframe.manifest import check_partition_rows
 from lidframe.settings import identity, setting
 from lidframe.speech import SpeechConfig
+
+if TYPE_CHECKING:
+    from lidframe.consensus import ConsensusConfig
+    from lidframe.kernel import KernelConfig
 
 __all__ = ["JobSettings", "RunConfig"]
 
@@ -102,75 +103,247 @@ class JobSettings:
             raise ConfigError(f"task_retries must be >= 0, got {self.task_retries}")
 
 
+# lidframe.models.spec.DTYPES and the aliases dtype_name() accepts, and lidframe.dataframes.BACKENDS
+# (not imported: the command line reads these declarations and stays light; a test checks them).
+_DTYPE_CHOICES = ("auto", "float32", "float16", "bfloat16", "int8", "fp32", "fp16", "bf16")
+_BACKEND_CHOICES = ("auto", "pandas", "cudf")
+_POLICIES = ("unanimous", "majority", "weighted", "product")
+
+
 @dataclass(frozen=True)
 class RunConfig:
-    """The settings of one run (see :func:`lidframe.run` for what each does)."""
+    """The settings of one run, each declared once (:func:`lidframe.settings.setting`): its
+    type, default, help, whether it changes results, and how ``lidframe run`` spells it."""
 
-    models: tuple[str, ...] = setting(("whisper-base",), identity=True)
-    partition_rows: int = setting(128, identity=True)
-    top_k: int = setting(5, identity=True)
-    dtype: str = setting("auto", identity=_dtype_identity)
-    audio: AudioConfig = setting(identity=True, factory=AudioConfig)
-    speech: SpeechConfig = setting(identity=True, factory=SpeechConfig)
-    consensus_policy: str = setting("majority", identity=True)
-    # Escalate-below threshold of a cascade (lidframe.consensus.Cascade); None: every model on
-    # every row.
-    cascade: float | None = setting(None, identity=True)
-    min_prob: float = setting(0.0, identity=True)
-    # Candidate languages ("en,es,fr" or a list): every model answers one of them (renormalised
-    # over its labels that are one of them); None: any language a model has.
-    languages: tuple[str, ...] | None = setting(None, identity=True, omit_default=True)
-    # A Calibration or the path of its JSON file; recorded by its fitted values.
-    calibration: Any = setting(None, identity=_calibration_identity)
-    # Clips per forward pass and seconds of padded input per pass; None: 8 clips on the CPU, and on a
-    # GPU worker lidframe.kernel.GPU_BATCH_SIZE clips within GPU_BATCH_SECONDS.
-    batch_size: int | None = setting(None, identity=False)
-    batch_seconds: float | None = setting(None, identity=False)
-    device: str = setting("auto", identity=False)
-    # Dataframe library of the frames on the workers: pandas, cudf or auto (lidframe.dataframes).
-    backend: str = setting("auto", identity=False)
-    workers: int | None = setting(None, identity=False)
-    # Decoder processes per worker; None: 4 on CPU workers, the cores per GPU on GPU workers.
-    decode_threads: int | None = setting(None, identity=False)
-    # Partitions in flight per GPU worker (lidframe.cluster.GPU_THREADS).
-    gpu_threads: int = setting(2, identity=False)
-    scheduler: str | None = setting(None, identity=False)
-    storage_options: Mapping[str, Any] | None = setting(None, identity=False)
-    out_storage_options: Mapping[str, Any] | None = setting(None, identity=False)
-    progress: bool = setting(True, identity=False)
-    db: str | bool | None = setting(None, identity=False)
-    job: str | None = setting(None, identity=False)
-    max_attempts: int = setting(3, identity=False)
-    lease_seconds: float = setting(60.0, identity=False)
-    stall_seconds: float = setting(600.0, identity=False)
-    retry_dead: bool = setting(False, identity=False)
-    # Another job of the job database, or a results folder: what the models say is compared with
-    # it every ``check_every`` partitions, with a warning the first time a statistic moves
-    # (lidframe.observe); None: no comparison.
-    reference: str | None = setting(None, identity=False)
-    # Committed partitions between two checks (drift against the reference, the fleet's workers).
-    check_every: int = setting(10, identity=False)
-    # A worker whose answers depart from the other workers' (lidframe.observe.outliers) gets no
-    # more partitions and none of its attempts counts (what it computed, and what died of its
-    # failures, is redone elsewhere); without it, it is only named.
-    quarantine: bool = setting(False, identity=False)
-    # Rows a worker (and the rest of the fleet) must have answered before it is judged.
-    fleet_min_rows: int = setting(200, identity=False)
-    # Serve Prometheus metrics (progress, what the models say) on this port while the job works
-    # (0: a free one); None: none. Bound to ``metrics_host``, loopback unless told otherwise.
-    metrics_port: int | None = setting(None, identity=False)
-    metrics_host: str = setting("127.0.0.1", identity=False)
-    # The file holding the endpoint's token (created with a random one when missing: point
-    # Prometheus' ``credentials_file`` at it); None: a random token, printed with the URL.
-    metrics_token_file: str | None = setting(None, identity=False)
-    overwrite: bool = setting(False, identity=False)
-    # The half-precision (or int8) check against float32 (lidframe.kernel.check_fidelity): clips
-    # compared, least top-1 agreement (below it the job runs in float32; None: by dtype, 0.995 for
-    # half precision and 0.9 for int8).
-    fidelity_clips: int = setting(32, identity=False)
-    fidelity_threshold: float | None = setting(None, identity=False)
+    models: tuple[str, ...] = setting(
+        ("whisper-base",),
+        identity=True,
+        help="models to run, in order (see `lidframe models`); with several, their consensus too",
+    )
+    partition_rows: int = setting(128, identity=True, help="manifest rows per partition")
+    top_k: int = setting(5, identity=True, help="languages kept in each *_topk column")
+    dtype: str = setting(
+        "auto",
+        identity=_dtype_identity,
+        choices=_DTYPE_CHOICES,
+        help="auto: bfloat16 on a GPU that supports it, float16 on an older GPU, float32 on the "
+        "CPU; int8: the CPU only (the encoder's linear layers in int8, inputs per token, as "
+        "faster-whisper's int8); half precision and int8 are checked against float32 first (see "
+        "`lidframe check`) and the job runs in float32 when they disagree",
+    )
+    audio: AudioConfig = setting(
+        identity=True, factory=AudioConfig, help="what decoding may cost (lidframe.AudioConfig)"
+    )
+    speech: SpeechConfig = setting(
+        identity=True, factory=SpeechConfig, help="what the models hear (lidframe.SpeechConfig)"
+    )
+    consensus_policy: str = setting(
+        "majority",
+        identity=True,
+        flag="--consensus",
+        choices=_POLICIES,
+        help="how several models' answers are combined",
+    )
+    # The escalate-below threshold of lidframe.consensus.Cascade; the command line spells it
+    # --cascade [--escalate-below P].
+    cascade: float | None = setting(
+        None,
+        identity=True,
+        help="run the models in the order given, each only on the rows the ones before left "
+        "below this consensus support (cheap model first; lidframe.consensus.ESCALATE_BELOW is "
+        "the measured choice); None: every model on every row",
+    )
+    min_prob: float = setting(
+        0.0, identity=True, help="consensus support below which the answer is 'und'"
+    )
+    languages: tuple[str, ...] | None = setting(
+        None,
+        identity=True,
+        omit_default=True,
+        metavar="CODES",
+        help="candidate languages, comma-separated (e.g. en,es,fr): every model answers one of "
+        "them, its probabilities renormalised over them; 'und' still means no speech (default: "
+        "any language a model has)",
+    )
+    # Recorded by its fitted values.
+    calibration: Any = setting(
+        None,
+        identity=_calibration_identity,
+        metavar="FILE",
+        help="consensus calibration written by `lidframe calibrate` (its file, or a "
+        "lidframe.Calibration)",
+    )
+    batch_size: int | None = setting(
+        None,
+        identity=False,
+        help="clips per forward pass (default: 8; on a GPU worker 64, within {batch_seconds} 960)",
+    )
+    batch_seconds: float | None = setting(
+        None,
+        identity=False,
+        metavar="S",
+        help="at most this many seconds of padded input per forward pass (clips x padded length)",
+    )
+    device: str = setting(
+        "auto", identity=False, help="auto (a GPU when the worker has one), cpu, cuda or cuda:N"
+    )
+    backend: str = setting(
+        "auto",
+        identity=False,
+        choices=_BACKEND_CHOICES,
+        help="frames on the workers: cudf computes the consensus on the GPU (needs "
+        "pip install 'lidframe[gpu]'); auto: cudf on GPU workers where cudf imports, else pandas "
+        "(results are the same)",
+    )
+    workers: int | None = setting(
+        None,
+        identity=False,
+        help="worker processes of the local cluster (default: one per GPU, else 1)",
+    )
+    decode_threads: int | None = setting(
+        None,
+        identity=False,
+        help="decoder processes per worker (default: 4; on a GPU worker, its host's cores per GPU "
+        "less one)",
+    )
+    # lidframe.cluster.GPU_THREADS.
+    gpu_threads: int = setting(
+        2,
+        identity=False,
+        help="partitions in flight per local GPU worker: one decodes while the other is in the "
+        "model",
+    )
+    scheduler: str | None = setting(
+        None, identity=False, help="address of a running Dask scheduler"
+    )
+    storage_options: Mapping[str, Any] | None = setting(
+        None,
+        identity=False,
+        flag="--storage-option",
+        metavar="KEY=VALUE",
+        help="fsspec options for the manifest, audio and output",
+    )
+    out_storage_options: Mapping[str, Any] | None = setting(
+        None,
+        identity=False,
+        cli=False,
+        help="fsspec options for the output folder (default: {storage_options})",
+    )
+    progress: bool = setting(
+        True, identity=False, help="the progress bar (and the cluster's dashboard link)"
+    )
+    db: str | bool | None = setting(
+        None,
+        identity=False,
+        help="job database URL: postgresql+psycopg://USER@HOST/DB or sqlite:///FILE (default: "
+        "$LIDFRAME_DB, else OUT/_lidframe.sqlite); prefer $LIDFRAME_DB for passwords",
+    )
+    job: str | None = setting(
+        None,
+        identity=False,
+        help="job id (default: derived from the manifest, output, models and settings); "
+        "running the same job again resumes it",
+    )
+    max_attempts: int = setting(
+        3, identity=False, help="tries of one partition before it is given up as dead"
+    )
+    # Renewed every third of it while the task runs.
+    lease_seconds: float = setting(
+        60.0,
+        identity=False,
+        help="lease length; a crashed run's partitions are taken over after it",
+    )
+    # Progress is a row decoded or a batch answered.
+    stall_seconds: float = setting(
+        600.0,
+        identity=False,
+        help="a partition task silent for this long fails its attempt and its worker is restarted",
+    )
+    retry_dead: bool = setting(
+        False, identity=False, help="give dead partitions a new set of attempts"
+    )
+    # lidframe.observe.
+    reference: str | None = setting(
+        None,
+        identity=False,
+        metavar="REF",
+        help="while working, compare what the models say with this reference (another job of "
+        "the job database, or a results folder) every {check_every} partitions, as `lidframe "
+        "drift` does, and warn once when a statistic moves beyond its default threshold",
+    )
+    check_every: int = setting(
+        10,
+        identity=False,
+        metavar="N",
+        help="partitions between two checks of what the models say: against {reference}, and "
+        "each worker against the others",
+    )
+    # lidframe.observe.outliers.
+    quarantine: bool = setting(
+        False,
+        identity=False,
+        help="a worker whose answers depart from the other workers' (language shares, "
+        "confidence, agreement, und or error rates) gets no more partitions and none of its "
+        "attempts counts: what it computed, and what died of its failures, is redone "
+        "elsewhere; without it, it is only named in a warning",
+    )
+    fleet_min_rows: int = setting(
+        200,
+        identity=False,
+        metavar="ROWS",
+        help="a worker whose answers depart from the other workers' is named once it, and the "
+        "rest, have this many rows",
+    )
+    metrics_port: int | None = setting(
+        None,
+        identity=False,
+        metavar="PORT",
+        help="serve Prometheus metrics while the job works (rows and errors by category, "
+        "partitions by state, rows/s, language shares, agreement, und and error rates, drift) "
+        "at /metrics on this port of {metrics_host} (0: a free port), to requests carrying the "
+        "job's token; needs lidframe[metrics]",
+    )
+    metrics_host: str = setting(
+        "127.0.0.1",
+        identity=False,
+        metavar="ADDRESS",
+        help="address the metrics endpoint listens on (127.0.0.1: this machine only)",
+    )
+    # Created with a random token when missing: point Prometheus' ``credentials_file`` at it.
+    metrics_token_file: str | None = setting(
+        None,
+        identity=False,
+        metavar="PATH",
+        help="the token every scrape must carry (Authorization: Bearer, or ?token=) is this "
+        "file's content; a missing file is created with a random token (point Prometheus' "
+        "credentials_file at it); default: a random token, printed with the URL",
+    )
+    overwrite: bool = setting(
+        False,
+        identity=False,
+        help="delete another job's results in the output folder and write this job's there",
+    )
+    # lidframe.kernel.check_fidelity.
+    fidelity_clips: int = setting(
+        32,
+        identity=False,
+        help="clips with speech on which half precision or int8 is checked against float32",
+    )
+    fidelity_threshold: float | None = setting(
+        None,
+        identity=False,
+        help="least top-1 agreement with float32 for half precision or int8; below it the job "
+        "runs in float32 (default: 0.995 for half precision, 0.9 for int8)",
+    )
 
     def __post_init__(self) -> None:
+        from lidframe.columns import column_alias
+        from lidframe.consensus import check_threshold, load_calibration
+        from lidframe.dataframes import check_backend
+        from lidframe.kernel import check_batches, check_fidelity_settings, check_models
+        from lidframe.languages import candidate_languages
+        from lidframe.manifest import check_partition_rows
+
         models = (self.models,) if isinstance(self.models, str) else tuple(self.models)
         object.__setattr__(self, "models", models)
         check_models(
@@ -233,6 +406,8 @@ class RunConfig:
 
     def consensus(self) -> ConsensusConfig | None:
         """How the models' answers combine (None: one model, no consensus)."""
+        from lidframe.consensus import consensus_config
+
         if len(self.models) < 2:
             return None
         return consensus_config(
@@ -242,6 +417,8 @@ class RunConfig:
     def kernel(self) -> KernelConfig:
         """What the job's partition tasks run (pass sizes and decoder processes left to the
         workers unless given)."""
+        from lidframe.kernel import KernelConfig
+
         return KernelConfig.for_models(
             self.models,
             device=self.device,

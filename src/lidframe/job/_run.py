@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import logging
 import os
 import time
@@ -44,6 +45,7 @@ from lidframe.manifest import Manifest, open_manifest
 from lidframe.models import check_available
 from lidframe.observe import FleetThresholds, metrics_token
 from lidframe.results import check_writable, claim_folder, folder_owner
+from lidframe.settings import keyword_parameters, settings_doc
 from lidframe.store import JobStore, environment, job_differences
 
 __all__ = ["run"]
@@ -61,12 +63,9 @@ def run(
     """Identify the language of every row of ``manifest`` and write Parquet parts under ``out``.
 
     Settings are the fields of :class:`~lidframe.RunConfig`, given as ``config`` or as
-    keywords (``workers``, ``scheduler``, ``decode_threads``, ``gpu_threads``, ``batch_size``,
-    ``partition_rows``, ``top_k``, ``device``, ``dtype``, ``audio``, ``speech``,
-    ``storage_options``, ``out_storage_options``, ``consensus_policy``, ``min_prob``,
-    ``calibration``, ``cascade``, ``languages``, ``backend``, ``progress``, ``db``, ``job``, ``max_attempts``,
-    ``lease_seconds``, ``stall_seconds``, ``retry_dead``, ``overwrite``, ``fidelity_clips``,
-    ``fidelity_threshold``).
+    keywords: each is listed at the end with its type, default and help (the same declaration
+    gives ``lidframe run`` its options). An unknown keyword is a ``ConfigError`` naming the
+    setting it is nearest to.
 
     ``dtype`` ``auto`` (the default) runs half precision on a GPU that supports it and float32
     elsewhere. Half precision is checked against float32 first, on the first
@@ -175,26 +174,25 @@ class _Leftovers:
                 os.rmdir(self.folder)
 
 
-def _settings_doc() -> str:
-    """``help(lidframe.run)``'s list of the settings: name, type and default of each field of
-    :class:`RunConfig` (read from its declaration, so it cannot drift)."""
-    lines = [
-        "",
-        "",
-        "    Settings (keywords: the fields of :class:`RunConfig`, each with its type and default):",
-        "",
-    ]
-    for f in dataclasses.fields(RunConfig):
-        if f.default is not dataclasses.MISSING:
-            default = repr(f.default)
-        else:
-            factory = f.default_factory
-            default = f"{getattr(factory, '__name__', 'factory')}()"
-        lines.append(f"    * ``{f.name}: {f.type} = {default}``")
-    return "\n".join(lines) + "\n"
+def _document(function: Any) -> None:
+    """``help(lidframe.run)``: its settings in its signature and at the end of its docstring, each
+    with its type, default and help, read from :class:`RunConfig`'s declaration (so they cannot
+    drift from it, nor from ``lidframe run``'s options, made from the same declaration)."""
+    signature = inspect.signature(function)
+    kept = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    function.__signature__ = signature.replace(
+        parameters=[*kept, *keyword_parameters(RunConfig, skip=tuple(signature.parameters))]
+    )
+    function.__doc__ = (
+        (function.__doc__ or "").rstrip()
+        + "\n\n    Settings (keywords: the fields of :class:`RunConfig`, each with its type and "
+        "default; ``audio`` and ``speech`` are configurations of their own):\n\n"
+        + settings_doc(RunConfig)
+        + "\n"
+    )
 
 
-run.__doc__ = (run.__doc__ or "").rstrip() + _settings_doc()
+_document(run)
 
 
 @dataclass(frozen=True)

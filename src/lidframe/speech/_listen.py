@@ -53,28 +53,51 @@ def _context_identity(value: str | float) -> str | float:
 class SpeechConfig:
     """Voice activity and encoder context of a run."""
 
-    # Run voice activity detection (False: models hear every clip whole; no ``und`` answers and
-    # ``speech_seconds`` is null).
-    vad: bool = setting(True, identity=True)
-    # Seconds of speech below which a clip is no speech (``und``); 0 never answers ``und``. 0.25 s is
-    # the shortest region silero-vad keeps (VadConfig.min_speech_s), so a clip is ``und`` when it
-    # finds no speech at all: on real voices 0.5 s answered ``und`` for 20% of the clips under 1 s
-    # and 10% of single words, 0.25 s for 9% and 1% (``benchmarks/min_speech.py``), with every
-    # real and generated non-speech clip still ``und``.
-    min_speech: float = setting(0.25, identity=True)
-    # ``speech``: models hear the speech only, and Whisper's encoder runs on the frames it needs
-    # but at least SPEECH_CONTEXT seconds (speech under SHORT_SPEECH: the clip as decoded at the
-    # full 30 s, as ``full``); a number:
-    # the same with at least that many seconds, whatever the speech;
-    # ``full``: models hear the clip as decoded, Whisper's encoder a padded 30 s.
-    context: str | float = setting("speech", identity=_context_identity)
-    # Pauses up to this many seconds are kept between joined speech regions (speech rhythm).
-    keep_gap: float = setting(0.3, identity=True)
-    # Frame speech probability at or above which silero-vad calls a frame speech.
-    threshold: float = setting(0.5, identity=True)
-    # A row without ``duration`` whose file is longer than one window (``AudioConfig.max_window``)
-    # is heard in up to this many windows spread over the file (see lidframe.kernel).
-    max_windows: int = setting(8, identity=True)
+    vad: bool = setting(
+        True,
+        identity=True,
+        help="voice activity detection: models hear only the speech, a clip without it is 'und'; "
+        "without it models hear every clip whole and speech_seconds is null",
+    )
+    # 0.25 s is the shortest region silero-vad keeps (VadConfig.min_speech_s), so a clip is ``und``
+    # when it finds no speech at all: on real voices 0.5 s answered ``und`` for 20% of the clips
+    # under 1 s and 10% of single words, 0.25 s for 9% and 1% (``benchmarks/min_speech.py``), with
+    # every real and generated non-speech clip still ``und``.
+    min_speech: float = setting(
+        0.25,
+        identity=True,
+        help="seconds of speech below which a row is answered 'und' (no speech); 0: never; 0.25: "
+        "a clip in which no speech was found at all",
+    )
+    # SPEECH_CONTEXT and SHORT_SPEECH say how much ``speech`` gives (see above).
+    context: str | float = setting(
+        "speech",
+        identity=_context_identity,
+        metavar="speech|full|SECONDS",
+        help="speech: models hear only the speech and Whisper's encoder runs on the frames it "
+        "needs, at least 10 s (under 1 s of speech: the whole clip at 30 s); SECONDS: at least "
+        "that many; full: the clip as decoded, Whisper padded to 30 s (faster-whisper's numbers)",
+    )
+    keep_gap: float = setting(
+        0.3,
+        identity=True,
+        cli=False,
+        help="pauses up to this many seconds are kept between joined speech regions (speech "
+        "rhythm)",
+    )
+    threshold: float = setting(
+        0.5,
+        identity=True,
+        cli=False,
+        help="frame speech probability at or above which silero-vad calls a frame speech",
+    )
+    # See lidframe.kernel for the windows' placement.
+    max_windows: int = setting(
+        8,
+        identity=True,
+        help="a row without duration whose file is longer than {max_window} is heard in up to "
+        "this many windows spread over the file (1: its start only)",
+    )
 
     def __post_init__(self) -> None:
         if self.context not in ("speech", "full"):
