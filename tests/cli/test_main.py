@@ -326,6 +326,19 @@ def test_every_run_option_is_a_declared_setting():
         assert " ".join(words) in " ".join(by_flag[s.flag].help.split()), s.name
 
 
+def test_commands_sharing_a_setting_take_it_from_the_same_declaration():
+    """--db (status, watch, drift, jobs, review), --fleet-min-rows (status, watch) and lidframe
+    check's settings are lidframe run's: one declaration, one help and default."""
+    commands = build_parser()._subparsers._group_actions[0].choices
+    run = {o: a for a in _run_parser()._actions for o in a.option_strings}
+    for name, flag in [("status", "--db"), ("watch", "--db"), ("drift", "--db"), ("jobs", "--db"),
+                       ("status", "--fleet-min-rows"), ("watch", "--fleet-min-rows"),
+                       ("check", "--device")]:  # fmt: skip
+        (action,) = [a for a in commands[name]._actions if flag in a.option_strings]
+        assert (action.help, action.default) == (run[flag].help, run[flag].default), (name, flag)
+    assert "--no-db" not in {o for a in commands["status"]._actions for o in a.option_strings}
+
+
 def test_run_without_options_is_the_declared_defaults():
     """No option given: lidframe run passes exactly what lidframe.run defaults to."""
     from lidframe.cli._settings import settings_from
@@ -356,6 +369,7 @@ def test_run_without_options_is_the_declared_defaults():
          0.7),
         (["--languages", "en,fr"], "languages", ("en", "fr")),
         (["--metrics-port", "0"], "metrics_port", 0),
+        (["--metrics-port", "0", "--metrics-token-file", "t"], "metrics_token_file", "t"),
     ],
 )  # fmt: skip
 def test_each_option_reaches_its_setting(flags, setting, value):

@@ -20,6 +20,9 @@ from lidframe.job import RunConfig
         ("max_window", "audio=AudioConfig(max_window=...)"),
         ("partition_row", "partition_rows=..."),
         ("no_vad", "speech=SpeechConfig(vad=False)"),
+        ("decode_timeout", "audio=AudioConfig(timeout=...)"),  # a flag, spelled as in Python
+        ("no_progress", "progress=False"),
+        ("no_db", "db=False"),
     ],
 )
 def test_an_unknown_keyword_names_the_setting_it_is_nearest_to(tmp_path, keyword, hint):

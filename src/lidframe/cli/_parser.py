@@ -178,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
         "status",
         help="a job's progress by partition state and what its models said so far (language "
         "mix, agreement, und and row-error rates)",
+        formatter_class=_WithDefaults,
     )
     status.add_argument("job", nargs="?", default=None, help="job id (default: the newest job)")
     _fleet_argument(status)
@@ -186,10 +187,11 @@ def build_parser() -> argparse.ArgumentParser:
         "watch",
         help="`lidframe status` again every few seconds until the job is no longer running; "
         "exit 0 when it finished, 1 when partitions died",
+        formatter_class=_WithDefaults,
     )
     watch.add_argument("job", nargs="?", default=None, help="job id (default: the newest job)")
     watch.add_argument(
-        "--every", type=float, default=2.0, metavar="SECONDS", help="seconds between two (2)"
+        "--every", type=float, default=2.0, metavar="SECONDS", help="seconds between two"
     )
     _fleet_argument(watch)
     _db_arguments(watch, with_out=True)
@@ -418,23 +420,14 @@ def _review_parser(sub: Any) -> None:
 
 
 def _fleet_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--fleet-min-rows",
-        type=int,
-        default=200,
-        metavar="ROWS",
-        help="a worker whose answers depart from the other workers' is named once it, and the "
-        "rest, have this many rows (default 200)",
-    )
+    """``--fleet-min-rows``: the setting of lidframe.run, as status and watch apply it too."""
+    add_settings(parser, RunConfig, ["fleet_min_rows"])
 
 
 def _db_arguments(parser: argparse.ArgumentParser, with_out: bool = False) -> None:
-    parser.add_argument(
-        "--db",
-        default=None,
-        help="job database URL: postgresql+psycopg://USER@HOST/DB or sqlite:///FILE "
-        "(default: $LIDFRAME_DB, else OUT/_lidframe.sqlite); prefer $LIDFRAME_DB for passwords",
-    )
+    """``--db`` (the setting of lidframe.run, without ``--no-db``) and, ``with_out``, ``--out``:
+    where a command finds the job database."""
+    add_settings(parser, RunConfig, ["db"], overrides={"db": {"off_switch": False}})
     if with_out:
         parser.add_argument(
             "--out", default=None, help="a run's output folder (its embedded database)"

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from lidframe.audio import AudioConfig
 from lidframe.errors import ConfigError
-from lidframe.settings import identity, setting
+from lidframe.settings import declared, identity, setting, settings_doc
 from lidframe.speech import SpeechConfig
 
 if TYPE_CHECKING:
@@ -43,28 +43,37 @@ def _dtype_identity(value: Any) -> str:
     return "float32"
 
 
-# Names a caller may reach for that are written otherwise in Python (mostly the command line's).
-_SPELLED_OTHERWISE = {
-    "consensus": "consensus_policy=...",
+# The command line's conveniences that are no setting's flag (lidframe.cli._settings).
+_CLI_CONVENIENCES = {
     "escalate_below": "cascade=P (the escalate-below threshold)",
-    "model": "models=[...]",
     "no_db": "db=False",
-    "no_progress": "progress=False",
-    "no_vad": "speech=SpeechConfig(vad=False)",
-    "decode_timeout": "audio=AudioConfig(timeout=...)",
-    "storage_option": "storage_options={...}",
 }
 
 
-def setting_hint(name: str, names: list[str]) -> str | None:
+def _written() -> dict[str, str]:
+    """How Python writes each setting, by its name and by its command-line flag (``no_vad`` ->
+    ``speech=SpeechConfig(vad=False)``), from the declaration."""
+    written: dict[str, str] = {}
+    flags: dict[str, str] = {}
+    for top in declared(RunConfig):
+        for s in top.fields or (top,):
+            value = "False" if s.cli_type is bool and s.default is True else "..."
+            if s is top:
+                text, off = f"{s.name}=...", f"{s.name}={value}"
+            else:
+                holder = f"{top.name}={type(top.default).__name__}"
+                text, off = f"{holder}({s.name}=...)", f"{holder}({s.name}={value})"
+            written[s.name] = text
+            if s.flag:
+                flags[s.flag.lstrip("-").replace("-", "_")] = off
+    return {**flags, **written, **_CLI_CONVENIENCES}
+
+
+def setting_hint(name: str) -> str | None:
     """The setting nearest to an unknown keyword ``name`` of :func:`lidframe.run`, as it is
     written there (``speech=SpeechConfig(min_speech=...)``, ``consensus_policy=...``); None when
     nothing is near."""
-    nested = {
-        f.name: f"speech=SpeechConfig({f.name}=...)" for f in dataclasses.fields(SpeechConfig)
-    }
-    nested |= {f.name: f"audio=AudioConfig({f.name}=...)" for f in dataclasses.fields(AudioConfig)}
-    written = {**{n: f"{n}=..." for n in names}, **nested, **_SPELLED_OTHERWISE}
+    written = _written()
     key = name.lower().replace("-", "_").removeprefix("__")
     if key in written:
         return written[key]
@@ -382,7 +391,7 @@ class RunConfig:
         names = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(settings) - set(names))
         if unknown:
-            hints = [(name, setting_hint(name, names)) for name in unknown]
+            hints = [(name, setting_hint(name)) for name in unknown]
             text = "; ".join(
                 f"unknown setting {name!r}" + (f": did you mean {hint}?" if hint else "")
                 for name, hint in hints
@@ -434,3 +443,7 @@ class RunConfig:
             consensus=self.consensus(),
             languages=self.languages,
         )
+
+
+# ``help(RunConfig)``: each setting's type, default and help, from the declaration.
+RunConfig.__doc__ = f"{RunConfig.__doc__}\n\n    Settings:\n\n{settings_doc(RunConfig)}\n"
