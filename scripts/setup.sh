@@ -9,9 +9,15 @@
 # constraints.txt pins, no CUDA libraries) when that index can be reached; otherwise from PyPI,
 # with its CUDA libraries, as everywhere else. LIDFRAME_TORCH=pypi always takes PyPI's;
 # LIDFRAME_TORCH_CPU_INDEX names another index (a mirror) of the CPU builds.
+#
+# constraints.txt is the lock (scripts/lock.py writes it). LIDFRAME_CONSTRAINTS=constraints-gpu.txt
+# and LIDFRAME_VENV=DIR install the GPU lock's versions into another environment instead
+# (scripts/test-gpu-stack.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
+VENV=${LIDFRAME_VENV:-.venv}
+CONSTRAINTS=${LIDFRAME_CONSTRAINTS:-constraints.txt}
 with_test=0
 [[ "${1:-}" == "--test" ]] && with_test=1
 
@@ -40,23 +46,23 @@ if [ "$with_test" -eq 1 ]; then
     apt_install --no-install-recommends "${real[@]}"
   fi
 fi
-if [ ! -x .venv/bin/python ]; then
-  echo "setup: creating .venv with $($PY --version)"
-  if ! "$PY" -m venv .venv 2>/dev/null; then
-    rm -rf .venv
+if [ ! -x "$VENV"/bin/python ]; then
+  echo "setup: creating $VENV with $($PY --version)"
+  if ! "$PY" -m venv "$VENV" 2>/dev/null; then
+    rm -rf "$VENV"
     echo "setup: installing python3-venv"
     apt_install python3-venv
-    "$PY" -m venv .venv
+    "$PY" -m venv "$VENV"
   fi
 fi
 extras="whisper-base,review"
 [ "$with_test" -eq 1 ] && extras="dev"
 
-stamp=".venv/.lidframe-installed-${extras//,/-}"
-wanted=$(cat pyproject.toml constraints.txt <(echo "$extras") <(.venv/bin/python --version) |
+stamp="$VENV/.lidframe-installed-${extras//,/-}"
+wanted=$(cat pyproject.toml "$CONSTRAINTS" <(echo "$extras") <("$VENV"/bin/python --version) |
   sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then
-  echo "setup: .venv already has lidframe[$extras] as pyproject.toml and constraints.txt say"
+  echo "setup: $VENV already has lidframe[$extras] as pyproject.toml and $CONSTRAINTS say"
   exit 0
 fi
 
@@ -72,11 +78,11 @@ cpu_torch() {
   [ "$(uname -s)" = Linux ] || return 0            # macOS and Windows wheels on PyPI have no CUDA
   [ "${LIDFRAME_TORCH:-}" = pypi ] && return 0
   [ -n "${PIP_INDEX_URL:-}${PIP_EXTRA_INDEX_URL:-}" ] && return 0   # the user chose the indexes
-  .venv/bin/python -c "import torch" 2>/dev/null && return 0         # PyTorch is there already
+  "$VENV"/bin/python -c "import torch" 2>/dev/null && return 0         # PyTorch is there already
   has_nvidia_gpu && return 0
   local pins
-  pins=$(grep -E '^(torch|torchaudio)==' constraints.txt | paste -sd' ')
-  if ! .venv/bin/python -c "import socket, sys, urllib.parse as u; i = u.urlsplit(sys.argv[1])
+  pins=$(grep -E '^(torch|torchaudio)==' "$CONSTRAINTS" | paste -sd' ')
+  if ! "$VENV"/bin/python -c "import socket, sys, urllib.parse as u; i = u.urlsplit(sys.argv[1])
 socket.create_connection((i.hostname, i.port or 443), 5).close()" "$index" 2>/dev/null; then
     echo "setup: no NVIDIA GPU here, but PyTorch's CPU index ($index) cannot be reached:"
     echo "setup: PyTorch comes from PyPI, with its CUDA libraries (several GB)"
@@ -84,17 +90,17 @@ socket.create_connection((i.hostname, i.port or 443), 5).close()" "$index" 2>/de
   fi
   echo "setup: no NVIDIA GPU here: installing the CPU-only $pins from $index (LIDFRAME_TORCH=pypi: PyPI's)"
   # shellcheck disable=SC2086  # the pins are separate words
-  if ! .venv/bin/python -m pip install -q $pins --index-url "$index"; then
+  if ! "$VENV"/bin/python -m pip install -q $pins --index-url "$index"; then
     echo "setup: the CPU-only PyTorch did not install: PyTorch comes from PyPI instead"
   fi
 }
 
-if [ -f .venv/.lidframe-installed-whisper-base-review ] || [ -f .venv/.lidframe-installed-dev ]; then
-  echo "setup: updating lidframe[$extras] in .venv (pyproject.toml or constraints.txt changed)"
+if [ -f "$VENV"/.lidframe-installed-whisper-base-review ] || [ -f "$VENV"/.lidframe-installed-dev ]; then
+  echo "setup: updating lidframe[$extras] in $VENV (pyproject.toml or $CONSTRAINTS changed)"
 else
-  echo "setup: installing lidframe[$extras] into .venv (the first time takes a few minutes: PyTorch is large)"
+  echo "setup: installing lidframe[$extras] into $VENV (the first time takes a few minutes: PyTorch is large)"
 fi
-.venv/bin/python -m pip install -q --upgrade pip
+"$VENV"/bin/python -m pip install -q --upgrade pip
 cpu_torch
-.venv/bin/python -m pip install -q -c constraints.txt -e ".[$extras]"
+"$VENV"/bin/python -m pip install -q -c "$CONSTRAINTS" -e ".[$extras]"
 echo "$wanted" >"$stamp"
