@@ -57,10 +57,19 @@ class Outlier:
     # The other workers judged against (their number).
     others: int
     drift: Drift
+    # The worker's environment in one line (lidframe, torch, CUDA, weights digests...). A hook
+    # for the fleet's environment fingerprint (issue 26), which is being built separately: until
+    # it lands nothing fills it (outliers() knows only the behaviour), and the warning names the
+    # host alone. The caller that knows each worker's fingerprint sets it with
+    # ``dataclasses.replace(outlier, environment=...)``.
+    environment: str | None = None
 
     def __str__(self) -> str:
+        where = f"host {self.host or '?'}"
+        if self.environment:
+            where += f", environment {self.environment}"
         return (
-            f"worker {self.worker} (host {self.host or '?'}) answers differently from the other "
+            f"worker {self.worker} ({where}) answers differently from the other "
             f"{self.others} worker(s): {self.drift.line()}"
         )
 
