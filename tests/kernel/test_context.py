@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-import lidframe.speech._listen as listen_module
+import lidframe.speech._config as listen_module
 from lidframe.kernel import KernelConfig, identify_partition
 from lidframe.models import LidModel, parse_model, register_family
 from lidframe.speech import SpeechConfig, listen

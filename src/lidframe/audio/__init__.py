@@ -21,11 +21,35 @@ A *window* is always a span of a file's audio: ``[offset, offset + duration)``, 
 windows spread over a long file; :data:`Window` is one decoded (start seconds, waveform).
 """
 
-from lidframe.audio._decode import Decoded, decode_clip, decode_window, decode_windows
-from lidframe.audio._decoders import CHUNK_FRAMES, Window, resample
-from lidframe.audio._limits import AudioConfig
-from lidframe.audio._pool import DecoderPool, DecoderUnavailable, decoder_pool
-from lidframe.audio._storage import with_io_timeouts
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from lidframe._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from lidframe.audio._decode import Decoded, decode_clip, decode_window, decode_windows
+    from lidframe.audio._decoders import CHUNK_FRAMES, Window, resample
+    from lidframe.audio._limits import AudioConfig
+    from lidframe.audio._pool import DecoderPool, DecoderUnavailable, decoder_pool
+    from lidframe.audio._storage import with_io_timeouts
+
+# Imported on first use (PEP 562): reading AudioConfig's declaration (lidframe's command line does)
+# costs no numpy or fsspec.
+_EXPORTS = {
+    "Decoded": "lidframe.audio._decode",
+    "decode_clip": "lidframe.audio._decode",
+    "decode_window": "lidframe.audio._decode",
+    "decode_windows": "lidframe.audio._decode",
+    "CHUNK_FRAMES": "lidframe.audio._decoders",
+    "Window": "lidframe.audio._decoders",
+    "resample": "lidframe.audio._decoders",
+    "AudioConfig": "lidframe.audio._limits",
+    "DecoderPool": "lidframe.audio._pool",
+    "DecoderUnavailable": "lidframe.audio._pool",
+    "decoder_pool": "lidframe.audio._pool",
+    "with_io_timeouts": "lidframe.audio._storage",
+}
 
 __all__ = [
     "CHUNK_FRAMES",
@@ -41,3 +65,6 @@ __all__ = [
     "resample",
     "with_io_timeouts",
 ]
+
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
