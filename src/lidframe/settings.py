@@ -94,6 +94,8 @@ class Declared:
     # The default value (a nested configuration: its default instance).
     default: Any
     help: str
+    # Whether its value is part of the job's identity (another value: another job).
+    identifying: bool
     # The command line's spelling; None: Python only.
     flag: str | None
     metavar: str | None
@@ -142,6 +144,7 @@ def declared(cls: type, path: tuple[str, ...] = ()) -> tuple[Declared, ...]:
                 type=hints[f.name],
                 default=default,
                 help=f.metadata[_HELP],
+                identifying=f.metadata[_KEY] is not False,
                 flag=None if nested else flag,
                 metavar=metavar,
                 choices=choices,

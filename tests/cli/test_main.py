@@ -339,6 +339,14 @@ def test_commands_sharing_a_setting_take_it_from_the_same_declaration():
     assert "--no-db" not in {o for a in commands["status"]._actions for o in a.option_strings}
 
 
+def test_run_help_shows_which_settings_make_another_job(tmp_path):
+    text = _lidframe("run", "--help", cwd=tmp_path).stdout
+    results, runs = text.split("settings that change results:")[1].split("settings of how")
+    assert "--partition-rows" in results and "--min-speech" in results and "-m " in results
+    assert "--workers" not in results and "--io-timeout" not in results
+    assert "--workers" in runs and "--io-timeout" in runs and "--no-db" in runs
+
+
 def test_run_without_options_is_the_declared_defaults():
     """No option given: lidframe run passes exactly what lidframe.run defaults to."""
     from lidframe.cli._settings import settings_from

@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="output folder for part-NNNNN.parquet files; it belongs to one job",
     )
     # Every setting of lidframe.run, from its one declaration (lidframe.settings).
-    add_settings(run, RunConfig)
+    add_settings(run, RunConfig, grouped=True)
 
     ev = sub.add_parser(
         "eval",

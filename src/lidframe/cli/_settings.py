@@ -29,27 +29,58 @@ from lidframe.settings import Declared, declared, render_help, walk
 __all__ = ["add_settings", "parse_storage_options", "settings_from"]
 
 
+# ``lidframe run --help`` in two groups: which options make another job.
+_GROUPS = {
+    True: (
+        "settings that change results",
+        "the job id is derived from these: with other values it is another job (any --dtype "
+        "counts as float32, which it is checked against first)",
+    ),
+    False: (
+        "settings of how the job runs",
+        "a job resumes with other values of these",
+    ),
+}
+
+
 def add_settings(
     parser: argparse.ArgumentParser,
     config: type,
     names: Iterable[str] | None = None,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    grouped: bool = False,
 ) -> None:
     """One option per setting of ``config`` that the command line takes (those ``names`` only,
     when given; a nested configuration's settings by its name take all of its own).
 
     ``overrides`` change one setting's ``flag``, ``default`` or ``help`` for this command (``lidframe
-    check`` checks ``bfloat16`` by default where a job runs ``auto``).
+    check`` checks ``bfloat16`` by default where a job runs ``auto``). ``grouped``: the help shows
+    the settings that change results apart from the others.
     """
     settings = declared(config)
     flags = {s.name: s.flag for s in walk(settings) if s.flag}
+    groups: dict[bool, Any] = {}
+
+    def target(s: Declared) -> Any:
+        if not grouped:
+            return parser
+        if s.identifying not in groups:
+            groups[s.identifying] = parser.add_argument_group(*_GROUPS[s.identifying])
+        return groups[s.identifying]
+
     for s in _chosen(settings, names):
         given = dict((overrides or {}).get(s.name, {}))
         text = render_help(given.pop("help", s.help), lambda name: _flag(flags, name))
         if s.name in _SPECIAL:
-            _SPECIAL[s.name].add(parser, s, text, given)
+            _SPECIAL[s.name].add(target(s), s, text, given)
+        elif s.config is not None:  # a nested configuration: its own settings
+            for f in s.fields:
+                if f.flag:  # its help may name another configuration's (--max-window)
+                    nested = render_help(f.help, lambda name: _flag(flags, name))
+                    _add(target(f), f, nested, {})
         else:
-            _add(parser, s, text, given, flags)
+            _add(target(s), s, text, given)
 
 
 def settings_from(
@@ -100,18 +131,8 @@ def _flag(flags: Mapping[str, str | None], name: str) -> str:
     return str(flags[name])
 
 
-def _add(
-    parser: argparse.ArgumentParser,
-    s: Declared,
-    text: str,
-    given: Mapping[str, Any],
-    flags: Mapping[str, str | None],
-) -> None:
-    if s.config is not None:  # a nested configuration: its own settings
-        for f in s.fields:
-            if f.flag:  # its help may name another configuration's (--max-window)
-                _add(parser, f, render_help(f.help, lambda name: _flag(flags, name)), {}, flags)
-        return
+def _add(parser: Any, s: Declared, text: str, given: Mapping[str, Any]) -> None:
+    """``s``'s option on ``parser`` (a parser or one of its argument groups)."""
     flag = given.get("flag", s.flag)
     default = given.get("default", s.default)
     text = text.replace("%", "%%")  # argparse formats help with %
