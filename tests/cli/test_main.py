@@ -347,6 +347,22 @@ def test_run_help_shows_which_settings_make_another_job(tmp_path):
     assert "--workers" in runs and "--io-timeout" in runs and "--no-db" in runs
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [["eval", "gone"], ["report", "gone"], ["compare", "gone", "gone"],
+     ["calibrate", "gone", "--out", "c.json"], ["review", "serve", "gone"]],
+)  # fmt: skip
+def test_every_storage_option_is_read_the_same_way(argv, tmp_path, monkeypatch, capsys):
+    """Each command's --storage-option is lidframe run's (one declaration, read into the call):
+    a missing results folder is the usual one-line error, never an internal one."""
+    from lidframe.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main([*argv, "--storage-option", "anon=true"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lidframe: error: ") and "internal error" not in err, err
+
+
 def test_run_without_options_is_the_declared_defaults():
     """No option given: lidframe run passes exactly what lidframe.run defaults to."""
     from lidframe.cli._settings import settings_from

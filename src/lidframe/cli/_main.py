@@ -21,7 +21,7 @@ __all__ = ["main"]
 def _eval(args: argparse.Namespace) -> int:
     from lidframe.eval import evaluate, evaluation_text, save_evaluation, stored_text
 
-    options = parse_storage_options(args.storage_option)
+    options = parse_storage_options(args.storage_options)
     ev = evaluate(
         args.results,
         labels=args.labels,
@@ -59,7 +59,7 @@ def _report(args: argparse.Namespace) -> int:
             models=args.models,
             title=args.title,
             target_accuracy=args.target_accuracy,
-            storage_options=parse_storage_options(args.storage_option),
+            storage_options=parse_storage_options(args.storage_options),
             embed_audio=args.embed_audio,
             embed_max_seconds=args.embed_max_seconds,
             by=args.by,
@@ -77,7 +77,7 @@ def _compare(args: argparse.Namespace) -> int:
         args.run_b,
         labels=args.labels,
         alpha=args.alpha,
-        storage_options=parse_storage_options(args.storage_option),
+        storage_options=parse_storage_options(args.storage_options),
     )
     print(result)
     return 1 if result.regressed else 0
@@ -236,7 +236,7 @@ def _review(args: argparse.Namespace) -> int:
             port=args.port,
             db=args.db,
             job=args.job,
-            storage_options=parse_storage_options(args.storage_option),
+            storage_options=parse_storage_options(args.storage_options),
             lease_s=args.lease_seconds,
         )
         server.wait()
@@ -306,7 +306,7 @@ def _calibrate(args: argparse.Namespace) -> int:
         args.out,
         models=args.models,
         policy=args.policy,
-        storage_options=parse_storage_options(args.storage_option),
+        storage_options=parse_storage_options(args.storage_options),
         folds=args.folds,
         final=None if args.final == "none" else args.final,
     )

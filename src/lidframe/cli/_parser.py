@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--target-accuracy", type=float, default=0.95, help="for the threshold picker")
     by_argument(ev)
-    ev.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE")
+    _storage_argument(ev, "the results and labels")
     ev.add_argument(
         "--name", default="latest", help="stored as RESULTS/_lidframe_evaluations/NAME.json"
     )
@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--title", default=None, help="report title (default: the results folder)")
     rep.add_argument("--target-accuracy", type=float, default=0.95, help="marked on the curves")
     by_argument(rep)
-    rep.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE")
+    _storage_argument(rep, "the results, labels and audio")
     rep.add_argument(
         "--calibration",
         default=None,
@@ -172,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("run_b", help="new results folder")
     cmp.add_argument("--labels", default=None, help="labelled manifest (default: label columns)")
     cmp.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
-    cmp.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE")
+    _storage_argument(cmp, "the two results and the labels")
 
     status = sub.add_parser(
         "status",
@@ -255,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["auto", "temperature", "isotonic", "none"],
         help="the final map: chosen by held-out ECE (auto, the default), that kind, or none",
     )
-    cal.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE")
+    _storage_argument(cal, "the results")
 
     _check_parser(sub)
     _review_parser(sub)
@@ -355,13 +355,7 @@ def _review_parser(sub: Any) -> None:
         help="address to listen on (default 127.0.0.1; any other warns: whoever reaches it and "
         "has the URL can listen and answer)",
     )
-    serve.add_argument(
-        "--storage-option",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="fsspec option for the rows' audio (repeatable)",
-    )
+    _storage_argument(serve, "the rows' audio")
     serve.add_argument(
         "--lease-seconds",
         type=float,
@@ -422,6 +416,16 @@ def _review_parser(sub: Any) -> None:
 def _fleet_argument(parser: argparse.ArgumentParser) -> None:
     """``--fleet-min-rows``: the setting of lidframe.run, as status and watch apply it too."""
     add_settings(parser, RunConfig, ["fleet_min_rows"])
+
+
+def _storage_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--storage-option KEY=VALUE`` (repeatable), as lidframe run's, for ``what``."""
+    add_settings(
+        parser,
+        RunConfig,
+        ["storage_options"],
+        overrides={"storage_options": {"help": f"fsspec options for {what}"}},
+    )
 
 
 def _db_arguments(parser: argparse.ArgumentParser, with_out: bool = False) -> None:
