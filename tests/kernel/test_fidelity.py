@@ -72,7 +72,7 @@ def test_figures_are_real_and_float32_against_itself_is_exact(manifest):
     assert (h.alias, h.dtype, h.device, h.clips, h.failed) == (
         "whisper_base", "bfloat16", "cpu", 5, 0,
     )  # fmt: skip
-    assert 0.0 <= h.agreement <= 1.0 and h.passed == (h.agreement >= 0.995)
+    assert 0.0 <= h.agreement <= 1.0 and h.passed == (h.agreement >= 0.95)
     assert 0.0 < h.max_diff < 1.0  # bfloat16 moves probabilities, a little
     assert (s.agreement, s.max_diff, s.passed) == (1.0, 0.0, True)
     line = fidelity_lines(half.record())[0]

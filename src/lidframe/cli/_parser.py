@@ -297,7 +297,7 @@ _CHECK_OVERRIDES: dict[str, dict[str, Any]] = {
     "fidelity_clips": {"flag": "--clips", "help": "clips compared"},
     "fidelity_threshold": {
         "flag": "--threshold",
-        "help": "least top-1 agreement (default: 0.995 for half precision, 0.9 for int8)",
+        "help": "least top-1 agreement (default: 0.995 for float16, 0.95 for bfloat16, 0.9 for int8)",
     },
     "batch_size": {"default": 8, "help": "clips per forward pass"},
     "storage_options": {"help": "fsspec options for the manifest and audio"},

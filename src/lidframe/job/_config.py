@@ -342,7 +342,7 @@ class RunConfig:
         None,
         identity=False,
         help="least top-1 agreement with float32 for half precision or int8; below it the job "
-        "runs in float32 (default: 0.995 for half precision, 0.9 for int8)",
+        "runs in float32 (default: 0.995 for float16, 0.95 for bfloat16, 0.9 for int8)",
     )
 
     def __post_init__(self) -> None:

@@ -6,10 +6,13 @@ audio. So half precision is not trusted blindly: :func:`check_fidelity` runs eac
 and in the half dtype, on the same device and the same prepared features of the first clips of a
 manifest that decode and have speech, and reports per model the clips compared, the share on which
 both give the same top-1 language, and the largest absolute difference of any probability. A model
-passes when the agreement is at least the threshold (default 99.5% for half precision; 90% for
-int8, whose rounding is coarser by design: on real telephone speech torchao's per-token int8 agreed
-with float32 on 98% of clips at equal accuracy, so of 32 clips one or two may differ, while a broken
-quantization agrees far less; benchmarks/RESULTS.md). A job runs this before its
+passes when the agreement is at least the threshold, by dtype: 99.5% for float16 (ten bits of
+mantissa); 95% for bfloat16, whose seven bits move a close call now and then (on real telephone
+speech, bfloat16 on the CPU agreed with float32 on 99.1% of 450 clips at equal accuracy: at 99.5%
+a quarter of the jobs' 32-clip checks would have failed, at 95% one clip of 32 may differ, two may
+not); 90% for int8, whose rounding is coarser still (torchao's per-token int8 agreed on 98% at
+equal accuracy, so one or two of 32 may differ). A broken conversion agrees far less
+(benchmarks/RESULTS.md). A job runs this before its
 partitions and falls back to float32 when a model fails; ``lidframe check`` runs it alone.
 
 The clips take the kernel's own path (``_prepare``): decoded in the decoder processes, cut to their
@@ -51,7 +54,7 @@ __all__ = [
 # Clips compared per model, and the least top-1 agreement with float32 that passes, by dtype.
 DEFAULT_CLIPS = 32
 DEFAULT_THRESHOLD = 0.995
-DEFAULT_THRESHOLDS = {"float16": DEFAULT_THRESHOLD, "bfloat16": DEFAULT_THRESHOLD, "int8": 0.9}
+DEFAULT_THRESHOLDS = {"float16": DEFAULT_THRESHOLD, "bfloat16": 0.95, "int8": 0.9}
 # Manifest rows read per clip wanted, at most: a manifest whose first rows are mostly silence or
 # broken files is not read to its end for the check.
 ROWS_PER_CLIP = 8
