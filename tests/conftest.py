@@ -12,6 +12,7 @@ import pytest
 pytest_plugins = [
     "tests.fixtures.audio",
     "tests.fixtures.clusters",
+    "tests.fixtures.environments",
     "tests.fixtures.kernels",
     "tests.fixtures.postgres",
     "tests.fixtures.storage",
