@@ -7,6 +7,7 @@ touched until a function is called. The public names below are imported on first
 Data flows one way, and each package imports only those before it::
 
     errors settings columns languages dataframes cluster   small modules every package may use
+    environment  the fingerprint of a process's environment: what can change an answer
     audio      URI -> mono float32 window (decoders, storage, limits, the decoder pool)
     speech     voice activity: what the models hear, ``und`` without speech
     models     the LidModel interface, the registry, entry points and the built-in families

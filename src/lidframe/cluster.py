@@ -39,6 +39,9 @@
 * Local workers ignore SIGINT (:func:`dask_setup`, run by Dask as a worker preload): a terminal's
   Ctrl-C reaches every process of its group, and the process running the job decides what stops;
   it then closes the cluster, so nothing is left running.
+* The same preload (``dask worker --preload lidframe.cluster`` for a worker started by hand) adds
+  :class:`lidframe.environment.EnvironmentPlugin`, so a worker reads its environment's
+  fingerprint when it starts, before any job asks for it.
 """
 
 from __future__ import annotations
@@ -46,11 +49,11 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from distributed import Client, LocalCluster
+from distributed import Client, LocalCluster, Worker
 
 from lidframe.errors import ConfigError
 
@@ -128,19 +131,25 @@ def cuda_cluster_options(
     }
 
 
-def dask_setup(worker: object) -> None:
-    """Worker preload (``preload=["lidframe.cluster"]``) of local workers: ignore SIGINT, and keep
+def dask_setup(worker: Any) -> Awaitable[Any] | None:
+    """Worker preload (``preload=["lidframe.cluster"]``) of local workers: ignore SIGINT, keep
     model libraries' chatter (below ``$LIDFRAME_WORKER_LOG_LEVEL``, default ERROR) off the terminal
-    that the job's one-line errors go to."""
+    that the job's one-line errors go to, and add the environment plugin (its setup, which Dask
+    awaits, is returned)."""
     import logging
     import signal
     import threading
+
+    from lidframe.environment import EnvironmentPlugin
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     level = os.environ.get("LIDFRAME_WORKER_LOG_LEVEL", "ERROR")
     for name in ("speechbrain", "transformers", "torch", "huggingface_hub"):
         logging.getLogger(name).setLevel(level)
+    if not isinstance(worker, Worker):  # preloaded into a nanny or a scheduler
+        return None
+    return worker.plugin_add(EnvironmentPlugin(), name=EnvironmentPlugin.name)
 
 
 @contextmanager

@@ -11,6 +11,7 @@ from __future__ import annotations
 __all__ = [
     "AudioError",
     "ConfigError",
+    "EnvironmentMismatch",
     "JobFailed",
     "JobInterrupted",
     "LidframeError",
@@ -79,6 +80,23 @@ class StorageAccessDenied(LidframeError):
     """
 
     exit_status = 1
+
+
+class EnvironmentMismatch(LidframeError):
+    """A partition task found its worker's environment differs from the job's in something that
+    can change an answer (:mod:`lidframe.environment`); it computed nothing, or kept nothing.
+
+    ``worker`` and ``host`` say where; the message is the difference (``soxr 1.0.0 != 1.1.0 of
+    the job``). The job's driver gives that worker no more partitions and the partition to another.
+    """
+
+    def __init__(self, message: str, worker: str | None = None, host: str | None = None) -> None:
+        super().__init__(message)
+        self.worker, self.host = worker, host
+
+    def __reduce__(self) -> tuple[type[EnvironmentMismatch], tuple[str, str | None, str | None]]:
+        # Keep where it happened when the error crosses a process boundary (Dask pickles errors).
+        return (type(self), (self.args[0], self.worker, self.host))
 
 
 class JobFailed(LidframeError):

@@ -71,7 +71,7 @@ def test_migrations_create_exactly_the_declared_schema(db_url):
         tables = set(sa.inspect(conn).get_table_names())
     store.close()
     assert diffs == []
-    assert version == "0012"
+    assert version == "0013"
     assert tables >= {
         "lidframe_jobs",
         "lidframe_partitions",
@@ -84,6 +84,7 @@ def test_migrations_create_exactly_the_declared_schema(db_url):
         "lidframe_behaviour",
         "lidframe_behaviour_counts",
         "lidframe_behaviour_totals",
+        "lidframe_workers",
     }
 
 

@@ -51,7 +51,7 @@ def evaluation_record(
     labels: str | None,
     job: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    from lidframe.store import environment
+    from lidframe.environment import fingerprint
 
     models = list(job["models"]) if job else [s for s in ev.sources if s != "consensus"]
     return {
@@ -63,7 +63,7 @@ def evaluation_record(
         "models": models,
         "weights": weights_hashes(models) if job else {},
         "job_environment": job["environment"] if job else None,
-        "environment": environment(),
+        "environment": fingerprint().record(),
         **ev.record(),
     }
 

@@ -13,6 +13,8 @@ double-counted. Modules, each importing only those above it:
   :class:`JobSettings` (how hard the driver tries).
 * ``_identity``: :class:`JobSpec`, what a job id derives from (manifest, output, models, settings).
 * ``_database``: which job database (``db``, ``$LIDFRAME_DB``, or ``OUT/_lidframe.sqlite``).
+* ``_environments``: one environment per job: the job's fingerprint, and each worker's checked
+  against it (:class:`~lidframe.job._environments.Environments`; :mod:`lidframe.environment`).
 * ``_queries``: :func:`job_status`, :func:`watch_job`, :func:`job_drift` and :func:`jobs_table`
   (``lidframe status``, ``lidframe watch``, ``lidframe drift``, ``lidframe jobs``).
 * ``_worker``: the one module that runs on workers: a partition's rows identified, with consensus,

@@ -303,6 +303,15 @@ class RunConfig:
         help="a worker whose answers depart from the other workers' is named once it, and the "
         "rest, have this many rows",
     )
+    # Workers whose environment differs from the job's in what can change an answer
+    # (lidframe.environment) get no partitions unless this is set; either way they are named.
+    allow_mixed_environments: bool = setting(
+        False,
+        identity=False,
+        help="let workers whose environment differs from the job's in what can change an answer "
+        "(a package, audio library, GPU, CUDA or weights version: `lidframe env`) work too; "
+        "without it they get no partitions; either way status names them",
+    )
     metrics_port: int | None = setting(
         None,
         identity=False,

@@ -17,6 +17,10 @@ Failure handling is layered, and only the top layer is ours:
   through its nanny so that its thread is free again;
 * if this process dies, its leases expire and a new run of the same command (or any other process
   working on the job) claims those partitions; committed partitions are never redone;
+* a task that finds its worker's environment differs from the job's
+  (:class:`~lidframe.errors.EnvironmentMismatch`) computed or kept nothing: its partition is handed
+  back without counting an attempt, and that worker, like any worker found different when it
+  joined (:mod:`lidframe.job._environments`), gets no more partitions;
 * storage refusing every row of a partition (:class:`~lidframe.errors.StorageAccessDenied`) or the
   job database staying unreachable stops the job (:class:`~lidframe.errors.JobFailed`) with its
   state kept: no partition is marked for a problem that is not its own.
@@ -39,8 +43,15 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from lidframe.errors import JobFailed, StorageAccessDenied, StoreError, describe_failure
+from lidframe.errors import (
+    EnvironmentMismatch,
+    JobFailed,
+    StorageAccessDenied,
+    StoreError,
+    describe_failure,
+)
 from lidframe.job._config import JobSettings
+from lidframe.job._environments import Environments
 from lidframe.job._interrupts import raise_pending
 from lidframe.job._planner import Planner
 from lidframe.job._progress import LiveTable, progress_bar, set_total
@@ -79,6 +90,7 @@ def run_partitions(
     partition_rows: int,
     progress: bool = True,
     watch: WatchSettings | None = None,
+    environments: Environments | None = None,
 ) -> Progress:
     """Work on the job until it is planned and no partition is pending or running.
 
@@ -89,7 +101,15 @@ def run_partitions(
     resumes it.
     """
     driver = Driver(
-        client, store, job_id, task, settings, partition_rows, progress=progress, watch=watch
+        client,
+        store,
+        job_id,
+        task,
+        settings,
+        partition_rows,
+        progress=progress,
+        watch=watch,
+        environments=environments,
     )
     return driver.run()
 
@@ -108,8 +128,12 @@ class Driver:
         *,
         progress: bool = True,
         watch: WatchSettings | None = None,
+        environments: Environments | None = None,
     ) -> None:
         self.client, self.store, self.job_id, self.task = client, store, job_id, task
+        # The job's environment and its workers' (None: none checked).
+        self.environments = environments
+        self.no_worker_warned = False
         self.settings = settings
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.inflight: dict[Any, Lease] = {}  # future -> its partition's lease
@@ -151,14 +175,11 @@ class Driver:
                 raise_pending()  # a Ctrl-C or SIGTERM whose exception Python lost (job._interrupts)
                 self.planner.check()
                 set_total(self.bar, self.planner.planned if self.planner.finished else None)
-                threads = (
-                    sum(
-                        n
-                        for w, n in self.client.nthreads().items()
-                        if w not in self.watch.quarantined
-                    )
-                    or 1
-                )
+                nthreads = self.client.nthreads()
+                if self.environments is not None:
+                    self.environments.check(self.client, nthreads)
+                excluded = self.excluded()
+                threads = sum(n for w, n in nthreads.items() if w not in excluded) or 1
                 self.claim(threads)
                 self.write_dead_rows(threads)
                 if not self.inflight and not self.writing_dead:
@@ -189,7 +210,7 @@ class Driver:
     def claim(self, threads: int) -> None:
         """Claim and submit partitions while worker threads have room (``per_thread`` each)."""
         room = max(1, self.settings.per_thread * threads) - len(self.inflight)
-        if room <= 0:
+        if room <= 0 or not self.may_submit():
             return
         for lease in self.store.claim(
             self.job_id,
@@ -212,15 +233,35 @@ class Driver:
             self.inflight[future] = lease
             self.stalls.watch(lease)
 
+    def excluded(self) -> set[str]:
+        """The workers that get no partitions: quarantined, or refused for their environment."""
+        refused = self.environments.refused if self.environments is not None else set()
+        return self.watch.quarantined | refused
+
     def placement(self) -> dict[str, Any]:
-        """Where a task may run: anywhere, or (once a worker is quarantined) on the others only."""
-        if not self.watch.quarantined:
+        """Where a task may run: anywhere, or (once a worker is quarantined or refused) on the
+        others only."""
+        if not self.excluded():
             return {}
         return {"workers": self.workers(), "allow_other_workers": False}
 
+    def may_submit(self) -> bool:
+        """Whether any worker may take a task now; when every worker is excluded, say so once
+        (the job waits for a worker to join)."""
+        if not self.excluded() or self.workers():
+            self.no_worker_warned = False
+            return True
+        if not self.no_worker_warned:
+            self.no_worker_warned = True
+            log.warning(
+                "job %s: every worker is quarantined or has another environment than the job's; "
+                "waiting for a worker to join (`lidframe status` names them)", self.job_id
+            )  # fmt: skip
+        return False
+
     def write_dead_rows(self, threads: int) -> None:
         """Submit the writing of dead partitions' rows (their errors), a few at a time."""
-        if len(self.writing_dead) >= threads:
+        if len(self.writing_dead) >= threads or not self.may_submit():
             return
         writing = {lease.partition for lease in self.writing_dead.values()}
         for lease, message in self.store.dead_without_rows(self.job_id, limit=threads):
@@ -235,6 +276,7 @@ class Driver:
                 key=f"lidframe-{self.job_id}-dead{lease.partition}-{lease.token[-8:]}",
                 retries=self.settings.task_retries,
                 pure=False,
+                **self.placement(),
             )
             self.writing_dead[future] = lease
 
@@ -281,6 +323,10 @@ class Driver:
         exc = future.exception() if future.status == "error" else None
         if isinstance(exc, StorageAccessDenied | ManifestChanged):
             raise JobFailed(str(exc)) from exc
+        if isinstance(exc, EnvironmentMismatch) and self.environments is not None:
+            self.environments.refuse(self.client, exc.worker, exc.host, str(exc))  # staged nothing
+            self.store.give_back(self.job_id, lease, f"worker {exc.worker}: {exc}")
+            return
         error = describe_failure(exc)
         log.warning("partition %d attempt %d failed: %s", k, lease.attempt, error)
         self.fail(lease, error, _failed_on(self.client, future, exc))
@@ -349,8 +395,9 @@ class Driver:
         )  # fmt: skip
 
     def workers(self) -> list[str]:
-        """The workers that may take partitions (all but the quarantined)."""
-        return [w for w in self.client.nthreads() if w not in self.watch.quarantined]
+        """The workers that may take partitions (all but the quarantined and the refused)."""
+        excluded = self.excluded()
+        return [w for w in self.client.nthreads() if w not in excluded]
 
     def give_up_stalled(self) -> None:
         """Fail the attempts of tasks that reported no progress for ``stall_seconds`` and restart

@@ -29,9 +29,16 @@ __all__ = ["check_precision", "settle_precision"]
 
 
 def settle_precision(
-    client: Any, manifest: Manifest, kernel: KernelConfig, *, clips: int, threshold: float | None
+    client: Any,
+    manifest: Manifest,
+    kernel: KernelConfig,
+    *,
+    clips: int,
+    threshold: float | None,
+    worker: str | None = None,
 ) -> tuple[KernelConfig, dict[str, Any] | None]:
-    """The kernel with every model's dtype settled, and the check's record (None: none ran).
+    """The kernel with every model's dtype settled, and the check's record (None: none ran), on
+    ``worker`` (else any: the job's environment's, :mod:`lidframe.job._environments`).
 
     Prints one line per checked model, and one more when the job falls back to float32.
     """
@@ -43,6 +50,7 @@ def settle_precision(
         threshold,
         key=f"lidframe-fidelity-{uuid.uuid4().hex[:8]}",
         pure=False,
+        workers=None if worker is None else [worker],
     )
     try:
         dtypes, report = future.result()

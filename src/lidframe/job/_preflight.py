@@ -4,7 +4,8 @@ An unavailable model (weights not downloaded, a family not installed, a device t
 would otherwise fail every partition of the job, each after its audio was read; loaded once up
 front, it fails in seconds with one line saying how to provide it. The models stay loaded (and warm)
 on that worker. The label sets the loaded models report come back too: consensus and the results'
-metadata need them before the first partition runs.
+metadata need them before the first partition runs; and so does the worker's environment with the
+loaded models' weights digests (:mod:`lidframe.environment`), which the job records as its own.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from lidframe.environment import Fingerprint, fingerprint
 from lidframe.errors import LidframeError, ModelError
 from lidframe.kernel import KernelConfig
 from lidframe.models import load_model
@@ -20,19 +22,28 @@ from lidframe.models.registry import adopt_factories
 __all__ = ["preflight_models"]
 
 
-def preflight_models(client: Any, kernel: KernelConfig) -> dict[str, tuple[str, ...]]:
-    """Load every model on one worker before the manifest is scheduled (and keep it warm there).
+def preflight_models(
+    client: Any, kernel: KernelConfig, worker: str | None = None
+) -> tuple[dict[str, tuple[str, ...]], Fingerprint]:
+    """Load every model on one worker (``worker``, else any) before the manifest is scheduled
+    (and keep it warm there).
 
     An unavailable model fails here in seconds with one line saying how to provide it, instead of
-    failing every partition of the job. Returns each model's label set by alias: consensus spreads
+    failing every partition of the job. Returns each model's label set by alias (consensus spreads
     the mass a top-k list leaves out over the real number of labels, and the label sets are
-    recorded with the results so evaluation never has to guess them.
+    recorded with the results so evaluation never has to guess them), and the worker's
+    fingerprint with the weights digest of each model by alias.
     """
     future = client.submit(
-        _load_models, kernel, key=f"lidframe-preflight-{uuid.uuid4().hex[:8]}", pure=False
+        _load_models,
+        kernel,
+        key=f"lidframe-preflight-{uuid.uuid4().hex[:8]}",
+        pure=False,
+        workers=None if worker is None else [worker],
     )
     try:
-        return dict(future.result())
+        labels, found = future.result()
+        return dict(labels), found
     except LidframeError:
         raise
     except Exception as exc:
@@ -44,12 +55,15 @@ def preflight_models(client: Any, kernel: KernelConfig) -> dict[str, tuple[str, 
         future.release()
 
 
-def _load_models(kernel: KernelConfig) -> dict[str, tuple[str, ...]]:
+def _load_models(kernel: KernelConfig) -> tuple[dict[str, tuple[str, ...]], Fingerprint]:
     adopt_factories(kernel.families)
     labels = {}
+    weights = {}
     for spec in kernel.models:
         try:
-            labels[spec.alias] = tuple(load_model(spec).labels)
+            model = load_model(spec)
+            labels[spec.alias] = tuple(model.labels)
+            weights[spec.alias] = model.weights_digest()
         except LidframeError:
             raise
         except Exception as exc:
@@ -57,4 +71,4 @@ def _load_models(kernel: KernelConfig) -> dict[str, tuple[str, ...]]:
                 f"model {spec.name!r} failed to load: {type(exc).__name__}: "
                 f"{' '.join(str(exc).split())}"
             ) from exc
-    return labels
+    return labels, fingerprint().with_models(weights)

@@ -76,8 +76,9 @@ def _job_or_newest(store: JobStore, job: str | None) -> str:
 
 def _status_text(store: JobStore, job: str, fleet_min_rows: int) -> tuple[str, str]:
     """A job's status as text, with the workers whose answers depart from the others' named
-    (:func:`lidframe.observe.outliers`, judged once they have ``fleet_min_rows`` rows), and its
-    state."""
+    (:func:`lidframe.observe.outliers`, judged once they have ``fleet_min_rows`` rows) and those
+    whose environment differs from the job's (:func:`environment_lines`), and its state."""
+    from lidframe.job._environments import environment_lines
     from lidframe.observe import FleetThresholds, outliers
 
     status = store.status(job)
@@ -85,6 +86,7 @@ def _status_text(store: JobStore, job: str, fleet_min_rows: int) -> tuple[str, s
     by_worker = store.behaviour(job, by_worker=True)
     found = outliers(by_worker, FleetThresholds(min_rows=fleet_min_rows))
     lines += [f"  {outlier}" for outlier in found]
+    lines += environment_lines(store, job, status.job.get("environment"))
     return "\n".join(lines), str(status.job["status"])
 
 

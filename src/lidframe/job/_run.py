@@ -5,7 +5,9 @@ one line (``ConfigError``, ``ManifestError``, ``ModelError``, ``StoreError``): t
 kernel they make), a job database server, the manifest, the output folder, then the embedded
 database in it and the job's identity. Then on the cluster: the half-precision check, the models
 loaded on a worker, the folder and the database taken over by the job, and the driver through the
-partitions. A job found complete is not run again: no cluster, no model, no work.
+partitions. On the cluster, the job's environment comes first: the workers' fingerprints are read,
+and the half-precision check and the models' loading run on a worker with the job's environment
+(:mod:`lidframe.job._environments`). A job found complete is not run again: no cluster, no model, no work.
 """
 
 from __future__ import annotations
@@ -28,10 +30,17 @@ from lidframe.cluster import active_client, connect
 from lidframe.columns import result_meta, result_schema
 from lidframe.consensus import consensus_meta
 from lidframe.dataframes import resolve_backend
+from lidframe.environment import Fingerprint, fingerprint
 from lidframe.errors import ConfigError, JobInterrupted, ManifestError
 from lidframe.job._config import RunConfig
 from lidframe.job._database import database_url, job_database, nothing_to_do
 from lidframe.job._driver import Progress, run_partitions
+from lidframe.job._environments import (
+    Environments,
+    accelerator_counts,
+    job_fingerprint,
+    settle_reference,
+)
 from lidframe.job._identity import JobSpec
 from lidframe.job._precision import settle_precision
 from lidframe.job._preflight import preflight_models
@@ -46,7 +55,7 @@ from lidframe.models import check_available
 from lidframe.observe import FleetThresholds, metrics_token
 from lidframe.results import check_writable, claim_folder, folder_owner
 from lidframe.settings import keyword_parameters, settings_doc
-from lidframe.store import JobStore, environment, job_differences
+from lidframe.store import JobStore, job_differences
 
 __all__ = ["run"]
 
@@ -131,8 +140,10 @@ def run(
                 if client is None and not config.scheduler and active_client() is None:
                     _check_models_here(kernel)  # the local cluster's workers share this machine
                 with _cluster(config, client) as live:
-                    job, fidelity = _settle_precision(job, live)
-                    job = _preflight(job, live)
+                    recorded, workers = _environment(job, live)
+                    # on two workers with the job's environment where there are two: both warm
+                    job, fidelity = _settle_precision(job, live, workers[-1] if workers else None)
+                    job = _preflight(job, live, workers[0] if workers else None, recorded)
                     _take_over(job, fidelity)
                     left.kept = True
                     skipped = _done_partitions(job)
@@ -204,6 +215,8 @@ class _Job:
     store: JobStore
     # What every partition task takes (the kernel, the folder, the schema of the parts).
     task: PartitionTask
+    # The environment the job runs with (lidframe.environment), once its models are loaded.
+    environment: Fingerprint | None = None
 
     @property
     def id(self) -> str:
@@ -292,7 +305,25 @@ def _cluster(config: RunConfig, client: Client | None) -> Iterator[Any]:
         yield live
 
 
-def _settle_precision(job: _Job, client: Any) -> tuple[_Job, dict[str, Any] | None]:
+def _environment(job: _Job, client: Any) -> tuple[Fingerprint | None, list[str]]:
+    """The environment the job recorded when it started (None: a new job, or one made before
+    environments were fingerprinted), and the workers with the job's environment (none: any may
+    load the models), found from the workers' fingerprints (:func:`settle_reference`)."""
+    row = job.store.job(job.id)
+    recorded = Fingerprint.from_record(row["environment"] if row else None)
+    _, workers = settle_reference(
+        client,
+        recorded,
+        job_id=job.id,
+        allow_mixed=job.config.allow_mixed_environments,
+        accelerator=accelerator_counts(job.task.kernel),
+    )
+    return recorded, workers
+
+
+def _settle_precision(
+    job: _Job, client: Any, worker: str | None = None
+) -> tuple[_Job, dict[str, Any] | None]:
     """Half precision only after it passed a check against float32 on a worker (the record of the
     check, None when every model runs in float32)."""
     kernel, fidelity = settle_precision(
@@ -301,14 +332,27 @@ def _settle_precision(job: _Job, client: Any) -> tuple[_Job, dict[str, Any] | No
         job.task.kernel,
         clips=job.config.fidelity_clips,
         threshold=job.config.fidelity_threshold,
+        worker=worker,
     )
     return job.with_kernel(kernel), fidelity
 
 
-def _preflight(job: _Job, client: Any) -> _Job:
-    """The models loaded on a worker; their label sets go with every part, and the consensus
-    spreads the mass a top-k list leaves out over them."""
-    labels = preflight_models(client, job.task.kernel)
+def _preflight(
+    job: _Job, client: Any, worker: str | None = None, recorded: Fingerprint | None = None
+) -> _Job:
+    """The models loaded on a worker (``worker``: one with the job's environment); their label
+    sets go with every part, and the consensus spreads the mass a top-k list leaves out over them.
+    That worker's fingerprint, with the models' weights, is the job's environment (or, on a resume,
+    is checked against the one it ``recorded``): every partition task checks its own against it,
+    unless mixed environments are allowed."""
+    labels, loaded = preflight_models(client, job.task.kernel, worker)
+    accelerator = accelerator_counts(job.task.kernel)
+    allow_mixed = job.config.allow_mixed_environments
+    environment = job_fingerprint(
+        loaded, recorded, job_id=job.id, allow_mixed=allow_mixed, accelerator=accelerator
+    )
+    job = dataclasses.replace(job, environment=environment)
+    checked = None if allow_mixed else environment.compact()
     kernel = job.task.kernel
     # With candidate languages, a model's answers spread over those it has (a model that has
     # none of them is refused here, before any work).
@@ -318,7 +362,7 @@ def _preflight(job: _Job, client: Any) -> _Job:
     if kernel.consensus is not None:
         counted = dataclasses.replace(kernel.consensus, label_counts=counts)
         kernel = dataclasses.replace(kernel, consensus=counted)
-    return job.with_kernel(kernel, labels=labels)
+    return job.with_kernel(kernel, labels=labels, environment=checked, accelerator=accelerator)
 
 
 def _check_folder(job: _Job) -> None:
@@ -391,7 +435,7 @@ def _take_over(job: _Job, fidelity: dict[str, Any] | None = None) -> None:
         known_owner=None if previous is None else previous["job_id"],
         details={"manifest": spec.manifest, "models": list(spec.models)},
     )
-    store.ensure_job(
+    row = store.ensure_job(
         job.id,
         fingerprint=spec.fingerprint,
         manifest=spec.manifest,
@@ -399,8 +443,10 @@ def _take_over(job: _Job, fidelity: dict[str, Any] | None = None) -> None:
         out=spec.out,
         models=list(spec.models),
         config=spec.config,
-        environment=environment(),
+        environment=(job.environment or fingerprint()).record(),
     )
+    if job.environment is not None and Fingerprint.from_record(row["environment"]) is None:
+        store.record_environment(job.id, job.environment.record())  # made by an older lidframe
     if config.retry_dead:
         store.retry_dead(job.id)
     reconcile_parts(store, job.id, task.out, task.out_options)
@@ -438,6 +484,15 @@ def _watching(job: _Job) -> WatchSettings:
 
 def _drive(job: _Job, client: Any, watching: WatchSettings | None = None) -> Progress:
     """The driver through the job's partitions, then the staging folder settled."""
+    environments = None
+    if job.environment is not None:
+        environments = Environments(
+            job.store,
+            job.id,
+            job.environment,
+            allow_mixed=job.config.allow_mixed_environments,
+            accelerator=accelerator_counts(job.task.kernel),
+        )
     done = run_partitions(
         client,
         job.store,
@@ -447,6 +502,7 @@ def _drive(job: _Job, client: Any, watching: WatchSettings | None = None) -> Pro
         partition_rows=job.config.partition_rows,
         progress=job.config.progress,
         watch=watching,
+        environments=environments,
     )
     reconcile_parts(job.store, job.id, job.task.out, job.task.out_options, finished=True)
     return done

@@ -2,6 +2,10 @@
 with consensus, staged as a Parquet part under its lease token, and handed back as rows with their
 behaviour (what the models said, summarised in a fixed size: :mod:`lidframe.store.behaviour`).
 
+Before it computes, the task checks its worker's environment against the job's, and before it stages
+a part, the weights of the models it loaded (:mod:`lidframe.job._environments`): a difference that
+can change an answer raises :class:`~lidframe.errors.EnvironmentMismatch`, and nothing is kept.
+
 Workers never touch the job database, and this module imports nothing of the driver, the planner,
 the leases or the job store (a test holds it to that). While it works, the task reports progress
 (rows decoded and answered) to the driver as Dask events on the topic :data:`PROGRESS_TOPIC`, at
@@ -22,9 +26,11 @@ import pyarrow as pa
 from lidframe.columns import cascade_values, null_model_values, speech_values
 from lidframe.consensus import consensus_frame
 from lidframe.dataframes import local_backend
-from lidframe.errors import StorageAccessDenied
+from lidframe.environment import Fingerprint, describe, differences, fingerprint
+from lidframe.errors import EnvironmentMismatch, StorageAccessDenied
 from lidframe.kernel import KernelConfig, identify_partition
 from lidframe.manifest import Manifest, PlannedPartition, read_partition
+from lidframe.models.registry import cached_weights
 from lidframe.results import part_provenance, write_staged
 from lidframe.store import PartitionRows, frame_rows
 
@@ -53,6 +59,11 @@ class PartitionTask:
     progress_every: float = 2.0
     # Dataframe library of the consensus on the worker: pandas, cudf or auto (lidframe.dataframes).
     backend: str = "pandas"
+    # The job's environment (compact: without the list of every distribution), which the worker's
+    # must match in what can change an answer; None: not checked (mixed environments allowed).
+    environment: Fingerprint | None = None
+    # Whether the GPU and CUDA libraries count (not when every model runs on the CPU).
+    accelerator: bool = True
 
 
 class _Progress:
@@ -88,10 +99,12 @@ def process_partition(
     :class:`~lidframe.manifest.ManifestChanged` when the manifest is not what was planned.
     """
     started = time.perf_counter()
+    _check_environment(task)  # before any work
     progress = _Progress(planned.partition, token, task.progress_every)
     rows = read_partition(task.manifest, planned)
     usable = rows["error"].isna()
     frame = identify_partition(rows[usable].drop(columns="error"), task.kernel, progress)
+    _check_environment(task, weights=True)  # the models loaded: before anything is staged
     errors = frame["error"].dropna()
     if len(frame) and len(errors) == len(frame) and errors.str.startswith("access_denied").all():
         raise StorageAccessDenied(
@@ -128,6 +141,24 @@ def _unanswered(rows: pd.DataFrame, task: PartitionTask) -> pd.DataFrame:
     return frame
 
 
+def _check_environment(task: PartitionTask, weights: bool = False) -> None:
+    """Raise :class:`EnvironmentMismatch` when this worker's environment (with ``weights``: and
+    the weights of the models it loaded) differs from the job's in what can change an answer."""
+    if task.environment is None:
+        return
+    own = fingerprint()
+    if weights:
+        own = own.with_models({spec.alias: cached_weights(spec) for spec in task.kernel.models})
+    found = [
+        d
+        for d in differences(own, task.environment, accelerator=task.accelerator)
+        if d.changes_answers
+    ]
+    if found:
+        worker, host = _where()
+        raise EnvironmentMismatch(describe(found), worker, host)
+
+
 def _finish(frame: pd.DataFrame, partition: int, token: str, task: PartitionTask) -> PartitionRows:
     if task.kernel.consensus is not None:
         aliases = [m.alias for m in task.kernel.models]
@@ -151,6 +182,12 @@ def _where() -> tuple[str | None, str]:
 
 def _stage(frame: pd.DataFrame, partition: int, token: str, task: PartitionTask) -> None:
     provenance = part_provenance(
-        task.job_id, partition, token, task.kernel.models, task.labels, task.settings
+        task.job_id,
+        partition,
+        token,
+        task.kernel.models,
+        task.labels,
+        task.settings,
+        environment=fingerprint().digest,
     )
     write_staged(frame, task.out, partition, token, task.schema, task.out_options, provenance)

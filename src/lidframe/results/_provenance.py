@@ -5,6 +5,9 @@ with any Parquet tool: ``pyarrow.parquet.read_schema(part).metadata[b"lidframe"]
 
 * ``lidframe_version``, ``created`` (UTC ISO time the part was written), ``job_id``, ``partition``
   and ``lease_token`` (the lease it was written under: :mod:`lidframe.results._parts`);
+* ``environment``: the digest of the environment of the process that wrote it, what can change
+  an answer (:attr:`lidframe.environment.Fingerprint.digest`; ``lidframe env`` on a node prints
+  its own), absent in parts written before lidframe fingerprinted environments;
 * ``settings``: the job's identifying settings (:meth:`lidframe.RunConfig.identity`, what the job
   id derives from);
 * ``models``: per column alias, ``name``, ``family``, ``source``, ``dtype`` (what the worker ran),
@@ -44,8 +47,11 @@ def part_provenance(
     specs: Sequence[ModelSpec],
     labels: Mapping[str, Sequence[str]],
     settings: Mapping[str, Any],
+    *,
+    environment: str | None = None,
 ) -> dict[str, Any]:
-    """The provenance of one part, written in this process now (weights as it loaded them)."""
+    """The provenance of one part, written in this process now (weights as it loaded them;
+    ``environment``: this process's fingerprint digest)."""
     from lidframe.models.registry import cached_weights
 
     return {
@@ -54,6 +60,7 @@ def part_provenance(
         "job_id": job_id,
         "partition": partition,
         "lease_token": token,
+        "environment": environment,
         "settings": dict(settings),
         "models": {
             m.alias: {

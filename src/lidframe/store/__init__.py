@@ -14,9 +14,10 @@ credentials. Modules, each importing only those above it:
 * :mod:`~lidframe.store.leases`: partition leases (claim, renew, commit, fail, release).
 * :mod:`~lidframe.store.reads`: job progress (:class:`~lidframe.store.reads.JobStatus`) and results.
 * :mod:`~lidframe.store.evaluations`: evaluation records.
+* :mod:`~lidframe.store.workers`: the workers a job's driver checked, and their environments
+  (fingerprints: :mod:`lidframe.environment`).
 * :mod:`~lidframe.store.jobs`: :class:`JobStore`, the one object callers hold (made by
   :func:`open_store`), and job records.
-* :mod:`~lidframe.store.environment`: versions and host, stored with a job or an evaluation.
 
 The names are imported on first use: a worker takes :func:`frame_rows` without the job store.
 """
@@ -29,7 +30,6 @@ from lidframe._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from lidframe.store.behaviour import Behaviour, Stats
-    from lidframe.store.environment import environment
     from lidframe.store.jobs import JobStore, Lease, PartitionState, job_differences, open_store
     from lidframe.store.results import PartitionRows, frame_rows
 
@@ -40,7 +40,6 @@ _EXPORTS = {
     "Lease": "lidframe.store.jobs",
     "PartitionRows": "lidframe.store.results",
     "PartitionState": "lidframe.store.jobs",
-    "environment": "lidframe.store.environment",
     "frame_rows": "lidframe.store.results",
     "job_differences": "lidframe.store.jobs",
     "open_store": "lidframe.store.jobs",
@@ -52,7 +51,6 @@ __all__ = [
     "Lease",
     "PartitionRows",
     "PartitionState",
-    "environment",
     "frame_rows",
     "job_differences",
     "open_store",

@@ -9,6 +9,7 @@ what they own, one module each, and combined here:
   (claim, renew, commit, fail, release);
 * :mod:`~lidframe.store.reads`: progress and results (states, status, summary, result frames);
 * :mod:`~lidframe.store.evaluations`: evaluation records;
+* :mod:`~lidframe.store.workers`: the workers a job's driver checked, and their environments;
 * :mod:`~lidframe.store.base`: the engine and the retried transaction they all share.
 
 :class:`Lease`, :class:`Commit`, :class:`PartitionState` and :class:`JobStatus` are importable from
@@ -31,6 +32,7 @@ from lidframe.store.leases import Commit, Lease, Leases, PartitionState
 from lidframe.store.planning import Planning, insert_partitions
 from lidframe.store.reads import JobStatus, Reads
 from lidframe.store.schema import jobs, partitions
+from lidframe.store.workers import Workers
 
 __all__ = [
     "Commit",
@@ -45,7 +47,7 @@ __all__ = [
 P = partitions.c
 
 
-class JobStore(Planning, Leases, Reads, Evaluations):
+class JobStore(Planning, Leases, Reads, Evaluations, Workers):
     """Job, partition and result tables of one database (see :mod:`lidframe.store.schema`)."""
 
     def __enter__(self) -> JobStore:

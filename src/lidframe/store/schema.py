@@ -92,6 +92,15 @@ All tables are prefixed ``lidframe_`` so they can share a database (and a schema
     worker; ``worker`` empty outside Dask. Kept in the transactions that write partitions' rows
     (:mod:`lidframe.store.behaviour_rows`), so ``lidframe status`` sums a few rows per worker
     instead of every partition's.
+
+``lidframe_workers``: one row per (job, Dask ``worker`` address) the job's driver checked
+    (:mod:`lidframe.environment`): ``host``, ``environment`` (the worker's fingerprint digest),
+    ``verdict`` (``same`` as the job's; ``refused``: differs in what can change an answer, no
+    partitions; ``allowed``: differs so, and mixed environments were allowed; ``reported``: differs
+    only in what cannot change an answer), ``difference`` (what differs, the job's value second:
+    ``soxr 1.0.0 != 1.1.0 of the job``), ``line`` (the one line status shows), ``fingerprint``
+    (JSON: the worker's whole fingerprint when it differs at all; null when the same as the job's),
+    ``seen_at`` (when last checked, the database's clock).
 """
 
 from __future__ import annotations
@@ -113,6 +122,7 @@ __all__ = [
     "review_answers",
     "review_items",
     "review_queues",
+    "workers",
 ]
 
 metadata = sa.MetaData()
@@ -328,4 +338,18 @@ behaviour_totals = sa.Table(
     sa.Column("key", sa.String(64), primary_key=True),
     sa.Column("host", sa.String(200)),
     sa.Column("value", sa.Float, nullable=False),
+)
+
+workers = sa.Table(
+    "lidframe_workers",
+    metadata,
+    sa.Column("job_id", sa.String(200), _job_fk(), primary_key=True),
+    sa.Column("worker", sa.String(300), primary_key=True),
+    sa.Column("host", sa.String(200)),
+    sa.Column("environment", sa.String(32), nullable=False),
+    sa.Column("verdict", sa.String(16), nullable=False),
+    sa.Column("difference", sa.Text),
+    sa.Column("line", sa.Text),
+    sa.Column("fingerprint", JSONType),
+    sa.Column("seen_at", Timestamp, nullable=False, server_default=sa.func.now()),
 )
