@@ -77,6 +77,23 @@ def test_models_mark_a_hub_model_in_the_local_cache_offline(tmp_path):
     assert rows["whisper-small"][0] == "no"
 
 
+def test_env_prints_this_machines_fingerprint_and_json_to_diff_two_nodes(tmp_path):
+    import json
+
+    from lidframe.environment import fingerprint
+
+    ours = fingerprint()
+    text = _lidframe("env", cwd=tmp_path)
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    assert lines[0] == f"environment {ours.digest} (what can change an answer)"
+    assert any(line.split() == ["soxr", ours.packages["soxr"]] for line in lines), lines
+    assert f"distributions {ours.distributions_digest} " in text.stdout
+    record = json.loads(_lidframe("env", "--json", cwd=tmp_path).stdout)
+    assert record["digest"] == ours.digest and record["packages"] == dict(ours.packages)
+    assert record["distributions"]["numpy"] == ours.packages["numpy"]
+
+
 def test_version(tmp_path):
     proc = _lidframe("--version", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -394,6 +411,7 @@ def test_run_without_options_is_the_declared_defaults():
         (["--languages", "en,fr"], "languages", ("en", "fr")),
         (["--metrics-port", "0"], "metrics_port", 0),
         (["--metrics-port", "0", "--metrics-token-file", "t"], "metrics_token_file", "t"),
+        (["--allow-mixed-environments"], "allow_mixed_environments", True),
     ],
 )  # fmt: skip
 def test_each_option_reaches_its_setting(flags, setting, value):

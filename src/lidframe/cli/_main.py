@@ -5,6 +5,7 @@ statuses of :data:`~lidframe.cli.EXIT_STATUSES`)."""
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -173,6 +174,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         from lidframe.models import models_text
 
         print(models_text())
+        return 0
+    if args.command == "env":
+        from lidframe.environment import fingerprint
+
+        found = fingerprint()
+        print(json.dumps(found.record(), indent=2) if args.json else found.text())
         return 0
     commands = {
         "calibrate": _calibrate,

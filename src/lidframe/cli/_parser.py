@@ -262,6 +262,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "models", help="the model names: which work offline here, where their weights come from"
     )
+    env = sub.add_parser(
+        "env",
+        help="this machine's environment fingerprint: what can change an answer (packages, "
+        "audio libraries, GPU and CUDA) and a digest of every installed distribution",
+    )
+    env.add_argument("--json", action="store_true", help="all of it as JSON, to diff two nodes")
     return parser
 
 

@@ -121,17 +121,17 @@ class Fingerprint:
         first)."""
         lines = [
             f"environment {self.digest} (what can change an answer)",
-            f"  python        {self.python} on {self.machine}",
+            f"  python          {self.python} on {self.machine}",
         ]
-        lines += [f"  {name:<13} {version}" for name, version in self.packages.items()]
-        lines += [f"  {name:<13} {version or 'absent'}" for name, version in self.libraries.items()]
+        lines += [f"  {name:<15} {version}" for name, version in self.packages.items()]
+        lines += [f"  {name:<15} {version or 'absent'}" for name, version in self.libraries.items()]
         if self.accelerator is None:
-            lines.append("  gpu           none (CPU)")
+            lines.append("  gpu             none (CPU)")
         else:
             lines += [
-                f"  {name:<13} {value or 'unknown'}" for name, value in self.accelerator.items()
+                f"  {name:<15} {value or 'unknown'}" for name, value in self.accelerator.items()
             ]
-        lines += [f"  weights       {alias}: {digest}" for alias, digest in self.models.items()]
+        lines += [f"  weights         {alias}: {digest}" for alias, digest in self.models.items()]
         count = f"{len(self.distributions)} " if self.distributions else ""
         lines += [
             f"distributions {self.distributions_digest} (all {count}installed; reported, not "
