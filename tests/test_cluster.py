@@ -9,11 +9,13 @@ from __future__ import annotations
 import os
 import signal
 from pathlib import Path
+from urllib.error import HTTPError
 from urllib.parse import urlsplit
+from urllib.request import urlopen
 
 import pytest
 
-from lidframe.cluster import DATABASE_CREDENTIAL_VARIABLES, connect
+from lidframe.cluster import DATABASE_CREDENTIAL_VARIABLES, connect, dashboard_link
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -36,6 +38,24 @@ def test_workers_start_without_database_credentials_and_the_parent_keeps_them(mo
         assert list(handlers.values()) == [int(signal.SIG_IGN)]
     assert os.environ["LIDFRAME_DB"].endswith("hunter2-marker@db/lid")  # put back afterwards
     assert os.environ["PGPASSWORD"] == "hunter2-marker"
+
+
+def test_a_started_cluster_serves_no_dashboard_unless_asked(capfd):
+    """Dask's dashboard cannot ask for a token: unless asked, the scheduler's HTTP port (Dask
+    always opens one) answers its health check only, on loopback, and no link is printed."""
+    with connect(workers=1, announce=True) as client:
+        port = client.scheduler_info()["services"]["dashboard"]
+        base = f"http://127.0.0.1:{port}"
+        assert urlopen(f"{base}/health", timeout=10).read() == b"ok"
+        for path in ("/status", "/info/main/workers.html", "/metrics", "/json/counts.json"):
+            with pytest.raises(HTTPError) as refused:
+                urlopen(base + path, timeout=10)
+            assert refused.value.code == 404, path
+    assert "dashboard" not in capfd.readouterr().err
+    with connect(workers=1, announce=True, dashboard=True) as client:
+        link = dashboard_link(client)
+        assert link is not None and urlopen(link, timeout=30).status == 200
+    assert capfd.readouterr().err.count(f"lidframe: dashboard: {link}") == 1
 
 
 def test_scheduler_workers_and_dashboard_listen_on_loopback_only():

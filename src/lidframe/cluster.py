@@ -33,9 +33,13 @@
   credentials (:data:`DATABASE_CREDENTIAL_VARIABLES`) are taken out of it and put back afterwards:
   workers read audio and write Parquet, and never need them. The job database connection reads them
   when it is created, before.
-* The dashboard of a started cluster listens on 127.0.0.1 on a free port unless an address is
-  given, so another process holding 8787 costs no warning; ``announce`` prints its link (of any
-  cluster used) once, as ``lidframe: dashboard: URL`` on stderr, when there is one (Bokeh installed).
+* **No dashboard unless asked.** Dask's dashboard cannot ask for a token, and anything a browser
+  can reach must (the review page and the metrics endpoint do), while it shows task names (file
+  paths), worker logs and call stacks to whoever reaches its port. So a started cluster serves none
+  unless ``dashboard`` asks: ``True`` serves it on 127.0.0.1 on a free port (so another process
+  holding 8787 costs no warning), an address serves it there. ``announce`` prints the link of any
+  cluster used (the user's own client included) once, as ``lidframe: dashboard: URL`` on stderr,
+  when there is one.
 * Local workers ignore SIGINT (:func:`dask_setup`, run by Dask as a worker preload): a terminal's
   Ctrl-C reaches every process of its group, and the process running the job decides what stops;
   it then closes the cluster, so nothing is left running.
@@ -53,6 +57,7 @@ from collections.abc import Awaitable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+import dask
 from distributed import Client, LocalCluster, Worker
 
 from lidframe.errors import ConfigError
@@ -117,7 +122,7 @@ def gpu_decode_threads(gpus: int | None = None, cores: int | None = None) -> int
 
 
 def cuda_cluster_options(
-    gpus: int, workers: int | None, threads: int, env: Mapping[str, str], dashboard: str
+    gpus: int, workers: int | None, threads: int, env: Mapping[str, str], dashboard: str | None
 ) -> dict[str, Any]:
     """Keyword arguments of ``LocalCUDACluster`` (see the module docstring for each choice)."""
     return {
@@ -180,9 +185,9 @@ def connect(
     settings of a local cluster apply only to one started here).
 
     ``announce``: print the dashboard link of the cluster used, when it has one.
-    ``dashboard``: an address such as ``"0.0.0.0:8787"`` to expose the dashboard on purpose;
-    otherwise it (and the scheduler's HTTP endpoints) listen on 127.0.0.1 on a free port, so a taken
-    port 8787 is no warning. ``gpu_threads``: threads (partitions in flight) per GPU worker.
+    ``dashboard`` (a started cluster's): False, none (it has no token); True, on 127.0.0.1 on a
+    free port, so a taken port 8787 is no warning; an address such as ``"0.0.0.0:8787"`` to expose
+    it on purpose. ``gpu_threads``: threads (partitions in flight) per GPU worker.
     ``verbose``: let local workers log at WARNING (and Dask's own
     messages through); otherwise only critical messages reach the terminal, where the job reports
     failures itself, in one line each.
@@ -208,13 +213,17 @@ def connect(
     gpus = cuda_device_count() if gpu is None else (cuda_device_count() if gpu else 0)
     if gpu and not gpus:
         raise ConfigError("gpu=True but no CUDA device is visible")
+    # Without a dashboard the scheduler still serves HTTP (Dask always does): on a free loopback
+    # port, with its health check only (no info pages, which show worker logs and call stacks).
     address = dashboard if isinstance(dashboard, str) else "127.0.0.1:0"
+    http = {} if dashboard else {"distributed.scheduler.http.routes": ["distributed.http.health"]}
     quiet = {
         "silence_logs": logging.WARNING if verbose else logging.CRITICAL,
         "preload": ["lidframe.cluster"],
     }
     log_level = {"LIDFRAME_WORKER_LOG_LEVEL": "WARNING" if verbose else "ERROR"}
-    with without_variables(DATABASE_CREDENTIAL_VARIABLES):
+    scheduler_kwargs = {} if dashboard else {"dashboard": False}
+    with without_variables(DATABASE_CREDENTIAL_VARIABLES), dask.config.set(http):
         if gpus:
             try:
                 from dask_cuda import LocalCUDACluster
@@ -223,7 +232,9 @@ def connect(
                     "GPUs are present but dask-cuda is not installed: pip install 'lidframe[gpu]'"
                 ) from exc
             cluster = LocalCUDACluster(
-                **cuda_cluster_options(gpus, workers, gpu_threads, log_level, address), **quiet
+                **cuda_cluster_options(gpus, workers, gpu_threads, log_level, address),
+                scheduler_kwargs=scheduler_kwargs,
+                **quiet,
             )
         else:
             n = workers or 1
@@ -234,11 +245,12 @@ def connect(
                 processes=True,
                 host="127.0.0.1",
                 dashboard_address=address,
+                scheduler_kwargs=scheduler_kwargs,
                 env={"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, **log_level},
                 **quiet,
             )
         with cluster, Client(cluster) as started:
-            _announce(started, announce)
+            _announce(started, announce and bool(dashboard))
             yield started
 
 

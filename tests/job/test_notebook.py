@@ -153,7 +153,7 @@ def test_a_started_cluster_serves_its_dashboard_on_a_free_port_without_port_warn
     manifest = _manifest(tmp_path, 2)
     with (
         caplog.at_level(logging.WARNING, logger="distributed"),
-        connect(workers=1, verbose=True, announce=True) as client,
+        connect(workers=1, verbose=True, announce=True, dashboard=True) as client,
     ):
         link = dashboard_link(client)
         summary = lidframe.run(manifest, tmp_path / "out", [MODEL], progress=True, **COMMON)

@@ -241,6 +241,14 @@ class RunConfig:
     progress: bool = setting(
         True, identity=False, help="the progress bar (and the cluster's dashboard link)"
     )
+    # Dask's dashboard cannot ask for a token, so a cluster lidframe starts serves none unless
+    # asked (lidframe.cluster); a client or scheduler of the user's keeps its own.
+    dashboard: bool = setting(
+        False,
+        identity=False,
+        help="serve Dask's dashboard of a cluster lidframe starts, on 127.0.0.1 on a free port "
+        "(it has no token: anyone on this machine can open it)",
+    )
     db: str | bool | None = setting(
         None,
         identity=False,

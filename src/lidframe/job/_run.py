@@ -299,6 +299,7 @@ def _cluster(config: RunConfig, client: Client | None) -> Iterator[Any]:
         workers=config.workers,
         client=client,
         gpu_threads=config.gpu_threads,
+        dashboard=config.dashboard,
         verbose=logging.getLogger("lidframe").isEnabledFor(logging.DEBUG),
         announce=config.progress,
     ) as live:
