@@ -412,6 +412,8 @@ def test_run_without_options_is_the_declared_defaults():
         (["--metrics-port", "0"], "metrics_port", 0),
         (["--metrics-port", "0", "--metrics-token-file", "t"], "metrics_token_file", "t"),
         (["--allow-mixed-environments"], "allow_mixed_environments", True),
+        (["--retry-dead", "--overwrite"], "retry_dead", True),
+        (["--allow-mixed-environments"], "allow_mixed_environments", True),
     ],
 )  # fmt: skip
 def test_each_option_reaches_its_setting(flags, setting, value):
