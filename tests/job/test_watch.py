@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +133,10 @@ def test_the_worker_with_a_damaged_model_is_named_and_the_others_are_not(fleet, 
     assert len(named) == 1, (named, rows, damaged)  # once, however many checks saw it
     assert named[0].startswith(f"worker {damaged} (host ")
     assert "agreement of answer difference 0.500 > 0.1" in named[0], named[0]
+    # its environment is the job's: what answers differently is not the software (issue 26)
+    with open_store(f"sqlite:///{tmp_path / 'out' / '_lidframe.sqlite'}") as store:
+        (digest,) = {w["environment"] for w in store.workers(summary.job_id)}
+    assert f"(host {socket.gethostname()}, environment the job's ({digest}))" in named[0]
     events = client.get_events("lidframe-fleet")
     assert [e[1]["worker"] for e in events if e[1]["job"] == summary.job_id] == [damaged]
     with open_store(f"sqlite:///{tmp_path / 'out' / '_lidframe.sqlite'}") as store:
@@ -144,6 +149,7 @@ def test_the_worker_with_a_damaged_model_is_named_and_the_others_are_not(fleet, 
     # lidframe status names it too, from the database
     text = job_status(summary.job_id, out=tmp_path / "out", fleet_min_rows=4)
     assert f"worker {damaged} (host " in text and text.count("answers differently") == 1
+    assert f"environment the job's ({digest})) answers differently" in text
 
 
 def test_quarantine_gives_it_no_more_partitions_and_redoes_its_own_elsewhere(

@@ -148,6 +148,8 @@ class Driver:
         states = store.states(job_id)
         # What the models said so far (partitions stored before this run too), and its checks.
         self.watch = Watch(store, job_id, watch)
+        if environments is not None:
+            self.watch.environment_of = environments.describe_worker
         self.metrics: MetricsServer | None = None
         self.bar = progress_bar(
             total=None,

@@ -217,6 +217,13 @@ class Environments:
                      theirs.record() if found else None, environment=theirs.digest)  # fmt: skip
         return verdict
 
+    def describe_worker(self, worker: str | None) -> str | None:
+        """``worker``'s environment in a phrase for a warning about it: what differs from the job's
+        (``soxr 1.0.0 != 1.1.0 of the job``), or ``the job's (DIGEST)``; None when not checked."""
+        if worker is None or worker not in self.seen:
+            return None
+        return self._differences.get(worker) or f"the job's ({self.reference.digest})"
+
     def refuse(self, client: Any, worker: str | None, host: str | None, difference: str) -> None:
         """A partition task found ``worker``'s environment differs (``difference``, a phrase):
         it gets no more partitions."""

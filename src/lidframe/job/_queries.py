@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from lidframe.errors import LidframeError
@@ -85,7 +86,13 @@ def _status_text(store: JobStore, job: str, fleet_min_rows: int) -> tuple[str, s
     lines = [str(status)]
     by_worker = store.behaviour(job, by_worker=True)
     found = outliers(by_worker, FleetThresholds(min_rows=fleet_min_rows))
-    lines += [f"  {outlier}" for outlier in found]
+    checked = {w["worker"]: w for w in store.workers(job)} if found else {}
+    for outlier in found:
+        seen = checked.get(outlier.worker)
+        if seen is not None:  # its environment: what differs from the job's, or the job's
+            environment = seen["difference"] or f"the job's ({seen['environment']})"
+            outlier = replace(outlier, environment=environment)
+        lines.append(f"  {outlier}")
     lines += environment_lines(store, job, status.job.get("environment"))
     return "\n".join(lines), str(status.job["status"])
 

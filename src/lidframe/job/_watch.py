@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lidframe.observe import FleetThresholds, MetricsToken, compare, outliers
@@ -65,6 +66,9 @@ class Watch:
         self.drift_values: dict[tuple[str, str], float] = {}
         self.named: set[str] = set()  # workers warned about
         self.quarantined: set[str] = set()
+        # A worker's environment in a phrase (the driver's Environments.describe_worker), named in
+        # the warning about a worker that answers differently; None: not known.
+        self.environment_of: Callable[[str | None], str | None] | None = None
         self._since = 0
 
     def reload(self, store: JobStore) -> None:
@@ -115,9 +119,11 @@ class Watch:
             if outlier.worker in self.named:
                 continue
             self.named.add(outlier.worker)
+            if self.environment_of is not None:
+                outlier = replace(outlier, environment=self.environment_of(outlier.worker))
             log.warning("%s", outlier)
             _event(client, FLEET_TOPIC, {"job": self.job_id, "worker": outlier.worker,
-                                         "host": outlier.host,
+                                         "host": outlier.host, "environment": outlier.environment,
                                          "moved": [str(c) for c in outlier.drift.moved]})  # fmt: skip
             if self.settings.quarantine:
                 self.quarantined.add(outlier.worker)

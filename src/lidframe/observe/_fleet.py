@@ -57,11 +57,10 @@ class Outlier:
     # The other workers judged against (their number).
     others: int
     drift: Drift
-    # The worker's environment in one line (lidframe, torch, CUDA, weights digests...). A hook
-    # for the fleet's environment fingerprint (issue 26), which is being built separately: until
-    # it lands nothing fills it (outliers() knows only the behaviour), and the warning names the
-    # host alone. The caller that knows each worker's fingerprint sets it with
-    # ``dataclasses.replace(outlier, environment=...)``.
+    # The worker's environment in a phrase: what differs from the job's environment
+    # (``soxr 1.0.0 != 1.1.0 of the job``) or ``the job's (DIGEST)`` (lidframe.environment).
+    # outliers() knows only the behaviour; the driver and ``lidframe status``, which know each
+    # worker's fingerprint, set it with ``dataclasses.replace(outlier, environment=...)``.
     environment: str | None = None
 
     def __str__(self) -> str:
