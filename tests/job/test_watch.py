@@ -47,8 +47,9 @@ def register_noisyloud(marker: Path) -> None:
         worker process to load it (it creates ``marker`` and writes its pid there) adds seeded noise to
         the matrix, and answers ``en`` for every clip. While the file :func:`failing` names exists, the
     damaged model also raises on every call, until it has raised on the kernel's known-good clip (a
-    second of quiet noise) as many times as the file says: its next partition fails, on both of
-    Dask's tries (the retry finds the other workers busy), and then it answers again."""
+    second of quiet noise) as many times as the file says: with one, its next partition fails once
+    (the job's ``task_retries=0``: no Dask retry, which could land on a healthy worker), and then it
+    answers again."""
     failing_flag = failing(marker)
 
     class NoisyLoud(LidModel):
@@ -179,21 +180,28 @@ def test_quarantine_gives_it_no_more_partitions_and_redoes_its_own_elsewhere(
 
 def test_quarantine_also_redoes_the_partitions_that_died_of_its_failures(fleet, tmp_path, caplog):
     """The damaged worker's first partition fails (its model raises on every clip and on the
-    known-good one, twice: Dask's retry too) and, with one attempt allowed, dies; it then answers
+    known-good one; no Dask retry) and, with one attempt allowed, dies; it then answers
     differently, is quarantined, and none of its attempts counts: the dead partition is redone
     on the healthy workers with the ones it computed, and the job ends with every row answered."""
     client = fleet.client
     manifest = loudness_manifest(tmp_path, 96)
     out = tmp_path / "out"
     flag = failing(fleet.marker)
-    flag.write_text("2")
+    flag.write_text("1")
     with caplog.at_level(logging.WARNING, logger="lidframe"):
         summary = lidframe.run(
-            manifest, out, MODELS, client=client, quarantine=True, max_attempts=1, **COMMON
+            manifest,
+            out,
+            MODELS,
+            client=client,
+            quarantine=True,
+            max_attempts=1,
+            task_retries=0,
+            **COMMON,
         )
     damaged = fleet.damaged
     messages = [r.getMessage() for r in caplog.records]
-    assert not flag.exists(), messages  # its first partition failed on both tries
+    assert not flag.exists(), messages  # its first partition failed
     died = [m for m in messages if "attempt 1 failed: ModelError: model noisyloud_y" in m]
     assert len(died) == 1, messages
     quarantined = [m for m in messages if m.startswith(f"quarantined worker {damaged}: ")]

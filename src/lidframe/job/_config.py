@@ -276,6 +276,15 @@ class RunConfig:
         identity=False,
         help="a partition task silent for this long fails its attempt and its worker is restarted",
     )
+    # Dask's retries hide a flaky node within one attempt; 0 makes every raise an attempt (and a
+    # node that fails shows in `lidframe status` and in quarantine's accounting at once).
+    task_retries: int = setting(
+        1,
+        identity=False,
+        metavar="N",
+        help="Dask retries of a partition task that raised (on any worker) before its attempt "
+        "counts as failed",
+    )
     retry_dead: bool = setting(
         False, identity=False, help="give dead partitions a new set of attempts"
     )
@@ -428,6 +437,7 @@ class RunConfig:
             max_attempts=self.max_attempts,
             lease_seconds=self.lease_seconds,
             stall_seconds=self.stall_seconds,
+            task_retries=self.task_retries,
         )
 
     def consensus(self) -> ConsensusConfig | None:

@@ -424,7 +424,12 @@ class Driver:
 
     def fail(self, lease: Lease, error: str, worker: str | None = None) -> None:
         """A failed attempt (on ``worker``, when known): back to pending, or dead after
-        ``max_attempts``."""
+        ``max_attempts``. An attempt that failed on a worker quarantined meanwhile (its failure
+        reached the driver after the results that condemned it) does not count either: the
+        partition goes back without one."""
+        if worker is not None and worker in self.watch.quarantined:
+            self.store.give_back(self.job_id, lease, f"failed on quarantined {worker}: {error}")
+            return
         self.done.failed += 1
         state = self.store.fail(self.job_id, lease, error, max_attempts=self.settings.max_attempts)
         if state is not None and worker is not None:
