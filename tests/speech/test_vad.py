@@ -94,3 +94,26 @@ def test_speech_only_keeps_short_pauses_and_stops_at_the_window():
     np.testing.assert_array_equal(limited, wave[SR : SR + SR + SR // 2])
     assert len(speech_only(wave, [])) == 0
     assert speech_regions(np.zeros(0, np.float32)) == []
+
+
+def test_listening_leaves_torch_on_the_threads_it_had():
+    """silero-vad sets ``torch.set_num_threads(1)`` when imported; the first clip heard (in the
+    thread that runs the models, in threads that start later, in the decode threads) must not
+    leave PyTorch on one core. In a fresh process, where silero-vad is not imported yet."""
+    import subprocess
+    import sys
+
+    code = """
+import threading, numpy as np, torch
+torch.set_num_threads(2)
+from lidframe.speech import speech_regions
+speech_regions(np.zeros(16000, np.float32))
+seen = []
+t = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+t.start(); t.join()
+print(torch.get_num_threads(), seen[0])
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.split()[-2:] == ["2", "2"], done.stdout + done.stderr

@@ -44,12 +44,35 @@ class VadConfig:
 
 
 _model: Any = None
+_imported = False
 _lock = threading.Lock()
+
+
+def _import_silero() -> None:
+    """Import silero-vad without its side effect: its ``model`` module calls
+    ``torch.set_num_threads(1)`` when imported, which left the importing thread (and every thread
+    that starts torch work after it) running PyTorch on one core: a worker's model passes at half
+    speed on two cores. The caller's thread count is put back."""
+    global _imported
+    if _imported:
+        return
+    with _lock:
+        if _imported:
+            return
+        import torch
+
+        threads = torch.get_num_threads()
+        try:
+            import silero_vad.sequence_vad  # noqa: F401 - imports the package and its model module
+        finally:
+            torch.set_num_threads(threads)
+        _imported = True
 
 
 def _session() -> Any:
     """The process's silero-vad sequence model (thread-safe: it keeps no state between calls)."""
     global _model
+    _import_silero()
     if _model is None:
         with _lock:
             if _model is None:
@@ -66,6 +89,7 @@ def speech_regions(
     wave: np.ndarray, config: VadConfig | None = None, sample_rate: int = SAMPLE_RATE
 ) -> list[tuple[int, int]]:
     """``(start, stop)`` sample ranges of speech in a mono ``sample_rate`` waveform, in order."""
+    _import_silero()
     from silero_vad.sequence_vad import get_speech_timestamps_sequence
 
     config = config or VadConfig()
