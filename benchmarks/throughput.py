@@ -28,7 +28,7 @@ by people, 8 kHz; its non-speech rows left out). ``--contexts`` picks the least 
 
 Usage: python benchmarks/throughput.py [--manifest examples/demo/manifest.csv] [--batch-size 8]
        python benchmarks/throughput.py --corpus mixed|plain|real [--clips 136]
-           [--contexts speech,10,full] [--dtype auto|int8]
+           [--contexts speech,10,full] [--dtype auto|int8|float32,bfloat16]
 """
 
 from __future__ import annotations
@@ -70,7 +70,10 @@ def main() -> None:
     )
     parser.add_argument("--contexts", default="speech,10,full", help="least contexts to run")
     parser.add_argument(
-        "--dtype", default="auto", help="lidframe's dtype (int8: the CPU's quantized linear layers)"
+        "--dtype",
+        default="auto",
+        help="lidframe's dtypes, comma-separated, each measured in turn against the one peer run "
+        "(int8: the CPU's quantized linear layers; bfloat16 where the CPU has it natively)",
     )
     args = parser.parse_args()
     if args.corpus != "demo":
@@ -261,64 +264,68 @@ def mixed(args: argparse.Namespace) -> None:
         rates: dict[str, float] = {}
         accuracy: dict[str, float] = {}
         answers: dict[str, np.ndarray] = {}
-        spec = lidframe.parse_model("whisper-base", dtype=args.dtype)
-        tag = "" if args.dtype == "auto" else f" {args.dtype}"
-        for name, speech in (
-            (
-                f"lidframe speech-aware{tag} kernel"
-                if text == "speech"
-                else f"lidframe --context {text}{tag} kernel",
-                SpeechConfig(context=_context(text)),
-            )
-            for text in args.contexts.split(",")
-        ):
-            config = KernelConfig(models=(spec,), batch_size=args.batch_size, speech=speech)
-            identify_partition(manifest.head(args.batch_size), config)  # load, warm up
-            start = time.perf_counter()
-            ours = identify_partition(manifest, config)
-            rates[name] = n / (time.perf_counter() - start)
-            answers[name] = ours["whisper_base_lang"].astype(str).to_numpy()
-            accuracy[name] = float((answers[name] == labels).mean())
-        if not args.skip_run:
-            with tempfile.TemporaryDirectory() as out:
-                start = time.perf_counter()
-                summary = lidframe.run(
-                    manifest_path, out, ["whisper-base"], workers=1, dtype=args.dtype,
-                    batch_size=args.batch_size, partition_rows=max(1, n // 4), progress=False,
-                )  # fmt: skip
-                run_name = f"lidframe run, speech-aware{tag} (end to end)"
-                if summary.fidelity and summary.fidelity.get("fallback"):
-                    run_name += ", fell back to float32"
-                rates[run_name] = n / (time.perf_counter() - start)
-                done = pd.read_parquet(out).set_index("id").loc[manifest["id"]]
-                accuracy[run_name] = float(
-                    (done["whisper_base_lang"].astype(str).to_numpy() == labels).mean()
-                )
-
         waves = [decode_window(uri) for uri in manifest["audio"]]
         start = time.perf_counter()
         for wave in waves:
             listen(wave, SpeechConfig())
         vad_ms = 1000 * (time.perf_counter() - start) / n
-        # The ceiling: the default's forward passes alone, on features already decoded, heard and
-        # prepared, cut into windows as the kernel cuts them. No pipeline work can beat it.
-        model = load_model(spec)
         default = SpeechConfig()
         heard = [listen(wave, default) for wave in waves]
-        by_context: dict[float | None, list[Any]] = {}
-        for h in heard:  # clips without speech reach no model; each clip at its least context
-            if not h.no_speech and len(h.wave) >= model.min_samples:
-                context = default.context_for(h.speech_seconds or 0.0)
-                by_context.setdefault(context, []).append(model.prepare(h.wave))
-        window = args.batch_size * BUCKETS
-        start = time.perf_counter()
-        for context, features in by_context.items():
-            for lo in range(0, len(features), window):
-                model.predict_prepared(features[lo : lo + window], args.batch_size, context=context)
-        rates[f"model only, speech-aware{tag} (ceiling)"] = n / (time.perf_counter() - start)
-        accuracy[f"model only, speech-aware{tag} (ceiling)"] = accuracy.get(
-            f"lidframe speech-aware{tag} kernel", float("nan")
-        )
+        for dtype in args.dtype.split(","):
+            spec = lidframe.parse_model("whisper-base", dtype=dtype)
+            tag = "" if dtype == "auto" else f" {dtype}"
+            for name, speech in (
+                (
+                    f"lidframe speech-aware{tag} kernel"
+                    if text == "speech"
+                    else f"lidframe --context {text}{tag} kernel",
+                    SpeechConfig(context=_context(text)),
+                )
+                for text in args.contexts.split(",")
+            ):
+                config = KernelConfig(models=(spec,), batch_size=args.batch_size, speech=speech)
+                identify_partition(manifest.head(args.batch_size), config)  # load, warm up
+                start = time.perf_counter()
+                ours = identify_partition(manifest, config)
+                rates[name] = n / (time.perf_counter() - start)
+                answers[name] = ours["whisper_base_lang"].astype(str).to_numpy()
+                accuracy[name] = float((answers[name] == labels).mean())
+            if not args.skip_run:
+                with tempfile.TemporaryDirectory() as out:
+                    start = time.perf_counter()
+                    summary = lidframe.run(
+                        manifest_path, out, ["whisper-base"], workers=1, dtype=dtype,
+                        batch_size=args.batch_size, partition_rows=max(1, n // 4),
+                        progress=False,
+                    )  # fmt: skip
+                    run_name = f"lidframe run, speech-aware{tag} (end to end)"
+                    if summary.fidelity and summary.fidelity.get("fallback"):
+                        run_name += ", fell back to float32"
+                    rates[run_name] = n / (time.perf_counter() - start)
+                    done = pd.read_parquet(out).set_index("id").loc[manifest["id"]]
+                    accuracy[run_name] = float(
+                        (done["whisper_base_lang"].astype(str).to_numpy() == labels).mean()
+                    )
+            # The ceiling: the default's forward passes alone, on features already decoded,
+            # heard and prepared, cut into windows as the kernel cuts them. No pipeline work can
+            # beat it.
+            model = load_model(spec)
+            by_context: dict[float | None, list[Any]] = {}
+            for h in heard:  # clips without speech reach no model; each at its least context
+                if not h.no_speech and len(h.wave) >= model.min_samples:
+                    context = default.context_for(h.speech_seconds or 0.0)
+                    by_context.setdefault(context, []).append(model.prepare(h.wave))
+            window = args.batch_size * BUCKETS
+            start = time.perf_counter()
+            for context, features in by_context.items():
+                for lo in range(0, len(features), window):
+                    model.predict_prepared(
+                        features[lo : lo + window], args.batch_size, context=context
+                    )
+            ceiling = f"model only, speech-aware{tag} (ceiling)"
+            rates[ceiling] = n / (time.perf_counter() - start)
+            accuracy[ceiling] = accuracy.get(f"lidframe speech-aware{tag} kernel", float("nan"))
+            del model
 
         peer = WhisperModel(
             str(packaged_whisper_dir()), device="cpu", compute_type="int8",
@@ -342,10 +349,10 @@ def mixed(args: argparse.Namespace) -> None:
         f"{corpus['label'].nunique()} languages); batch size {args.batch_size}; "
         f"threads {args.threads}"
     )
-    print(f"{'':42s} {'clips/s':>8s} {'vs fw-int8':>11s} {'accuracy':>9s}")
+    print(f"{'':50s} {'clips/s':>8s} {'vs fw-int8':>11s} {'accuracy':>9s}")
     for name, rate in rates.items():
         acc = accuracy.get(name)
-        print(f"{name:42s} {rate:8.2f} {rate / base:10.2f}x {acc:9.3f}")
+        print(f"{name:50s} {rate:8.2f} {rate / base:10.2f}x {acc:9.3f}")
     print(f"voice activity: {vad_ms:.1f} ms per clip (one thread, in the decode threads)")
     for kind in corpus["kind"].unique():
         chosen = (corpus["kind"] == kind).to_numpy()
