@@ -338,9 +338,12 @@ def resolve_dtype(dtype: str, device: str, half_precision: bool = True) -> str:
 
     bfloat16 on a CUDA device with native bfloat16 (compute capability 8.0 and later: emulated
     bfloat16 on older GPUs is slower than float32), float16 on an older CUDA device, float32 on
-    the CPU (half precision there is emulated, slower than float32) and for a family that runs in
-    float32 only (``half_precision`` False). Call it where the model loads: the answer depends on
-    that machine's device.
+    the CPU and for a family that runs in float32 only (``half_precision`` False). A CPU with
+    native bfloat16 (AVX512-BF16, AMX) runs ``bfloat16`` about twice as fast for Whisper at equal
+    accuracy (benchmarks/RESULTS.md), but only when asked: ``auto`` would add a check in two dtypes
+    before every CPU job, which a small job does not earn back; on other CPUs bfloat16 is emulated
+    and slower than float32. Call it where the model loads: the answer depends on that machine's
+    device.
     """
     if dtype != "auto":
         return dtype
