@@ -51,8 +51,8 @@ _lock = threading.Lock()
 def _import_silero() -> None:
     """Import silero-vad without its side effect: its ``model`` module calls
     ``torch.set_num_threads(1)`` when imported, which left the importing thread (and every thread
-    that starts torch work after it) running PyTorch on one core: a worker's model passes at half
-    speed on two cores. The caller's thread count is put back."""
+    that starts torch work after it, such as a worker's later executor thread) running PyTorch on
+    one core. The caller's thread count is put back."""
     global _imported
     if _imported:
         return
