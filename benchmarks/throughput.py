@@ -299,6 +299,9 @@ def mixed(args: argparse.Namespace) -> None:
                     run_name = f"lidframe run, speech-aware{tag} (end to end)"
                     if summary.fidelity and summary.fidelity.get("fallback"):
                         run_name += ", fell back to float32"
+                    elif dtype == "auto":  # auto: the dtype the job settled (large CPU jobs: bf16)
+                        ran = (summary.fidelity or {}).get("job_dtypes", {}).get("whisper_base")
+                        run_name = run_name.replace("(end", f"{ran or 'float32'} (end")
                     rates[run_name] = n / (time.perf_counter() - start)
                     done = pd.read_parquet(out).set_index("id").loc[manifest["id"]]
                     accuracy[run_name] = float(

@@ -19,10 +19,10 @@ import pytest
 
 import lidframe
 from lidframe.errors import ConfigError, ModelError
-from lidframe.job import RunConfig
+from lidframe.job import CPU_HALF_ROWS, RunConfig
 from lidframe.kernel import check_fidelity, fidelity_lines
 from lidframe.models import parse_model
-from lidframe.models.base import resolve_dtype
+from lidframe.models.base import native_cpu_bfloat16, resolve_dtype
 from lidframe.models.registry import load_model, resolved_spec
 from lidframe.store import open_store
 from lidframe.testing import make_corpus, write_wav
@@ -53,6 +53,16 @@ def test_auto_resolves_per_device_and_family_and_every_dtype_is_one_job():
     # SpeechBrain runs in float32 only: auto gives it float32 even where a GPU would run half.
     ecapa = parse_model("voxlingua107-ecapa", device="cpu")
     assert resolved_spec(ecapa).dtype == "float32"
+    # A large job on a CPU with native bfloat16: bfloat16 for Whisper, which measured it; never
+    # for a family that did not, and never on a CPU that emulates it.
+    native = "bfloat16" if native_cpu_bfloat16() else "float32"
+    assert resolve_dtype("auto", "cpu", cpu_half=True) == native
+    assert resolve_dtype("auto", "cpu", half_precision=False, cpu_half=True) == "float32"
+    assert resolve_dtype("float32", "cpu", cpu_half=True) == "float32"
+    whisper = parse_model("whisper-base", device="cpu", dtype="auto")
+    assert resolved_spec(whisper, cpu_half=True).dtype == native
+    assert resolved_spec(whisper).dtype == "float32"
+    assert resolved_spec(replace(ecapa, dtype="auto"), cpu_half=True).dtype == "float32"
     with pytest.raises(ConfigError, match="dtype must be one of auto, float32"):
         parse_model("whisper-base", dtype="int4")
     # half precision runs only once checked against float32: the job id does not depend on it
@@ -125,6 +135,39 @@ def test_a_passed_check_runs_the_job_in_half_precision(manifest, tmp_path, sched
     assert provenance["dtypes"] == {"whisper_base": "bfloat16"}
     langs = pd.read_parquet(out)["whisper_base_lang"]
     assert langs.notna().sum() == 6 and (langs == "und").sum() == 1  # five spoken, one quiet
+
+
+@pytest.mark.slow
+def test_auto_gives_a_large_cpu_job_bfloat16_after_its_check(manifest, tmp_path, scheduler):
+    """At CPU_HALF_ROWS manifest rows (bad rows count: they are the job's rows too) ``auto`` runs
+    Whisper in bfloat16 on a CPU that computes it natively, once checked; one row fewer, float32
+    unchecked."""
+    rows = pd.read_csv(manifest)
+    rows["audio"] = [str(manifest.parent / a) for a in rows["audio"]]
+    missing = [str(tmp_path / f"missing-{i}.wav") for i in range(CPU_HALF_ROWS - len(rows))]
+    large = pd.concat([rows, pd.DataFrame({"audio": missing, "label": "en"})])
+    assert len(large) == CPU_HALF_ROWS
+    runs = {}
+    for name, frame in (("large", large), ("small", large.iloc[:-1])):
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+        out = tmp_path / name
+        summary = lidframe.run(
+            tmp_path / f"{name}.csv", out, scheduler=scheduler, device="cpu", progress=False,
+            fidelity_clips=3, fidelity_threshold=0.0, partition_rows=128,
+        )  # fmt: skip
+        part = next(out.glob("part-*.parquet"))
+        provenance = json.loads(pq.read_metadata(part).metadata[b"lidframe"])
+        done = pd.read_parquet(out)
+        assert len(done) == len(frame) and done["whisper_base_lang"].notna().sum() == 6
+        runs[name] = summary.fidelity, provenance["dtypes"]["whisper_base"]
+    assert runs["small"] == (None, "float32")
+    if not native_cpu_bfloat16():
+        assert runs["large"] == (None, "float32")
+        return
+    fidelity, dtype = runs["large"]
+    assert dtype == "bfloat16" and fidelity["job_dtypes"] == {"whisper_base": "bfloat16"}
+    (model,) = fidelity["models"]
+    assert model["dtype"] == "bfloat16" and model["clips"] == 3 and fidelity["passed"]
 
 
 @pytest.mark.slow

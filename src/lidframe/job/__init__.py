@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from lidframe.job._identity import JobSpec
     from lidframe.job._interrupts import interrupts_that_stick, raise_pending
     from lidframe.job._planner import plan_job
-    from lidframe.job._precision import check_precision
+    from lidframe.job._precision import CPU_HALF_ROWS, check_precision
     from lidframe.job._promotion import reconcile_parts
     from lidframe.job._queries import (
         job_drift,
@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from lidframe.job._summary import RunSummary
 
 _EXPORTS = {
+    "CPU_HALF_ROWS": "lidframe.job._precision",
     "JobSettings": "lidframe.job._config",
     "JobSpec": "lidframe.job._identity",
     "RunConfig": "lidframe.job._config",
@@ -78,6 +79,7 @@ _EXPORTS = {
     "watch_job": "lidframe.job._queries",
 }
 __all__ = [
+    "CPU_HALF_ROWS",
     "JobSettings",
     "JobSpec",
     "RunConfig",

@@ -135,10 +135,12 @@ class RunConfig:
         "auto",
         identity=_dtype_identity,
         choices=_DTYPE_CHOICES,
-        help="auto: bfloat16 on a GPU that supports it, float16 on an older GPU, float32 on the "
-        "CPU; int8: the CPU only (the encoder's linear layers in int8, inputs per token, as "
-        "faster-whisper's int8); half precision and int8 are checked against float32 first (see "
-        "`lidframe check`) and the job runs in float32 when they disagree",
+        help="auto: bfloat16 on a GPU that supports it, float16 on an older GPU; on the CPU "
+        "float32, or bfloat16 for Whisper in a job of 256 rows or more where the CPU computes it "
+        "natively (AVX512-BF16, AMX); int8: the CPU only (the encoder's linear layers in int8, "
+        "inputs per token, as faster-whisper's int8); half precision and int8 are checked "
+        "against float32 first (see `lidframe check`) and the job runs in float32 when they "
+        "disagree",
     )
     audio: AudioConfig = setting(
         identity=True, factory=AudioConfig, help="what decoding may cost (lidframe.AudioConfig)"

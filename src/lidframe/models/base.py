@@ -94,6 +94,10 @@ class LidModel(ABC):
     # Whether the family can run in float16/bfloat16: dtype ``auto`` resolves to float32 for a
     # family that cannot (see :func:`resolve_dtype`).
     half_precision: bool = True
+    # Whether ``auto`` may give bfloat16 on a CPU that computes it natively, for a job of many clips
+    # and after the job's check against float32 (:func:`resolve_dtype`'s ``cpu_half``). Only a
+    # family that measured it sets it: emulated or not, bfloat16 is not faster for every model.
+    cpu_bfloat16: bool = False
     # Whether the family runs in ``int8`` on the CPU: it loads float32 weights (:attr:`load_dtype`)
     # and passes its torch modules through :func:`quantize_int8`. A family without it refuses int8.
     int8: bool = False
@@ -333,23 +337,41 @@ def resolve_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def resolve_dtype(dtype: str, device: str, half_precision: bool = True) -> str:
+def native_cpu_bfloat16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX): elsewhere PyTorch emulates
+    it, slower than float32."""
+    import torch
+
+    cpu = torch.cpu
+    try:
+        return bool(cpu._is_avx512_bf16_supported() or cpu._is_amx_tile_supported())
+    except AttributeError:  # pragma: no cover - a torch without the probes: do not guess
+        return False
+
+
+def resolve_dtype(
+    dtype: str, device: str, half_precision: bool = True, *, cpu_half: bool = False
+) -> str:
     """``auto`` -> the fastest dtype the device runs well; other values unchanged.
 
     bfloat16 on a CUDA device with native bfloat16 (compute capability 8.0 and later: emulated
-    bfloat16 on older GPUs is slower than float32), float16 on an older CUDA device, float32 on
-    the CPU and for a family that runs in float32 only (``half_precision`` False). A CPU with
-    native bfloat16 (AVX512-BF16, AMX) runs ``bfloat16`` about twice as fast for Whisper at equal
-    accuracy (benchmarks/RESULTS.md), but only when asked: ``auto`` would add a check in two dtypes
-    before every CPU job, which a small job does not earn back; on other CPUs bfloat16 is emulated
-    and slower than float32. Call it where the model loads: the answer depends on that machine's
-    device.
+    bfloat16 on older GPUs is slower than float32), float16 on an older CUDA device, float32 for a
+    family that runs in float32 only (``half_precision`` False). On the CPU: float32, or bfloat16
+    when ``cpu_half`` is true (a job planned large enough to earn its check back, for a family that
+    measured it: :attr:`LidModel.cpu_bfloat16`) and the CPU computes bfloat16 natively
+    (AVX512-BF16, AMX), where Whisper runs about twice as fast at equal accuracy
+    (benchmarks/RESULTS.md). Every half-precision answer of ``auto`` is checked against float32
+    before a job uses it (:mod:`lidframe.job`). Call it where the model loads: the answer depends on
+    that machine's device.
     """
     if dtype != "auto":
         return dtype
     device = resolve_device(device)
-    if not half_precision or not device.startswith("cuda"):
+    if not half_precision:
         return "float32"
+    if not device.startswith("cuda"):
+        cpu = device.startswith("cpu") and cpu_half and native_cpu_bfloat16()
+        return "bfloat16" if cpu else "float32"
     import torch
 
     if not torch.cuda.is_available():

@@ -186,12 +186,17 @@ _loads: Counter[ModelSpec] = Counter()
 _lock = threading.Lock()
 
 
-def resolved_spec(spec: ModelSpec) -> ModelSpec:
-    """``spec`` with its device and dtype as this process resolves ``auto`` (what it would load)."""
+def resolved_spec(spec: ModelSpec, *, cpu_half: bool = False) -> ModelSpec:
+    """``spec`` with its device and dtype as this process resolves ``auto`` (what it would load);
+    ``cpu_half``: a job large enough for bfloat16 on a CPU that runs it natively, where the family
+    measured it (:func:`~lidframe.models.base.resolve_dtype`)."""
     _discover()
     device = resolve_device(spec.device)
-    half = bool(getattr(_families.get(spec.family), "half_precision", True))
-    return replace(spec, device=device, dtype=resolve_dtype(spec.dtype, device, half))
+    family = _families.get(spec.family)
+    half = bool(getattr(family, "half_precision", True))
+    cpu_half = cpu_half and bool(getattr(family, "cpu_bfloat16", False))
+    dtype = resolve_dtype(spec.dtype, device, half, cpu_half=cpu_half)
+    return replace(spec, device=device, dtype=dtype)
 
 
 def load_model(spec: ModelSpec) -> LidModel:

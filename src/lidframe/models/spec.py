@@ -15,8 +15,9 @@ from lidframe.errors import ConfigError
 __all__ = ["DEVICES", "DTYPES", "HALF_DTYPES", "REDUCED_DTYPES", "ModelSpec", "dtype_name"]
 
 DEVICES = ("auto", "cpu", "cuda")
-# ``auto``: bfloat16 on a CUDA device that supports it, float16 on an older one, float32 on the CPU
-# (resolved where the model loads: :func:`lidframe.models.base.resolve_dtype`). ``int8``: the CPU
+# ``auto``: bfloat16 on a CUDA device that supports it, float16 on an older one; float32 on the CPU,
+# or bfloat16 for a large job where the CPU computes it natively (resolved where the model loads:
+# :func:`lidframe.models.base.resolve_dtype`). ``int8``: the CPU
 # only, linear layers' weights in int8 per row and their inputs quantized per token as they run
 # (what CTranslate2's int8, faster-whisper's CPU setting, does), the rest in float32.
 DTYPES = ("auto", "float32", "float16", "bfloat16", "int8")
