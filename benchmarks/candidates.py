@@ -21,8 +21,8 @@ Corpora (one half of ``lidframe.testing.real_speech_corpus``, and espeak-ng spee
 Europe-20 is a plausible regional set fixed before measuring: en, fr, de, es, it, pt, nl, pl, ro,
 hu, cs, el, sv, da, fi, sk, bg, hr, ca, no.
 
-Usage: python benchmarks/candidates.py [--half test] [--per-language 0] [--synthetic-per-language 6]
-       [--threads 2]
+Usage: python benchmarks/candidates.py [--half test] [--per-language 0] [--words-per-language N]
+       [--synthetic-per-language 6] [--threads 2]
 """
 
 from __future__ import annotations
@@ -107,6 +107,9 @@ def main() -> None:
     parser.add_argument(
         "--per-language", type=int, default=0, help="real clips per language (0: all)"
     )
+    parser.add_argument(
+        "--words-per-language", type=int, default=None, help="(default: --per-language)"
+    )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
@@ -123,11 +126,11 @@ def main() -> None:
     real = real[(real["split"] == args.half) & (real["kind"] != "non-speech")]
     prompts = real[real["source"].str.startswith("asterisk")].reset_index(drop=True)
     words = real[real["kind"] == "word"].reset_index(drop=True)
+    words_each = args.per_language if args.words_per_language is None else args.words_per_language
     if args.per_language:
-        prompts, words = (
-            r.sample(frac=1.0, random_state=0).groupby("label").head(args.per_language)
-            for r in (prompts, words)
-        )
+        prompts = prompts.sample(frac=1.0, random_state=0).groupby("label").head(args.per_language)
+    if words_each:
+        words = words.sample(frac=1.0, random_state=0).groupby("label").head(words_each)
     synthetic = make_corpus(
         work / "synthetic", EUROPE_20, args.synthetic_per_language, seed=23, noise_db=-40.0
     )

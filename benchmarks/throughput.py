@@ -75,6 +75,9 @@ def main() -> None:
         help="lidframe's dtypes, comma-separated, each measured in turn against the one peer run "
         "(int8: the CPU's quantized linear layers; bfloat16 where the CPU has it natively)",
     )
+    parser.add_argument(
+        "--save", default=None, help="a CSV of every clip's answers (with --corpus)"
+    )
     args = parser.parse_args()
     if args.corpus != "demo":
         mixed(args)
@@ -339,6 +342,13 @@ def mixed(args: argparse.Namespace) -> None:
         accuracy["faster-whisper int8 loop"] = float(
             (np.array([canonical(c) for c in peer_langs]) == labels).mean()
         )
+        if args.save:  # every clip's answers, with its label and speech seconds
+            saved = corpus.set_index("id").loc[manifest["id"]].reset_index()
+            saved = saved[["id", "label", "kind", "speech_s"]].assign(
+                **{name: answers[name] for name in answers},
+                **{"faster-whisper int8 loop": [canonical(c) for c in peer_langs]},
+            )
+            saved.to_csv(args.save, index=False)
 
     base = rates["faster-whisper int8 loop"]
     seconds = np.array([len(w) / 16_000 for w in waves])
