@@ -28,7 +28,6 @@ from typing import Any
 from lidframe.errors import LidframeError, ModelError
 from lidframe.kernel import FidelityReport, KernelConfig, check_fidelity, fidelity_lines
 from lidframe.manifest import Manifest, open_manifest, plan_partitions
-from lidframe.models.base import resolve_device
 from lidframe.models.registry import adopt_factories, release_model, resolved_spec
 from lidframe.models.spec import REDUCED_DTYPES
 
@@ -93,11 +92,13 @@ def check_precision(
     precision against float32 (None: every model runs in float32). Of the two dtypes each checked
     model was loaded in, the one a job would not use is released."""
     adopt_factories(kernel.families)
-    cpu_auto = any(
-        spec.dtype == "auto" and resolve_device(spec.device).startswith("cpu")
+    # The manifest is planned only when its size can change a dtype here (auto, on a CPU with
+    # native bfloat16, for a family that measured it).
+    size_matters = any(
+        resolved_spec(spec, cpu_half=True).dtype != resolved_spec(spec).dtype
         for spec in kernel.models
     )
-    large = cpu_auto and _has_rows(manifest, kernel, CPU_HALF_ROWS)
+    large = size_matters and _has_rows(manifest, kernel, CPU_HALF_ROWS)
     dtypes = {spec.alias: resolved_spec(spec, cpu_half=large).dtype for spec in kernel.models}
     half = [spec for spec in kernel.models if dtypes[spec.alias] in REDUCED_DTYPES]  # or int8
     if not half:

@@ -17,9 +17,9 @@ __all__ = ["DEVICES", "DTYPES", "HALF_DTYPES", "REDUCED_DTYPES", "ModelSpec", "d
 DEVICES = ("auto", "cpu", "cuda")
 # ``auto``: bfloat16 on a CUDA device that supports it, float16 on an older one; float32 on the CPU,
 # or bfloat16 for a large job where the CPU computes it natively (resolved where the model loads:
-# :func:`lidframe.models.base.resolve_dtype`). ``int8``: the CPU
-# only, linear layers' weights in int8 per row and their inputs quantized per token as they run
-# (what CTranslate2's int8, faster-whisper's CPU setting, does), the rest in float32.
+# :func:`lidframe.models.base.resolve_dtype`). ``int8``: the CPU only, linear layers' weights in
+# int8 per row and their inputs quantized per token as they run (what CTranslate2's int8,
+# faster-whisper's CPU setting, does), the rest in float32.
 DTYPES = ("auto", "float32", "float16", "bfloat16", "int8")
 HALF_DTYPES = ("float16", "bfloat16")
 # Every dtype that is checked against float32 before a job runs in it (lidframe.kernel.check_fidelity).
