@@ -20,7 +20,8 @@ __all__ = ["SHORT_SPEECH", "SPEECH_CONTEXT", "SpeechConfig"]
 # clip of full context on both halves (dev 70.8% against 71.0%, test 73.5% = 73.5%) for 61% of its
 # encoder work. A least context of 20 s for all lost 1.3 points (test), 10 s for all 1.7-2.1. The
 # synthetic corpus disagrees for 1-8 s of speech (at least 10 s lost 2-4 points there, 20 s less
-# than one: ``benchmarks/context.py``); the default follows the real voices. Full context under 5 s
+# than one: ``benchmarks/context.py``); the default follows the real voices (a later dev run: 73.1%
+# against 73.7% at full, 16 clips to 11, not significant). Full context under 5 s
 # of speech recovers the synthetic voices' points but ran end to end at 1.48x (real) and 1.81x
 # (synthetic) the faster-whisper int8 loop against 2.33x and 2.56x (RESULTS.md, 2026-12-08).
 SPEECH_CONTEXT = 10.0
